@@ -1,0 +1,170 @@
+"""The one STJ configuration schema.
+
+Every tunable of every stage lives here, with its default; a YAML file under ``configs/`` fills it and
+``stj ... --set section.key=value`` overrides single values. Unknown keys are errors (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CLASS_NAMES_DEFAULT = ("saree", "trousers", "jeans")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectConfig(_Strict):
+    """Where generated state goes and the seed everything derives from."""
+
+    data_dir: Path = Path("data")
+    seed: int = 42
+
+
+class ClassQueries(_Strict):
+    """Search queries whose results are labelled with one class."""
+
+    queries: list[str] = Field(min_length=1)
+
+
+class ScrapeConfig(_Strict):
+    """How search pages and product photos are fetched (``scraper``)."""
+
+    base_url: str = "https://www.amazon.in"
+    search_path: str = "/s"
+    classes: dict[str, ClassQueries] = Field(
+        default_factory=lambda: {
+            "saree": ClassQueries(queries=["saree"]),
+            "trousers": ClassQueries(queries=["men trousers"]),
+            "jeans": ClassQueries(queries=["men jeans"]),
+        }
+    )
+    max_pages: int = Field(default=7, ge=1, le=400)
+    max_images_per_class: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    delay_s: float = Field(default=1.0, ge=0, description="minimum seconds between requests to one host")
+    timeout_s: float = Field(default=20.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    obey_robots: bool = True
+    skip_sponsored: bool = True
+    min_side: int = Field(default=100, ge=1)
+    max_bytes: int = Field(default=10_000_000, ge=1024)
+    user_agent: str = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _at_least_two_classes(cls, value: dict[str, ClassQueries]) -> dict[str, ClassQueries]:
+        if len(value) < 2:
+            raise ValueError("needs at least two classes")
+        return value
+
+
+class CatalogConfig(_Strict):
+    """The local Amazon-like catalog served for offline runs (``scraper.catalog``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    seed: int = 7
+    products_per_class: int = Field(default=200, ge=1)
+    results_per_page: int = Field(default=24, ge=2)
+    sponsored_per_page: int = Field(default=2, ge=0)
+    repeats_per_page: int = Field(default=1, ge=0)
+    image_side: int = Field(default=400, ge=32)
+
+
+class SplitConfig(_Strict):
+    """The stratified train/validation/test split (``training.split``)."""
+
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    val_size: float = Field(default=0.1, gt=0, lt=1, description="fraction of the training part")
+    seed: int = 42
+
+
+class TrainConfig(_Strict):
+    """The classifier: frozen ResNet50 base plus a dense head (``training``)."""
+
+    image_size: int = Field(default=224, ge=32, le=1024)
+    weights: str = Field(default="imagenet", description="imagenet | none | path to a .h5/.weights.h5 file")
+    weights_fallback: Literal["none", "error"] = "error"
+    epochs: int = Field(default=25, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    patience: int = Field(default=5, ge=1)
+    dense_units: tuple[int, int] = (256, 128)
+    dropout: tuple[float, float] = (0.3, 0.2)
+    embed_batch_size: int = Field(default=16, ge=1)
+    runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_known(cls, value: str) -> str:
+        if value in ("imagenet", "none") or value.endswith((".h5", ".keras")):
+            return value
+        raise ValueError("must be 'imagenet', 'none' or a path to a .h5 weights file")
+
+    @field_validator("dropout")
+    @classmethod
+    def _dropout_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= d < 1 for d in value):
+            raise ValueError("dropout rates must be in [0, 1)")
+        return value
+
+
+class TrackingConfig(_Strict):
+    """Where runs and models are recorded (``training.track``)."""
+
+    uri: str = "sqlite:///mlflow.db"
+    artifact_dir: Path = Path("mlartifacts")
+    experiment: str = "stj"
+    model_name: str = "stj-classifier"
+    alias: str = "champion"
+
+
+class ServeConfig(_Strict):
+    """The prediction endpoint (``serving``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=16)
+    threads: int = Field(default=4, ge=1, le=64)
+    max_upload_bytes: int = Field(default=10_000_000, ge=1024)
+    top_k: int = Field(default=3, ge=1)
+    model_uri: str | None = Field(default=None, description="defaults to models:/<model_name>@<alias>")
+    runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
+    timeout_s: int = Field(default=120, ge=5, description="gunicorn worker timeout (model load included)")
+
+
+class Config(_Strict):
+    """The whole STJ configuration."""
+
+    project: ProjectConfig = ProjectConfig()
+    scrape: ScrapeConfig = ScrapeConfig()
+    catalog: CatalogConfig | None = None
+    split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    serve: ServeConfig = ServeConfig()
+
+    @model_validator(mode="after")
+    def _catalog_knows_classes(self) -> Config:
+        if self.catalog is not None:
+            unknown = set(self.scrape.classes) - set(CLASS_NAMES_DEFAULT)
+            if unknown:
+                raise ValueError(f"the local catalog only draws {', '.join(CLASS_NAMES_DEFAULT)}; got {sorted(unknown)}")
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class labels in a fixed order (the order of ``scrape.classes``)."""
+        return list(self.scrape.classes)
+
+    @property
+    def model_uri(self) -> str:
+        """The registry URI the server loads."""
+        return self.serve.model_uri or f"models:/{self.tracking.model_name}@{self.tracking.alias}"

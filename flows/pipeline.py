@@ -1,0 +1,96 @@
+"""The Prefect flows. Thin glue: every task is one call into ``scraper`` or ``training``.
+
+Network and disk tasks carry retries; stages hand off through files (manifest, split file) and MLflow
+(the logged model), so any stage can be re-run on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from configs.schema import Config
+from scraper.catalog.server import catalog_for
+from scraper.manifest import REPORT_NAME
+from scraper.scrape import scrape
+from training.split import prepare
+from training.track import publish
+from training.train import train
+
+
+@task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def scrape_task(config: Config, base_url: str | None = None) -> dict[str, Any]:
+    """Scrape every class's queries (resumes from the manifest on retry)."""
+    return scrape(config, base_url=base_url, show_progress=False).to_dict()
+
+
+@task(name="split-manifest", cache_policy=NO_CACHE)
+def prepare_task(config: Config) -> Path:
+    """Write the stratified split file."""
+    return prepare(config)
+
+
+@task(name="train-and-track", cache_policy=NO_CACHE)
+def train_task(config: Config, split_file: Path, config_source: str) -> dict[str, Any]:
+    """Embed, fit, evaluate and log one MLflow run."""
+    report = Path(config.project.data_dir) / REPORT_NAME
+    result = train(config, split_file, config_source=config_source, report_file=report)
+    return result.__dict__
+
+
+@task(name="register-and-alias", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_task(config: Config, model_uri: str, run_id: str) -> str:
+    """Register the model version and move the alias to it."""
+    return publish(config.tracking, model_uri, run_id)
+
+
+@flow(name="stj-scrape")
+def scrape_flow(config: Config) -> dict[str, Any]:
+    """Scrape; with a ``catalog`` section, against the local catalog (started here if not running)."""
+    logger = get_run_logger()
+    if config.catalog is None:
+        report = scrape_task(config)
+    else:
+        with catalog_for(config.catalog, config.scrape.base_url) as base_url:
+            report = scrape_task(config, base_url)
+    logger.info("scraped: %s saved, %s per class, %s rejected", report["saved"], report["per_class"], report["rejected"])
+    return report
+
+
+@flow(name="stj-prepare")
+def prepare_flow(config: Config) -> Path:
+    """Split the manifest 80/20 (validation carved from the 80)."""
+    return prepare_task(config)
+
+
+@flow(name="stj-train")
+def train_flow(config: Config, split_file: Path, config_source: str = "") -> dict[str, Any]:
+    """Train and record one run."""
+    result = train_task(config, split_file, config_source)
+    get_run_logger().info(
+        "run %s: test accuracy %.3f, macro F1 %.3f, weights %s, runtime %s",
+        result["run_id"], result["metrics"]["test_accuracy"], result["metrics"]["test_macro_f1"],
+        result["weights_used"], result["runtime"],
+    )
+    return result
+
+
+@flow(name="stj-publish")
+def publish_flow(config: Config, model_uri: str, run_id: str) -> str:
+    """Publish the run's model to the registry alias."""
+    version = publish_task(config, model_uri, run_id)
+    get_run_logger().info("%s version %s is now @%s", config.tracking.model_name, version, config.tracking.alias)
+    return version
+
+
+@flow(name="stj-pipeline")
+def pipeline(config: Config, config_source: str = "") -> dict[str, Any]:
+    """Scrape -> prepare -> train -> publish; a failed stage stops the ones after it."""
+    report = scrape_flow(config)
+    split_file = prepare_flow(config)
+    result = train_flow(config, split_file, config_source)
+    version = publish_flow(config, result["model_uri"], result["run_id"])
+    return {"scrape": report, "train": result, "model_version": version}

@@ -1,0 +1,144 @@
+"""HTTP fetching with politeness built in: timeouts, retries with backoff, a per-host delay, robots.txt.
+
+Config keys: ``scrape.timeout_s``, ``scrape.retries``, ``scrape.delay_s``, ``scrape.obey_robots``,
+``scrape.user_agent``, ``scrape.concurrency``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.robotparser
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from configs.schema import ScrapeConfig
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class FetchError(RuntimeError):
+    """A URL could not be fetched after retries, or robots.txt forbids it."""
+
+
+def browser_headers(user_agent: str) -> dict[str, str]:
+    """The header set a desktop browser sends with a page request."""
+    return {
+        "User-Agent": user_agent,
+        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+        "Accept-Language": "en-IN,en;q=0.9",
+        "Accept-Encoding": "gzip, deflate",
+        "Connection": "keep-alive",
+        "Upgrade-Insecure-Requests": "1",
+    }
+
+
+def make_session(config: ScrapeConfig) -> requests.Session:
+    """A requests session with browser headers and urllib3 retries (backoff, jitter, ``Retry-After``)."""
+    retry = Retry(
+        total=config.retries,
+        connect=config.retries,
+        read=config.retries,
+        status=config.retries,
+        backoff_factor=0.5,
+        backoff_jitter=0.3,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=max(4, config.concurrency))
+    session = requests.Session()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update(browser_headers(config.user_agent))
+    return session
+
+
+class HostThrottle:
+    """Enforces a minimum interval between requests to the same host, across threads."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def wait(self, url: str) -> None:
+        """Block until a request to ``url``'s host is allowed, and reserve that slot."""
+        if self.delay_s <= 0:
+            return
+        host = urlsplit(url).netloc
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next.get(host, now))
+            self._next[host] = slot + self.delay_s
+        if slot > now:
+            time.sleep(slot - now)
+
+
+class RobotsPolicy:
+    """robots.txt rules per host, fetched once; ``obey=False`` allows everything (and says so in the log)."""
+
+    def __init__(self, session: requests.Session, user_agent: str, obey: bool, timeout_s: float) -> None:
+        self.session, self.user_agent, self.obey, self.timeout_s = session, user_agent, obey, timeout_s
+        self._parsers: dict[str, urllib.robotparser.RobotFileParser] = {}
+        self._lock = threading.Lock()
+        if not obey:
+            log.warning("robots.txt is NOT obeyed (scrape.obey_robots=false)")
+
+    def allowed(self, url: str) -> bool:
+        """Whether robots.txt lets this user agent fetch ``url``."""
+        if not self.obey:
+            return True
+        parts = urlsplit(url)
+        root = f"{parts.scheme}://{parts.netloc}"
+        with self._lock:
+            parser = self._parsers.get(root)
+            if parser is None:
+                parser = self._parsers[root] = self._load(root)
+        return parser.can_fetch(self.user_agent, url)
+
+    def _load(self, root: str) -> urllib.robotparser.RobotFileParser:
+        parser = urllib.robotparser.RobotFileParser(root + "/robots.txt")
+        try:
+            resp = self.session.get(root + "/robots.txt", timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            log.warning("robots.txt unreachable at %s (%s): treating as allow-all", root, exc)
+            parser.parse([])
+            return parser
+        if resp.status_code in (401, 403):
+            parser.disallow_all = True
+        elif resp.ok:
+            parser.parse(resp.text.splitlines())
+        else:
+            parser.parse([])
+        return parser
+
+
+class Fetcher:
+    """Polite GETs: robots check, per-host delay, retries, timeout."""
+
+    def __init__(self, config: ScrapeConfig, session: requests.Session | None = None) -> None:
+        self.config = config
+        self.session = session or make_session(config)
+        self.throttle = HostThrottle(config.delay_s)
+        self.robots = RobotsPolicy(self.session, config.user_agent, config.obey_robots, config.timeout_s)
+
+    def get(self, url: str, **headers: str) -> requests.Response:
+        """GET ``url``; raises :class:`FetchError` if forbidden by robots.txt or still failing after retries."""
+        if not self.robots.allowed(url):
+            raise FetchError(f"robots.txt disallows {url}")
+        self.throttle.wait(url)
+        try:
+            resp = self.session.get(url, timeout=self.config.timeout_s, headers=headers or None)
+        except requests.RequestException as exc:
+            raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+        if resp.status_code >= 400:
+            raise FetchError(f"{url}: HTTP {resp.status_code}")
+        return resp

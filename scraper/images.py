@@ -1,0 +1,94 @@
+"""Check downloaded photos and normalise them to RGB JPEG. Pure: bytes in, bytes (or a rejection) out.
+
+Config keys: ``scrape.min_side``, ``scrape.max_bytes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+Image.MAX_IMAGE_PIXELS = 50_000_000  # Pillow's decompression-bomb guard: error above this many pixels
+
+_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF87a": "gif", b"GIF89a": "gif"}
+
+
+class ImageRejected(ValueError):
+    """A downloaded body is not a usable photo; ``reason`` is a short code for the run report."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """A verified photo re-encoded as RGB JPEG."""
+
+    jpeg: bytes
+    sha256: str
+    width: int
+    height: int
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from the first bytes (``jpeg``, ``png``, ``gif``, ``webp``), ``None`` if not an image."""
+    for magic, fmt in _MAGIC.items():
+        if data.startswith(magic):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92) -> CleanImage:
+    """Verify a downloaded photo and re-encode it as an upright RGB JPEG.
+
+    Args:
+        data: the downloaded body.
+        min_side: reject images whose shorter side is below this.
+        max_bytes: reject bodies larger than this.
+        quality: JPEG quality of the re-encoded file.
+
+    Raises:
+        ImageRejected: with reason ``empty``, ``too_large``, ``not_an_image``, ``corrupt``, ``too_small``
+            or ``decompression_bomb``.
+    """
+    if not data:
+        raise ImageRejected("empty")
+    if len(data) > max_bytes:
+        raise ImageRejected("too_large", f"{len(data)} bytes")
+    if sniff_format(data) is None:
+        raise ImageRejected("not_an_image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                probe.verify()
+            img = Image.open(io.BytesIO(data))
+            img.seek(0)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("decompression_bomb", str(exc)) from None
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise ImageRejected("corrupt", f"{exc.__class__.__name__}: {exc}") from None
+    img = ImageOps.exif_transpose(img)
+    if img.mode != "RGB":
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            img = Image.new("RGB", rgba.size, (255, 255, 255))
+            img.paste(rgba, mask=rgba.getchannel("A"))
+        elif img.mode.startswith("I;16") or img.mode == "I":
+            img = img.point(lambda v: v / 256).convert("L").convert("RGB")
+        else:
+            img = img.convert("RGB")
+    if min(img.size) < min_side:
+        raise ImageRejected("too_small", f"{img.size[0]}x{img.size[1]}")
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    jpeg = buf.getvalue()
+    return CleanImage(jpeg, hashlib.sha256(jpeg).hexdigest(), img.size[0], img.size[1])

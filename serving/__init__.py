@@ -1,0 +1,1 @@
+"""The prediction endpoint as a plain library: load the registered model, answer HTTP with Flask/gunicorn."""

@@ -1,0 +1,66 @@
+"""Load a registered model once and predict class probabilities for decoded images.
+
+Config keys: ``serve.model_uri`` (default ``models:/<tracking.model_name>@<tracking.alias>``),
+``serve.runtime``, ``tracking.uri``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+
+import training.model  # noqa: F401 - registers the custom layer the saved model contains
+from training.runtime import Runtime, make_runtime
+
+log = logging.getLogger(__name__)
+
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model version a URI points at right now."""
+
+    name: str
+    version: str | None
+    uri: str
+
+
+def resolve_model(model_uri: str, tracking_uri: str) -> ModelRef:
+    """Pin an alias URI to the version it points at now, so the loaded model and the reported version agree."""
+    mlflow.set_tracking_uri(tracking_uri)
+    if match := _ALIAS_URI.match(model_uri):
+        version = MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version
+        return ModelRef(match["name"], str(version), f"models:/{match['name']}/{version}")
+    if match := _VERSION_URI.match(model_uri):
+        return ModelRef(match["name"], match["version"], model_uri)
+    return ModelRef(model_uri, None, model_uri)
+
+
+class Predictor:
+    """A loaded, warmed-up model: pixels in, probabilities out."""
+
+    def __init__(self, model_uri: str, tracking_uri: str, runtime: str = "auto") -> None:
+        self.ref = resolve_model(model_uri, tracking_uri)
+        info = mlflow.models.get_model_info(self.ref.uri)
+        self.class_names: list[str] = list(info.metadata["class_names"])
+        self.image_size: int = int(info.metadata["image_size"])
+        model = mlflow.tensorflow.load_model(self.ref.uri)
+        self.runtime: Runtime = make_runtime(model, runtime)
+        self.predict(np.zeros((1, self.image_size, self.image_size, 3), np.float32))  # warm-up
+        log.info("loaded %s version %s (%s)", self.ref.name, self.ref.version, self.runtime.name)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities for a batch of model-input images."""
+        return self.runtime(pixels)
+
+    def top_k(self, probs: np.ndarray, k: int) -> list[dict[str, float | str]]:
+        """The ``k`` most likely classes of one image, most likely first."""
+        order = np.argsort(-probs)[:k]
+        return [{"label": self.class_names[i], "probability": round(float(probs[i]), 6)} for i in order]

@@ -1,0 +1,46 @@
+"""Decode and resize photos into model input. One code path for training, evaluation and serving.
+
+The network takes raw RGB pixels (0..255, float32, ``image_size`` square); ResNet50's own preprocessing
+lives inside the model (``training.model.ResNetPreprocess``).
+
+Config keys: ``train.image_size``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+
+def to_model_input(img: Image.Image, image_size: int) -> np.ndarray:
+    """An upright RGB image squashed to ``image_size``² as float32 pixels (the same resize as training)."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    img = img.resize((image_size, image_size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.float32)
+
+
+def decode_image(data: bytes, image_size: int) -> np.ndarray:
+    """Decode image bytes (first frame) into model input; raises PIL/OSError errors for bad data."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.seek(0)
+        img.load()
+        return to_model_input(img, image_size)
+
+
+def load_images(paths: Sequence[str | Path], image_size: int, workers: int = 4) -> np.ndarray:
+    """Decode and resize many files in parallel (Pillow releases the GIL while decoding)."""
+    def one(path: str | Path) -> np.ndarray:
+        return decode_image(Path(path).read_bytes(), image_size)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(pool.map(one, paths))
+    if not arrays:
+        return np.zeros((0, image_size, image_size, 3), np.float32)
+    return np.stack(arrays)

@@ -1,0 +1,94 @@
+"""Inference runtimes for a Keras model: TensorFlow (the reference) and OpenVINO (fast on this CPU).
+
+``auto`` picks OpenVINO in bf16 where the CPU has bf16 units (AMX/AVX-512 BF16), OpenVINO FP32 where it
+does not, and TensorFlow when OpenVINO is not installed. Training's embedding and serving use the same
+runtimes, so both see the same numbers.
+
+Config keys: ``train.runtime``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from typing import Protocol
+
+import keras
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class Runtime(Protocol):
+    """Maps a float32 batch to the model's output."""
+
+    name: str
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class TensorFlowRuntime:
+    """The reference path: the Keras model under one traced ``tf.function`` (no per-call ``predict``)."""
+
+    def __init__(self, model: keras.Model) -> None:
+        import tensorflow as tf
+
+        self.name = "tensorflow-fp32"
+        self._tf = tf
+        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._fn(self._tf.constant(batch, dtype=self._tf.float32)).numpy()
+
+
+def openvino_available() -> bool:
+    """Whether the OpenVINO runtime can be imported."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether OpenVINO reports bf16 support on this CPU."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class OpenVINORuntime:
+    """The Keras model exported as a SavedModel, converted by OpenVINO and compiled for the CPU.
+
+    One infer request per thread, so concurrent callers never share one.
+    """
+
+    def __init__(self, model: keras.Model, precision: str = "bf16") -> None:
+        import openvino as ov
+
+        with tempfile.TemporaryDirectory(prefix="stj-ov-") as tmp:
+            model.export(tmp, format="tf_saved_model", verbose=False)
+            converted = ov.convert_model(tmp)
+        self._compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        self._local = threading.local()
+        self.name = f"openvino-{precision}"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        result = request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        return np.array(result[0], copy=True)
+
+
+def make_runtime(model: keras.Model, choice: str = "auto") -> Runtime:
+    """Build the runtime named by ``choice`` (``auto``, ``openvino``, ``tensorflow``) and log which one."""
+    if choice == "tensorflow" or (choice == "auto" and not openvino_available()):
+        runtime: Runtime = TensorFlowRuntime(model)
+    elif choice == "openvino" and not openvino_available():
+        raise RuntimeError("runtime 'openvino' requested but the openvino package is not installed")
+    else:
+        runtime = OpenVINORuntime(model, "bf16" if cpu_supports_bf16() else "f32")
+    log.info("inference runtime: %s", runtime.name)
+    return runtime
