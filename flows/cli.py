@@ -25,6 +25,7 @@ def _quiet_environment() -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "scraper,training,serving")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _preflight(config) -> None:
+    """Fail in a second, before any stage runs, on what would otherwise fail after the scrape."""
+    from training.weights import resolve_weights
+
+    resolve_weights(config.train.weights, config.train.weights_fallback)
+
+
 def _cmd_run(config, args) -> int:
+    _preflight(config)
     from flows.pipeline import pipeline
 
     summary = pipeline(config, config_source=args.config)

@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from configs.errors import UserError
 from configs.schema import Config
 from scraper.catalog.server import catalog_for
 from scraper.manifest import REPORT_NAME
@@ -86,11 +87,22 @@ def publish_flow(config: Config, model_uri: str, run_id: str) -> str:
     return version
 
 
+class StageFailed(UserError):
+    """A pipeline stage failed for a reason the user can fix; the message names the stage."""
+
+
+def _run_stage(name: str, stage_flow, *args: Any) -> Any:
+    try:
+        return stage_flow(*args)
+    except UserError as exc:
+        raise StageFailed(f"stage '{name}' failed: {exc}") from exc
+
+
 @flow(name="stj-pipeline")
 def pipeline(config: Config, config_source: str = "") -> dict[str, Any]:
     """Scrape -> prepare -> train -> publish; a failed stage stops the ones after it."""
-    report = scrape_flow(config)
-    split_file = prepare_flow(config)
-    result = train_flow(config, split_file, config_source)
-    version = publish_flow(config, result["model_uri"], result["run_id"])
+    report = _run_stage("scrape", scrape_flow, config)
+    split_file = _run_stage("prepare", prepare_flow, config)
+    result = _run_stage("train", train_flow, config, split_file, config_source)
+    version = _run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
     return {"scrape": report, "train": result, "model_version": version}

@@ -110,7 +110,7 @@ def parse_search_page(html: str, page_url: str, skip_sponsored: bool = True) -> 
             skipped["no_image"] += 1
             continue
         title_node = node.select_one("h2 span") or node.select_one("h2")
-        title = title_node.get_text(" ", strip=True) if title_node else ""
+        title = " ".join(title_node.get_text(" ").split()) if title_node else ""
         results.append(SearchResult(asin, title, image_url, sponsored, len(results) + 1))
     nxt = soup.select_one("a.s-pagination-next[href]")
     next_url = urljoin(page_url, str(nxt["href"])) if nxt else None

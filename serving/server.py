@@ -25,6 +25,7 @@ class StjServer(BaseApplication):
             "threads": serve.threads,
             "worker_class": "gthread",
             "timeout": serve.timeout_s,
+            "graceful_timeout": 10,
             "accesslog": "-",
             "preload_app": False,
         }

@@ -12,6 +12,7 @@ import io
 import logging
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -40,6 +41,7 @@ class CatalogServer(ThreadingHTTPServer):
         self.catalog = Catalog(config)
         super().__init__((config.host, config.port if port is None else port), _Handler)
         self.photo = lru_cache(maxsize=4096)(self._photo)
+        self.hits: Counter[str] = Counter()  # requests served, by kind: page, image, robots
 
     @property
     def base_url(self) -> str:
@@ -69,6 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         url = urlsplit(self.path)
         if url.path == "/robots.txt":
+            self.server.hits["robots"] += 1
             return self._send(200, "text/plain", ROBOTS_TXT.encode())
         if url.path == "/s":
             params = parse_qs(url.query)
@@ -77,6 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
                 page = max(1, int(params.get("page", ["1"])[0]))
             except ValueError:
                 page = 1
+            self.server.hits["page"] += 1
             html = render_search_page(self.server.catalog, query, page, image_base=self.server.base_url)
             return self._send(200, "text/html; charset=utf-8", html.encode())
         match = _IMAGE.match(url.path)
@@ -84,6 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             ul = _UL.search(match["mod"] or "")
             body = self.server.photo(match["id"], int(ul.group(1)) if ul else None)
             if body is not None:
+                self.server.hits["image"] += 1
                 return self._send(200, "image/jpeg", body)
         if url.path == "/":
             return self._send(200, "text/html", b'<a href="/s?k=saree">saree</a> <a href="/s?k=men+jeans">jeans</a>')

@@ -1,0 +1,57 @@
+# STJ: `make demo` runs the offline pipeline and serves the model; `make test` runs the tests.
+# Both set everything up on a fresh machine (virtualenv from the pinned lock file).
+PY      ?= python3.11
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CONFIG  ?= configs/demo.yaml
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the `stj` command
+
+system-deps: ## Chromium + chromedriver from Debian, for browser tests (needs root or sudo)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then echo "chromium present"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; fi
+
+demo: install ## catalog + full pipeline on the demo config, then serve the champion model
+	@$(BIN)/stj catalog --config $(CONFIG) > /dev/null 2>&1 & pid=$$!; \
+	  trap "kill $$pid 2>/dev/null" EXIT; \
+	  $(BIN)/stj run --config $(CONFIG) || exit $$?; \
+	  kill $$pid 2>/dev/null; \
+	  img=$$(ls data/demo/raw/jeans/*.jpg | head -1); \
+	  echo; echo "Model published. Try it once the server says it is listening:"; \
+	  echo "  curl -F image=@$$img http://127.0.0.1:8000/predict"; echo; \
+	  $(BIN)/stj serve --config $(CONFIG)
+
+run: install ## the pipeline once, on CONFIG
+	$(BIN)/stj run --config $(CONFIG)
+
+serve: install ## serve the champion model of CONFIG
+	$(BIN)/stj serve --config $(CONFIG)
+
+catalog: install ## serve the local Amazon-like catalog on http://127.0.0.1:8765
+	$(BIN)/stj catalog --config $(CONFIG)
+
+test: install system-deps ## the whole test suite
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-fast: install ## unit tests only (seconds)
+	$(BIN)/pytest -q tests/code
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean: ## remove generated data, runs and models (keeps the virtualenv)
+	rm -rf data mlflow.db mlartifacts checkpoints

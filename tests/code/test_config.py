@@ -1,0 +1,77 @@
+"""Config loading: shipped files validate, unknown or invalid keys are one-line errors naming key and file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import ConfigError, load_config
+
+
+@pytest.mark.parametrize("name", ["configs/stj.yaml", "configs/demo.yaml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    config = load_config(name)
+    assert config.class_names == ["saree", "trousers", "jeans"]
+
+
+def test_production_config_matches_the_brief() -> None:
+    config = load_config("configs/stj.yaml")
+    assert config.scrape.base_url == "https://www.amazon.in"
+    assert config.scrape.classes["trousers"].queries == ["men trousers"]
+    assert config.scrape.classes["jeans"].queries == ["men jeans"]
+    assert config.train.image_size == 224 and config.train.weights == "imagenet"
+    assert config.train.weights_fallback == "error"
+    assert config.catalog is None
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epocs: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert str(err.value) == f"{bad}: train.epocs: unknown key"
+
+
+def test_invalid_value_names_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("split:\n  test_size: 1.5\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: split.test_size: .*less than 1"):
+        load_config(bad)
+
+
+def test_unknown_section_and_bad_weights(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"trian: unknown key"):
+        load_config("configs/demo.yaml", ["trian.epochs=3"])
+    with pytest.raises(ConfigError, match=r"train.weights: must be 'imagenet', 'none'"):
+        load_config("configs/demo.yaml", ["train.weights=resnet"])
+
+
+def test_overrides_parse_yaml_values() -> None:
+    config = load_config("configs/demo.yaml", ["train.epochs=7", "scrape.classes.saree.queries=[sari, saree]"])
+    assert config.train.epochs == 7
+    assert config.scrape.classes["saree"].queries == ["sari", "saree"]
+
+
+def test_malformed_override_and_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        load_config("configs/demo.yaml", ["train.epochs"])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: line \d+: not valid YAML"):
+        load_config(broken)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_cli_prints_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("serve:\n  port: -1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--config", str(bad)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"stj: error: {bad}: serve.port: Input should be greater than or equal to 0"]

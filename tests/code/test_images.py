@@ -1,0 +1,65 @@
+"""Photo verification and normalisation: every rejection has its reason; odd modes become RGB JPEG."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scraper.images import ImageRejected, clean_image, sniff_format
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_jpeg_roundtrip_and_hash() -> None:
+    data = _encode(Image.new("RGB", (300, 200), (10, 120, 200)), "JPEG")
+    clean = clean_image(data)
+    assert (clean.width, clean.height) == (300, 200)
+    assert sniff_format(clean.jpeg) == "jpeg"
+    assert len(clean.sha256) == 64
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "CMYK", "L", "I;16"])
+def test_modes_become_rgb(mode: str) -> None:
+    img = Image.new("RGB", (160, 160), (200, 30, 30)).convert(mode if mode != "I;16" else "L")
+    if mode == "I;16":
+        img = Image.fromarray((np.full((160, 160), 40000)).astype(np.uint16))
+    fmt = "JPEG" if mode in ("CMYK", "L") else "PNG"
+    clean = clean_image(_encode(img, fmt))
+    assert Image.open(io.BytesIO(clean.jpeg)).mode == "RGB"
+
+
+def test_exif_orientation_applied() -> None:
+    img = Image.new("RGB", (300, 150), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    clean = clean_image(_encode(img, "JPEG", exif=exif.tobytes()))
+    assert (clean.width, clean.height) == (150, 300)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"<html><body>Enter the characters you see below</body></html>", "not_an_image"),
+        (_encode(Image.new("RGB", (400, 400)), "JPEG")[:300], "corrupt"),
+        (_encode(Image.new("RGB", (50, 400)), "JPEG"), "too_small"),
+    ],
+)
+def test_rejections(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageRejected) as err:
+        clean_image(data, min_side=100)
+    assert err.value.reason == reason
+
+
+def test_too_large_body() -> None:
+    with pytest.raises(ImageRejected) as err:
+        noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+        clean_image(_encode(Image.fromarray(noise), "PNG"), max_bytes=4096)
+    assert err.value.reason == "too_large"

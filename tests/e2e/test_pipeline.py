@@ -1,0 +1,222 @@
+"""A tiny pipeline through real Prefect flows into a real MLflow store, then served by Flask and gunicorn."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from mlflow import MlflowClient
+from PIL import Image
+
+from configs import load_config
+from tests.conftest import tiny_overrides
+
+pytestmark = pytest.mark.slow
+CLASSES = ["saree", "trousers", "jeans"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Run the parent flow once on the tiny catalog (the catalog is started by the scrape flow itself)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import pipeline
+
+    root = tmp_path_factory.mktemp("pipeline")
+    overrides = [*tiny_overrides(root), f"scrape.base_url=http://127.0.0.1:{_free_port()}"]
+    config = load_config("configs/demo.yaml", overrides)
+    with prefect_test_harness(server_startup_timeout=120):
+        summary = pipeline(config, config_source="configs/demo.yaml")
+    return config, overrides, summary
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _jpeg(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_run_is_recorded_and_champion_set(trained) -> None:
+    config, _, summary = trained
+    assert summary["scrape"]["per_class"] == {c: 12 for c in CLASSES}
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    version = client.get_model_version_by_alias("stj-classifier", "champion")
+    assert str(version.version) == summary["model_version"] == "1"
+    run = client.get_run(version.run_id)
+    metrics = run.data.metrics
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    for name in CLASSES:
+        assert {f"test_{name}_precision", f"test_{name}_recall", f"test_{name}_f1"} <= set(metrics)
+    assert metrics["n_test"] == 9 and metrics["n_train"] + metrics["n_val"] == 27
+    val_loss = client.get_metric_history(run.info.run_id, "val_loss")
+    assert len(val_loss) == metrics["epochs_run"] >= 1
+    assert run.data.tags["weights.used"] == "none" and run.data.tags["weights.fell_back"] == "false"
+    assert run.data.params["train.image_size"] == "64"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion_matrix.png", "split.csv", "scrape_report.json", "config.json"} <= artifacts
+
+
+def test_registered_model_equals_cached_feature_path(trained) -> None:
+    """The exported image->probabilities model gives what the head gave on cached features."""
+    import mlflow
+
+    import training.model  # noqa: F401 - custom layer
+    from training.embed import EmbeddingCache
+    from training.images import load_images
+
+    config, _, summary = trained
+    mlflow.set_tracking_uri(config.tracking.uri)
+    model = mlflow.tensorflow.load_model("models:/stj-classifier@champion")
+    data_dir = Path(config.project.data_dir)
+    paths = sorted((data_dir / "raw" / "jeans").glob("*.jpg"))[:4]
+    pixels = load_images(paths, 64)
+    full = model(pixels, training=False).numpy()
+    embedder, head = model.get_layer("embedder"), model.get_layer("head")
+    cache_file = next((data_dir / "embeddings").glob("*.npz"))
+    cache = EmbeddingCache(cache_file.parent, cache_file.stem)
+    import hashlib
+
+    cached = cache.lookup([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
+    np.testing.assert_allclose(embedder(pixels, training=False).numpy(), cached, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(head(cached, training=False).numpy(), full, atol=1e-5)
+    np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+    from serving.app import create_app
+
+    config = load_config("configs/demo.yaml", [*trained[1], "serve.max_upload_bytes=200000"])
+    return create_app(config).test_client(), config
+
+
+def test_predict_a_real_image(client) -> None:
+    http, config = client
+    photo = next((Path(config.project.data_dir) / "raw" / "saree").glob("*.jpg"))
+    resp = http.post("/predict", data={"image": (io.BytesIO(_jpeg(photo)), "x.jpg")})
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["label"] in CLASSES
+    assert body["model"] == {"name": "stj-classifier", "version": "1"}
+    probs = [t["probability"] for t in body["top_k"]]
+    assert probs == sorted(probs, reverse=True) and body["confidence"] == probs[0]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-3) and len(probs) == 3
+    assert http.get("/health").status_code == 200
+    assert http.get("/ready").get_json()["model"]["version"] == "1"
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (1, 2, 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"data": {"image": (io.BytesIO(b"not an image at all"), "x.jpg")}}, 415, "unsupported_media_type"),
+        ({"data": {"image": (io.BytesIO(b""), "x.jpg")}}, 400, "empty_file"),
+        ({"data": {"photo": (io.BytesIO(b"abc"), "x.jpg")}}, 400, "missing_image"),
+        ({"data": b"{}", "content_type": "application/json"}, 415, "unsupported_media_type"),
+        ({"data": b"\xff\xd8\xff\xe0garbage", "content_type": "image/jpeg"}, 400, "corrupt_image"),
+        ({"data": b"\x00" * 300_000, "content_type": "image/jpeg"}, 413, "request_entity_too_large"),
+    ],
+)
+def test_bad_uploads_get_json_4xx(client, kwargs, status, code) -> None:
+    http, _ = client
+    resp = http.post("/predict", **kwargs)
+    assert resp.status_code == status
+    assert resp.get_json()["error"]["code"] == code
+
+
+def test_bad_top_k_and_unknown_route(client) -> None:
+    http, _ = client
+    resp = http.post("/predict?top_k=0", data=_png((120, 120)), content_type="image/png")
+    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "invalid_top_k"
+    resp = http.post("/predict?top_k=1", data=_png((120, 120)), content_type="image/png")
+    assert resp.status_code == 200 and len(resp.get_json()["top_k"]) == 1
+    resp = http.get("/nope")
+    assert resp.status_code == 404 and "error" in resp.get_json()
+
+
+def test_gunicorn_server_answers(trained, tmp_path: Path) -> None:
+    config, overrides, _ = trained
+    port = _free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", *_as_set(overrides),
+         "--set", f"serve.port={port}"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                if requests.get(f"{base}/ready", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(1)
+        photo = next((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg"))
+        resp = requests.post(f"{base}/predict", files={"image": photo.open("rb")}, timeout=30)
+        assert resp.status_code == 200 and resp.json()["label"] in CLASSES
+        resp = requests.post(f"{base}/predict", files={"image": ("a.jpg", b"<svg></svg>")}, timeout=30)
+        assert resp.status_code == 415
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        log.close()
+
+
+def _as_set(overrides: list[str]) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def _stj(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path) -> None:
+    overrides = [*tiny_overrides(tmp_path), "train.weights=imagenet", "train.weights_fallback=error"]
+    proc = _stj(["run", "--config", "configs/demo.yaml", *_as_set(overrides)], {"KERAS_HOME": str(tmp_path / "kh")})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("stj: error:")]
+    assert len(errors) == 1
+    assert "ImageNet weights for ResNet50 are not available offline" in errors[0]
+    assert str(tmp_path / "kh" / "models") in errors[0]  # says where to put the file
+    assert not (tmp_path / "data").exists()  # nothing was scraped
+
+
+def test_failed_stage_stops_the_rest(tmp_path: Path) -> None:
+    """Queries the catalog has no results for: scrape saves nothing, prepare fails, train and publish never run."""
+    overrides = [*tiny_overrides(tmp_path), f"scrape.base_url=http://127.0.0.1:{_free_port()}",
+                 "scrape.classes={saree: {queries: [laptop]}, jeans: {queries: [phone case]}}"]
+    proc = _stj(["run", "--config", "configs/demo.yaml", *_as_set(overrides)])
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("stj: error:")]
+    assert errors == ["stj: error: stage 'prepare' failed: need at least 3 images in each of 2+ classes to split, have {}"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.search_registered_models() == []
+    assert client.search_experiments(filter_string="name = 'stj-test'") == []
