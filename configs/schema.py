@@ -53,6 +53,13 @@ class ScrapeConfig(_Strict):
     skip_sponsored: bool = True
     min_side: int = Field(default=100, ge=1)
     max_bytes: int = Field(default=10_000_000, ge=1024)
+    fetcher: Literal["requests", "selenium", "auto"] = Field(
+        default="auto", description="auto: requests, switching a query to the browser on a robot check"
+    )
+    robot_backoff_s: float = Field(default=30.0, ge=0, description="pause after a robot check")
+    near_duplicate_distance: int = Field(default=22, ge=-1, le=256, description="bits of a 256-bit pHash; -1: off")
+    chromium_path: str = "/usr/bin/chromium"
+    chromedriver_path: str = "/usr/bin/chromedriver"
     user_agent: str = (
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
     )
@@ -63,6 +70,19 @@ class ScrapeConfig(_Strict):
         if len(value) < 2:
             raise ValueError("needs at least two classes")
         return value
+
+
+class FaultConfig(_Strict):
+    """Make the local catalog misbehave like the real site. Faults are chosen per URL by a hash, so they
+    are deterministic: a test knows exactly which pages and photos are affected."""
+
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="URLs whose first request answers 503")
+    latency_ms: int = Field(default=0, ge=0, le=10_000)
+    robot_check_first: bool = Field(default=False, description="first search request of each query gets a captcha")
+    truncated_rate: float = Field(default=0.0, ge=0, le=1, description="photos served cut short")
+    fake_image_rate: float = Field(default=0.0, ge=0, le=1, description="photos served as HTML with image/jpeg")
+    lazy_images: bool = Field(default=False, description="img src is a placeholder; the URL is in data-src")
+    robots_disallow: list[str] = Field(default_factory=list, description="extra Disallow lines in robots.txt")
 
 
 class CatalogConfig(_Strict):
@@ -76,6 +96,9 @@ class CatalogConfig(_Strict):
     sponsored_per_page: int = Field(default=2, ge=0)
     repeats_per_page: int = Field(default=1, ge=0)
     image_side: int = Field(default=400, ge=32)
+    near_duplicates_per_class: int = Field(default=0, ge=0, description="extra listings re-using a photo, altered")
+    cross_class_duplicates: int = Field(default=0, ge=0, description="listings showing another class's photo")
+    faults: FaultConfig = FaultConfig()
 
 
 class SplitConfig(_Strict):
@@ -156,7 +179,9 @@ class Config(_Strict):
         if self.catalog is not None:
             unknown = set(self.scrape.classes) - set(CLASS_NAMES_DEFAULT)
             if unknown:
-                raise ValueError(f"the local catalog only draws {', '.join(CLASS_NAMES_DEFAULT)}; got {sorted(unknown)}")
+                raise ValueError(
+                    f"the local catalog only draws {', '.join(CLASS_NAMES_DEFAULT)}; got {sorted(unknown)}"
+                )
         return self
 
     @property

@@ -36,8 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", "-c", default="configs/stj.yaml", help="YAML config file (default: %(default)s)")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one config value, e.g. --set train.epochs=5 (repeatable)")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one config value, e.g. --set train.epochs=5 (repeatable)",
+        )
         return p
 
     add("run", "run scrape -> prepare -> train -> publish once")
@@ -81,8 +87,9 @@ def _cmd_serve(config, args) -> int:
     try:
         resolve_model(config.model_uri, config.tracking.uri)
     except MlflowException:
-        print(f"stj: error: no model at {config.model_uri} in {config.tracking.uri}; run `stj run` first",
-              file=sys.stderr)
+        print(
+            f"stj: error: no model at {config.model_uri} in {config.tracking.uri}; run `stj run` first", file=sys.stderr
+        )
         return EXIT_USER_ERROR
     serve(config)
     return 0

@@ -57,7 +57,9 @@ def scrape_flow(config: Config) -> dict[str, Any]:
     else:
         with catalog_for(config.catalog, config.scrape.base_url) as base_url:
             report = scrape_task(config, base_url)
-    logger.info("scraped: %s saved, %s per class, %s rejected", report["saved"], report["per_class"], report["rejected"])
+    logger.info(
+        "scraped: %s saved, %s per class, %s rejected", report["saved"], report["per_class"], report["rejected"]
+    )
     return report
 
 
@@ -73,8 +75,11 @@ def train_flow(config: Config, split_file: Path, config_source: str = "") -> dic
     result = train_task(config, split_file, config_source)
     get_run_logger().info(
         "run %s: test accuracy %.3f, macro F1 %.3f, weights %s, runtime %s",
-        result["run_id"], result["metrics"]["test_accuracy"], result["metrics"]["test_macro_f1"],
-        result["weights_used"], result["runtime"],
+        result["run_id"],
+        result["metrics"]["test_accuracy"],
+        result["metrics"]["test_macro_f1"],
+        result["weights_used"],
+        result["runtime"],
     )
     return result
 

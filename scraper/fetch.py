@@ -126,6 +126,8 @@ class Fetcher:
 
     def __init__(self, config: ScrapeConfig, session: requests.Session | None = None) -> None:
         self.config = config
+        self.retries = 0  # retried attempts, summed over all requests
+        self._count_lock = threading.Lock()
         self.session = session or make_session(config)
         self.throttle = HostThrottle(config.delay_s)
         self.robots = RobotsPolicy(self.session, config.user_agent, config.obey_robots, config.timeout_s)
@@ -139,6 +141,34 @@ class Fetcher:
             resp = self.session.get(url, timeout=self.config.timeout_s, headers=headers or None)
         except requests.RequestException as exc:
             raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+        retry_state = getattr(resp.raw, "retries", None)
+        if retry_state is not None and retry_state.history:
+            with self._count_lock:
+                self.retries += len(retry_state.history)
         if resp.status_code >= 400:
             raise FetchError(f"{url}: HTTP {resp.status_code}")
         return resp
+
+    def get_page(self, url: str) -> str:
+        """A search page's HTML; raises :class:`RobotCheck` when the site answers with its captcha."""
+        try:
+            resp = self.get(url)
+        except FetchError as exc:
+            if "HTTP 503" in str(exc):
+                raise RobotCheck(f"{url}: HTTP 503 (possibly a robot check)") from exc
+            raise
+        if is_robot_check(resp.status_code, resp.text):
+            raise RobotCheck(f"{url}: robot check page")
+        return resp.text
+
+
+class RobotCheck(FetchError):
+    """The site answered with its robot check (captcha) instead of the page."""
+
+
+def is_robot_check(status: int, text: str) -> bool:
+    """Amazon's robot check: a form posting to ``/errors/validateCaptcha``, or a 503 about automated access."""
+    lowered = text[:20000].lower()
+    if "/errors/validatecaptcha" in lowered or "enter the characters you see below" in lowered:
+        return True
+    return status == 503 and "automated access" in lowered

@@ -1,7 +1,8 @@
 """The scrape manifest: one CSV row per saved image, the contract between scraping and training.
 
-Columns: class, query, asin, title, page, image_url, image_id, sha256, width, height, path, scraped_at.
-``path`` is relative to the data folder. The file is rewritten atomically, so it always matches the files.
+Columns: class, query, asin, title, page, image_url, image_id, sha256, width, height, path, scraped_at,
+phash (256-bit perceptual hash, hex), conflict (the photo was also listed under another class: kept out of
+training). ``path`` is relative to the data folder. The file is rewritten atomically, so it always matches the files.
 """
 
 from __future__ import annotations
@@ -13,8 +14,20 @@ import pandas as pd
 from configs.files import atomic_write_text
 
 COLUMNS = [
-    "class", "query", "asin", "title", "page", "image_url", "image_id",
-    "sha256", "width", "height", "path", "scraped_at",
+    "class",
+    "query",
+    "asin",
+    "title",
+    "page",
+    "image_url",
+    "image_id",
+    "sha256",
+    "width",
+    "height",
+    "path",
+    "scraped_at",
+    "phash",
+    "conflict",
 ]
 MANIFEST_NAME = "manifest.csv"
 REPORT_NAME = "scrape_report.json"
@@ -30,7 +43,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     file = Path(path)
     if not file.exists():
         return pd.DataFrame(columns=COLUMNS)
-    frame = pd.read_csv(file, dtype={"asin": str, "image_id": str, "sha256": str, "title": str})
+    frame = pd.read_csv(file, dtype={"asin": str, "image_id": str, "sha256": str, "title": str, "phash": str})
+    frame["conflict"] = frame["conflict"].astype(bool)
     missing = set(COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{file}: not an STJ manifest (missing columns {sorted(missing)})")

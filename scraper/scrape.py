@@ -1,7 +1,10 @@
-"""The scrape stage: search each class's queries, follow pagination, save verified photos and the manifest.
+"""The scrape stage: search each class's queries, follow pagination, save verified, de-duplicated photos.
 
-Re-running continues where the last run stopped: products already in the manifest are not fetched again,
-and a photo already on disk (written atomically, so complete) is adopted instead of downloaded.
+Per page: fetch (requests, or Chromium after a robot check), parse, drop products already seen, download
+the photos concurrently (politeness enforced per host), verify them, drop near-duplicates and flag
+cross-class conflicts, save, then rewrite the manifest. Re-running continues where the last run stopped:
+products in the manifest are not fetched again, and a photo already on disk (written atomically, so
+complete) is adopted instead of downloaded.
 
 Config keys: ``project.data_dir``, everything under ``scrape``.
 """
@@ -15,7 +18,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,7 +26,9 @@ from tqdm import tqdm
 
 from configs.files import atomic_write_bytes, atomic_write_text
 from configs.schema import Config
-from scraper.fetch import Fetcher, FetchError
+from scraper.browser import BrowserFetcher
+from scraper.dedup import HashIndex, perceptual_hash
+from scraper.fetch import Fetcher, FetchError, RobotCheck
 from scraper.images import CleanImage, ImageRejected, clean_image
 from scraper.manifest import REPORT_NAME, manifest_path, read_manifest, write_manifest
 from scraper.parse import SearchResult, image_id_from_url, parse_search_page
@@ -40,8 +45,13 @@ class ScrapeReport:
     saved: int = 0
     already_in_manifest: int = 0
     duplicates: int = 0
+    near_duplicates: int = 0
+    conflicts: list[dict] = field(default_factory=list)
     rejected: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    robot_checks: int = 0
+    browser_pages: int = 0
     errors: list[str] = field(default_factory=list)
     per_class: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -53,31 +63,102 @@ class ScrapeReport:
         return out
 
 
+@dataclass(frozen=True)
+class Photo:
+    """A verified photo ready to keep; ``on_disk`` when an earlier run already saved it."""
+
+    image: CleanImage
+    phash: str
+    on_disk: bool
+
+
 def search_url(base_url: str, search_path: str, query: str, page: int = 1) -> str:
     """The URL of page ``page`` of a search."""
     params = {"k": query} if page == 1 else {"k": query, "page": page}
     return f"{base_url.rstrip('/')}{search_path}?{urlencode(params)}"
 
 
-def _fetch_photo(fetcher: Fetcher, result: SearchResult, dest: Path, config: Config) -> CleanImage | str:
-    """Download, verify and save one photo; returns the clean image or a rejection reason."""
+def _fetch_photo(fetcher: Fetcher, result: SearchResult, dest: Path, config: Config) -> Photo | str:
+    """Download (or adopt from disk) and verify one photo; returns it or a rejection reason. Writes nothing."""
+    sc = config.scrape
     if dest.exists():  # written atomically by an earlier run that died before the manifest caught up
         data = dest.read_bytes()
         try:
-            checked = clean_image(data, config.scrape.min_side, config.scrape.max_bytes)
-            return CleanImage(data, hashlib.sha256(data).hexdigest(), checked.width, checked.height)
+            checked = clean_image(data, sc.min_side, sc.max_bytes)
+            image = CleanImage(data, hashlib.sha256(data).hexdigest(), checked.width, checked.height)
+            return Photo(image, perceptual_hash(data), on_disk=True)
         except ImageRejected:
             dest.unlink()
     try:
         body = fetcher.get(result.image_url, Accept="image/avif,image/webp,image/*,*/*;q=0.8").content
-        image = clean_image(body, config.scrape.min_side, config.scrape.max_bytes)
+        image = clean_image(body, sc.min_side, sc.max_bytes)
     except ImageRejected as exc:
         return exc.reason
     except FetchError as exc:
         log.warning("photo failed: %s", exc)
         return "fetch_failed"
-    atomic_write_bytes(dest, image.jpeg)
-    return image
+    return Photo(image, perceptual_hash(image.jpeg), on_disk=False)
+
+
+class PageSource:
+    """Search pages by requests or by the browser; a robot check moves that query to the browser."""
+
+    def __init__(self, config: Config, fetcher: Fetcher, report: ScrapeReport) -> None:
+        self.sc, self.fetcher, self.report = config.scrape, fetcher, report
+        self.browser = BrowserFetcher(self.sc, fetcher.throttle, fetcher.robots)
+        self.browser_queries: set[str] = set()
+
+    def get(self, url: str, query: str) -> str:
+        """The HTML of one search page."""
+        if self.sc.fetcher == "selenium" or query in self.browser_queries:
+            return self.browser.get_page(url)
+        try:
+            return self.fetcher.get_page(url)
+        except RobotCheck as exc:
+            self.report.robot_checks += 1
+            if self.sc.fetcher == "requests":
+                raise
+            log.warning(
+                "robot check for %r (%s): backing off %.0fs, then using the browser",
+                query,
+                exc,
+                self.sc.robot_backoff_s,
+            )
+            time.sleep(self.sc.robot_backoff_s)
+            self.browser_queries.add(query)
+            return self.browser.get_page(url)
+
+    def close(self) -> None:
+        """Release the browser."""
+        self.report.browser_pages = self.browser.pages
+        self.browser.close()
+
+
+class Collection:
+    """The manifest rows and the indexes used to decide what is new, a duplicate or a conflict."""
+
+    def __init__(self, rows: list[dict], max_distance: int) -> None:
+        self.rows = rows
+        self.by_image = {str(r["image_id"]): r for r in rows}
+        self.known_asins = {str(r["asin"]) for r in rows}
+        self.hashes = HashIndex(max_distance)
+        for r in rows:
+            if isinstance(r.get("phash"), str):
+                self.hashes.add(r["phash"], str(r["image_id"]), str(r["class"]))
+
+    def mark_conflict(self, image_id: str, label: str, other_id: str, distance: int, report: ScrapeReport) -> None:
+        """Flag the kept photo ``image_id`` as also shown under ``label``."""
+        row = self.by_image[image_id]
+        row["conflict"] = True
+        report.conflicts.append(
+            {
+                "image_id": image_id,
+                "class": row["class"],
+                "other_image_id": other_id,
+                "other_class": label,
+                "distance": distance,
+            }
+        )
 
 
 def scrape(config: Config, base_url: str | None = None, show_progress: bool = True) -> ScrapeReport:
@@ -93,68 +174,131 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
     """
     started = time.monotonic()
     sc, data_dir = config.scrape, Path(config.project.data_dir)
+    for leftover in (data_dir / "raw").rglob(".*.tmp"):  # a kill -9 mid-write leaves only these
+        leftover.unlink()
     mpath = manifest_path(data_dir)
-    rows: list[dict] = read_manifest(mpath).to_dict("records")
-    known_asins = {str(r["asin"]) for r in rows}
-    known_images = {str(r["image_id"]) for r in rows}
-    report = ScrapeReport(per_class=Counter(str(r["class"]) for r in rows))
+    kept = Collection(read_manifest(mpath).to_dict("records"), sc.near_duplicate_distance)
+    report = ScrapeReport(per_class=Counter(str(r["class"]) for r in kept.rows))
     fetcher = Fetcher(sc)
+    pages = PageSource(config, fetcher, report)
     base = base_url or sc.base_url
     seen_asins: set[str] = set()
-    seen_images: set[str] = set()
-    with ThreadPoolExecutor(max_workers=sc.concurrency, thread_name_prefix="stj-photo") as pool:
-        for label, spec in sc.classes.items():
-            for query in spec.queries:
-                url: str | None = search_url(base, sc.search_path, query)
-                bar = tqdm(total=sc.max_pages, desc=f"{label}: {query}", unit="page", disable=not show_progress)
-                for page in range(1, sc.max_pages + 1):
-                    if url is None or (sc.max_images_per_class and report.per_class[label] >= sc.max_images_per_class):
-                        break
-                    try:
-                        html = fetcher.get(url).text
-                    except FetchError as exc:
-                        report.errors.append(str(exc))
-                        log.error("search page failed, moving to the next query: %s", exc)
-                        break
-                    parsed = parse_search_page(html, url, skip_sponsored=sc.skip_sponsored)
-                    report.pages += 1
-                    report.skipped.update(parsed.skipped)
-                    todo: list[SearchResult] = []
-                    for result in parsed.results:
-                        report.items += 1
-                        image_id = image_id_from_url(result.image_url)
-                        if result.asin in known_asins or image_id in known_images:
-                            report.already_in_manifest += 1
-                        elif result.asin in seen_asins or image_id in seen_images:
-                            report.duplicates += 1
-                        else:
-                            todo.append(result)
-                        seen_asins.add(result.asin)
-                        seen_images.add(image_id)
-                    if sc.max_images_per_class:
-                        todo = todo[: max(0, sc.max_images_per_class - report.per_class[label])]
-                    dests = [data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg" for r in todo]
-                    outcomes = pool.map(lambda rd: _fetch_photo(fetcher, rd[0], rd[1], config), zip(todo, dests))
-                    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                    for result, dest, outcome in zip(todo, dests, outcomes):
-                        if isinstance(outcome, str):
-                            report.rejected[outcome] += 1
-                            continue
-                        rows.append({
-                            "class": label, "query": query, "asin": result.asin, "title": result.title,
-                            "page": page, "image_url": result.image_url, "image_id": dest.stem,
-                            "sha256": outcome.sha256, "width": outcome.width, "height": outcome.height,
-                            "path": dest.relative_to(data_dir).as_posix(), "scraped_at": now,
-                        })
-                        report.saved += 1
-                        report.per_class[label] += 1
-                    write_manifest(rows, mpath)  # after each page: a kill loses at most one page of rows
-                    bar.update(1)
-                    url = parsed.next_url
-                bar.close()
+    seen_images: dict[str, str] = {str(r["image_id"]): str(r["class"]) for r in kept.rows}
+    try:
+        with ThreadPoolExecutor(max_workers=sc.concurrency, thread_name_prefix="stj-photo") as pool:
+            for label, spec in sc.classes.items():
+                for query in spec.queries:
+                    _scrape_query(
+                        config,
+                        label,
+                        query,
+                        search_url(base, sc.search_path, query),
+                        pages,
+                        fetcher,
+                        pool,
+                        kept,
+                        seen_asins,
+                        seen_images,
+                        report,
+                        show_progress,
+                    )
+    finally:
+        pages.close()
     report.per_class = dict(report.per_class)
+    report.retries = fetcher.retries
     report.seconds = round(time.monotonic() - started, 2)
-    write_manifest(rows, mpath)
+    write_manifest(kept.rows, mpath)
     atomic_write_text(data_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2))
     log.info("scrape done: %s", json.dumps(report.to_dict()))
     return report
+
+
+def _scrape_query(
+    config: Config,
+    label: str,
+    query: str,
+    url: str | None,
+    pages: PageSource,
+    fetcher: Fetcher,
+    pool: ThreadPoolExecutor,
+    kept: Collection,
+    seen_asins: set[str],
+    seen_images: dict[str, str],
+    report: ScrapeReport,
+    show_progress: bool,
+) -> None:
+    sc, data_dir = config.scrape, Path(config.project.data_dir)
+    bar = tqdm(total=sc.max_pages, desc=f"{label}: {query}", unit="page", disable=not show_progress)
+    for page in range(1, sc.max_pages + 1):
+        if url is None or (sc.max_images_per_class and report.per_class[label] >= sc.max_images_per_class):
+            break
+        try:
+            html = pages.get(url, query)
+        except FetchError as exc:
+            report.errors.append(str(exc))
+            log.error("search page failed, moving to the next query: %s", exc)
+            break
+        parsed = parse_search_page(html, url, skip_sponsored=sc.skip_sponsored)
+        report.pages += 1
+        report.skipped.update(parsed.skipped)
+        todo: list[SearchResult] = []
+        for result in parsed.results:
+            report.items += 1
+            image_id = image_id_from_url(result.image_url)
+            earlier_label = seen_images.get(image_id)
+            if result.asin in kept.known_asins:
+                report.already_in_manifest += 1
+            elif earlier_label is not None and earlier_label != label:  # the same photo under another class
+                if image_id in kept.by_image and not kept.by_image[image_id].get("conflict"):
+                    kept.mark_conflict(image_id, label, image_id, 0, report)
+            elif result.asin in seen_asins or earlier_label is not None:
+                report.duplicates += 1
+            else:
+                todo.append(result)
+            seen_asins.add(result.asin)
+            seen_images.setdefault(image_id, label)
+        if sc.max_images_per_class:
+            todo = todo[: max(0, sc.max_images_per_class - report.per_class[label])]
+        dests = [data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg" for r in todo]
+        outcomes = pool.map(lambda rd: _fetch_photo(fetcher, rd[0], rd[1], config), zip(todo, dests, strict=True))
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for result, dest, outcome in zip(todo, dests, outcomes, strict=True):
+            if isinstance(outcome, str):
+                report.rejected[outcome] += 1
+                continue
+            match = kept.hashes.nearest(outcome.phash)
+            if match is not None:
+                if match.label == label:
+                    report.near_duplicates += 1
+                elif not kept.by_image[match.image_id].get("conflict"):
+                    kept.mark_conflict(match.image_id, label, dest.stem, match.distance, report)
+                if outcome.on_disk:
+                    dest.unlink()
+                continue
+            if not outcome.on_disk:
+                atomic_write_bytes(dest, outcome.image.jpeg)
+            row = {
+                "class": label,
+                "query": query,
+                "asin": result.asin,
+                "title": result.title,
+                "page": page,
+                "image_url": result.image_url,
+                "image_id": dest.stem,
+                "sha256": outcome.image.sha256,
+                "width": outcome.image.width,
+                "height": outcome.image.height,
+                "path": dest.relative_to(data_dir).as_posix(),
+                "scraped_at": now,
+                "phash": outcome.phash,
+                "conflict": False,
+            }
+            kept.rows.append(row)
+            kept.by_image[dest.stem] = row
+            kept.hashes.add(outcome.phash, dest.stem, label)
+            report.saved += 1
+            report.per_class[label] += 1
+        write_manifest(kept.rows, manifest_path(data_dir))  # after each page: a kill loses at most one page
+        bar.update(1)
+        url = parsed.next_url
+    bar.close()

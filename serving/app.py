@@ -47,7 +47,9 @@ def decode_upload(data: bytes, image_size: int):
 
 def parse_top_k(default: int, maximum: int) -> int:
     """The ``top_k`` query/form parameter, 1..number of classes."""
-    raw = request.args.get("top_k") or (request.form.get("top_k") if request.mimetype == "multipart/form-data" else None)
+    raw = request.args.get("top_k") or (
+        request.form.get("top_k") if request.mimetype == "multipart/form-data" else None
+    )
     if raw is None:
         return min(default, maximum)
     try:
@@ -81,11 +83,13 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
         pixels = decode_upload(read_upload(), model.image_size)
         probs = model.predict(pixels[None])[0]
         ranked = model.top_k(probs, top_k)
-        return jsonify({
-            "label": ranked[0]["label"],
-            "confidence": ranked[0]["probability"],
-            "top_k": ranked,
-            "model": model_info,
-        })
+        return jsonify(
+            {
+                "label": ranked[0]["label"],
+                "confidence": ranked[0]["probability"],
+                "top_k": ranked,
+                "model": model_info,
+            }
+        )
 
     return app

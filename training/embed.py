@@ -39,7 +39,7 @@ class EmbeddingCache:
         self.vectors: dict[str, np.ndarray] = {}
         if self.path.exists():
             with np.load(self.path) as data:
-                self.vectors = dict(zip(data["sha256"].tolist(), data["vectors"]))
+                self.vectors = dict(zip(data["sha256"].tolist(), data["vectors"], strict=True))
 
     def missing(self, shas: Sequence[str]) -> list[str]:
         """The hashes not yet cached (order kept, duplicates removed)."""
@@ -73,12 +73,12 @@ def embed_files(
         (features in input order, number of images actually embedded this call).
     """
     todo = cache.missing(shas)
-    by_sha = dict(zip(shas, paths))
+    by_sha = dict(zip(shas, paths, strict=True))
     bar = tqdm(total=len(todo), desc=f"embedding ({runtime.name})", unit="img", disable=not show_progress)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         pixels = load_images([by_sha[s] for s in chunk], image_size)
-        for sha, vec in zip(chunk, runtime(pixels)):
+        for sha, vec in zip(chunk, runtime(pixels), strict=True):
             cache.vectors[sha] = vec.astype(np.float32)
         bar.update(len(chunk))
     bar.close()

@@ -19,7 +19,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: 
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     for i, name in enumerate(class_names):
         out[f"test_{name}_precision"], out[f"test_{name}_recall"], out[f"test_{name}_f1"] = (
-            float(p[i]), float(r[i]), float(f[i]),
+            float(p[i]),
+            float(r[i]),
+            float(f[i]),
         )
     for avg in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)

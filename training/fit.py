@@ -21,7 +21,7 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     present = np.unique(labels)
     weights = compute_class_weight("balanced", classes=present, y=labels)
     out = {c: 1.0 for c in range(num_classes)}
-    out.update({int(c): float(w) for c, w in zip(present, weights)})
+    out.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
     return out
 
 
@@ -58,7 +58,8 @@ def fit_head(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     best_path = checkpoint_dir / "best.weights.h5"
     history = head.fit(
-        train[0], train[1],
+        train[0],
+        train[1],
         validation_data=val,
         epochs=config.epochs,
         batch_size=config.batch_size,

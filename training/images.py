@@ -36,6 +36,7 @@ def decode_image(data: bytes, image_size: int) -> np.ndarray:
 
 def load_images(paths: Sequence[str | Path], image_size: int, workers: int = 4) -> np.ndarray:
     """Decode and resize many files in parallel (Pillow releases the GIL while decoding)."""
+
     def one(path: str | Path) -> np.ndarray:
         return decode_image(Path(path).read_bytes(), image_size)
 

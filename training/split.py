@@ -62,6 +62,6 @@ def prepare(config: Config) -> Path:
     """Read the manifest, split it, and write ``<data_dir>/split.csv`` atomically; returns its path."""
     data_dir = Path(config.project.data_dir)
     manifest = read_manifest(manifest_path(data_dir))
-    manifest = manifest[manifest["class"].isin(config.class_names)]
+    manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
     split = stratified_split(manifest, config.split.test_size, config.split.val_size, config.split.seed)
     return atomic_write_text(split_path(data_dir), split.to_csv(index=False))

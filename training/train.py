@@ -19,7 +19,14 @@ from training.embed import EmbeddingCache, cache_key, embed_files
 from training.evaluate import classification_metrics, confusion_matrix_png
 from training.fit import fit_head
 from training.images import load_images
-from training.model import BACKBONE, PREPROCESS_VERSION, build_base, build_classifier, build_embedder, weights_fingerprint
+from training.model import (
+    BACKBONE,
+    PREPROCESS_VERSION,
+    build_base,
+    build_classifier,
+    build_embedder,
+    weights_fingerprint,
+)
 from training.runtime import make_runtime
 from training.split import read_split
 from training.track import EpochMetrics, configure_tracking, flatten_config, log_classifier
@@ -75,26 +82,36 @@ def train(config: Config, split_file: Path, config_source: str = "", report_file
     configure_tracking(config.tracking)
     with mlflow.start_run(run_name=f"resnet50-{choice.used}") as run:
         mlflow.log_params(flatten_config(config))
-        mlflow.set_tags({
-            "weights.requested": choice.requested,
-            "weights.used": choice.used,
-            "weights.fell_back": str(choice.fell_back).lower(),
-            "runtime": runtime.name,
-            "config_file": config_source,
-            "embedding_cache": key,
-        })
+        mlflow.set_tags(
+            {
+                "weights.requested": choice.requested,
+                "weights.used": choice.used,
+                "weights.fell_back": str(choice.fell_back).lower(),
+                "runtime": runtime.name,
+                "config_file": config_source,
+                "embedding_cache": key,
+            }
+        )
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
         mlflow.log_artifact(str(split_file))
         if report_file is not None and report_file.exists():
             mlflow.log_dict(json.loads(report_file.read_text()), "scrape_report.json")
-        mlflow.log_metrics({
-            "n_train": int(parts["train"].sum()), "n_val": int(parts["val"].sum()), "n_test": int(parts["test"].sum()),
-            "embed_images": embedded, "embed_seconds": round(embed_seconds, 3),
-        })
+        mlflow.log_metrics(
+            {
+                "n_train": int(parts["train"].sum()),
+                "n_val": int(parts["val"].sum()),
+                "n_test": int(parts["test"].sum()),
+                "embed_images": embedded,
+                "embed_seconds": round(embed_seconds, 3),
+            }
+        )
         head, history, best_epoch = fit_head(
             (features[parts["train"]], labels[parts["train"]]),
             (features[parts["val"]], labels[parts["val"]]),
-            len(class_names), tc, data_dir / "checkpoints" / run.info.run_id, config.project.seed,
+            len(class_names),
+            tc,
+            data_dir / "checkpoints" / run.info.run_id,
+            config.project.seed,
             callbacks=[EpochMetrics()],
         )
         probs = head.predict(features[parts["test"]], verbose=0)

@@ -11,23 +11,48 @@ Config keys: ``catalog.image_side`` (size of the full image).
 
 from __future__ import annotations
 
+import io
 import random
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 RGB = tuple[int, int, int]
 
 CHINO_COLOURS: list[RGB] = [
-    (195, 176, 145), (40, 52, 88), (62, 96, 160), (120, 124, 130), (85, 95, 60), (30, 30, 34),
-    (225, 215, 190), (110, 40, 45), (150, 110, 80), (70, 120, 190), (200, 200, 205),
+    (195, 176, 145),
+    (40, 52, 88),
+    (62, 96, 160),
+    (120, 124, 130),
+    (85, 95, 60),
+    (30, 30, 34),
+    (225, 215, 190),
+    (110, 40, 45),
+    (150, 110, 80),
+    (70, 120, 190),
+    (200, 200, 205),
 ]
 DENIM_COLOURS: list[RGB] = [
-    (38, 58, 110), (52, 78, 140), (90, 120, 170), (125, 155, 195), (28, 30, 36), (70, 72, 80), (20, 36, 70),
+    (38, 58, 110),
+    (52, 78, 140),
+    (90, 120, 170),
+    (125, 155, 195),
+    (28, 30, 36),
+    (70, 72, 80),
+    (20, 36, 70),
 ]
 SAREE_COLOURS: list[RGB] = [
-    (190, 20, 40), (200, 30, 120), (20, 120, 60), (230, 140, 20), (40, 60, 170), (110, 30, 130),
-    (240, 200, 60), (20, 140, 150), (250, 235, 220), (30, 30, 40), (60, 90, 160),
+    (190, 20, 40),
+    (200, 30, 120),
+    (20, 120, 60),
+    (230, 140, 20),
+    (40, 60, 170),
+    (110, 30, 130),
+    (240, 200, 60),
+    (20, 140, 150),
+    (250, 235, 220),
+    (30, 30, 40),
+    (60, 90, 160),
 ]
 SHIRT_COLOURS: list[RGB] = [(240, 240, 240), (30, 30, 30), (170, 40, 40), (60, 110, 170), (90, 140, 90)]
 SKIN: list[RGB] = [(224, 172, 105), (198, 134, 66), (141, 85, 36), (241, 194, 125)]
@@ -138,9 +163,15 @@ def _legs(s: int, rng: random.Random) -> tuple[list[tuple[float, float]], float,
     gap = s * 0.02
     return (
         [
-            (cx - waist, top), (cx + waist, top), (cx + waist + s * 0.02, crotch),
-            (cx + gap + 2 * hem, bottom), (cx + gap, bottom), (cx, crotch + s * 0.04),
-            (cx - gap, bottom), (cx - gap - 2 * hem, bottom), (cx - waist - s * 0.02, crotch),
+            (cx - waist, top),
+            (cx + waist, top),
+            (cx + waist + s * 0.02, crotch),
+            (cx + gap + 2 * hem, bottom),
+            (cx + gap, bottom),
+            (cx, crotch + s * 0.04),
+            (cx - gap, bottom),
+            (cx - gap - 2 * hem, bottom),
+            (cx - waist - s * 0.02, crotch),
         ],
         top,
         bottom,
@@ -170,13 +201,21 @@ def _trousers_layer(s: int, rng: random.Random, denim: bool) -> Image.Image:
     if denim:
         stitch = rng.choice(GOLD + [(220, 120, 40), (240, 240, 240)]) + (255,)
         for x0, x1 in ((waist_left + 8, cx - s * 0.1), (waist_right - 8, cx + s * 0.1)):  # front pockets
-            draw.arc([min(x0, x1), top + band - s * 0.08, max(x0, x1), top + band + s * 0.1], 0, 180, fill=stitch, width=2)
+            draw.arc(
+                [min(x0, x1), top + band - s * 0.08, max(x0, x1), top + band + s * 0.1], 0, 180, fill=stitch, width=2
+            )
         for edge in (polygon[2:5], polygon[6:9]):  # side and inseam stitching, dashed
-            for (xa, ya), (xb, yb) in zip(edge, edge[1:]):
+            for (xa, ya), (xb, yb) in zip(edge, edge[1:], strict=False):
                 n = 24
                 for i in range(0, n, 2):
-                    draw.line([(xa + (xb - xa) * i / n, ya + (yb - ya) * i / n),
-                               (xa + (xb - xa) * (i + 1) / n, ya + (yb - ya) * (i + 1) / n)], fill=stitch, width=2)
+                    draw.line(
+                        [
+                            (xa + (xb - xa) * i / n, ya + (yb - ya) * i / n),
+                            (xa + (xb - xa) * (i + 1) / n, ya + (yb - ya) * (i + 1) / n),
+                        ],
+                        fill=stitch,
+                        width=2,
+                    )
         for x in (waist_left + s * 0.06, waist_right - s * 0.06):  # rivets
             r = s * 0.012
             draw.ellipse([x - r, top + band + s * 0.03 - r, x + r, top + band + s * 0.03 + r], fill=(184, 115, 51, 255))
@@ -208,7 +247,12 @@ def _saree_layer(s: int, rng: random.Random) -> Image.Image:
         x0, y0 = (s - w) / 2, (s - h) / 2
         for k in range(n - 1, -1, -1):
             off = k * s * 0.04
-            box = [(x0 + off, y0 - off), (x0 + w + off, y0 - off), (x0 + w + off, y0 + h - off), (x0 + off, y0 + h - off)]
+            box = [
+                (x0 + off, y0 - off),
+                (x0 + w + off, y0 - off),
+                (x0 + w + off, y0 + h - off),
+                (x0 + off, y0 + h - off),
+            ]
             _paste_shape(layer, fabric, box)
             draw.rectangle([x0 + off, y0 + h - off - bw, x0 + w + off, y0 + h - off], fill=border)
             draw.rectangle([x0 + off, y0 - off, x0 + w + off, y0 - off + bw // 2], fill=border)
@@ -238,8 +282,14 @@ def _saree_layer(s: int, rng: random.Random) -> Image.Image:
     for k in range(rng.randint(3, 7)):  # pleats
         x = cx - s * 0.06 + k * s * 0.025
         draw.line([(x, s * 0.5), (x + (k - 3) * s * 0.01, s * 0.94)], fill=_jitter(colour, rng, 40), width=2)
-    pallu = [(cx - s * 0.14, s * 0.2), (cx - s * 0.04, s * 0.2), (cx + s * 0.14, s * 0.44),
-             (cx + s * 0.16, s * 0.75), (cx + s * 0.05, s * 0.7), (cx + s * 0.02, s * 0.46)]
+    pallu = [
+        (cx - s * 0.14, s * 0.2),
+        (cx - s * 0.04, s * 0.2),
+        (cx + s * 0.14, s * 0.44),
+        (cx + s * 0.16, s * 0.75),
+        (cx + s * 0.05, s * 0.7),
+        (cx + s * 0.02, s * 0.46),
+    ]
     _paste_shape(layer, fabric, pallu)
     draw.line([pallu[2], pallu[3]], fill=border, width=bw)
     draw.line([pallu[0], pallu[5]], fill=border, width=max(2, bw // 2))
@@ -258,6 +308,19 @@ def _worn_layer(s: int, rng: random.Random, denim: bool) -> Image.Image:
     for x in (s * 0.36, s * 0.56):
         draw.ellipse([x - s * 0.06, s * 0.9, x + s * 0.08, s * 0.99], fill=shoe)
     return layer
+
+
+def alter(img: Image.Image, variant: int) -> Image.Image:
+    """A near-duplicate of a photo, as when a seller re-uploads it: smaller, slightly brighter, recompressed."""
+    if variant <= 0:
+        return img
+    w, h = img.size
+    factor = 1 - 0.07 * variant
+    out = img.resize((int(w * factor), int(h * factor)), Image.LANCZOS)
+    out = ImageEnhance.Brightness(out).enhance(1 + 0.02 * variant)
+    buf = io.BytesIO()
+    out.save(buf, "JPEG", quality=80)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
 def draw_product(label: str, seed: int, side: int = 400) -> Image.Image:

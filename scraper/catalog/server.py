@@ -8,10 +8,12 @@ Config keys: ``catalog.host``, ``catalog.port``, ``catalog.image_side``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,14 +22,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from configs.schema import CatalogConfig
-from scraper.catalog.draw import draw_product
-from scraper.catalog.pages import Catalog, render_search_page
+from scraper.catalog.draw import alter, draw_product
+from scraper.catalog.pages import ROBOT_CHECK_HTML, Catalog, render_search_page
 
 log = logging.getLogger(__name__)
 
 _IMAGE = re.compile(r"^/images/I/(?P<id>[A-Za-z0-9]+)(?:\.(?P<mod>_[A-Za-z0-9_,]+_))?\.jpg$")
 _UL = re.compile(r"_UL(\d+)_")
-ROBOTS_TXT = "User-agent: *\nDisallow: /gp/cart\nDisallow: /dp/*/reviews\nAllow: /s\nAllow: /images/\n"
+ROBOTS_TXT = "User-agent: *\nDisallow: /gp/cart\nDisallow: /dp/*/reviews\n"
+
+
+def has_fault(url: str, rate: float, kind: str) -> bool:
+    """Whether ``url`` is among the fraction ``rate`` of URLs that get fault ``kind`` (deterministic)."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"{kind}:{url}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
 class CatalogServer(ThreadingHTTPServer):
@@ -41,7 +51,22 @@ class CatalogServer(ThreadingHTTPServer):
         self.catalog = Catalog(config)
         super().__init__((config.host, config.port if port is None else port), _Handler)
         self.photo = lru_cache(maxsize=4096)(self._photo)
-        self.hits: Counter[str] = Counter()  # requests served, by kind: page, image, robots
+        self.hits: Counter[str] = Counter()  # responses served, by kind: page, image, robots, 503, captcha, ...
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()  # URLs (and queries) already requested once, for first-request faults
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is asked about (thread-safe)."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
+
+    def count(self, kind: str) -> None:
+        """Count one response of ``kind``."""
+        with self._lock:
+            self.hits[kind] += 1
 
     @property
     def base_url(self) -> str:
@@ -53,7 +78,8 @@ class CatalogServer(ThreadingHTTPServer):
         product = self.catalog.by_image_id.get(image_id)
         if product is None:
             return None
-        img = draw_product(product.label, product.seed, self.config.image_side)
+        label, seed, variant = product.drawing
+        img = alter(draw_product(label, seed, self.config.image_side), variant)
         if max_side and max_side < max(img.size):
             img.thumbnail((max_side, max_side))
         buf = io.BytesIO()
@@ -69,34 +95,59 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("catalog %s", format % args)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        faults = self.server.config.faults
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
         url = urlsplit(self.path)
         if url.path == "/robots.txt":
-            self.server.hits["robots"] += 1
-            return self._send(200, "text/plain", ROBOTS_TXT.encode())
+            self.server.count("robots")
+            extra = "".join(f"Disallow: {path}\n" for path in faults.robots_disallow)
+            return self._send(200, "text/plain", (ROBOTS_TXT + extra).encode())
+        if has_fault(self.path, faults.error_rate, "503") and self.server.first_time(f"503:{self.path}"):
+            self.server.count("503")
+            return self._send(503, "text/html", b"<html><body>Service Unavailable</body></html>", {"Retry-After": "0"})
         if url.path == "/s":
-            params = parse_qs(url.query)
-            query = params.get("k", [""])[0]
-            try:
-                page = max(1, int(params.get("page", ["1"])[0]))
-            except ValueError:
-                page = 1
-            self.server.hits["page"] += 1
-            html = render_search_page(self.server.catalog, query, page, image_base=self.server.base_url)
-            return self._send(200, "text/html; charset=utf-8", html.encode())
+            return self._search(url.query)
         match = _IMAGE.match(url.path)
         if match:
             ul = _UL.search(match["mod"] or "")
             body = self.server.photo(match["id"], int(ul.group(1)) if ul else None)
             if body is not None:
-                self.server.hits["image"] += 1
+                if has_fault(match["id"], faults.fake_image_rate, "fake"):
+                    self.server.count("fake_image")
+                    return self._send(200, "image/jpeg", b"<html><body>Oops, not a photo</body></html>")
+                if has_fault(match["id"], faults.truncated_rate, "truncated"):
+                    self.server.count("truncated_image")
+                    return self._send(200, "image/jpeg", body[: len(body) // 3])
+                self.server.count("image")
                 return self._send(200, "image/jpeg", body)
         if url.path == "/":
             return self._send(200, "text/html", b'<a href="/s?k=saree">saree</a> <a href="/s?k=men+jeans">jeans</a>')
+        self.server.count("404")
         return self._send(404, "text/html", b"<h1>Page not found</h1>")
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _search(self, query_string: str) -> None:
+        params = parse_qs(query_string)
+        query = params.get("k", [""])[0]
+        try:
+            page = max(1, int(params.get("page", ["1"])[0]))
+        except ValueError:
+            page = 1
+        faults = self.server.config.faults
+        if faults.robot_check_first and self.server.first_time(f"captcha:{query}"):
+            self.server.count("captcha")
+            return self._send(200, "text/html; charset=utf-8", ROBOT_CHECK_HTML.encode())
+        self.server.count("page")
+        html = render_search_page(
+            self.server.catalog, query, page, image_base=self.server.base_url, lazy=faults.lazy_images
+        )
+        return self._send(200, "text/html; charset=utf-8", html.encode())
+
+    def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -37,7 +37,9 @@ def test_full_size_url_and_image_id() -> None:
 
 
 def test_catalog_pages_parse_with_next_link_and_ads() -> None:
-    catalog = Catalog(CatalogConfig(products_per_class=30, results_per_page=10, sponsored_per_page=2, repeats_per_page=1))
+    catalog = Catalog(
+        CatalogConfig(products_per_class=30, results_per_page=10, sponsored_per_page=2, repeats_per_page=1)
+    )
     base = "http://127.0.0.1:9"
     html = render_search_page(catalog, "men jeans", 1, image_base=base)
     page = parse_search_page(html, f"{base}/s?k=men+jeans")
@@ -50,7 +52,9 @@ def test_catalog_pages_parse_with_next_link_and_ads() -> None:
 
 
 def test_catalog_last_page_and_repeats() -> None:
-    catalog = Catalog(CatalogConfig(products_per_class=30, results_per_page=10, sponsored_per_page=2, repeats_per_page=1))
+    catalog = Catalog(
+        CatalogConfig(products_per_class=30, results_per_page=10, sponsored_per_page=2, repeats_per_page=1)
+    )
     last = catalog.page_count("saree")
     html = render_search_page(catalog, "saree", last, image_base="http://h")
     page = parse_search_page(html, "http://h/s?k=saree")

@@ -157,9 +157,20 @@ def test_gunicorn_server_answers(trained, tmp_path: Path) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", *_as_set(overrides),
-         "--set", f"serve.port={port}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--config",
+            "configs/demo.yaml",
+            *_as_set(overrides),
+            "--set",
+            f"serve.port={port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -192,7 +203,10 @@ def _as_set(overrides: list[str]) -> list[str]:
 
 def _stj(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "flows.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, **(env or {})},
     )
 
@@ -211,12 +225,17 @@ def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path) -> None:
 
 def test_failed_stage_stops_the_rest(tmp_path: Path) -> None:
     """Queries the catalog has no results for: scrape saves nothing, prepare fails, train and publish never run."""
-    overrides = [*tiny_overrides(tmp_path), f"scrape.base_url=http://127.0.0.1:{_free_port()}",
-                 "scrape.classes={saree: {queries: [laptop]}, jeans: {queries: [phone case]}}"]
+    overrides = [
+        *tiny_overrides(tmp_path),
+        f"scrape.base_url=http://127.0.0.1:{_free_port()}",
+        "scrape.classes={saree: {queries: [laptop]}, jeans: {queries: [phone case]}}",
+    ]
     proc = _stj(["run", "--config", "configs/demo.yaml", *_as_set(overrides)])
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("stj: error:")]
-    assert errors == ["stj: error: stage 'prepare' failed: need at least 3 images in each of 2+ classes to split, have {}"]
+    assert errors == [
+        "stj: error: stage 'prepare' failed: need at least 3 images in each of 2+ classes to split, have {}"
+    ]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.search_registered_models() == []
     assert client.search_experiments(filter_string="name = 'stj-test'") == []
