@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench clean
+.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,16 @@ lint: install
 
 mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+.venv-scrapy/.installed:
+	$(PY) -m venv .venv-scrapy
+	.venv-scrapy/bin/pip install -q "scrapy==2.19.0"
+	touch $@
+
+bench-venv: .venv-scrapy/.installed ## Scrapy in its own virtualenv, for the side-by-side scrape benchmark
+
+bench-scrape: install bench-venv ## STJ's scraper vs Scrapy on the local catalog with 100 ms latency
+	$(BIN)/python benchmarks/scrape.py
 
 clean: ## remove generated data, runs and models (keeps the virtualenv)
 	rm -rf data mlflow.db mlartifacts checkpoints

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -107,15 +108,21 @@ class PageSource:
         self.sc, self.fetcher, self.report = config.scrape, fetcher, report
         self.browser = BrowserFetcher(self.sc, fetcher.throttle, fetcher.robots)
         self.browser_queries: set[str] = set()
+        self._browser_lock = threading.Lock()  # one Chromium, driven by one query thread at a time
+
+    def _browser_page(self, url: str) -> str:
+        with self._browser_lock:
+            return self.browser.get_page(url)
 
     def get(self, url: str, query: str) -> str:
         """The HTML of one search page."""
         if self.sc.fetcher == "selenium" or query in self.browser_queries:
-            return self.browser.get_page(url)
+            return self._browser_page(url)
         try:
             return self.fetcher.get_page(url)
         except RobotCheck as exc:
-            self.report.robot_checks += 1
+            with self._browser_lock:
+                self.report.robot_checks += 1
             if self.sc.fetcher == "requests":
                 raise
             log.warning(
@@ -126,7 +133,7 @@ class PageSource:
             )
             time.sleep(self.sc.robot_backoff_s)
             self.browser_queries.add(query)
-            return self.browser.get_page(url)
+            return self._browser_page(url)
 
     def close(self) -> None:
         """Release the browser."""
@@ -184,24 +191,30 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
     base = base_url or sc.base_url
     seen_asins: set[str] = set()
     seen_images: dict[str, str] = {str(r["image_id"]): str(r["class"]) for r in kept.rows}
+    jobs = [(label, query) for label, spec in sc.classes.items() for query in spec.queries]
+    shared = _Shared(config, pages, fetcher, kept, seen_asins, seen_images, report, threading.Lock())
     try:
-        with ThreadPoolExecutor(max_workers=sc.concurrency, thread_name_prefix="stj-photo") as pool:
-            for label, spec in sc.classes.items():
-                for query in spec.queries:
-                    _scrape_query(
-                        config,
-                        label,
-                        query,
-                        search_url(base, sc.search_path, query),
-                        pages,
-                        fetcher,
-                        pool,
-                        kept,
-                        seen_asins,
-                        seen_images,
-                        report,
-                        show_progress,
-                    )
+        # Queries run side by side (like a crawler's scheduler) so the photo pool stays busy while a
+        # query waits for its next search page; politeness is per host in the fetcher, not per query.
+        with (
+            ThreadPoolExecutor(max_workers=sc.concurrency, thread_name_prefix="stj-photo") as photos,
+            ThreadPoolExecutor(max_workers=min(len(jobs), sc.concurrency), thread_name_prefix="stj-query") as qs,
+        ):
+            futures = [
+                qs.submit(
+                    _scrape_query,
+                    shared,
+                    photos,
+                    label,
+                    query,
+                    search_url(base, sc.search_path, query),
+                    position,
+                    show_progress,
+                )
+                for position, (label, query) in enumerate(jobs)
+            ]
+            for future in futures:
+                future.result()
     finally:
         pages.close()
     report.per_class = dict(report.per_class)
@@ -213,92 +226,126 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
     return report
 
 
+@dataclass
+class _Shared:
+    """State the query threads share; ``lock`` guards every decision about what to keep."""
+
+    config: Config
+    pages: PageSource
+    fetcher: Fetcher
+    kept: Collection
+    seen_asins: set[str]
+    seen_images: dict[str, str]
+    report: ScrapeReport
+    lock: threading.Lock
+
+
 def _scrape_query(
-    config: Config,
+    shared: _Shared,
+    pool: ThreadPoolExecutor,
     label: str,
     query: str,
     url: str | None,
-    pages: PageSource,
-    fetcher: Fetcher,
-    pool: ThreadPoolExecutor,
-    kept: Collection,
-    seen_asins: set[str],
-    seen_images: dict[str, str],
-    report: ScrapeReport,
+    position: int,
     show_progress: bool,
 ) -> None:
+    config, pages, fetcher, report = shared.config, shared.pages, shared.fetcher, shared.report
     sc, data_dir = config.scrape, Path(config.project.data_dir)
-    bar = tqdm(total=sc.max_pages, desc=f"{label}: {query}", unit="page", disable=not show_progress)
+    bar = tqdm(total=sc.max_pages, desc=f"{label}: {query}", unit="page", position=position, disable=not show_progress)
     for page in range(1, sc.max_pages + 1):
         if url is None or (sc.max_images_per_class and report.per_class[label] >= sc.max_images_per_class):
             break
         try:
             html = pages.get(url, query)
         except FetchError as exc:
-            report.errors.append(str(exc))
+            with shared.lock:
+                report.errors.append(str(exc))
             log.error("search page failed, moving to the next query: %s", exc)
             break
         parsed = parse_search_page(html, url, skip_sponsored=sc.skip_sponsored)
-        report.pages += 1
-        report.skipped.update(parsed.skipped)
-        todo: list[SearchResult] = []
-        for result in parsed.results:
-            report.items += 1
-            image_id = image_id_from_url(result.image_url)
-            earlier_label = seen_images.get(image_id)
-            if result.asin in kept.known_asins:
-                report.already_in_manifest += 1
-            elif earlier_label is not None and earlier_label != label:  # the same photo under another class
-                if image_id in kept.by_image and not kept.by_image[image_id].get("conflict"):
-                    kept.mark_conflict(image_id, label, image_id, 0, report)
-            elif result.asin in seen_asins or earlier_label is not None:
-                report.duplicates += 1
-            else:
-                todo.append(result)
-            seen_asins.add(result.asin)
-            seen_images.setdefault(image_id, label)
-        if sc.max_images_per_class:
-            todo = todo[: max(0, sc.max_images_per_class - report.per_class[label])]
+        with shared.lock:
+            report.skipped.update(parsed.skipped)
+            todo = _new_results(shared, parsed.results, label)
+            if sc.max_images_per_class:
+                todo = todo[: max(0, sc.max_images_per_class - report.per_class[label])]
         dests = [data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg" for r in todo]
-        outcomes = pool.map(lambda rd: _fetch_photo(fetcher, rd[0], rd[1], config), zip(todo, dests, strict=True))
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        for result, dest, outcome in zip(todo, dests, outcomes, strict=True):
-            if isinstance(outcome, str):
-                report.rejected[outcome] += 1
-                continue
-            match = kept.hashes.nearest(outcome.phash)
-            if match is not None:
-                if match.label == label:
-                    report.near_duplicates += 1
-                elif not kept.by_image[match.image_id].get("conflict"):
-                    kept.mark_conflict(match.image_id, label, dest.stem, match.distance, report)
-                if outcome.on_disk:
-                    dest.unlink()
-                continue
-            if not outcome.on_disk:
-                atomic_write_bytes(dest, outcome.image.jpeg)
-            row = {
-                "class": label,
-                "query": query,
-                "asin": result.asin,
-                "title": result.title,
-                "page": page,
-                "image_url": result.image_url,
-                "image_id": dest.stem,
-                "sha256": outcome.image.sha256,
-                "width": outcome.image.width,
-                "height": outcome.image.height,
-                "path": dest.relative_to(data_dir).as_posix(),
-                "scraped_at": now,
-                "phash": outcome.phash,
-                "conflict": False,
-            }
-            kept.rows.append(row)
-            kept.by_image[dest.stem] = row
-            kept.hashes.add(outcome.phash, dest.stem, label)
-            report.saved += 1
-            report.per_class[label] += 1
-        write_manifest(kept.rows, manifest_path(data_dir))  # after each page: a kill loses at most one page
+        outcomes = list(pool.map(lambda rd: _fetch_photo(fetcher, rd[0], rd[1], config), zip(todo, dests, strict=True)))
+        with shared.lock:
+            _keep(shared, label, query, page, todo, dests, outcomes)
         bar.update(1)
         url = parsed.next_url
     bar.close()
+
+
+def _new_results(shared: _Shared, results: list[SearchResult], label: str) -> list[SearchResult]:
+    """Count a page's results and return those never seen before (call under the lock)."""
+    kept, report = shared.kept, shared.report
+    report.pages += 1
+    todo: list[SearchResult] = []
+    for result in results:
+        report.items += 1
+        image_id = image_id_from_url(result.image_url)
+        earlier_label = shared.seen_images.get(image_id)
+        if result.asin in kept.known_asins:
+            report.already_in_manifest += 1
+        elif earlier_label is not None and earlier_label != label:  # the same photo under another class
+            if image_id in kept.by_image and not kept.by_image[image_id].get("conflict"):
+                kept.mark_conflict(image_id, label, image_id, 0, report)
+        elif result.asin in shared.seen_asins or earlier_label is not None:
+            report.duplicates += 1
+        else:
+            todo.append(result)
+        shared.seen_asins.add(result.asin)
+        shared.seen_images.setdefault(image_id, label)
+    return todo
+
+
+def _keep(
+    shared: _Shared,
+    label: str,
+    query: str,
+    page: int,
+    todo: list[SearchResult],
+    dests: list[Path],
+    outcomes: list[Photo | str],
+) -> None:
+    """Save the new photos that are neither near-duplicates nor conflicts, then the manifest (under the lock)."""
+    kept, report, data_dir = shared.kept, shared.report, Path(shared.config.project.data_dir)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for result, dest, outcome in zip(todo, dests, outcomes, strict=True):
+        if isinstance(outcome, str):
+            report.rejected[outcome] += 1
+            continue
+        match = kept.hashes.nearest(outcome.phash)
+        if match is not None:
+            if match.label == label:
+                report.near_duplicates += 1
+            elif not kept.by_image[match.image_id].get("conflict"):
+                kept.mark_conflict(match.image_id, label, dest.stem, match.distance, report)
+            if outcome.on_disk:
+                dest.unlink()
+            continue
+        if not outcome.on_disk:
+            atomic_write_bytes(dest, outcome.image.jpeg)
+        row = {
+            "class": label,
+            "query": query,
+            "asin": result.asin,
+            "title": result.title,
+            "page": page,
+            "image_url": result.image_url,
+            "image_id": dest.stem,
+            "sha256": outcome.image.sha256,
+            "width": outcome.image.width,
+            "height": outcome.image.height,
+            "path": dest.relative_to(data_dir).as_posix(),
+            "scraped_at": now,
+            "phash": outcome.phash,
+            "conflict": False,
+        }
+        kept.rows.append(row)
+        kept.by_image[dest.stem] = row
+        kept.hashes.add(outcome.phash, dest.stem, label)
+        report.saved += 1
+        report.per_class[label] += 1
+    write_manifest(kept.rows, manifest_path(data_dir))  # after each page: a kill loses at most one page
