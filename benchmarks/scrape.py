@@ -50,13 +50,24 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     catalog_sets = [
-        f"catalog.products_per_class={args.products}", f"catalog.faults.latency_ms={args.latency_ms}",
-        f"catalog.port={port}", "catalog.image_side=400",
+        f"catalog.products_per_class={args.products}",
+        f"catalog.faults.latency_ms={args.latency_ms}",
+        f"catalog.port={port}",
+        "catalog.image_side=400",
     ]
     server = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "catalog", "--config", "configs/demo.yaml",
-         *[a for s in catalog_sets for a in ("--set", s)]],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "catalog",
+            "--config",
+            "configs/demo.yaml",
+            *[a for s in catalog_sets for a in ("--set", s)],
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         config = load_config(ROOT / "configs/demo.yaml", catalog_sets)
@@ -75,8 +86,10 @@ def main() -> None:
     best_theirs = min(theirs, key=lambda r: r["seconds"])
     print(f"catalog: {args.products} products/class, {args.latency_ms} ms latency, concurrency {args.concurrency}")
     for name, r in (("stj", best_ours), ("scrapy", best_theirs)):
-        print(f"{name:7s} {r['seconds']:6.2f} s  pages {r['pages']:3d} ({r['pages'] / r['seconds']:5.2f}/s)  "
-              f"images {r['images']:4d} ({r['images'] / r['seconds']:6.2f}/s)")
+        print(
+            f"{name:7s} {r['seconds']:6.2f} s  pages {r['pages']:3d} ({r['pages'] / r['seconds']:5.2f}/s)  "
+            f"images {r['images']:4d} ({r['images'] / r['seconds']:6.2f}/s)"
+        )
     ratio = (best_ours["images"] / best_ours["seconds"]) / (best_theirs["images"] / best_theirs["seconds"])
     print(f"ratio stj/scrapy (images/s): {ratio:.2f}")
     print(json.dumps({"stj": best_ours, "scrapy": best_theirs, "ratio_images_per_s": round(ratio, 3)}))
@@ -100,10 +113,16 @@ def _warm(base: str, catalog: Catalog) -> None:
 
 def _run_ours(config, base: str, concurrency: int, max_pages: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        run = load_config(ROOT / "configs/demo.yaml", [
-            f"project.data_dir={tmp}", f"scrape.concurrency={concurrency}", "scrape.delay_s=0",
-            f"scrape.max_pages={max_pages}", f"scrape.base_url={base}",
-        ])
+        run = load_config(
+            ROOT / "configs/demo.yaml",
+            [
+                f"project.data_dir={tmp}",
+                f"scrape.concurrency={concurrency}",
+                "scrape.delay_s=0",
+                f"scrape.max_pages={max_pages}",
+                f"scrape.base_url={base}",
+            ],
+        )
         started = time.monotonic()
         report = scrape(run, base_url=base, show_progress=False)
         return {"seconds": time.monotonic() - started, "pages": report.pages, "images": report.saved}
@@ -113,8 +132,18 @@ def _run_scrapy(python: str, base: str, concurrency: int, max_pages: int, querie
     tmp = tempfile.mkdtemp()
     try:
         out = subprocess.run(
-            [python, str(ROOT / "benchmarks" / "scrapy_spider.py"), base, tmp, str(concurrency), str(max_pages), *queries],
-            capture_output=True, text=True, check=True,
+            [
+                python,
+                str(ROOT / "benchmarks" / "scrapy_spider.py"),
+                base,
+                tmp,
+                str(concurrency),
+                str(max_pages),
+                *queries,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return json.loads(out.stdout.strip().splitlines()[-1])
     finally:

@@ -48,29 +48,35 @@ class CatalogSpider(scrapy.Spider):
 
 def main() -> None:
     base_url, out_dir, concurrency, max_pages, *queries = sys.argv[1:]
-    process = CrawlerProcess(settings={
-        "ITEM_PIPELINES": {ImagesPipeline: 1},
-        "IMAGES_STORE": out_dir,
-        "IMAGES_MIN_WIDTH": 100,
-        "IMAGES_MIN_HEIGHT": 100,
-        "CONCURRENT_REQUESTS": int(concurrency),
-        "CONCURRENT_REQUESTS_PER_DOMAIN": int(concurrency),
-        "DOWNLOAD_DELAY": 0,
-        "ROBOTSTXT_OBEY": True,
-        "RETRY_ENABLED": True,
-        "LOG_LEVEL": "ERROR",
-        "TELNETCONSOLE_ENABLED": False,
-    })
+    process = CrawlerProcess(
+        settings={
+            "ITEM_PIPELINES": {ImagesPipeline: 1},
+            "IMAGES_STORE": out_dir,
+            "IMAGES_MIN_WIDTH": 100,
+            "IMAGES_MIN_HEIGHT": 100,
+            "CONCURRENT_REQUESTS": int(concurrency),
+            "CONCURRENT_REQUESTS_PER_DOMAIN": int(concurrency),
+            "DOWNLOAD_DELAY": 0,
+            "ROBOTSTXT_OBEY": True,
+            "RETRY_ENABLED": True,
+            "LOG_LEVEL": "ERROR",
+            "TELNETCONSOLE_ENABLED": False,
+        }
+    )
     crawler = process.create_crawler(CatalogSpider)
     started = time.monotonic()
     process.crawl(crawler, base_url=base_url, queries=queries, max_pages=int(max_pages))
     process.start()
     stats = crawler.stats.get_stats()
-    print(json.dumps({
-        "seconds": time.monotonic() - started,
-        "pages": crawler.spider.pages,
-        "images": stats.get("file_status_count/downloaded", 0),
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": time.monotonic() - started,
+                "pages": crawler.spider.pages,
+                "images": stats.get("file_status_count/downloaded", 0),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,6 +57,17 @@ class ScrapeReport:
     per_class: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """The report as a few human-readable lines."""
+        rejected = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
+        return (
+            f"scrape summary ({self.seconds:.1f}s): {self.pages} pages, {self.items} items, {self.saved} saved "
+            f"{dict(self.per_class)}\n  duplicates {self.duplicates}, near-duplicates {self.near_duplicates}, "
+            f"conflicts {len(self.conflicts)}, already had {self.already_in_manifest}\n"
+            f"  rejected: {rejected}; retries {self.retries}, robot checks {self.robot_checks} "
+            f"(browser pages {self.browser_pages}), errors {len(self.errors)}"
+        )
+
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
         out = asdict(self)
@@ -222,7 +233,7 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
     report.seconds = round(time.monotonic() - started, 2)
     write_manifest(kept.rows, mpath)
     atomic_write_text(data_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2))
-    log.info("scrape done: %s", json.dumps(report.to_dict()))
+    log.info("%s", report.summary())
     return report
 
 

@@ -1,4 +1,10 @@
-"""Train the classification head on cached features: RMSprop, early stopping, best-only checkpoints.
+"""Train the classification head on cached features: RMSprop, early stopping, best-only checkpoints, resume.
+
+Determinism: each epoch's shuffle comes from ``(seed, epoch)`` and TensorFlow ops run deterministically,
+so two runs on the same features give the same weights. After every epoch the whole training state
+(model with optimizer, early-stopping and checkpoint bookkeeping, history) is saved atomically; a run
+killed at any point and started again continues from the last finished epoch and ends with the same
+weights as an uninterrupted run.
 
 Config keys: ``train.epochs``, ``train.batch_size``, ``train.learning_rate``, ``train.patience``,
 ``train.dense_units``, ``train.dropout``, ``project.seed``.
@@ -6,14 +12,20 @@ Config keys: ``train.epochs``, ``train.batch_size``, ``train.learning_rate``, ``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
+from configs.files import atomic_write_text
 from configs.schema import TrainConfig
-from training.model import build_head
+from training.model import ResNetPreprocess, build_head  # noqa: F401 - custom objects for reloading
+
+STATE_MODEL = "state.keras"
+STATE_BEST = "best_so_far.weights.h5"
+STATE_JSON = "state.json"
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -25,6 +37,105 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     return out
 
 
+def epoch_order(n: int, seed: int, epoch: int, batch_size: int) -> np.ndarray:
+    """Training rows of one epoch, a function of (seed, epoch) only, padded (wrapping the permutation) to
+    whole batches so that every epoch starts on a batch boundary of the concatenated stream."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    steps = -(-n // batch_size)
+    return np.resize(order, steps * batch_size)
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Re-seeds every random layer (Dropout) from ``(seed, epoch, layer)`` at the start of each epoch, so an
+    epoch's dropout masks do not depend on how many epochs ran in this process (needed for exact resume)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for index, layer in enumerate(self.model.layers):
+            generator = getattr(layer, "seed_generator", None)
+            if generator is not None:
+                generator.state.assign(np.array([self.seed * 7919 + index, epoch], dtype=generator.state.dtype))
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class TrainingState(keras.callbacks.Callback):
+    """Saves, after each epoch, everything needed to continue exactly where training stopped."""
+
+    def __init__(self, folder: Path, stopper: keras.callbacks.EarlyStopping, saver: keras.callbacks.ModelCheckpoint):
+        super().__init__()
+        self.folder, self.stopper, self.saver = folder, stopper, saver
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        tmp = self.folder / f".tmp-{STATE_MODEL}"
+        self.model.save(tmp)
+        tmp.replace(self.folder / STATE_MODEL)
+        if self.stopper.best_weights is not None and self.stopper.best_epoch == epoch:  # only when it changed
+            holder = keras.models.clone_model(self.model)
+            holder.set_weights(self.stopper.best_weights)
+            tmp_best = self.folder / f".tmp-{STATE_BEST}"
+            holder.save_weights(tmp_best)
+            tmp_best.replace(self.folder / STATE_BEST)
+        state = {
+            "epoch": epoch,
+            "history": self.history,
+            "best": _num(self.stopper.best),
+            "wait": self.stopper.wait,
+            "best_epoch": self.stopper.best_epoch,
+            "checkpoint_best": _num(self.saver.best),
+        }
+        atomic_write_text(self.folder / STATE_JSON, json.dumps(state))  # written last: marks the epoch done
+
+    def clear(self) -> None:
+        """Forget the resumable state (after a finished run)."""
+        for name in (STATE_JSON, STATE_MODEL, STATE_BEST):
+            (self.folder / name).unlink(missing_ok=True)
+
+    def restore(self) -> tuple[keras.Model, int] | None:
+        """The saved model and the next epoch, with callback state restored; ``None`` if nothing was saved."""
+        file = self.folder / STATE_JSON
+        if not file.exists():
+            return None
+        state = json.loads(file.read_text())
+        model = keras.models.load_model(self.folder / STATE_MODEL)
+        self.history = state["history"]
+        self.stopper.best, self.stopper.wait, self.stopper.best_epoch = (
+            state["best"],
+            state["wait"],
+            state["best_epoch"],
+        )
+        if (self.folder / STATE_BEST).exists():
+            holder = keras.models.clone_model(model)
+            holder.load_weights(self.folder / STATE_BEST)
+            self.stopper.best_weights = holder.get_weights()
+        self.saver.best = state["checkpoint_best"]
+        return model, state["epoch"] + 1
+
+
+class _KeepStateOnTrainBegin(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose bookkeeping survives a resume; the best weights are put back by :func:`fit_head`."""
+
+    def __init__(self, *args, resumed: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resumed = resumed
+
+    def on_train_begin(self, logs=None):
+        if not self.resumed:
+            super().on_train_begin(logs)
+        self.stopped_epoch = 0
+
+    def on_train_end(self, logs=None):
+        pass
+
+
 def fit_head(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
@@ -34,44 +145,71 @@ def fit_head(
     seed: int,
     callbacks: list[keras.callbacks.Callback] = (),
 ) -> tuple[keras.Model, dict[str, list[float]], int]:
-    """Fit the head; the returned model holds the weights of the best validation epoch.
+    """Fit the head (resuming from ``checkpoint_dir`` if an earlier attempt stopped); best epoch's weights.
 
     Args:
         train: (features, integer labels) for training.
         val: (features, integer labels) for early stopping.
         num_classes: number of output classes.
         config: training hyper-parameters.
-        checkpoint_dir: where the best checkpoint is kept.
-        seed: fixes initialisation, dropout and shuffling.
+        checkpoint_dir: the best checkpoint and the resumable state live here; key it by the training inputs
+            so that a restarted run finds the state its interrupted predecessor left.
+        seed: fixes initialisation, dropout and the order of batches.
         callbacks: extra callbacks (e.g. per-epoch metric logging).
 
     Returns:
-        (head, history, best epoch number counted from 1).
+        (head with the best validation epoch's weights, history of all epochs, best epoch counted from 1).
     """
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
-    head = build_head(num_classes, config.dense_units, config.dropout, train[0])
-    head.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    best_path = checkpoint_dir / "best.weights.h5"
-    history = head.fit(
-        train[0],
-        train[1],
-        validation_data=val,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        class_weight=balanced_class_weights(train[1], num_classes),
-        shuffle=True,
-        verbose=0,
-        callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
-            keras.callbacks.ModelCheckpoint(best_path, monitor="val_loss", save_best_only=True, save_weights_only=True),
-            *callbacks,
-        ],
+    stopper = _KeepStateOnTrainBegin(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    saver = keras.callbacks.ModelCheckpoint(
+        checkpoint_dir / "best.weights.h5", monitor="val_loss", save_best_only=True, save_weights_only=True
     )
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    best_epoch = int(np.argmin(hist["val_loss"])) + 1
-    return head, hist, best_epoch
+    state = TrainingState(checkpoint_dir, stopper, saver)
+    restored = state.restore()
+    if restored is None:
+        head = build_head(num_classes, config.dense_units, config.dropout, train[0])
+        head.compile(
+            optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=False,  # XLA draws dropout masks differently; a reloaded model must train the same way
+        )
+        first_epoch = 0
+    else:
+        head, first_epoch = restored
+        head.jit_compile = False
+        stopper.resumed = True
+    weights = balanced_class_weights(train[1], num_classes)
+    sample_weights = np.array([weights[int(c)] for c in train[1]], np.float32)
+    stopped_early = restored is not None and stopper.wait >= config.patience
+    # One stream of whole-batch epoch blocks, each permuted by (seed, epoch): Keras prefetches batches
+    # across epoch boundaries, so its own shuffling would make an epoch depend on the previous ones.
+    if first_epoch < config.epochs and not stopped_early:
+        steps = -(-len(train[0]) // config.batch_size)
+        order = np.concatenate(
+            [epoch_order(len(train[0]), seed, e, config.batch_size) for e in range(first_epoch, config.epochs)]
+        )
+        head.fit(
+            train[0][order],
+            train[1][order],
+            sample_weight=sample_weights[order],
+            batch_size=config.batch_size,
+            steps_per_epoch=steps,
+            validation_data=val,
+            epochs=config.epochs,
+            initial_epoch=first_epoch,
+            shuffle=False,
+            verbose=0,
+            callbacks=[EpochSeeds(seed), stopper, saver, state, *callbacks],
+        )
+    if stopper.best_weights is not None:
+        head.set_weights(stopper.best_weights)  # also when the epoch budget ran out before patience did
+    history = state.history
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    state.clear()
+    return head, history, best_epoch

