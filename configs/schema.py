@@ -109,6 +109,18 @@ class SplitConfig(_Strict):
     seed: int = 42
 
 
+class FineTuneConfig(_Strict):
+    """Optional second stage: unfreeze the top of the base and train on augmented images (``training.finetune``)."""
+
+    enabled: bool = False
+    unfreeze_layers: int = Field(default=10, ge=1, description="top layers of ResNet50 made trainable (not BatchNorm)")
+    learning_rate: float = Field(default=1e-5, gt=0)
+    epochs: int = Field(default=5, ge=1)
+    patience: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    cutmix: bool = False
+
+
 class TrainConfig(_Strict):
     """The classifier: frozen ResNet50 base plus a dense head (``training``)."""
 
@@ -123,6 +135,7 @@ class TrainConfig(_Strict):
     dropout: tuple[float, float] = (0.3, 0.2)
     embed_batch_size: int = Field(default=16, ge=1)
     runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
+    finetune: FineTuneConfig = FineTuneConfig()
 
     @field_validator("weights")
     @classmethod
@@ -147,6 +160,8 @@ class TrackingConfig(_Strict):
     experiment: str = "stj"
     model_name: str = "stj-classifier"
     alias: str = "champion"
+    gate_margin: float = Field(default=0.0, ge=-1, le=1, description="macro-F1 a new model must add")
+    gate_floor: float = Field(default=0.0, ge=0, le=1, description="macro-F1 below which nothing is promoted")
 
 
 class ServeConfig(_Strict):

@@ -1,6 +1,7 @@
 """``stj``: the one entry point.
 
     stj run      --config configs/demo.yaml [--set section.key=value ...]   run the whole pipeline once
+    stj train    --config configs/demo.yaml [--sweep configs/sweep.yaml]    re-train on the scraped data
     stj serve    --config configs/demo.yaml                                 serve the champion model
     stj schedule --config configs/stj.yaml --cron "0 3 * * 1"              run the pipeline on a cron schedule
     stj catalog  --config configs/demo.yaml [--port N]                      serve the local Amazon-like catalog
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("run", "run scrape -> prepare -> train -> publish once")
+    train = add("train", "prepare -> train (or a sweep) -> publish on already scraped data")
+    train.add_argument("--sweep", default=None, help="YAML file with a 'grid' of config values to try")
     add("serve", "serve the registered model over HTTP (gunicorn)")
     schedule = add("schedule", "serve the pipeline as a Prefect deployment on a cron schedule")
     schedule.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * 1"')
@@ -68,13 +71,33 @@ def _cmd_run(config, args) -> int:
     from flows.pipeline import pipeline
 
     summary = pipeline(config, config_source=args.config)
-    metrics = summary["train"]["metrics"]
+    _print_outcome(config, summary)
+    print(f"stj: images per class {summary['scrape']['per_class']}")
+    return 0
+
+
+def _print_outcome(config, summary) -> None:
+    metrics, outcome = summary["train"]["metrics"], summary["publish"]
+    verdict = f"now @{config.tracking.alias}" if outcome["promoted"] else f"NOT promoted ({outcome['reason']})"
     print(
-        f"stj: published {config.tracking.model_name} version {summary['model_version']} as "
-        f"@{config.tracking.alias} - test accuracy {metrics['test_accuracy']:.3f}, macro F1 "
-        f"{metrics['test_macro_f1']:.3f} (weights: {summary['train']['weights_used']}); "
-        f"images per class {summary['scrape']['per_class']}"
+        f"stj: {config.tracking.model_name} version {outcome['version']} {verdict} - test accuracy "
+        f"{metrics['test_accuracy']:.3f}, macro F1 {metrics['test_macro_f1']:.3f} "
+        f"(weights: {summary['train']['weights_used']}, run {summary['train']['run_id']})"
     )
+
+
+def _cmd_train(config, args) -> int:
+    _preflight(config)
+    from flows.pipeline import train_pipeline
+    from training.train import read_grid
+
+    grid = read_grid(args.sweep) if args.sweep else None
+    if grid:
+        from training.train import override_config
+
+        for overrides in grid:  # fail on a bad grid before anything runs
+            override_config(config, overrides)
+    _print_outcome(config, train_pipeline(config, config_source=args.config, grid_points=grid))
     return 0
 
 
@@ -131,7 +154,13 @@ def _cmd_catalog(config, args) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "serve": _cmd_serve, "schedule": _cmd_schedule, "catalog": _cmd_catalog}
+COMMANDS = {
+    "run": _cmd_run,
+    "train": _cmd_train,
+    "serve": _cmd_serve,
+    "schedule": _cmd_schedule,
+    "catalog": _cmd_catalog,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

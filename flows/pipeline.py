@@ -19,7 +19,7 @@ from scraper.manifest import REPORT_NAME
 from scraper.scrape import scrape
 from training.split import prepare
 from training.track import publish
-from training.train import train
+from training.train import sweep, train
 
 
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -42,9 +42,16 @@ def train_task(config: Config, split_file: Path, config_source: str) -> dict[str
     return result.__dict__
 
 
-@task(name="register-and-alias", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(config: Config, model_uri: str, run_id: str) -> str:
-    """Register the model version and move the alias to it."""
+@task(name="sweep-and-track", cache_policy=NO_CACHE)
+def sweep_task(config: Config, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
+    """Train one child run per grid point; the best by validation loss is the candidate."""
+    report = Path(config.project.data_dir) / REPORT_NAME
+    return sweep(config, grid_points, split_file, config_source=config_source, report_file=report).__dict__
+
+
+@task(name="register-and-gate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_task(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
+    """Register the model version; move the alias to it if it passes the quality gate."""
     return publish(config.tracking, model_uri, run_id)
 
 
@@ -70,9 +77,14 @@ def prepare_flow(config: Config) -> Path:
 
 
 @flow(name="stj-train")
-def train_flow(config: Config, split_file: Path, config_source: str = "") -> dict[str, Any]:
-    """Train and record one run."""
-    result = train_task(config, split_file, config_source)
+def train_flow(
+    config: Config, split_file: Path, config_source: str = "", grid_points: list[list[str]] | None = None
+) -> dict[str, Any]:
+    """Train and record one run (or a sweep of child runs)."""
+    if grid_points:
+        result = sweep_task(config, grid_points, split_file, config_source)
+    else:
+        result = train_task(config, split_file, config_source)
     get_run_logger().info(
         "run %s: test accuracy %.3f, macro F1 %.3f, weights %s, runtime %s",
         result["run_id"],
@@ -85,11 +97,17 @@ def train_flow(config: Config, split_file: Path, config_source: str = "") -> dic
 
 
 @flow(name="stj-publish")
-def publish_flow(config: Config, model_uri: str, run_id: str) -> str:
-    """Publish the run's model to the registry alias."""
-    version = publish_task(config, model_uri, run_id)
-    get_run_logger().info("%s version %s is now @%s", config.tracking.model_name, version, config.tracking.alias)
-    return version
+def publish_flow(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
+    """Register the run's model; the quality gate decides whether the alias moves."""
+    outcome = publish_task(config, model_uri, run_id)
+    get_run_logger().info(
+        "%s version %s %s: %s",
+        config.tracking.model_name,
+        outcome["version"],
+        f"is now @{config.tracking.alias}" if outcome["promoted"] else "was rejected",
+        outcome["reason"],
+    )
+    return outcome
 
 
 class StageFailed(UserError):
@@ -109,5 +127,16 @@ def pipeline(config: Config, config_source: str = "") -> dict[str, Any]:
     report = _run_stage("scrape", scrape_flow, config)
     split_file = _run_stage("prepare", prepare_flow, config)
     result = _run_stage("train", train_flow, config, split_file, config_source)
-    version = _run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
-    return {"scrape": report, "train": result, "model_version": version}
+    outcome = _run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
+    return {"scrape": report, "train": result, "publish": outcome}
+
+
+@flow(name="stj-train-only")
+def train_pipeline(
+    config: Config, config_source: str = "", grid_points: list[list[str]] | None = None
+) -> dict[str, Any]:
+    """Prepare -> train (or sweep) -> publish on the data already scraped."""
+    split_file = _run_stage("prepare", prepare_flow, config)
+    result = _run_stage("train", train_flow, config, split_file, config_source, grid_points)
+    outcome = _run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
+    return {"train": result, "publish": outcome}

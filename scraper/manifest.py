@@ -29,6 +29,7 @@ COLUMNS = [
     "phash",
     "conflict",
 ]
+ADDED_LATER = {"phash": None, "conflict": False}
 MANIFEST_NAME = "manifest.csv"
 REPORT_NAME = "scrape_report.json"
 
@@ -44,6 +45,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not file.exists():
         return pd.DataFrame(columns=COLUMNS)
     frame = pd.read_csv(file, dtype={"asin": str, "image_id": str, "sha256": str, "title": str, "phash": str})
+    for column, default in ADDED_LATER.items():  # manifests written before these columns existed
+        if column not in frame:
+            frame[column] = default
     frame["conflict"] = frame["conflict"].astype(bool)
     missing = set(COLUMNS) - set(frame.columns)
     if missing:

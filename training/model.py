@@ -59,8 +59,12 @@ def build_head(
     and RMSprop stalls on them (measured: chance accuracy without, well above with).
     """
     features = keras.Input((FEATURE_DIM,), name="features")
-    norm = layers.Normalization(name="feature_norm")
-    norm.adapt(train_features)
+    mean = train_features.mean(axis=0)
+    variance = train_features.var(axis=0)
+    # Nearly dead channels have almost no variance; dividing by it would blow up rounding noise (e.g. bf16
+    # features) into confident flips. A floor at 1 % of the mean variance keeps them quiet.
+    variance = np.maximum(variance, 0.01 * variance.mean())
+    norm = layers.Normalization(mean=mean, variance=variance, name="feature_norm")
     x = layers.Dense(units[0], activation="relu", name="dense_1")(norm(features))
     x = layers.Dropout(dropout[0], name="dropout_1")(x)
     x = layers.Dense(units[1], activation="relu", name="dense_2")(x)

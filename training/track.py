@@ -3,7 +3,7 @@
 The default store is embedded: a sqlite database plus a local artifact folder in the working directory.
 
 Config keys: ``tracking.uri``, ``tracking.artifact_dir``, ``tracking.experiment``, ``tracking.model_name``,
-``tracking.alias``.
+``tracking.alias``, ``tracking.gate_margin``, ``tracking.gate_floor``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import keras
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from configs.schema import Config, TrackingConfig
+from training.gate import GATE_METRIC, decide
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +94,29 @@ def _pinned_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("tensorflow-cpu", "keras", "mlflow", "numpy", "pillow")]
 
 
-def publish(cfg: TrackingConfig, model_uri: str, run_id: str) -> str:
-    """Register the run's model under ``tracking.model_name`` and point ``tracking.alias`` at it.
+def publish(cfg: TrackingConfig, model_uri: str, run_id: str) -> dict[str, str | bool]:
+    """Register the run's model and move ``tracking.alias`` to it if it passes the quality gate.
 
     Returns:
-        The new model version number.
+        ``version``, ``promoted`` and the gate's ``reason``; a rejected version is tagged ``rejected``.
     """
     mlflow.set_tracking_uri(cfg.uri)
-    version = mlflow.register_model(model_uri, cfg.model_name, tags={"run_id": run_id})
     client = MlflowClient()
-    client.set_registered_model_alias(cfg.model_name, cfg.alias, version.version)
-    log.info("published %s version %s as @%s", cfg.model_name, version.version, cfg.alias)
-    return str(version.version)
+    candidate = client.get_run(run_id).data.metrics[GATE_METRIC]
+    try:
+        current = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+        champion = client.get_run(current.run_id).data.metrics.get(GATE_METRIC)
+    except MlflowException:
+        champion = None
+    decision = decide(candidate, champion, cfg.gate_margin, cfg.gate_floor)
+    version = str(mlflow.register_model(model_uri, cfg.model_name, tags={"run_id": run_id}).version)
+    if decision.promote:
+        client.set_registered_model_alias(cfg.model_name, cfg.alias, version)
+        client.set_model_version_tag(cfg.model_name, version, "gate", "promoted")
+        log.info("%s version %s is now @%s: %s", cfg.model_name, version, cfg.alias, decision.reason)
+    else:
+        client.set_model_version_tag(cfg.model_name, version, "rejected", decision.reason)
+        log.warning("%s version %s NOT promoted: %s", cfg.model_name, version, decision.reason)
+    client.set_tag(run_id, "gate.decision", "promoted" if decision.promote else "rejected")
+    client.set_tag(run_id, "gate.reason", decision.reason)
+    return {"version": version, "promoted": decision.promote, "reason": decision.reason}

@@ -1,22 +1,30 @@
-"""The train stage: embed (cached), fit the head, evaluate on the test split, record everything in MLflow.
+"""The train stage: embed (cached), fit the head, optionally fine-tune, evaluate, compare with baselines, and
+record everything in one MLflow run (baselines and sweep points as child runs).
 
 Config keys: everything under ``train`` and ``tracking``, ``project.seed``, ``project.data_dir``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import mlflow
 import numpy as np
+import pandas as pd
 
 from configs.schema import Config
+from scraper.manifest import manifest_path, read_manifest
+from training.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
 from training.embed import EmbeddingCache, cache_key, embed_files
-from training.evaluate import classification_metrics, confusion_matrix_png
+from training.evaluate import classification_metrics, confusion_matrix_png, misclassified_png, roc_auc, roc_curves_png
+from training.finetune import fine_tune
 from training.fit import fit_head
 from training.images import load_images
 from training.model import (
@@ -27,10 +35,10 @@ from training.model import (
     build_embedder,
     weights_fingerprint,
 )
-from training.runtime import make_runtime
+from training.runtime import Runtime, make_runtime
 from training.split import read_split
-from training.track import EpochMetrics, configure_tracking, flatten_config, log_classifier
-from training.weights import resolve_weights
+from training.track import configure_tracking, flatten_config, log_classifier
+from training.weights import WeightsChoice, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +56,258 @@ class TrainResult:
     seconds: float
 
 
+@dataclass
+class Features:
+    """The split with its cached embeddings and the frozen network that produced them."""
+
+    split: pd.DataFrame
+    labels: np.ndarray
+    paths: list[Path]
+    vectors: np.ndarray
+    parts: dict[str, np.ndarray]
+    choice: WeightsChoice
+    base: keras.Model
+    embedder: keras.Model
+    runtime_choice: str
+    cache: str
+    embedded: int
+    embed_seconds: float
+    _runtime: Runtime | None = field(default=None, repr=False)
+
+    def runtime(self) -> Runtime:
+        """The embedding runtime, built on first use (a warm cache never needs it for embedding)."""
+        if self._runtime is None:
+            self._runtime = make_runtime(self.embedder, self.runtime_choice)
+        return self._runtime
+
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(features, labels) of ``train``, ``val`` or ``test``."""
+        return self.vectors[self.parts[name]], self.labels[self.parts[name]]
+
+
+def load_features(config: Config, split_file: Path, show_progress: bool = True) -> Features:
+    """Resolve weights, build the frozen base, and embed every image of the split (cached on disk)."""
+    tc, data_dir = config.train, Path(config.project.data_dir)
+    split = read_split(split_file)
+    split = split[split["class"].isin(config.class_names)].reset_index(drop=True)
+    labels = split["class"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy()
+    paths = [data_dir / p for p in split["path"]]
+    choice = resolve_weights(tc.weights, tc.weights_fallback)
+    base = build_base(tc.image_size, choice.keras_arg, config.project.seed)
+    embedder = build_embedder(base, tc.image_size)
+    runtime_name = _runtime_name(tc.runtime)
+    key = cache_key(BACKBONE, weights_fingerprint(base), tc.image_size, f"{PREPROCESS_VERSION}|{runtime_name}")
+    cache = EmbeddingCache(data_dir / "embeddings", key)
+    features = Features(split, labels, paths, np.zeros(0), {}, choice, base, embedder, tc.runtime, key, 0, 0.0)
+    started = time.monotonic()
+    if cache.missing(list(split["sha256"])):
+        vectors, embedded = embed_files(
+            features.runtime(),
+            paths,
+            list(split["sha256"]),
+            cache,
+            tc.image_size,
+            tc.embed_batch_size,
+            show_progress=show_progress,
+        )
+    else:
+        vectors, embedded = cache.lookup(list(split["sha256"])), 0
+    features.vectors, features.embedded = vectors, embedded
+    features.embed_seconds = time.monotonic() - started
+    features.parts = {name: (split["split"] == name).to_numpy() for name in ("train", "val", "test")}
+    return features
+
+
+def _runtime_name(choice: str) -> str:
+    """The name the runtime will have, without building it (part of the cache key)."""
+    from training.runtime import cpu_supports_bf16, openvino_available
+
+    if choice == "tensorflow" or (choice == "auto" and not openvino_available()):
+        return "tensorflow-fp32"
+    return "openvino-bf16" if cpu_supports_bf16() else "openvino-f32"
+
+
+def _code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _log_dataset(config: Config, split: pd.DataFrame) -> None:
+    """Log the manifest joined with the split as an MLflow dataset (its digest identifies the data)."""
+    manifest = read_manifest(manifest_path(config.project.data_dir))
+    frame = split.merge(manifest[["path", "asin", "image_id", "query"]], on="path", how="left")
+    dataset = mlflow.data.from_pandas(
+        frame, source=str(manifest_path(config.project.data_dir)), name="stj-products", targets="class"
+    )
+    mlflow.log_input(dataset, context="training")
+
+
+def _log_png(png: bytes | None, name: str) -> None:
+    if png is not None:
+        import io
+
+        from PIL import Image
+
+        mlflow.log_image(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), name)
+
+
+def _log_history(history: dict[str, list[float]], prefix: str = "") -> None:
+    for key, values in history.items():
+        name = key if key.startswith("val_") else f"train_{key}"
+        for step, value in enumerate(values, start=1):
+            mlflow.log_metric(f"{prefix}{name}", value, step=step)
+
+
+@dataclass
+class Candidate:
+    """One trained head (and possibly fine-tuned network) with its test results."""
+
+    head: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int
+    probs: np.ndarray
+    metrics: dict[str, float]
+    classifier: keras.Model | None = None
+    finetune_history: dict[str, list[float]] | None = None
+
+    @property
+    def val_loss(self) -> float:
+        return min(self.history["val_loss"])
+
+
+def train_candidate(config: Config, features: Features) -> Candidate:
+    """Fit the head on cached features (resumable), fine-tune if configured, and score the test split."""
+    tc = config.train
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [
+                features.cache,
+                tc.model_dump(mode="json"),
+                config.project.seed,
+                hashlib.sha256(features.split.to_csv(index=False).encode()).hexdigest(),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    head, history, best_epoch = fit_head(
+        features.part("train"),
+        features.part("val"),
+        len(config.class_names),
+        tc,
+        Path(config.project.data_dir) / "checkpoints" / fingerprint,
+        config.project.seed,
+    )
+    test_x, test_y = features.part("test")
+    probs = head.predict(test_x, verbose=0)
+    candidate = Candidate(head, history, best_epoch, probs, {})
+    if tc.finetune.enabled and features.choice.keras_arg is not None:
+        classifier = build_classifier(features.embedder, head)
+        images = {
+            name: load_images(
+                [p for p, m in zip(features.paths, features.parts[name], strict=True) if m], tc.image_size
+            )
+            for name in ("train", "val", "test")
+        }
+        candidate.finetune_history = fine_tune(
+            classifier,
+            features.base,
+            (images["train"], features.part("train")[1]),
+            (images["val"], features.part("val")[1]),
+            len(config.class_names),
+            tc.finetune,
+            config.project.seed,
+        )
+        candidate.classifier = classifier
+        candidate.probs = classifier.predict(images["test"], verbose=0)  # the base changed: use the whole graph
+    candidate.metrics = {
+        **classification_metrics(test_y, candidate.probs.argmax(axis=1), config.class_names),
+        **roc_auc(test_y, candidate.probs, config.class_names),
+    }
+    return candidate
+
+
+def _log_candidate(config: Config, features: Features, candidate: Candidate, prefix: str = "") -> None:
+    mlflow.log_params(flatten_config(config))
+    _log_history(candidate.history, prefix)
+    if candidate.finetune_history:
+        _log_history(candidate.finetune_history, "finetune_")
+    mlflow.log_metrics(
+        {
+            **candidate.metrics,
+            "best_epoch": candidate.best_epoch,
+            "epochs_run": len(candidate.history["loss"]),
+            "best_val_loss": candidate.val_loss,
+        }
+    )
+
+
+def _finish_run(
+    config: Config, features: Features, candidate: Candidate, config_source: str, report_file: Path | None
+) -> tuple[str, list[ModelScore]]:
+    """Log plots, baselines (child runs), timing and the model to the active run; returns the model URI."""
+    tc = config.train
+    test_x, test_y = features.part("test")
+    test_paths = [p for p, m in zip(features.paths, features.parts["test"], strict=True) if m]
+    mlflow.set_tags(
+        {
+            "weights.requested": features.choice.requested,
+            "weights.used": features.choice.used,
+            "weights.fell_back": str(features.choice.fell_back).lower(),
+            "runtime": _runtime_name(tc.runtime),
+            "config_file": config_source,
+            "code_version": _code_version(),
+            "embedding_cache": features.cache,
+            "finetune": "ran"
+            if candidate.finetune_history
+            else ("skipped: weights are none" if tc.finetune.enabled else "off"),
+        }
+    )
+    _log_dataset(config, features.split)
+    mlflow.log_dict(config.model_dump(mode="json"), "config.json")
+    mlflow.log_text(features.split.to_csv(index=False), "split.csv")
+    if report_file is not None and report_file.exists():
+        mlflow.log_dict(json.loads(report_file.read_text()), "scrape_report.json")
+    y_pred = candidate.probs.argmax(axis=1)
+    _log_png(confusion_matrix_png(test_y, y_pred, config.class_names), "confusion_matrix.png")
+    _log_png(roc_curves_png(test_y, candidate.probs, config.class_names), "roc_curves.png")
+    _log_png(misclassified_png(test_paths, test_y, candidate.probs, config.class_names), "misclassified.png")
+    head_ms = ms_per_image(lambda x: candidate.head(x, training=False), test_x)
+    runtime = features.runtime()
+    pixels = load_images(test_paths[:20], tc.image_size)
+    embed_ms = ms_per_image(runtime, pixels, limit=20)
+    mlflow.log_metrics(
+        {
+            "n_train": int(features.parts["train"].sum()),
+            "n_val": int(features.parts["val"].sum()),
+            "n_test": int(features.parts["test"].sum()),
+            "embed_images": features.embedded,
+            "embed_seconds": round(features.embed_seconds, 3),
+            "ms_per_image_head": head_ms,
+            "ms_per_image_end_to_end": embed_ms + head_ms,
+        }
+    )
+    scores = [ModelScore("cnn_head", {k: v for k, v in candidate.metrics.items()}, head_ms)]
+    for score in score_baselines(features.part("train"), (test_x, test_y), config.class_names, config.project.seed):
+        with mlflow.start_run(run_name=f"baseline-{score.name}", nested=True):
+            mlflow.set_tag("baseline", score.name)
+            mlflow.log_metrics({**score.metrics, "ms_per_image": score.ms_per_image})
+        scores.append(score)
+    mlflow.log_text(comparison_table(scores), "comparison.md")
+    classifier = candidate.classifier or build_classifier(features.embedder, candidate.head)
+    model_uri = log_classifier(classifier, config.class_names, tc.image_size, pixels[:1])
+    return model_uri, scores
+
+
 def train(config: Config, split_file: Path, config_source: str = "", report_file: Path | None = None) -> TrainResult:
-    """Run the train stage.
+    """Run the train stage: one candidate, one MLflow run.
 
     Args:
         config: the STJ config.
@@ -61,76 +319,117 @@ def train(config: Config, split_file: Path, config_source: str = "", report_file
         The MLflow run id, the logged model's URI and the test metrics.
     """
     started = time.monotonic()
-    tc, data_dir = config.train, Path(config.project.data_dir)
-    class_names = config.class_names
-    split = read_split(split_file)
-    split = split[split["class"].isin(class_names)]
-    labels = split["class"].map({c: i for i, c in enumerate(class_names)}).to_numpy()
-    paths = [data_dir / p for p in split["path"]]
-
-    choice = resolve_weights(tc.weights, tc.weights_fallback)
-    base = build_base(tc.image_size, choice.keras_arg, config.project.seed)
-    embedder = build_embedder(base, tc.image_size)
-    runtime = make_runtime(embedder, tc.runtime)
-    key = cache_key(BACKBONE, weights_fingerprint(base), tc.image_size, f"{PREPROCESS_VERSION}|{runtime.name}")
-    cache = EmbeddingCache(data_dir / "embeddings", key)
-    embed_start = time.monotonic()
-    features, embedded = embed_files(runtime, paths, list(split["sha256"]), cache, tc.image_size, tc.embed_batch_size)
-    embed_seconds = time.monotonic() - embed_start
-
-    parts = {name: (split["split"] == name).to_numpy() for name in ("train", "val", "test")}
+    features = load_features(config, split_file)
     configure_tracking(config.tracking)
-    with mlflow.start_run(run_name=f"resnet50-{choice.used}") as run:
-        mlflow.log_params(flatten_config(config))
-        mlflow.set_tags(
-            {
-                "weights.requested": choice.requested,
-                "weights.used": choice.used,
-                "weights.fell_back": str(choice.fell_back).lower(),
-                "runtime": runtime.name,
-                "config_file": config_source,
-                "embedding_cache": key,
-            }
-        )
-        mlflow.log_dict(config.model_dump(mode="json"), "config.json")
-        mlflow.log_artifact(str(split_file))
-        if report_file is not None and report_file.exists():
-            mlflow.log_dict(json.loads(report_file.read_text()), "scrape_report.json")
-        mlflow.log_metrics(
-            {
-                "n_train": int(parts["train"].sum()),
-                "n_val": int(parts["val"].sum()),
-                "n_test": int(parts["test"].sum()),
-                "embed_images": embedded,
-                "embed_seconds": round(embed_seconds, 3),
-            }
-        )
-        head, history, best_epoch = fit_head(
-            (features[parts["train"]], labels[parts["train"]]),
-            (features[parts["val"]], labels[parts["val"]]),
-            len(class_names),
-            tc,
-            data_dir / "checkpoints" / run.info.run_id,
-            config.project.seed,
-            callbacks=[EpochMetrics()],
-        )
-        probs = head.predict(features[parts["test"]], verbose=0)
-        y_true, y_pred = labels[parts["test"]], probs.argmax(axis=1)
-        metrics = classification_metrics(y_true, y_pred, class_names)
-        mlflow.log_metrics({**metrics, "best_epoch": best_epoch, "epochs_run": len(history["loss"])})
-        mlflow.log_image(_png_to_array(confusion_matrix_png(y_true, y_pred, class_names)), "confusion_matrix.png")
-        classifier = build_classifier(embedder, head)
-        example = load_images(paths[:1], tc.image_size)
-        model_uri = log_classifier(classifier, class_names, tc.image_size, example)
+    with mlflow.start_run(run_name=f"resnet50-{features.choice.used}") as run:
+        candidate = train_candidate(config, features)
+        _log_candidate(config, features, candidate)
+        model_uri, _ = _finish_run(config, features, candidate, config_source, report_file)
         seconds = round(time.monotonic() - started, 2)
         mlflow.log_metric("train_stage_seconds", seconds)
-    log.info("trained run %s: test accuracy %.3f, weights %s", run.info.run_id, metrics["test_accuracy"], choice.used)
-    return TrainResult(run.info.run_id, model_uri, metrics, choice.used, runtime.name, best_epoch, seconds)
+    log.info(
+        "run %s: test accuracy %.3f, macro F1 %.3f, weights %s",
+        run.info.run_id,
+        candidate.metrics["test_accuracy"],
+        candidate.metrics["test_macro_f1"],
+        features.choice.used,
+    )
+    return TrainResult(
+        run.info.run_id,
+        model_uri,
+        candidate.metrics,
+        features.choice.used,
+        _runtime_name(config.train.runtime),
+        candidate.best_epoch,
+        seconds,
+    )
 
 
-def _png_to_array(png: bytes) -> np.ndarray:
-    import io
+def sweep(
+    config: Config,
+    grid_points: list[list[str]],
+    split_file: Path,
+    config_source: str = "",
+    report_file: Path | None = None,
+) -> TrainResult:
+    """Train one candidate per grid point over the one embedding cache, as child runs of a sweep run.
 
-    from PIL import Image
+    The candidate with the lowest validation loss (never the test split) is completed in the parent run and
+    handed to the quality gate.
 
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    Args:
+        config: the base config.
+        grid_points: ``section.key=value`` overrides, one list per point.
+        split_file: the split file.
+        config_source: recorded as a tag.
+        report_file: the scrape report to attach.
+    """
+    started = time.monotonic()
+    points = [override_config(config, overrides) for overrides in grid_points]
+    features = load_features(config, split_file)
+    configure_tracking(config.tracking)
+    with mlflow.start_run(run_name=f"sweep-{len(grid_points)}") as parent:
+        mlflow.set_tag("sweep.points", json.dumps(grid_points))
+        candidates = []
+        for index, (point, overrides) in enumerate(zip(points, grid_points, strict=True)):
+            with mlflow.start_run(run_name=f"point-{index}", nested=True):
+                mlflow.set_tag("sweep.overrides", " ".join(overrides))
+                candidate = train_candidate(point, features)
+                _log_candidate(point, features, candidate)
+            candidates.append(candidate)
+        best = int(np.argmin([c.val_loss for c in candidates]))
+        point, candidate = points[best], candidates[best]
+        mlflow.set_tag("sweep.best", " ".join(grid_points[best]))
+        _log_candidate(point, features, candidate)
+        model_uri, _ = _finish_run(point, features, candidate, config_source, report_file)
+        seconds = round(time.monotonic() - started, 2)
+        mlflow.log_metric("train_stage_seconds", seconds)
+    return TrainResult(
+        parent.info.run_id,
+        model_uri,
+        candidate.metrics,
+        features.choice.used,
+        _runtime_name(config.train.runtime),
+        candidate.best_epoch,
+        seconds,
+    )
+
+
+def override_config(config: Config, overrides: list[str]) -> Config:
+    """``config`` with ``section.key=value`` overrides applied and validated."""
+    from pydantic import ValidationError
+
+    from configs.loader import ConfigError, apply_overrides, format_validation_error
+
+    try:
+        return Config.model_validate(apply_overrides(config.model_dump(mode="json"), overrides))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "sweep grid")) from None
+
+
+def read_grid(path: str | Path) -> list[list[str]]:
+    """Expand a sweep file's ``grid`` (key -> list of values) into one override list per point (cartesian)."""
+    import itertools
+
+    import yaml
+
+    from configs.loader import ConfigError
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: sweep file not found")
+    data = yaml.safe_load(file.read_text()) or {}
+    grid = data.get("grid") if isinstance(data, dict) else None
+    if not isinstance(grid, dict) or not grid or set(data) != {"grid"}:
+        raise ConfigError(f"{file}: expected exactly one top-level key 'grid' mapping config keys to value lists")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{file}: grid.{key}: expected a non-empty list of values")
+    keys = list(grid)
+    return [
+        [
+            f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for k, v in zip(keys, combo, strict=True)
+        ]
+        for combo in itertools.product(*(grid[k] for k in keys))
+    ]

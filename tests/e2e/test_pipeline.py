@@ -53,7 +53,7 @@ def test_run_is_recorded_and_champion_set(trained) -> None:
     assert summary["scrape"]["per_class"] == {c: 12 for c in CLASSES}
     client = MlflowClient(tracking_uri=config.tracking.uri)
     version = client.get_model_version_by_alias("stj-classifier", "champion")
-    assert str(version.version) == summary["model_version"] == "1"
+    assert str(version.version) == summary["publish"]["version"] == "1" and summary["publish"]["promoted"]
     run = client.get_run(version.run_id)
     metrics = run.data.metrics
     assert 0.0 <= metrics["test_accuracy"] <= 1.0

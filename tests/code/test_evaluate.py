@@ -1,0 +1,56 @@
+"""Evaluation numbers equal scikit-learn's; the quality gate decides as specified."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import classification_report, roc_auc_score
+
+from training.evaluate import classification_metrics, confusion_matrix_png, roc_auc, roc_curves_png
+from training.gate import decide
+
+CLASSES = ["saree", "trousers", "jeans"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_equal_sklearn_report(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 3, 200)
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 3, 200))
+    ours = classification_metrics(y_true, y_pred, CLASSES)
+    report = classification_report(y_true, y_pred, target_names=CLASSES, output_dict=True, zero_division=0)
+    assert ours["test_accuracy"] == pytest.approx(report["accuracy"], abs=1e-12)
+    for name in CLASSES:
+        for metric, key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert ours[f"test_{name}_{metric}"] == pytest.approx(report[name][key], abs=1e-12)
+    for avg in ("macro", "weighted"):
+        assert ours[f"test_{avg}_f1"] == pytest.approx(report[f"{avg} avg"]["f1-score"], abs=1e-12)
+
+
+def test_auc_equals_sklearn_one_vs_rest() -> None:
+    rng = np.random.default_rng(4)
+    y_true = rng.integers(0, 3, 150)
+    probs = rng.dirichlet([1, 1, 1], 150) + np.eye(3)[y_true] * 0.3
+    probs /= probs.sum(axis=1, keepdims=True)
+    ours = roc_auc(y_true, probs, CLASSES)
+    expected = roc_auc_score(y_true, probs, multi_class="ovr", average="macro")
+    assert ours["test_macro_auc"] == pytest.approx(expected, abs=1e-12)
+    assert roc_curves_png(y_true, probs, CLASSES).startswith(b"\x89PNG")
+    assert confusion_matrix_png(y_true, probs.argmax(1), CLASSES).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "margin", "floor", "promote"),
+    [
+        (0.70, None, 0.0, 0.5, True),  # first model above the floor
+        (0.40, None, 0.0, 0.5, False),  # first model below the floor
+        (0.80, 0.80, 0.0, 0.0, True),  # as good as the champion
+        (0.80, 0.79, 0.02, 0.0, False),  # better, but not by the margin
+        (0.79, 0.80, 0.0, 0.0, False),  # worse
+        (0.95, 0.80, 0.02, 0.9, True),
+    ],
+)
+def test_gate(candidate, champion, margin, floor, promote) -> None:
+    decision = decide(candidate, champion, margin, floor)
+    assert decision.promote is promote
+    assert f"{candidate:.4f}" in decision.reason

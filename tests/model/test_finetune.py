@@ -1,0 +1,65 @@
+"""Fine-tuning unfreezes only the top of the base, leaves BatchNorm alone, and changes the unfrozen layers."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from configs.schema import FineTuneConfig
+from scraper.catalog.draw import draw_product
+from training.finetune import cutmix, fine_tune, unfreeze_top
+from training.images import to_model_input
+from training.model import build_base, build_classifier, build_embedder, build_head
+
+
+def test_fine_tune_moves_top_layers_only() -> None:
+    size = 32
+    base = build_base(size, None, seed=1)
+    embedder = build_embedder(base, size)
+    labels = np.array([i % 3 for i in range(24)])
+    pixels = np.stack(
+        [to_model_input(draw_product(("saree", "trousers", "jeans")[y], i, 64), size) for i, y in enumerate(labels)]
+    )
+    head = build_head(3, (16, 8), (0.3, 0.2), embedder.predict(pixels, verbose=0))
+    classifier = build_classifier(embedder, head)
+    bn = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    before_bn = [w.copy() for layer in bn for w in layer.get_weights()]
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in base.layers if layer.weights}
+    history = fine_tune(
+        classifier,
+        base,
+        (pixels[:18], labels[:18]),
+        (pixels[18:], labels[18:]),
+        3,
+        FineTuneConfig(enabled=True, unfreeze_layers=4, epochs=1, batch_size=6, cutmix=True),
+        seed=0,
+    )
+    assert len(history["loss"]) == 1
+    changed = {
+        name
+        for name, ws in before.items()
+        if any(not np.array_equal(a, b) for a, b in zip(ws, base.get_layer(name).get_weights(), strict=True))
+    }
+    top = [layer.name for layer in base.layers if layer.weights][-4:]
+    assert changed and changed <= set(top)
+    for a, b in zip(before_bn, [w for layer in bn for w in layer.get_weights()], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not base.trainable
+
+
+def test_unfreeze_top_skips_batchnorm() -> None:
+    base = build_base(32, None, seed=0)
+    names = unfreeze_top(base, 6)
+    assert names and all("bn" not in n for n in names)
+    assert {layer.name for layer in base.layers if layer.trainable and layer.weights} == set(names)
+
+
+def test_cutmix_mixes_labels_by_area() -> None:
+    images = np.stack([np.zeros((16, 16, 3)), np.ones((16, 16, 3))]).astype("float32")
+    labels = np.eye(2, dtype="float32")
+    mixed, mixed_labels = cutmix(images, labels, seed=3)
+    area = [float(np.mean(m.numpy() != i)) for i, m in enumerate(mixed)]
+    np.testing.assert_allclose(mixed_labels.numpy().sum(axis=1), 1.0, atol=1e-6)
+    for i in range(2):
+        if area[i] > 0:  # pasted from the other image: label weight equals the pasted area
+            np.testing.assert_allclose(mixed_labels.numpy()[i][1 - i], area[i], atol=1e-6)

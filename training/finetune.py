@@ -1,0 +1,112 @@
+"""Optional fine-tuning: after the head converges, unfreeze the top of ResNet50 and train on augmented images.
+
+BatchNorm layers stay frozen and in inference mode (the base is called with ``training=False``), the
+learning rate is low, augmentation (flip, crop, brightness, contrast, optional CutMix) applies to the
+training images only, and early stopping restores the best epoch. Skipped when the base weights are
+``none``: there is nothing pretrained to adapt.
+
+Config keys: ``train.finetune.*``, ``train.weights``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+from keras import layers
+
+from configs.schema import FineTuneConfig
+
+log = logging.getLogger(__name__)
+
+
+def unfreeze_top(base: keras.Model, count: int) -> list[str]:
+    """Make the top ``count`` weighted layers of ``base`` trainable, BatchNorm excluded; returns their names."""
+    base.trainable = True
+    weighted = [layer for layer in base.layers if layer.weights]
+    chosen = [layer for layer in weighted[-count:] if not isinstance(layer, layers.BatchNormalization)]
+    for layer in base.layers:
+        layer.trainable = layer in chosen
+    return [layer.name for layer in chosen]
+
+
+def augmenter(image_size: int, seed: int) -> keras.Sequential:
+    """Flip, crop (zoom + shift), brightness and contrast jitter, for training images only."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomZoom((-0.15, 0.0), seed=seed),
+            layers.RandomTranslation(0.05, 0.05, seed=seed),
+            layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
+            layers.RandomContrast(0.15, seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def cutmix(images, labels, seed: int, batch_index=0):
+    """CutMix on one batch: paste a random box from a shuffled copy and mix the one-hot labels by area.
+
+    The box and pairing are a function of ``(seed, batch_index)``.
+    """
+    import tensorflow as tf
+
+    def key(k: int):
+        return tf.stack([tf.cast(seed, tf.int64), tf.cast(batch_index, tf.int64) * 4 + k])
+
+    size = tf.shape(images)[1]
+    n = tf.shape(images)[0]
+    lam = tf.random.stateless_uniform([], seed=key(0))
+    cut = tf.cast(tf.cast(size, tf.float32) * tf.sqrt(1.0 - lam), tf.int32)
+    y0 = tf.random.stateless_uniform([], seed=key(1), minval=0, maxval=size - cut + 1, dtype=tf.int32)
+    x0 = tf.random.stateless_uniform([], seed=key(2), minval=0, maxval=size - cut + 1, dtype=tf.int32)
+    rows = tf.range(size)[:, None]
+    cols = tf.range(size)[None, :]
+    box = tf.cast((rows >= y0) & (rows < y0 + cut) & (cols >= x0) & (cols < x0 + cut), images.dtype)[None, :, :, None]
+    order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=key(3))
+    mixed = images * (1 - box) + tf.gather(images, order) * box
+    area = tf.cast(cut * cut, tf.float32) / tf.cast(size * size, tf.float32)
+    return mixed, labels * (1 - area) + tf.gather(labels, order) * area
+
+
+def fine_tune(
+    classifier: keras.Model,
+    base: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    config: FineTuneConfig,
+    seed: int,
+) -> dict[str, list[float]]:
+    """Fine-tune ``classifier`` (which contains ``base``) in place; returns the per-epoch history."""
+    import tensorflow as tf
+
+    names = unfreeze_top(base, config.unfreeze_layers)
+    log.info("fine-tuning %d layers of the base: %s", len(names), ", ".join(names))
+    augment = augmenter(classifier.input_shape[1], seed)
+    one_hot = keras.ops.one_hot
+    data = (
+        tf.data.Dataset.from_tensor_slices((train[0], one_hot(train[1], num_classes)))
+        .shuffle(len(train[0]), seed=seed)
+        .batch(config.batch_size)
+        .map(lambda x, y: (augment(x, training=True), y))
+    )
+    if config.cutmix:
+        data = data.enumerate().map(lambda i, xy: cutmix(xy[0], xy[1], seed, i))
+    classifier.compile(  # recompile: trainable flags changed
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = classifier.fit(
+        data.prefetch(2),
+        validation_data=(val[0], one_hot(val[1], num_classes)),
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+        ],
+    )
+    base.trainable = False
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
