@@ -13,6 +13,7 @@ import hashlib
 import io
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +75,18 @@ def embed_files(
     """
     todo = cache.missing(shas)
     by_sha = dict(zip(shas, paths, strict=True))
+    chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     bar = tqdm(total=len(todo), desc=f"embedding ({runtime.name})", unit="img", disable=not show_progress)
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        pixels = load_images([by_sha[s] for s in chunk], image_size)
-        for sha, vec in zip(chunk, runtime(pixels), strict=True):
-            cache.vectors[sha] = vec.astype(np.float32)
-        bar.update(len(chunk))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stj-decode") as loader:
+        # decode the next batch while the runtime works on this one
+        pending = loader.submit(load_images, [by_sha[s] for s in chunks[0]], image_size) if chunks else None
+        for index, chunk in enumerate(chunks):
+            pixels = pending.result()
+            if index + 1 < len(chunks):
+                pending = loader.submit(load_images, [by_sha[s] for s in chunks[index + 1]], image_size)
+            for sha, vec in zip(chunk, runtime(pixels), strict=True):
+                cache.vectors[sha] = vec.astype(np.float32)
+            bar.update(len(chunk))
     bar.close()
     if todo:
         cache.save()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import keras
@@ -58,19 +59,35 @@ def cpu_supports_bf16() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+def convert_to_openvino(model: keras.Model):
+    """The Keras model as an OpenVINO model (converting the traced function: ~4 s for ResNet50, a SavedModel
+    export first would take ~12 s)."""
+    import openvino as ov
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    return ov.convert_model(tf.function(lambda x: model(x, training=False), input_signature=[spec]))
+
+
 class OpenVINORuntime:
     """The Keras model exported as a SavedModel, converted by OpenVINO and compiled for the CPU.
 
     One infer request per thread, so concurrent callers never share one.
     """
 
-    def __init__(self, model: keras.Model, precision: str = "bf16") -> None:
+    def __init__(self, model: keras.Model, precision: str = "bf16", cache_file: Path | None = None) -> None:
         import openvino as ov
-        import tensorflow as tf
 
-        # Converting the traced function directly takes ~4 s for ResNet50; via a SavedModel export ~12 s.
-        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-        converted = ov.convert_model(tf.function(lambda x: model(x, training=False), input_signature=[spec]))
+        if cache_file is not None and cache_file.exists():
+            converted = ov.Core().read_model(cache_file)  # ~0.3 s instead of converting again
+        else:
+            converted = convert_to_openvino(model)
+            if cache_file is not None:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache_file.with_name(f".tmp-{cache_file.name}")
+                ov.save_model(converted, tmp)
+                tmp.with_suffix(".bin").replace(cache_file.with_suffix(".bin"))
+                tmp.replace(cache_file)  # the .xml last: its presence means both files are complete
         self._compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": precision})
         self._local = threading.local()
         self.name = f"openvino-{precision}"
@@ -83,13 +100,17 @@ class OpenVINORuntime:
         return np.array(result[0], copy=True)
 
 
-def make_runtime(model: keras.Model, choice: str = "auto") -> Runtime:
-    """Build the runtime named by ``choice`` (``auto``, ``openvino``, ``tensorflow``) and log which one."""
+def make_runtime(model: keras.Model, choice: str = "auto", cache_file: Path | None = None) -> Runtime:
+    """Build the runtime named by ``choice`` (``auto``, ``openvino``, ``tensorflow``) and log which one.
+
+    ``cache_file`` (an ``.xml`` path) keeps OpenVINO's converted model for the next start; key it by the
+    model's exact weights.
+    """
     if choice == "tensorflow" or (choice == "auto" and not openvino_available()):
         runtime: Runtime = TensorFlowRuntime(model)
     elif choice == "openvino" and not openvino_available():
         raise RuntimeError("runtime 'openvino' requested but the openvino package is not installed")
     else:
-        runtime = OpenVINORuntime(model, "bf16" if cpu_supports_bf16() else "f32")
+        runtime = OpenVINORuntime(model, "bf16" if cpu_supports_bf16() else "f32", cache_file)
     log.info("inference runtime: %s", runtime.name)
     return runtime

@@ -70,6 +70,7 @@ class Features:
     embedder: keras.Model
     runtime_choice: str
     cache: str
+    cache_dir: Path
     embedded: int
     embed_seconds: float
     _runtime: Runtime | None = field(default=None, repr=False)
@@ -77,7 +78,7 @@ class Features:
     def runtime(self) -> Runtime:
         """The embedding runtime, built on first use (a warm cache never needs it for embedding)."""
         if self._runtime is None:
-            self._runtime = make_runtime(self.embedder, self.runtime_choice)
+            self._runtime = make_runtime(self.embedder, self.runtime_choice, self.cache_dir / f"{self.cache}.xml")
         return self._runtime
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +99,9 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     runtime_name = _runtime_name(tc.runtime)
     key = cache_key(BACKBONE, weights_fingerprint(base), tc.image_size, f"{PREPROCESS_VERSION}|{runtime_name}")
     cache = EmbeddingCache(data_dir / "embeddings", key)
-    features = Features(split, labels, paths, np.zeros(0), {}, choice, base, embedder, tc.runtime, key, 0, 0.0)
+    features = Features(
+        split, labels, paths, np.zeros(0), {}, choice, base, embedder, tc.runtime, key, data_dir / "embeddings", 0, 0.0
+    )
     started = time.monotonic()
     if cache.missing(list(split["sha256"])):
         vectors, embedded = embed_files(
@@ -176,6 +179,7 @@ class Candidate:
     best_epoch: int
     probs: np.ndarray
     metrics: dict[str, float]
+    fit_seconds: float = 0.0
     classifier: keras.Model | None = None
     finetune_history: dict[str, list[float]] | None = None
 
@@ -197,6 +201,7 @@ def train_candidate(config: Config, features: Features) -> Candidate:
             ]
         ).encode()
     ).hexdigest()[:16]
+    fit_started = time.monotonic()
     head, history, best_epoch = fit_head(
         features.part("train"),
         features.part("val"),
@@ -205,9 +210,10 @@ def train_candidate(config: Config, features: Features) -> Candidate:
         Path(config.project.data_dir) / "checkpoints" / fingerprint,
         config.project.seed,
     )
+    fit_seconds = time.monotonic() - fit_started
     test_x, test_y = features.part("test")
     probs = head.predict(test_x, verbose=0)
-    candidate = Candidate(head, history, best_epoch, probs, {})
+    candidate = Candidate(head, history, best_epoch, probs, {}, fit_seconds=fit_seconds)
     if tc.finetune.enabled and features.choice.keras_arg is not None:
         classifier = build_classifier(features.embedder, head)
         images = {
@@ -245,6 +251,7 @@ def _log_candidate(config: Config, features: Features, candidate: Candidate, pre
             "best_epoch": candidate.best_epoch,
             "epochs_run": len(candidate.history["loss"]),
             "best_val_loss": candidate.val_loss,
+            "fit_seconds": round(candidate.fit_seconds, 3),
         }
     )
 

@@ -65,7 +65,27 @@ def test_run_is_recorded_and_champion_set(trained) -> None:
     assert run.data.tags["weights.used"] == "none" and run.data.tags["weights.fell_back"] == "false"
     assert run.data.params["train.image_size"] == "64"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"confusion_matrix.png", "split.csv", "scrape_report.json", "config.json"} <= artifacts
+    assert {
+        "confusion_matrix.png",
+        "roc_curves.png",
+        "comparison.md",
+        "split.csv",
+        "scrape_report.json",
+        "config.json",
+    } <= artifacts
+    assert run.data.tags["gate.decision"] == "promoted" and run.data.tags["code_version"]
+    assert {"test_macro_auc", "ms_per_image_head", "ms_per_image_end_to_end"} <= set(metrics)
+    assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "stj-products"
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert sorted(c.data.tags["baseline"] for c in children) == ["decision_tree", "knn"]
+    for child in children:
+        assert {"test_accuracy", "test_macro_f1", "ms_per_image"} <= set(child.data.metrics)
+    table = client.download_artifacts(run.info.run_id, "comparison.md")
+    assert [line.split("|")[1].strip() for line in Path(table).read_text().splitlines()[2:]] == [
+        "cnn_head",
+        "knn",
+        "decision_tree",
+    ]
 
 
 def test_registered_model_equals_cached_feature_path(trained) -> None:
@@ -239,3 +259,32 @@ def test_failed_stage_stops_the_rest(tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.search_registered_models() == []
     assert client.search_experiments(filter_string="name = 'stj-test'") == []
+
+
+def test_sweep_runs_children_over_one_cache(trained) -> None:
+    from training.split import split_path
+    from training.train import sweep
+
+    config, _, _ = trained
+    points = [["train.learning_rate=0.001"], ["train.learning_rate=0.01", "train.dropout=[0.5, 0.3]"]]
+    result = sweep(config, points, split_path(config.project.data_dir), config_source="test")
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    parent = client.get_run(result.run_id)
+    assert parent.data.tags["sweep.best"] in {" ".join(p) for p in points}
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert sorted(c.info.run_name for c in children) == ["baseline-decision_tree", "baseline-knn", "point-0", "point-1"]
+    assert parent.data.metrics["embed_images"] == 0  # the cache from the first run served every image
+
+
+def test_gate_rejects_a_version_below_the_floor(trained) -> None:
+    """Runs last: registers version 2 of the same run with a floor it cannot reach; the alias stays on 1."""
+    from training.track import publish
+
+    config, _, summary = trained
+    strict = config.tracking.model_copy(update={"gate_floor": 0.999})
+    outcome = publish(strict, summary["train"]["model_uri"], summary["train"]["run_id"])
+    assert outcome == {"version": "2", "promoted": False, "reason": outcome["reason"]}
+    assert "below the floor" in outcome["reason"]
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    assert str(client.get_model_version_by_alias("stj-classifier", "champion").version) == "1"
+    assert "below the floor" in client.get_model_version("stj-classifier", "2").tags["rejected"]
