@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape clean
+.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape bench-train clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench-venv: .venv-scrapy/.installed ## Scrapy in its own virtualenv, for the sid
 
 bench-scrape: install bench-venv ## STJ's scraper vs Scrapy on the local catalog with 100 ms latency
 	$(BIN)/python benchmarks/scrape.py
+
+bench-train: install ## reference in-graph training vs STJ's cached-embedding train stage (demo data)
+	$(BIN)/python benchmarks/train.py
 
 clean: ## remove generated data, runs and models (keeps the virtualenv)
 	rm -rf data mlflow.db mlartifacts checkpoints
