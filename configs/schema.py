@@ -176,6 +176,12 @@ class ServeConfig(_Strict):
     model_uri: str | None = Field(default=None, description="defaults to models:/<model_name>@<alias>")
     runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
     timeout_s: int = Field(default=120, ge=5, description="gunicorn worker timeout (model load included)")
+    max_batch: int = Field(default=16, ge=1, le=256, description="micro-batch size limit")
+    max_wait_ms: float = Field(default=4.0, ge=0, le=1000, description="how long a micro-batch waits to fill")
+    queue_size: int = Field(default=64, ge=1, description="requests waiting beyond this get 503 + Retry-After")
+    max_files: int = Field(default=16, ge=1, le=256, description="files per /predict/batch request")
+    min_side: int = Field(default=16, ge=1, description="smaller images are refused (422)")
+    reload_interval_s: float = Field(default=10.0, ge=0, description="how often the alias is checked; 0: never")
 
 
 class Config(_Strict):

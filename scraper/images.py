@@ -45,6 +45,21 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Upright 8-bit RGB: EXIF rotation applied; alpha flattened on white; CMYK, palette, grey, 16-bit converted."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        return img.point(lambda v: v / 256).convert("L").convert("RGB")
+    return img.convert("RGB")
+
+
 def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92) -> CleanImage:
     """Verify a downloaded photo and re-encode it as an upright RGB JPEG.
 
@@ -76,16 +91,7 @@ def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, q
         raise ImageRejected("decompression_bomb", str(exc)) from None
     except Exception as exc:  # Pillow raises many types for broken files
         raise ImageRejected("corrupt", f"{exc.__class__.__name__}: {exc}") from None
-    img = ImageOps.exif_transpose(img)
-    if img.mode != "RGB":
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            img = Image.new("RGB", rgba.size, (255, 255, 255))
-            img.paste(rgba, mask=rgba.getchannel("A"))
-        elif img.mode.startswith("I;16") or img.mode == "I":
-            img = img.point(lambda v: v / 256).convert("L").convert("RGB")
-        else:
-            img = img.convert("RGB")
+    img = to_rgb(img)
     if min(img.size) < min_side:
         raise ImageRejected("too_small", f"{img.size[0]}x{img.size[1]}")
     buf = io.BytesIO()

@@ -1,19 +1,30 @@
-"""The Flask app: ``POST /predict``, ``GET /health``, ``GET /ready``.
+"""The Flask app: ``POST /predict``, ``POST /predict/batch``, ``GET /health|/ready|/metadata|/metrics|/openapi.json``.
 
-Config keys: ``serve.max_upload_bytes``, ``serve.top_k``.
+Every response carries the model name and version (``X-Model-Name``, ``X-Model-Version`` headers; in the
+body of predictions too). Every client mistake is a JSON 4xx ``{"error": {"code", "message"}}``.
+
+Config keys: ``serve.max_upload_bytes``, ``serve.top_k``, ``serve.max_files``, ``serve.min_side``,
+``serve.max_batch``, ``serve.max_wait_ms``, ``serve.queue_size``, ``serve.reload_interval_s``.
 """
 
 from __future__ import annotations
 
+import io
+import time
 import warnings
 
-from flask import Flask, jsonify, request
+import numpy as np
+from flask import Flask, Response, g, jsonify, request
 from PIL import Image
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from configs.schema import Config
 from scraper.images import sniff_format
+from serving.batcher import MicroBatcher, Overloaded
 from serving.errors import ApiError, register_error_handlers
-from serving.predictor import Predictor
+from serving.openapi import openapi_document
+from serving.predictor import Predictor, alias_version
+from serving.reloader import ModelHolder, start_reloader
 from training.images import decode_image
 
 
@@ -29,20 +40,28 @@ def read_upload() -> bytes:
     raise ApiError(415, "unsupported_media_type", "send multipart/form-data with field 'image', or an image/* body")
 
 
-def decode_upload(data: bytes, image_size: int):
+def decode_upload(data: bytes, image_size: int, min_side: int = 1, name: str = "the upload") -> np.ndarray:
     """Validate bytes as an image (type sniffed from the bytes, not the name) and turn them into model input."""
     if not data:
-        raise ApiError(400, "empty_file", "the uploaded file is empty")
+        raise ApiError(400, "empty_file", f"{name} is empty")
     if sniff_format(data) is None:
-        raise ApiError(415, "unsupported_media_type", "the upload is not a JPEG, PNG, GIF or WebP image")
+        raise ApiError(415, "unsupported_media_type", f"{name} is not a JPEG, PNG, GIF or WebP image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+            if min(width, height) < min_side:
+                raise ApiError(
+                    422, "image_too_small", f"{name} is {width}x{height}; the shorter side must be >= {min_side}"
+                )
             return decode_image(data, image_size)
+    except ApiError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(413, "image_too_large", "the image has too many pixels") from None
+        raise ApiError(413, "image_too_large", f"{name} has too many pixels") from None
     except Exception as exc:  # Pillow raises many types for broken images
-        raise ApiError(400, "corrupt_image", f"the image could not be decoded ({exc.__class__.__name__})") from None
+        raise ApiError(400, "corrupt_image", f"{name} could not be decoded ({exc.__class__.__name__})") from None
 
 
 def parse_top_k(default: int, maximum: int) -> int:
@@ -61,13 +80,70 @@ def parse_top_k(default: int, maximum: int) -> int:
     return value
 
 
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("stj_requests", "HTTP requests", ["endpoint", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "stj_request_seconds",
+            "request latency",
+            ["endpoint"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.batch = Histogram(
+            "stj_batch_size", "images per model call", registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64)
+        )
+        self.model = Gauge("stj_model_version", "loaded model version", ["name", "version"], registry=self.registry)
+
+
+def _prediction(model: Predictor, probs: np.ndarray, top_k: int) -> dict:
+    ranked = model.top_k(probs, top_k)
+    return {
+        "label": ranked[0]["label"],
+        "confidence": ranked[0]["probability"],
+        "top_k": ranked,
+        "model": {"name": model.ref.name, "version": model.ref.version},
+    }
+
+
 def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
-    """Build the app; loads the configured model unless a predictor is given."""
+    """Build the app; loads the configured model (and follows its alias) unless a predictor is given."""
+    serve = config.serve
     app = Flask("stj")
-    app.config["MAX_CONTENT_LENGTH"] = config.serve.max_upload_bytes
+    app.config["MAX_CONTENT_LENGTH"] = serve.max_upload_bytes * serve.max_files
+    app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     register_error_handlers(app)
-    model = predictor or Predictor(config.model_uri, config.tracking.uri, config.serve.runtime)
-    model_info = {"name": model.ref.name, "version": model.ref.version}
+    holder = ModelHolder(predictor or Predictor.load(config.model_uri, config.tracking.uri, serve.runtime))
+    if predictor is None:
+        start_reloader(
+            holder,
+            lambda: alias_version(config.model_uri, config.tracking.uri),
+            lambda version: Predictor.load(
+                f"models:/{holder.current().ref.name}/{version}", config.tracking.uri, serve.runtime
+            ),
+            serve.reload_interval_s,
+        )
+    metrics = _Metrics()
+    batcher = MicroBatcher(
+        holder.current, serve.max_batch, serve.max_wait_ms, serve.queue_size, on_batch=metrics.batch.observe
+    )
+
+    @app.before_request
+    def _start_timer():
+        g.started = time.perf_counter()
+        if request.endpoint != "predict_batch":  # the app-wide limit is sized for a full batch
+            request.max_content_length = serve.max_upload_bytes
+
+    @app.after_request
+    def _stamp(response: Response) -> Response:
+        model = holder.current()
+        response.headers["X-Model-Name"] = model.ref.name
+        response.headers["X-Model-Version"] = str(model.ref.version)
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        return response
 
     @app.get("/health")
     def health():
@@ -75,20 +151,87 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
 
     @app.get("/ready")
     def ready():
-        return jsonify({"status": "ready", "model": model_info})
+        model = holder.current()
+        return jsonify(
+            {
+                "status": "ready",
+                "model": {"name": model.ref.name, "version": model.ref.version},
+                "runtime": model.runtime.name,
+                "last_reload_error": holder.last_error,
+            }
+        )
+
+    @app.get("/metadata")
+    def metadata():
+        model = holder.current()
+        return jsonify(
+            {
+                "model": {
+                    "name": model.ref.name,
+                    "version": model.ref.version,
+                    "uri": config.model_uri,
+                    "alias": config.tracking.alias if "@" in config.model_uri else None,
+                },
+                "classes": model.class_names,
+                "input": {
+                    "image_size": model.image_size,
+                    "formats": ["jpeg", "png", "gif", "webp"],
+                    "max_upload_bytes": serve.max_upload_bytes,
+                    "max_files": serve.max_files,
+                },
+                "runtime": model.runtime.name,
+            }
+        )
+
+    @app.get("/metrics")
+    def prometheus():
+        model = holder.current()
+        metrics.model.clear()
+        metrics.model.labels(model.ref.name, str(model.ref.version)).set(1)
+        return Response(generate_latest(metrics.registry), mimetype="text/plain; version=0.0.4")
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(openapi_document(serve.max_upload_bytes, serve.max_files))
 
     @app.post("/predict")
     def predict():
-        top_k = parse_top_k(config.serve.top_k, len(model.class_names))
-        pixels = decode_upload(read_upload(), model.image_size)
-        probs = model.predict(pixels[None])[0]
-        ranked = model.top_k(probs, top_k)
+        model = holder.current()
+        top_k = parse_top_k(serve.top_k, len(model.class_names))
+        pixels = decode_upload(read_upload(), model.image_size, serve.min_side)
+        try:
+            probs, used = batcher.submit(pixels)
+        except Overloaded as exc:
+            response = jsonify({"error": {"code": "overloaded", "message": str(exc)}})
+            response.headers["Retry-After"] = "1"
+            return response, 503
+        return jsonify(_prediction(used, probs, top_k))
+
+    @app.post("/predict/batch")
+    def predict_batch():
+        model = holder.current()  # one model for the whole request
+        top_k = parse_top_k(serve.top_k, len(model.class_names))
+        if request.mimetype != "multipart/form-data":
+            raise ApiError(415, "unsupported_media_type", "send multipart/form-data with repeated field 'images'")
+        files = request.files.getlist("images")
+        if not files:
+            raise ApiError(400, "missing_images", "send the photos in the repeated multipart field 'images'")
+        if len(files) > serve.max_files:
+            raise ApiError(413, "too_many_files", f"at most {serve.max_files} files per request, got {len(files)}")
+        pixels = []
+        for index, file in enumerate(files):
+            data = file.read()
+            if len(data) > serve.max_upload_bytes:
+                raise ApiError(
+                    413, "request_entity_too_large", f"file {index} is larger than {serve.max_upload_bytes} bytes"
+                )
+            pixels.append(decode_upload(data, model.image_size, serve.min_side, name=f"file {index}"))
+        probs = model.predict(np.stack(pixels))
+        metrics.batch.observe(len(pixels))
         return jsonify(
             {
-                "label": ranked[0]["label"],
-                "confidence": ranked[0]["probability"],
-                "top_k": ranked,
-                "model": model_info,
+                "predictions": [_prediction(model, row, top_k) for row in probs],
+                "model": {"name": model.ref.name, "version": model.ref.version},
             }
         )
 

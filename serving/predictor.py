@@ -43,18 +43,31 @@ def resolve_model(model_uri: str, tracking_uri: str) -> ModelRef:
     return ModelRef(model_uri, None, model_uri)
 
 
+def alias_version(model_uri: str, tracking_uri: str) -> str | None:
+    """The version an alias URI points at now; ``None`` for URIs that are not an alias."""
+    match = _ALIAS_URI.match(model_uri)
+    if match is None:
+        return None
+    mlflow.set_tracking_uri(tracking_uri)
+    return str(MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version)
+
+
 class Predictor:
     """A loaded, warmed-up model: pixels in, probabilities out."""
 
-    def __init__(self, model_uri: str, tracking_uri: str, runtime: str = "auto") -> None:
-        self.ref = resolve_model(model_uri, tracking_uri)
-        info = mlflow.models.get_model_info(self.ref.uri)
-        self.class_names: list[str] = list(info.metadata["class_names"])
-        self.image_size: int = int(info.metadata["image_size"])
-        model = mlflow.tensorflow.load_model(self.ref.uri)
+    def __init__(self, model, class_names: list[str], image_size: int, ref: ModelRef, runtime: str = "auto") -> None:
+        self.ref, self.class_names, self.image_size = ref, list(class_names), int(image_size)
         self.runtime: Runtime = make_runtime(model, runtime)
         self.predict(np.zeros((1, self.image_size, self.image_size, 3), np.float32))  # warm-up
-        log.info("loaded %s version %s (%s)", self.ref.name, self.ref.version, self.runtime.name)
+        log.info("loaded %s version %s (%s)", ref.name, ref.version, self.runtime.name)
+
+    @classmethod
+    def load(cls, model_uri: str, tracking_uri: str, runtime: str = "auto") -> Predictor:
+        """Load a registered (or any MLflow) model; an alias is pinned to its current version first."""
+        ref = resolve_model(model_uri, tracking_uri)
+        info = mlflow.models.get_model_info(ref.uri)
+        model = mlflow.tensorflow.load_model(ref.uri)
+        return cls(model, info.metadata["class_names"], info.metadata["image_size"], ref, runtime)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model-input images."""

@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from scraper.images import to_rgb
 
 
 def to_model_input(img: Image.Image, image_size: int) -> np.ndarray:
     """An upright RGB image squashed to ``image_size``² as float32 pixels (the same resize as training)."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+    img = to_rgb(img)
     img = img.resize((image_size, image_size), Image.BILINEAR)
     return np.asarray(img, dtype=np.float32)
 

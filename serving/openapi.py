@@ -1,0 +1,130 @@
+"""The OpenAPI 3 description of the HTTP API, served at ``GET /openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}} for c in codes}
+
+
+def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
+    """The API document, with the configured limits filled in."""
+    image_part = {
+        "type": "string",
+        "format": "binary",
+        "description": f"JPEG, PNG, GIF or WebP, at most {max_upload_bytes} bytes",
+    }
+    top_k = {"name": "top_k", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}
+    prediction = {"$ref": "#/components/schemas/Prediction"}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "STJ product classifier", "version": "1", "description": "saree / trousers / jeans"},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Classify one photo (multipart field 'image', or a raw image/* body)",
+                    "parameters": [top_k],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {"type": "object", "required": ["image"], "properties": {"image": image_part}}
+                            },
+                            "image/*": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "prediction", "content": {"application/json": {"schema": prediction}}},
+                        **_errors(400, 413, 415, 422, 503),
+                    },
+                }
+            },
+            "/predict/batch": {
+                "post": {
+                    "summary": f"Classify up to {max_files} photos (multipart field 'images', repeated)",
+                    "parameters": [top_k],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["images"],
+                                    "properties": {
+                                        "images": {"type": "array", "items": image_part, "maxItems": max_files}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "one prediction per photo, in order",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "predictions": {"type": "array", "items": prediction},
+                                            "model": {"$ref": "#/components/schemas/Model"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **_errors(400, 413, 415, 422),
+                    },
+                }
+            },
+            "/health": {"get": {"summary": "The process is alive", "responses": {"200": {"description": "ok"}}}},
+            "/ready": {
+                "get": {
+                    "summary": "A model is loaded (and the last reload error, if any)",
+                    "responses": {"200": {"description": "ready"}},
+                }
+            },
+            "/metadata": {
+                "get": {
+                    "summary": "Classes, model name/version/alias, input size",
+                    "responses": {"200": {"description": "metadata"}},
+                }
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+        },
+        "components": {
+            "schemas": {
+                "Model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+                "Prediction": {
+                    "type": "object",
+                    "required": ["label", "confidence", "top_k", "model"],
+                    "properties": {
+                        "label": {"type": "string"},
+                        "confidence": {"type": "number"},
+                        "top_k": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"label": {"type": "string"}, "probability": {"type": "number"}},
+                            },
+                        },
+                        "model": {"$ref": "#/components/schemas/Model"},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
+            }
+        },
+    }

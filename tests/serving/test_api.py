@@ -1,0 +1,244 @@
+"""The HTTP API on a small real model (ResNet50 at 32 px, no registry): every route, every bad input, a fuzzer."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from configs import load_config
+from serving.app import create_app
+from serving.batcher import MicroBatcher, Overloaded
+from serving.predictor import ModelRef, Predictor
+from serving.reloader import ModelHolder, check_for_new_version
+from training.model import build_base, build_classifier, build_embedder, build_head
+
+CLASSES = ["saree", "trousers", "jeans"]
+
+
+def tiny_predictor(version: str = "1") -> Predictor:
+    embedder = build_embedder(build_base(32, None, seed=0), 32)
+    head = build_head(3, (16, 8), (0.3, 0.2), np.random.default_rng(0).normal(size=(8, 2048)).astype("float32"))
+    return Predictor(
+        build_classifier(embedder, head), CLASSES, 32, ModelRef("stj-classifier", version, "mem"), runtime="tensorflow"
+    )
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return tiny_predictor()
+
+
+@pytest.fixture(scope="module")
+def http(predictor):
+    config = load_config(
+        "configs/demo.yaml",
+        ["serve.max_upload_bytes=300000", "serve.max_files=4", "serve.min_side=16", "serve.max_wait_ms=1"],
+    )
+    return create_app(config, predictor).test_client()
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def photo(size=(120, 90), mode="RGB") -> Image.Image:
+    arr = np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(arr).convert(mode)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size (a decompression bomb's signature), with valid CRCs."""
+    raw = bytearray(encode(Image.new("L", (1, 1)), "PNG"))
+    ihdr = struct.pack(">II", width, height) + bytes(raw[24:29])
+    raw[16:29] = ihdr
+    raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    return bytes(raw)
+
+
+def test_predict_and_headers(http) -> None:
+    resp = http.post("/predict?top_k=2", data={"image": (io.BytesIO(encode(photo(), "JPEG")), "p.jpg")})
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["label"] in CLASSES and len(body["top_k"]) == 2
+    assert body["model"] == {"name": "stj-classifier", "version": "1"}
+    assert resp.headers["X-Model-Version"] == "1"
+    assert http.get("/health").headers["X-Model-Version"] == "1"
+
+
+def test_same_probabilities_as_the_model_offline(http, predictor) -> None:
+    """The endpoint's numbers are the model's numbers on the same bytes (one preprocessing module)."""
+    from training.images import decode_image
+
+    data = encode(photo((200, 150)), "PNG")
+    body = http.post("/predict", data=data, content_type="image/png").get_json()
+    offline = predictor.predict(decode_image(data, 32)[None])[0]
+    served = {t["label"]: t["probability"] for t in body["top_k"]}
+    for i, name in enumerate(CLASSES):
+        assert served[name] == pytest.approx(float(offline[i]), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        photo(mode="CMYK"),
+        photo(mode="P"),
+        photo(mode="RGBA"),
+        photo(mode="L"),
+        Image.fromarray(np.full((64, 64), 40000, np.uint16)),
+    ],
+    ids=["cmyk", "palette", "alpha", "grey", "16-bit"],
+)
+def test_unusual_modes_are_accepted(http, img) -> None:
+    fmt = "JPEG" if img.mode in ("CMYK", "L") else "PNG"
+    resp = http.post("/predict", data={"image": (io.BytesIO(encode(img, fmt)), "x")})
+    assert resp.status_code == 200, resp.get_json()
+
+
+def test_animated_gif_uses_first_frame_and_exif_rotation(http) -> None:
+    frames = [Image.new("RGB", (64, 64), c) for c in ((255, 0, 0), (0, 0, 255))]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert http.post("/predict", data={"image": (io.BytesIO(gif), "a.gif")}).status_code == 200
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    rotated = encode(photo((100, 40)), "JPEG", exif=exif.tobytes())  # 100x40 shown as 40x100: too narrow? no, 40>=16
+    assert http.post("/predict", data={"image": (io.BytesIO(rotated), "r.jpg")}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        (
+            {"data": {"image": (io.BytesIO(b'<svg xmlns="http://www.w3.org/2000/svg"/>'), "x.jpg")}},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            {"data": {"image": (io.BytesIO(b"<html><script>alert(1)</script></html>"), "x.jpg")}},
+            415,
+            "unsupported_media_type",
+        ),
+        ({"data": {"image": (io.BytesIO(b"hello"), "x.txt")}}, 415, "unsupported_media_type"),
+        ({"data": {"image": (io.BytesIO(encode(Image.new("RGB", (1, 1)), "PNG")), "x.png")}}, 422, "image_too_small"),
+        ({"data": {"image": (io.BytesIO(_png_claiming(30000, 30000)), "bomb.png")}}, 413, "image_too_large"),
+        ({"data": {"image": (io.BytesIO(_png_claiming(0, 0)), "zero.png")}}, 400, "corrupt_image"),
+        ({"data": {"image": (io.BytesIO(encode(photo(), "JPEG")[:200]), "cut.jpg")}}, 400, "corrupt_image"),
+        ({"data": b"x" * 400_000, "content_type": "image/jpeg"}, 413, "request_entity_too_large"),
+        ({"data": {"image": (io.BytesIO(encode(photo(), "JPEG")), "a.jpg"), "top_k": "two"}}, 422, "invalid_top_k"),
+    ],
+    ids=["svg", "html", "text", "1x1", "bomb", "zero-size", "truncated", "too-big", "top_k"],
+)
+def test_bad_input_is_a_json_4xx(http, kwargs, status, code) -> None:
+    resp = http.post("/predict", **kwargs)
+    assert resp.status_code == status, resp.get_data()[:200]
+    assert resp.get_json()["error"]["code"] == code
+
+
+def test_batch_endpoint(http) -> None:
+    files = [(io.BytesIO(encode(photo((80 + i, 80)), "JPEG")), f"{i}.jpg") for i in range(3)]
+    resp = http.post("/predict/batch", data={"images": files})
+    assert resp.status_code == 200
+    assert len(resp.get_json()["predictions"]) == 3
+    too_many = [(io.BytesIO(encode(photo(), "JPEG")), f"{i}.jpg") for i in range(5)]
+    resp = http.post("/predict/batch", data={"images": too_many})
+    assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "too_many_files"
+    mixed = [(io.BytesIO(encode(photo(), "JPEG")), "ok.jpg"), (io.BytesIO(b"<svg/>"), "bad.jpg")]
+    resp = http.post("/predict/batch", data={"images": mixed})
+    assert resp.status_code == 415 and "file 1" in resp.get_json()["error"]["message"]
+
+
+def test_metadata_metrics_openapi(http) -> None:
+    meta = http.get("/metadata").get_json()
+    assert meta["classes"] == CLASSES and meta["input"]["image_size"] == 32
+    http.post("/predict", data={"image": (io.BytesIO(encode(photo(), "JPEG")), "p.jpg")})
+    text = http.get("/metrics").get_data(as_text=True)
+    assert 'stj_requests_total{endpoint="/predict",status="200"}' in text
+    assert "stj_batch_size_bucket" in text and 'stj_model_version{name="stj-classifier",version="1"} 1.0' in text
+    spec = http.get("/openapi.json").get_json()
+    assert {"/predict", "/predict/batch", "/metadata", "/metrics", "/ready", "/health"} <= set(spec["paths"])
+
+
+class _SlowModel:
+    """Stands in for a model under load: records batch sizes, takes 50 ms per call."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def predict(self, pixels):
+        time.sleep(0.05)
+        self.batches.append(len(pixels))
+        return np.tile([0.2, 0.3, 0.5], (len(pixels), 1))
+
+
+def test_micro_batcher_groups_requests_and_sheds_load() -> None:
+    model = _SlowModel()
+    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=20, queue_size=4)
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(batcher.submit(np.zeros((2, 2, 3)))[0])
+        except Overloaded as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors, "a queue of 4 must refuse some of 16 simultaneous requests"
+    assert len(results) + len(errors) == 16
+    assert max(model.batches) > 1  # requests were grouped
+
+
+def test_hot_reload_swaps_and_survives_failures(predictor) -> None:
+    holder = ModelHolder(predictor)
+    assert not check_for_new_version(holder, lambda: "1", lambda v: pytest.fail("no reload for the same version"))
+    assert not check_for_new_version(holder, lambda: "2", lambda v: (_ for _ in ()).throw(OSError("disk gone")))
+    assert holder.current() is predictor and "disk gone" in holder.last_error
+    newer = tiny_predictor("2")
+    assert check_for_new_version(holder, lambda: "2", lambda v: newer)
+    assert holder.current().ref.version == "2" and holder.last_error is None
+
+
+BODIES = st.one_of(
+    st.binary(max_size=2048),
+    st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP"]).flatmap(
+        lambda magic: st.binary(max_size=1024).map(lambda tail: magic + tail)
+    ),
+    st.integers(1, 2000).map(lambda cut: encode(photo((64, 48)), "PNG")[:cut]),
+    st.integers(1, 2000).map(lambda cut: encode(photo((64, 48)), "JPEG")[:cut]),
+)
+
+
+@settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    body=BODIES,
+    how=st.sampled_from(["multipart", "raw", "wrong-field", "text"]),
+    top_k=st.one_of(st.none(), st.text(max_size=4), st.integers(-5, 10).map(str)),
+)
+def test_fuzz_never_5xx(http, body: bytes, how: str, top_k) -> None:
+    query = {} if top_k is None else {"top_k": top_k}
+    if how == "multipart":
+        resp = http.post("/predict", query_string=query, data={"image": (io.BytesIO(body), "f.jpg")})
+    elif how == "wrong-field":
+        resp = http.post("/predict", query_string=query, data={"file": (io.BytesIO(body), "f.jpg")})
+    else:
+        resp = http.post(
+            "/predict", query_string=query, data=body, content_type="image/jpeg" if how == "raw" else "text/plain"
+        )
+    assert resp.status_code < 500, (resp.status_code, resp.get_data()[:300])
+    if resp.status_code >= 400:
+        assert set(resp.get_json()["error"]) == {"code", "message"}
