@@ -182,6 +182,7 @@ class ServeConfig(_Strict):
     max_files: int = Field(default=16, ge=1, le=256, description="files per /predict/batch request")
     min_side: int = Field(default=16, ge=1, description="smaller images are refused (422)")
     reload_interval_s: float = Field(default=10.0, ge=0, description="how often the alias is checked; 0: never")
+    history_path: Path = Field(default=Path("history.db"), description="SQLite file of predictions made from the page")
 
 
 class Config(_Strict):

@@ -1,10 +1,12 @@
-"""The Flask app: ``POST /predict``, ``POST /predict/batch``, ``GET /health|/ready|/metadata|/metrics|/openapi.json``.
+"""The Flask app: ``POST /predict``, ``POST /predict/batch``, ``POST /explain``, ``GET /health|/ready|/metadata|
+/metrics|/openapi.json``, the web page (``/``), the history page (``/history``) and its API (``/api/history``).
 
 Every response carries the model name and version (``X-Model-Name``, ``X-Model-Version`` headers; in the
 body of predictions too). Every client mistake is a JSON 4xx ``{"error": {"code", "message"}}``.
 
 Config keys: ``serve.max_upload_bytes``, ``serve.top_k``, ``serve.max_files``, ``serve.min_side``,
-``serve.max_batch``, ``serve.max_wait_ms``, ``serve.queue_size``, ``serve.reload_interval_s``.
+``serve.max_batch``, ``serve.max_wait_ms``, ``serve.queue_size``, ``serve.reload_interval_s``,
+``serve.history_path``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import io
 import time
 import warnings
+from datetime import date
+from pathlib import Path
 
 import numpy as np
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request, send_from_directory
 from PIL import Image
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -22,6 +26,8 @@ from configs.schema import Config
 from scraper.images import sniff_format
 from serving.batcher import MicroBatcher, Overloaded
 from serving.errors import ApiError, register_error_handlers
+from serving.explain import grad_cam, overlay_png
+from serving.history import History, thumbnail_jpeg
 from serving.openapi import openapi_document
 from serving.predictor import Predictor, alias_version
 from serving.reloader import ModelHolder, start_reloader
@@ -97,6 +103,32 @@ class _Metrics:
         self.model = Gauge("stj_model_version", "loaded model version", ["name", "version"], registry=self.registry)
 
 
+STATIC = Path(__file__).parent / "static"
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be between {low} and {high}")
+    return value
+
+
+def _date_arg(name: str) -> str | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be a date like 2026-11-22") from None
+
+
 def _prediction(model: Predictor, probs: np.ndarray, top_k: int) -> dict:
     ranked = model.top_k(probs, top_k)
     return {
@@ -110,7 +142,7 @@ def _prediction(model: Predictor, probs: np.ndarray, top_k: int) -> dict:
 def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
     """Build the app; loads the configured model (and follows its alias) unless a predictor is given."""
     serve = config.serve
-    app = Flask("stj")
+    app = Flask("stj", static_folder=str(STATIC), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = serve.max_upload_bytes * serve.max_files
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     register_error_handlers(app)
@@ -125,6 +157,7 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
             serve.reload_interval_s,
         )
     metrics = _Metrics()
+    history = History(serve.history_path)
     batcher = MicroBatcher(
         holder.current, serve.max_batch, serve.max_wait_ms, serve.queue_size, on_batch=metrics.batch.observe
     )
@@ -205,7 +238,58 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
             response = jsonify({"error": {"code": "overloaded", "message": str(exc)}})
             response.headers["Retry-After"] = "1"
             return response, 503
-        return jsonify(_prediction(used, probs, top_k))
+        body = _prediction(used, probs, top_k)
+        if request.args.get("history") == "1":  # the web page keeps its predictions; API callers opt in
+            body["history_id"] = history.add(
+                body["label"], body["confidence"], str(used.ref.version), body["top_k"], thumbnail_jpeg(pixels)
+            )
+        return jsonify(body)
+
+    @app.post("/explain")
+    def explain():
+        model = holder.current()
+        pixels = decode_upload(read_upload(), model.image_size, serve.min_side)
+        heat, target = grad_cam(model.model, pixels)
+        response = Response(overlay_png(pixels, heat), mimetype="image/png")
+        response.headers["X-Explained-Label"] = model.class_names[target]
+        return response
+
+    @app.get("/")
+    def index():
+        return send_from_directory(STATIC, "index.html")
+
+    @app.get("/history")
+    def history_page():
+        return send_from_directory(STATIC, "history.html")
+
+    @app.get("/api/history")
+    def history_list():
+        page, per_page = _int_arg("page", 1, 1, 100000), _int_arg("per_page", 20, 1, 100)
+        found = history.page(
+            page, per_page, _date_arg("from"), _date_arg("to"), request.args.get("model_version") or None
+        )
+        return jsonify(
+            {
+                "rows": found.rows,
+                "total": found.total,
+                "page": page,
+                "per_page": per_page,
+                "versions": history.versions(),
+            }
+        )
+
+    @app.get("/api/history/<int:row_id>/thumbnail")
+    def history_thumbnail(row_id: int):
+        data = history.thumbnail(row_id)
+        if data is None:
+            raise ApiError(404, "not_found", f"no prediction {row_id} in the history")
+        return Response(data, mimetype="image/jpeg")
+
+    @app.delete("/api/history/<int:row_id>")
+    def history_delete(row_id: int):
+        if not history.delete(row_id):
+            raise ApiError(404, "not_found", f"no prediction {row_id} in the history")
+        return Response(status=204)
 
     @app.post("/predict/batch")
     def predict_batch():

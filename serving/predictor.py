@@ -57,6 +57,7 @@ class Predictor:
 
     def __init__(self, model, class_names: list[str], image_size: int, ref: ModelRef, runtime: str = "auto") -> None:
         self.ref, self.class_names, self.image_size = ref, list(class_names), int(image_size)
+        self.model = model  # the Keras model, for gradients (Grad-CAM)
         self.runtime: Runtime = make_runtime(model, runtime)
         self.predict(np.zeros((1, self.image_size, self.image_size, 3), np.float32))  # warm-up
         log.info("loaded %s version %s (%s)", ref.name, ref.version, self.runtime.name)

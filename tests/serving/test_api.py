@@ -242,3 +242,35 @@ def test_fuzz_never_5xx(http, body: bytes, how: str, top_k) -> None:
     assert resp.status_code < 500, (resp.status_code, resp.get_data()[:300])
     if resp.status_code >= 400:
         assert set(resp.get_json()["error"]) == {"code", "message"}
+
+
+def test_history_api(http) -> None:
+    ids = []
+    for i in range(3):
+        resp = http.post(
+            "/predict?history=1", data={"image": (io.BytesIO(encode(photo((90 + i, 90)), "JPEG")), "p.jpg")}
+        )
+        ids.append(resp.get_json()["history_id"])
+    listing = http.get("/api/history?per_page=2").get_json()
+    assert listing["total"] >= 3 and len(listing["rows"]) == 2 and listing["rows"][0]["id"] == ids[-1]
+    assert listing["versions"] == ["1"]
+    assert http.get(f"/api/history/{ids[0]}/thumbnail").mimetype == "image/jpeg"
+    assert http.get("/api/history?model_version=99").get_json()["total"] == 0
+    assert http.get("/api/history?from=2000-01-01&to=2999-12-31").get_json()["total"] == listing["total"]
+    assert http.get("/api/history?from=yesterday").status_code == 422
+    assert http.delete(f"/api/history/{ids[0]}").status_code == 204
+    assert http.delete(f"/api/history/{ids[0]}").status_code == 404
+    assert http.get("/api/history").get_json()["total"] == listing["total"] - 1
+
+
+def test_explain_returns_a_heatmap(http) -> None:
+    resp = http.post("/explain", data={"image": (io.BytesIO(encode(photo((120, 120)), "PNG")), "p.png")})
+    assert resp.status_code == 200 and resp.mimetype == "image/png"
+    assert resp.headers["X-Explained-Label"] in CLASSES
+    assert Image.open(io.BytesIO(resp.data)).size == (32, 32)
+    assert http.post("/explain", data={"image": (io.BytesIO(b"nope"), "p.png")}).status_code == 415
+
+
+def test_pages_are_served(http) -> None:
+    assert b"getUserMedia" in http.get("/static/app.js").data
+    assert http.get("/").status_code == 200 and http.get("/history").status_code == 200

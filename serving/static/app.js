@@ -1,0 +1,119 @@
+// STJ page: load a photo (file or camera), shrink it, predict, occlude, explain.
+const MAX_SIDE = 1500;
+const $ = (id) => document.getElementById(id);
+const photo = $("photo"), ctx = photo.getContext("2d");
+let clean = null;          // canvas holding the photo without strokes
+let drawing = false;
+
+function showError(message) { $("error").textContent = message || ""; }
+
+async function metadata() {
+  try {
+    const meta = await (await fetch("/metadata")).json();
+    $("model").textContent = `${meta.model.name} v${meta.model.version}`;
+  } catch (e) { $("model").textContent = "model unavailable"; }
+}
+
+function loadImage(source) {
+  // draw `source` (an image or video frame) shrunk so its longest side is at most MAX_SIDE
+  const w = source.videoWidth || source.naturalWidth || source.width;
+  const h = source.videoHeight || source.naturalHeight || source.height;
+  const scale = Math.min(1, MAX_SIDE / Math.max(w, h));
+  photo.width = Math.round(w * scale); photo.height = Math.round(h * scale);
+  ctx.drawImage(source, 0, 0, photo.width, photo.height);
+  clean = document.createElement("canvas");
+  clean.width = photo.width; clean.height = photo.height;
+  clean.getContext("2d").drawImage(photo, 0, 0);
+  $("work").hidden = false; $("predict-occluded").disabled = true; $("explain").disabled = false;
+  $("after").hidden = true; $("cam").hidden = true;
+  showError("");
+}
+
+$("file").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (!file) return;
+  const url = URL.createObjectURL(file);
+  const img = new Image();
+  img.onload = () => { loadImage(img); URL.revokeObjectURL(url); predict(false); };
+  img.onerror = () => showError("That file is not an image this browser can open.");
+  img.src = url;
+});
+
+$("camera-start").addEventListener("click", async () => {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    $("video").srcObject = stream; $("camera").hidden = false;
+  } catch (e) { showError("No camera available: " + e.message); }
+});
+$("capture").addEventListener("click", () => {
+  const video = $("video");
+  loadImage(video);
+  video.srcObject.getTracks().forEach((t) => t.stop());
+  $("camera").hidden = true;
+  predict(false);
+});
+
+function toBlob(canvas) { return new Promise((ok) => canvas.toBlob(ok, "image/jpeg", 0.92)); }
+
+function renderChart(el, topK) {
+  el.innerHTML = "";
+  for (const { label, probability } of topK) {
+    const row = document.createElement("div");
+    row.className = "bar"; row.dataset.label = label; row.dataset.probability = probability;
+    row.innerHTML = `<span>${label}</span><div class="track"><div class="fill" style="width:${(probability * 100).toFixed(1)}%"></div></div>` +
+      `<span class="pct">${(probability * 100).toFixed(1)}%</span>`;
+    el.appendChild(row);
+  }
+}
+
+async function send(canvas, path, extra) {
+  const form = new FormData();
+  form.append("image", await toBlob(canvas), "photo.jpg");
+  return fetch(path + (extra || ""), { method: "POST", body: form });
+}
+
+async function predict(occluded) {
+  const canvas = occluded ? photo : clean;
+  const response = await send(canvas, "/predict", "?top_k=3&history=1");
+  const body = await response.json();
+  if (!response.ok) { showError(body.error.message); return; }
+  const suffix = occluded ? "-after" : "";
+  $("label" + suffix).textContent = body.label;
+  $("confidence" + suffix).textContent = `${(body.confidence * 100).toFixed(1)}%`;
+  renderChart($("chart" + suffix), body.top_k);
+  $((occluded ? "after" : "before") + "-img").src = canvas.toDataURL("image/jpeg", 0.85);
+  $("used-version").textContent = `${body.model.name} v${body.model.version}`;
+  $("results").hidden = false;
+  if (occluded) $("after").hidden = false;
+}
+
+$("predict").addEventListener("click", () => predict(false));
+$("predict-occluded").addEventListener("click", () => predict(true));
+$("clear").addEventListener("click", () => { ctx.drawImage(clean, 0, 0); $("predict-occluded").disabled = true; });
+
+$("explain").addEventListener("click", async () => {
+  const response = await send(clean, "/explain");
+  if (!response.ok) { showError((await response.json()).error.message); return; }
+  $("heatmap").src = URL.createObjectURL(await response.blob());
+  $("cam-label").textContent = response.headers.get("X-Explained-Label");
+  $("cam").hidden = false; $("results").hidden = false;
+});
+
+function point(event) {
+  const rect = photo.getBoundingClientRect();
+  const src = event.touches ? event.touches[0] : event;
+  return [(src.clientX - rect.left) * photo.width / rect.width, (src.clientY - rect.top) * photo.height / rect.height];
+}
+function stroke(event) {
+  if (!drawing) return;
+  event.preventDefault();
+  const [x, y] = point(event);
+  const r = Number($("brush").value) * photo.width / photo.getBoundingClientRect().width / 2;
+  ctx.fillStyle = "#000"; ctx.beginPath(); ctx.arc(x, y, r, 0, 2 * Math.PI); ctx.fill();
+  $("predict-occluded").disabled = false;
+}
+photo.addEventListener("pointerdown", (e) => { drawing = true; stroke(e); });
+photo.addEventListener("pointermove", stroke);
+window.addEventListener("pointerup", () => { drawing = false; });
+
+metadata();
