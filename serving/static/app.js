@@ -3,7 +3,7 @@ const MAX_SIDE = 1500;
 const $ = (id) => document.getElementById(id);
 const photo = $("photo"), ctx = photo.getContext("2d");
 let clean = null;          // canvas holding the photo without strokes
-let drawing = false;
+let drawing = false, last = null;
 
 function showError(message) { $("error").textContent = message || ""; }
 
@@ -108,12 +108,14 @@ function stroke(event) {
   if (!drawing) return;
   event.preventDefault();
   const [x, y] = point(event);
-  const r = Number($("brush").value) * photo.width / photo.getBoundingClientRect().width / 2;
-  ctx.fillStyle = "#000"; ctx.beginPath(); ctx.arc(x, y, r, 0, 2 * Math.PI); ctx.fill();
+  const width = Number($("brush").value) * photo.width / photo.getBoundingClientRect().width;
+  ctx.strokeStyle = "#000"; ctx.lineWidth = width; ctx.lineCap = "round"; ctx.lineJoin = "round";
+  ctx.beginPath(); ctx.moveTo(...(last || [x, y])); ctx.lineTo(x, y); ctx.stroke();  // joined even for fast moves
+  last = [x, y];
   $("predict-occluded").disabled = false;
 }
-photo.addEventListener("pointerdown", (e) => { drawing = true; stroke(e); });
+photo.addEventListener("pointerdown", (e) => { drawing = true; last = null; stroke(e); });
 photo.addEventListener("pointermove", stroke);
-window.addEventListener("pointerup", () => { drawing = false; });
+window.addEventListener("pointerup", () => { drawing = false; last = null; });
 
 metadata();
