@@ -1,0 +1,92 @@
+"""Shared load-generation helpers for the serving benchmarks: start a server, hammer it, summarise."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if requests.get(url, timeout=5).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (KiB), from /proc."""
+    total = 0
+    pids = [pid]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def hammer(send: Callable[[requests.Session, int], int], clients: int, seconds: float) -> dict:
+    """Run ``clients`` threads calling ``send(session, i)`` (returns the HTTP status) for ``seconds``."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker(index: int) -> None:
+        session = requests.Session()
+        i = index
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:
+                status = send(session, i)
+            except requests.RequestException:
+                status = -1
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] = statuses.get(status, 0) + 1
+            i += clients
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - began
+    lat = np.array(latencies) * 1000
+    return {
+        "requests": len(lat),
+        "rps": len(lat) / wall,
+        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else 0,
+        "p99_ms": float(np.percentile(lat, 99)) if len(lat) else 0,
+        "statuses": statuses,
+        "errors": sum(n for s, n in statuses.items() if s < 0 or s >= 500),
+    }

@@ -1,0 +1,132 @@
+"""Serving benchmark: STJ's server vs `mlflow models serve` on the same registered model and photos.
+
+Both serve `models:/stj-classifier@champion` from the demo store (run `stj run --config configs/demo.yaml`
+first). STJ takes the JPEG bytes; MLflow's server takes decoded pixels as JSON (its API). Each is driven at
+1 and 16 concurrent clients for a fixed time; requests/s, p50/p99 latency and errors are printed, with the
+ratio STJ/MLflow.
+
+Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.load import free_port, hammer, wait_ready  # noqa: E402
+from configs import load_config  # noqa: E402
+from training.images import decode_image  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    config = load_config(args.config)
+    photos = sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))[:64]
+    if not photos:
+        sys.exit("no photos: run `stj run --config configs/demo.yaml` first")
+    blobs = [p.read_bytes() for p in photos]
+    size = config.train.image_size
+    pixels_json = [json.dumps({"inputs": decode_image(b, size)[None].tolist()}) for b in blobs[:16]]
+    results = {}
+
+    port = free_port()
+    ours = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--config",
+            args.config,
+            "--set",
+            f"serve.port={port}",
+            "--set",
+            "serve.threads=16",
+            "--set",
+            "serve.reload_interval_s=0",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ready", ours)
+        url = f"http://127.0.0.1:{port}/predict"
+        for clients in (1, 16):
+            results[("stj", clients)] = hammer(
+                lambda s, i: (
+                    s.post(
+                        url, data=blobs[i % len(blobs)], headers={"Content-Type": "image/jpeg"}, timeout=60
+                    ).status_code
+                ),
+                clients,
+                args.seconds,
+            )
+    finally:
+        ours.terminate()
+        ours.wait()
+
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": config.tracking.uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its uvicorn
+    theirs = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            config.model_uri,
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ping", theirs)
+        url = f"http://127.0.0.1:{port}/invocations"
+        for clients in (1, 16):
+            results[("mlflow", clients)] = hammer(
+                lambda s, i: (
+                    s.post(
+                        url,
+                        data=pixels_json[i % len(pixels_json)],
+                        headers={"Content-Type": "application/json"},
+                        timeout=120,
+                    ).status_code
+                ),
+                clients,
+                args.seconds,
+            )
+    finally:
+        theirs.terminate()
+        theirs.wait()
+
+    print(f"{'server':8s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}")
+    for (name, clients), r in results.items():
+        print(f"{name:8s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d}")
+    for clients in (1, 16):
+        ratio = results[("stj", clients)]["rps"] / max(1e-9, results[("mlflow", clients)]["rps"])
+        print(f"ratio stj/mlflow at {clients} client(s): {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
