@@ -21,6 +21,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_stj_server(config_path: str, port: int, threads: int) -> subprocess.Popen:
+    """`stj serve` on ``port`` with ``threads`` gunicorn threads and no hot-reload polling."""
+    import sys
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--config",
+            config_path,
+            "--set",
+            f"serve.port={port}",
+            "--set",
+            f"serve.threads={threads}",
+            "--set",
+            "serve.reload_interval_s=0",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import free_port, hammer, wait_ready  # noqa: E402
+from benchmarks.load import free_port, hammer, start_stj_server, wait_ready  # noqa: E402
 from configs import load_config  # noqa: E402
 from training.images import decode_image  # noqa: E402
 
@@ -40,25 +40,7 @@ def main() -> None:
     results = {}
 
     port = free_port()
-    ours = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "serve",
-            "--config",
-            args.config,
-            "--set",
-            f"serve.port={port}",
-            "--set",
-            "serve.threads=16",
-            "--set",
-            "serve.reload_interval_s=0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    ours = start_stj_server(args.config, port, 16)
     try:
         wait_ready(f"http://127.0.0.1:{port}/ready", ours)
         url = f"http://127.0.0.1:{port}/predict"
@@ -77,8 +59,11 @@ def main() -> None:
         ours.wait()
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": config.tracking.uri,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its uvicorn
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": config.tracking.uri,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # its uvicorn
     theirs = subprocess.Popen(
         [
             sys.executable,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import free_port, hammer, rss_kib, wait_ready  # noqa: E402
+from benchmarks.load import free_port, hammer, rss_kib, start_stj_server, wait_ready  # noqa: E402
 from configs import load_config  # noqa: E402
 
 
@@ -48,25 +47,7 @@ def main() -> None:
         sys.exit("no photos: run `stj run --config configs/demo.yaml` first")
     bad = bad_bodies(good[0])
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "serve",
-            "--config",
-            args.config,
-            "--set",
-            f"serve.port={port}",
-            "--set",
-            f"serve.threads={args.clients}",
-            "--set",
-            "serve.reload_interval_s=0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_stj_server(args.config, port, args.clients)
     url = f"http://127.0.0.1:{port}/predict"
 
     def send(session, i):

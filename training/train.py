@@ -341,15 +341,7 @@ def train(config: Config, split_file: Path, config_source: str = "", report_file
         candidate.metrics["test_macro_f1"],
         features.choice.used,
     )
-    return TrainResult(
-        run.info.run_id,
-        model_uri,
-        candidate.metrics,
-        features.choice.used,
-        _runtime_name(config.train.runtime),
-        candidate.best_epoch,
-        seconds,
-    )
+    return _result(run.info.run_id, model_uri, config, features, candidate, seconds)
 
 
 def sweep(
@@ -391,8 +383,14 @@ def sweep(
         model_uri, _ = _finish_run(point, features, candidate, config_source, report_file)
         seconds = round(time.monotonic() - started, 2)
         mlflow.log_metric("train_stage_seconds", seconds)
+    return _result(parent.info.run_id, model_uri, config, features, candidate, seconds)
+
+
+def _result(
+    run_id: str, model_uri: str, config: Config, features: Features, candidate: Candidate, seconds: float
+) -> TrainResult:
     return TrainResult(
-        parent.info.run_id,
+        run_id,
         model_uri,
         candidate.metrics,
         features.choice.used,
