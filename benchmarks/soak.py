@@ -52,7 +52,7 @@ def main() -> None:
 
     def send(session, i):
         if i % 3 == 2:  # one request in three is bad
-            body, kind = bad[i % len(bad)]
+            body, kind = bad[(i // 3) % len(bad)]  # every bad kind in turn
         else:
             body, kind = good[i % len(good)], "image/jpeg"
         return session.post(url, data=body, headers={"Content-Type": kind}, timeout=60).status_code
