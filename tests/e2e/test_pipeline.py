@@ -288,3 +288,36 @@ def test_gate_rejects_a_version_below_the_floor(trained) -> None:
     client = MlflowClient(tracking_uri=config.tracking.uri)
     assert str(client.get_model_version_by_alias("stj-classifier", "champion").version) == "1"
     assert "below the floor" in client.get_model_version("stj-classifier", "2").tags["rejected"]
+
+
+def test_schedule_serves_a_cron_deployment(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "schedule",
+            "--config",
+            "configs/demo.yaml",
+            "--cron",
+            "0 3 * * 1",
+            "--name",
+            "stj-test-weekly",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    deadline = time.monotonic() + 240
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "stj-pipeline/stj-test-weekly" in line or time.monotonic() > deadline:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert any("stj-pipeline/stj-test-weekly" in line for line in seen), "".join(seen[-20:])
+    bad = _stj(["schedule", "--config", "configs/demo.yaml", "--cron", "every monday"])
+    assert bad.returncode == 2 and "stj: error: --cron 'every monday'" in bad.stderr
