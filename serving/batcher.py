@@ -1,6 +1,7 @@
 """Micro-batching: concurrent requests are grouped into one model call, with a bounded queue.
 
-A request waits at most ``serve.max_wait_ms`` for companions, a batch holds at most ``serve.max_batch``
+A request waits at most ``serve.max_wait_ms`` for companions — and not at all when no other request is in
+flight, so a lone client pays no batching delay — a batch holds at most ``serve.max_batch``
 images, and at most ``serve.queue_size`` requests wait; beyond that :class:`Overloaded` is raised (the app
 answers 503 with ``Retry-After``). Each batch runs on the predictor current when it starts, so a hot
 reload never mixes versions inside one batch.
@@ -47,6 +48,8 @@ class MicroBatcher:
         self._current, self.max_batch, self.max_wait = current, max_batch, max_wait_ms / 1000
         self._queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self._on_batch = on_batch or (lambda n: None)
+        self._in_flight = 0  # submitted and not yet answered
+        self._count_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="stj-batcher", daemon=True)
         self._thread.start()
 
@@ -57,7 +60,14 @@ class MicroBatcher:
             self._queue.put_nowait(job)
         except queue.Full:
             raise Overloaded("too many requests waiting") from None
-        if not job.done.wait(timeout_s):
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            answered = job.done.wait(timeout_s)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+        if not answered:
             raise Overloaded("timed out waiting for the model")
         if job.error is not None:
             raise job.error
@@ -66,7 +76,9 @@ class MicroBatcher:
     def _loop(self) -> None:
         while True:
             batch = [self._queue.get()]
-            deadline = time.monotonic() + self.max_wait
+            with self._count_lock:
+                alone = self._in_flight <= 1 and self._queue.empty()
+            deadline = time.monotonic() + (0 if alone else self.max_wait)
             while len(batch) < self.max_batch:
                 remaining = deadline - time.monotonic()
                 try:

@@ -274,3 +274,13 @@ def test_explain_returns_a_heatmap(http) -> None:
 def test_pages_are_served(http) -> None:
     assert b"getUserMedia" in http.get("/static/app.js").data
     assert http.get("/").status_code == 200 and http.get("/history").status_code == 200
+
+
+def test_lone_request_does_not_wait_for_companions() -> None:
+    model = _SlowModel()
+    model.predict = lambda pixels: np.tile([0.2, 0.3, 0.5], (len(pixels), 1))  # instant
+    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=300, queue_size=4)
+    started = time.perf_counter()
+    for _ in range(3):
+        batcher.submit(np.zeros((2, 2, 3)))
+    assert time.perf_counter() - started < 0.3  # three sequential requests, none waited the 300 ms
