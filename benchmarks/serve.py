@@ -41,29 +41,14 @@ def main() -> None:
 
     port = free_port()
     ours = start_stj_server(args.config, port, 16)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/ready", ours)
-        url = f"http://127.0.0.1:{port}/predict"
-        for clients in (1, 16):
-            results[("stj", clients)] = hammer(
-                lambda s, i: (
-                    s.post(
-                        url, data=blobs[i % len(blobs)], headers={"Content-Type": "image/jpeg"}, timeout=60
-                    ).status_code
-                ),
-                clients,
-                args.seconds,
-            )
-    finally:
-        ours.terminate()
-        ours.wait()
+    results.update(_measure("stj", ours, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds))
 
     port = free_port()
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": config.tracking.uri,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }  # its uvicorn
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # its uvicorn
+    }
     theirs = subprocess.Popen(
         [
             sys.executable,
@@ -85,25 +70,9 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/ping", theirs)
-        url = f"http://127.0.0.1:{port}/invocations"
-        for clients in (1, 16):
-            results[("mlflow", clients)] = hammer(
-                lambda s, i: (
-                    s.post(
-                        url,
-                        data=pixels_json[i % len(pixels_json)],
-                        headers={"Content-Type": "application/json"},
-                        timeout=120,
-                    ).status_code
-                ),
-                clients,
-                args.seconds,
-            )
-    finally:
-        theirs.terminate()
-        theirs.wait()
+    results.update(
+        _measure("mlflow", theirs, port, "/ping", "/invocations", pixels_json, "application/json", args.seconds)
+    )
 
     print(f"{'server':8s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}")
     for (name, clients), r in results.items():
@@ -111,6 +80,30 @@ def main() -> None:
     for clients in (1, 16):
         ratio = results[("stj", clients)]["rps"] / max(1e-9, results[("mlflow", clients)]["rps"])
         print(f"ratio stj/mlflow at {clients} client(s): {ratio:.1f}x")
+
+
+def _measure(
+    name: str, proc: subprocess.Popen, port: int, ready: str, path: str, bodies: list, content_type: str, seconds: float
+) -> dict:
+    """Drive one running server at 1 and 16 clients, then stop it."""
+    out = {}
+    try:
+        wait_ready(f"http://127.0.0.1:{port}{ready}", proc)
+        url = f"http://127.0.0.1:{port}{path}"
+        for clients in (1, 16):
+            out[(name, clients)] = hammer(
+                lambda s, i: (
+                    s.post(
+                        url, data=bodies[i % len(bodies)], headers={"Content-Type": content_type}, timeout=120
+                    ).status_code
+                ),
+                clients,
+                seconds,
+            )
+    finally:
+        proc.terminate()
+        proc.wait()
+    return out
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def tiny_overrides(root: Path) -> list[str]:
         "tracking.artifact_dir": str(root / "mlartifacts"),
         "tracking.experiment": "stj-test",
         "serve.runtime": "tensorflow",
+        "serve.history_path": str(root / "history.db"),
     }
     return [f"{k}={v}" for k, v in values.items()]
 
