@@ -77,28 +77,30 @@ class ScrapeReport:
 
 @dataclass(frozen=True)
 class Photo:
-    """A verified photo ready to keep; ``on_disk`` when an earlier run already saved it."""
+    """A verified photo, already saved at its destination (deleted again if it proves a duplicate)."""
 
     image: CleanImage
     phash: str
-    on_disk: bool
 
 
-def search_url(base_url: str, search_path: str, query: str, page: int = 1) -> str:
-    """The URL of page ``page`` of a search."""
-    params = {"k": query} if page == 1 else {"k": query, "page": page}
-    return f"{base_url.rstrip('/')}{search_path}?{urlencode(params)}"
+def search_url(base_url: str, search_path: str, query: str) -> str:
+    """The URL of a search's first page (later pages come from its "Next" link)."""
+    return f"{base_url.rstrip('/')}{search_path}?{urlencode({'k': query})}"
 
 
 def _fetch_photo(fetcher: Fetcher, result: SearchResult, dest: Path, config: Config) -> Photo | str:
-    """Download (or adopt from disk) and verify one photo; returns it or a rejection reason. Writes nothing."""
+    """Download (or adopt from disk), verify and save one photo; returns it or a rejection reason.
+
+    Saved at once, not when the page is done: a kill then loses only the photos still downloading, and the
+    next run adopts (and re-judges) whatever is on disk.
+    """
     sc = config.scrape
     if dest.exists():  # written atomically by an earlier run that died before the manifest caught up
         data = dest.read_bytes()
         try:
             checked = clean_image(data, sc.min_side, sc.max_bytes)
             image = CleanImage(data, hashlib.sha256(data).hexdigest(), checked.width, checked.height)
-            return Photo(image, perceptual_hash(data), on_disk=True)
+            return Photo(image, perceptual_hash(data))
         except ImageRejected:
             dest.unlink()
     try:
@@ -109,7 +111,8 @@ def _fetch_photo(fetcher: Fetcher, result: SearchResult, dest: Path, config: Con
     except FetchError as exc:
         log.warning("photo failed: %s", exc)
         return "fetch_failed"
-    return Photo(image, perceptual_hash(image.jpeg), on_disk=False)
+    atomic_write_bytes(dest, image.jpeg)
+    return Photo(image, perceptual_hash(image.jpeg))
 
 
 class PageSource:
@@ -320,7 +323,7 @@ def _keep(
     dests: list[Path],
     outcomes: list[Photo | str],
 ) -> None:
-    """Save the new photos that are neither near-duplicates nor conflicts, then the manifest (under the lock)."""
+    """Keep the new photos that are neither near-duplicates nor conflicts, then write the manifest (under the lock)."""
     kept, report, data_dir = shared.kept, shared.report, Path(shared.config.project.data_dir)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for result, dest, outcome in zip(todo, dests, outcomes, strict=True):
@@ -333,11 +336,8 @@ def _keep(
                 report.near_duplicates += 1
             elif not kept.by_image[match.image_id].get("conflict"):
                 kept.mark_conflict(match.image_id, label, dest.stem, match.distance, report)
-            if outcome.on_disk:
-                dest.unlink()
+            dest.unlink(missing_ok=True)
             continue
-        if not outcome.on_disk:
-            atomic_write_bytes(dest, outcome.image.jpeg)
         row = {
             "class": label,
             "query": query,
