@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,16 +26,11 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.load import free_port, wait_ready  # noqa: E402
 from configs import load_config  # noqa: E402
 from scraper.catalog import Catalog  # noqa: E402
 from scraper.catalog.pages import image_path  # noqa: E402
 from scraper.scrape import scrape  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -71,7 +65,7 @@ def main() -> None:
     )
     try:
         config = load_config(ROOT / "configs/demo.yaml", catalog_sets)
-        _wait(base)
+        wait_ready(base + "/robots.txt", server)
         _warm(base, Catalog(config.catalog))
         pages_per_query = max(Catalog(config.catalog).page_count(c) for c in ("saree", "trousers", "jeans"))
         queries = [q for spec in config.scrape.classes.values() for q in spec.queries]
@@ -93,16 +87,6 @@ def main() -> None:
     ratio = (best_ours["images"] / best_ours["seconds"]) / (best_theirs["images"] / best_theirs["seconds"])
     print(f"ratio stj/scrapy (images/s): {ratio:.2f}")
     print(json.dumps({"stj": best_ours, "scrapy": best_theirs, "ratio_images_per_s": round(ratio, 3)}))
-
-
-def _wait(base: str) -> None:
-    for _ in range(200):
-        try:
-            if requests.get(base + "/robots.txt", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise RuntimeError("catalog did not start")
 
 
 def _warm(base: str, catalog: Catalog) -> None:

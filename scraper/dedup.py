@@ -13,6 +13,7 @@ Config keys: ``scrape.near_duplicate_distance``.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import imagehash
@@ -30,6 +31,15 @@ def perceptual_hash(jpeg: bytes) -> str:
 def hamming(a: str, b: str) -> int:
     """Bits that differ between two hex hashes."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def near_pairs(phashes: list[str | None], max_distance: int) -> Iterator[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, of hashes within ``max_distance`` bits (missing hashes never pair)."""
+    values = [(i, int(h, 16)) for i, h in enumerate(phashes) if isinstance(h, str) and h]
+    for k, (i, a) in enumerate(values):
+        for j, b in values[k + 1 :]:
+            if (a ^ b).bit_count() <= max_distance:
+                yield i, j
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ class ImageRejected(ValueError):
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92) -> CleanImage:
-    """Verify a downloaded photo and re-encode it as an upright RGB JPEG.
+def open_image(data: bytes, min_side: int = 1, max_bytes: int | None = None) -> Image.Image:
+    """Verify image bytes and decode them (first frame) into an upright 8-bit RGB image.
 
-    Args:
-        data: the downloaded body.
-        min_side: reject images whose shorter side is below this.
-        max_bytes: reject bodies larger than this.
-        quality: JPEG quality of the re-encoded file.
+    The one check for untrusted image bytes: the scraper's downloads and the server's uploads both pass here.
+    The type is sniffed from the bytes (not a name or a header), Pillow verifies and fully decodes them, and
+    its decompression-bomb guard turns an image with too many pixels into a rejection.
 
     Raises:
         ImageRejected: with reason ``empty``, ``too_large``, ``not_an_image``, ``corrupt``, ``too_small``
@@ -75,7 +73,7 @@ def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, q
     """
     if not data:
         raise ImageRejected("empty")
-    if len(data) > max_bytes:
+    if max_bytes is not None and len(data) > max_bytes:
         raise ImageRejected("too_large", f"{len(data)} bytes")
     if sniff_format(data) is None:
         raise ImageRejected("not_an_image")
@@ -94,6 +92,22 @@ def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, q
     img = to_rgb(img)
     if min(img.size) < min_side:
         raise ImageRejected("too_small", f"{img.size[0]}x{img.size[1]}")
+    return img
+
+
+def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92) -> CleanImage:
+    """Verify a downloaded photo (:func:`open_image`) and re-encode it as an upright RGB JPEG.
+
+    Args:
+        data: the downloaded body.
+        min_side: reject images whose shorter side is below this.
+        max_bytes: reject bodies larger than this.
+        quality: JPEG quality of the re-encoded file.
+
+    Raises:
+        ImageRejected: see :func:`open_image`.
+    """
+    img = open_image(data, min_side, max_bytes)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     jpeg = buf.getvalue()

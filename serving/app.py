@@ -11,19 +11,16 @@ Config keys: ``serve.max_upload_bytes``, ``serve.top_k``, ``serve.max_files``, `
 
 from __future__ import annotations
 
-import io
 import time
-import warnings
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 from flask import Flask, Response, g, jsonify, request, send_from_directory
-from PIL import Image
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from configs.schema import Config
-from scraper.images import sniff_format
+from scraper.images import ImageRejected, open_image
 from serving.batcher import MicroBatcher, Overloaded
 from serving.errors import ApiError, register_error_handlers
 from serving.explain import grad_cam, overlay_png
@@ -31,7 +28,7 @@ from serving.history import History, thumbnail_jpeg
 from serving.openapi import openapi_document
 from serving.predictor import Predictor, alias_version
 from serving.reloader import ModelHolder, start_reloader
-from training.images import decode_image
+from training.images import to_model_input
 
 
 def read_upload() -> bytes:
@@ -46,28 +43,25 @@ def read_upload() -> bytes:
     raise ApiError(415, "unsupported_media_type", "send multipart/form-data with field 'image', or an image/* body")
 
 
+# what each verification failure means for a client: status, error code, message
+_REJECTIONS = {
+    "empty": (400, "empty_file", "is empty"),
+    "not_an_image": (415, "unsupported_media_type", "is not a JPEG, PNG, GIF or WebP image"),
+    "corrupt": (400, "corrupt_image", "could not be decoded"),
+    "too_small": (422, "image_too_small", "is too small"),
+    "decompression_bomb": (413, "image_too_large", "has too many pixels"),
+}
+
+
 def decode_upload(data: bytes, image_size: int, min_side: int = 1, name: str = "the upload") -> np.ndarray:
-    """Validate bytes as an image (type sniffed from the bytes, not the name) and turn them into model input."""
-    if not data:
-        raise ApiError(400, "empty_file", f"{name} is empty")
-    if sniff_format(data) is None:
-        raise ApiError(415, "unsupported_media_type", f"{name} is not a JPEG, PNG, GIF or WebP image")
+    """Verify uploaded bytes (the scraper's check, :func:`scraper.images.open_image`) into model input."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
-                width, height = probe.size
-            if min(width, height) < min_side:
-                raise ApiError(
-                    422, "image_too_small", f"{name} is {width}x{height}; the shorter side must be >= {min_side}"
-                )
-            return decode_image(data, image_size)
-    except ApiError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(413, "image_too_large", f"{name} has too many pixels") from None
-    except Exception as exc:  # Pillow raises many types for broken images
-        raise ApiError(400, "corrupt_image", f"{name} could not be decoded ({exc.__class__.__name__})") from None
+        img = open_image(data, min_side)
+    except ImageRejected as exc:
+        status, code, text = _REJECTIONS[exc.reason]
+        detail = f" ({exc.detail.split(':')[0]})" if exc.reason in ("corrupt", "too_small") and exc.detail else ""
+        raise ApiError(status, code, f"{name} {text}{detail}") from None
+    return to_model_input(img, image_size)
 
 
 def parse_top_k(default: int, maximum: int) -> int:
@@ -75,14 +69,16 @@ def parse_top_k(default: int, maximum: int) -> int:
     raw = request.args.get("top_k") or (
         request.form.get("top_k") if request.mimetype == "multipart/form-data" else None
     )
-    if raw is None:
-        return min(default, maximum)
+    return min(default, maximum) if raw is None else _bounded_int("top_k", raw, 1, maximum)
+
+
+def _bounded_int(name: str, raw: str, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(422, "invalid_top_k", "top_k must be an integer") from None
-    if not 1 <= value <= maximum:
-        raise ApiError(422, "invalid_top_k", f"top_k must be between 1 and {maximum}")
+        raise ApiError(422, f"invalid_{name}", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be between {low} and {high}")
     return value
 
 
@@ -108,15 +104,7 @@ STATIC = Path(__file__).parent / "static"
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, f"invalid_{name}", f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise ApiError(422, f"invalid_{name}", f"{name} must be between {low} and {high}")
-    return value
+    return default if raw is None else _bounded_int(name, raw, low, high)
 
 
 def _date_arg(name: str) -> str | None:

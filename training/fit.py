@@ -177,18 +177,17 @@ def fit_head(
             optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
-            jit_compile=False,  # XLA draws dropout masks differently; a reloaded model must train the same way
         )
         first_epoch = 0
     else:
         head, first_epoch = restored
-        head.jit_compile = False
         stopper.resumed = True
     weights = balanced_class_weights(train[1], num_classes)
     sample_weights = np.array([weights[int(c)] for c in train[1]], np.float32)
     stopped_early = restored is not None and stopper.wait >= config.patience
-    # One stream of whole-batch epoch blocks, each permuted by (seed, epoch): Keras prefetches batches
-    # across epoch boundaries, so its own shuffling would make an epoch depend on the previous ones.
+    # One stream of whole-batch epoch blocks, each permuted by (seed, epoch), so an epoch's batches do not
+    # depend on how many epochs ran before in this process. Measured: with Keras' own shuffling, or a
+    # PyDataset reshuffled in on_epoch_end, a resumed run drifted from the uninterrupted one.
     if first_epoch < config.epochs and not stopped_early:
         steps = -(-len(train[0]) // config.batch_size)
         order = np.concatenate(

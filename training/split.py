@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config
+from scraper.dedup import near_pairs
 from scraper.manifest import manifest_path, read_manifest
 
 SPLIT_NAME = "split.csv"
@@ -43,8 +44,7 @@ def near_duplicate_groups(phashes: list[str | float], max_distance: int) -> np.n
         phashes: hex perceptual hashes (missing values get their own group).
         max_distance: Hamming distance in bits; negative turns grouping off.
     """
-    n = len(phashes)
-    parent = np.arange(n)
+    parent = list(range(len(phashes)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -52,17 +52,11 @@ def near_duplicate_groups(phashes: list[str | float], max_distance: int) -> np.n
             i = parent[i]
         return i
 
-    valid = [i for i, h in enumerate(phashes) if isinstance(h, str) and h]
-    if max_distance >= 0 and len(valid) > 1:
-        width = max(len(phashes[i]) for i in valid)
-        bits = np.array([[int(c, 16) for c in phashes[i].rjust(width, "0")] for i in valid], dtype=np.uint8)
-        bits = np.unpackbits(bits[:, :, None], axis=2)[:, :, 4:].reshape(len(valid), -1)
-        for row in range(len(valid) - 1):
-            distances = (bits[row + 1 :] != bits[row]).sum(axis=1)
-            for other in np.nonzero(distances <= max_distance)[0]:
-                a, b = find(valid[row]), find(valid[row + 1 + other])
-                parent[max(a, b)] = min(a, b)
-    return np.array([find(i) for i in range(n)])
+    if max_distance >= 0:
+        for i, j in near_pairs(phashes, max_distance):
+            a, b = find(i), find(j)
+            parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(len(phashes))])
 
 
 def _group_fold(rows: pd.DataFrame, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -69,6 +69,7 @@ class Features:
     base: keras.Model
     embedder: keras.Model
     runtime_choice: str
+    runtime_name: str
     cache: str
     cache_dir: Path
     embedded: int
@@ -96,11 +97,24 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     choice = resolve_weights(tc.weights, tc.weights_fallback)
     base = build_base(tc.image_size, choice.keras_arg, config.project.seed)
     embedder = build_embedder(base, tc.image_size)
-    runtime_name = _runtime_name(tc.runtime)
+    runtime_name = _runtime_name(tc.runtime)  # asks OpenVINO about the CPU: once per run
     key = cache_key(BACKBONE, weights_fingerprint(base), tc.image_size, f"{PREPROCESS_VERSION}|{runtime_name}")
     cache = EmbeddingCache(data_dir / "embeddings", key)
     features = Features(
-        split, labels, paths, np.zeros(0), {}, choice, base, embedder, tc.runtime, key, data_dir / "embeddings", 0, 0.0
+        split,
+        labels,
+        paths,
+        np.zeros(0),
+        {},
+        choice,
+        base,
+        embedder,
+        tc.runtime,
+        runtime_name,
+        key,
+        data_dir / "embeddings",
+        0,
+        0.0,
     )
     started = time.monotonic()
     if cache.missing(list(split["sha256"])):
@@ -160,7 +174,7 @@ def _log_png(png: bytes | None, name: str) -> None:
 
         from PIL import Image
 
-        mlflow.log_image(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), name)
+        mlflow.log_image(Image.open(io.BytesIO(png)), name)
 
 
 def _log_history(history: dict[str, list[float]], prefix: str = "") -> None:
@@ -240,9 +254,9 @@ def train_candidate(config: Config, features: Features) -> Candidate:
     return candidate
 
 
-def _log_candidate(config: Config, features: Features, candidate: Candidate, prefix: str = "") -> None:
+def _log_candidate(config: Config, candidate: Candidate) -> None:
     mlflow.log_params(flatten_config(config))
-    _log_history(candidate.history, prefix)
+    _log_history(candidate.history)
     if candidate.finetune_history:
         _log_history(candidate.finetune_history, "finetune_")
     mlflow.log_metrics(
@@ -258,7 +272,7 @@ def _log_candidate(config: Config, features: Features, candidate: Candidate, pre
 
 def _finish_run(
     config: Config, features: Features, candidate: Candidate, config_source: str, report_file: Path | None
-) -> tuple[str, list[ModelScore]]:
+) -> str:
     """Log plots, baselines (child runs), timing and the model to the active run; returns the model URI."""
     tc = config.train
     test_x, test_y = features.part("test")
@@ -268,7 +282,7 @@ def _finish_run(
             "weights.requested": features.choice.requested,
             "weights.used": features.choice.used,
             "weights.fell_back": str(features.choice.fell_back).lower(),
-            "runtime": _runtime_name(tc.runtime),
+            "runtime": features.runtime_name,
             "config_file": config_source,
             "code_version": _code_version(),
             "embedding_cache": features.cache,
@@ -301,7 +315,7 @@ def _finish_run(
             "ms_per_image_end_to_end": embed_ms + head_ms,
         }
     )
-    scores = [ModelScore("cnn_head", {k: v for k, v in candidate.metrics.items()}, head_ms)]
+    scores = [ModelScore("cnn_head", candidate.metrics, head_ms)]
     for score in score_baselines(features.part("train"), (test_x, test_y), config.class_names, config.project.seed):
         with mlflow.start_run(run_name=f"baseline-{score.name}", nested=True):
             mlflow.set_tag("baseline", score.name)
@@ -309,8 +323,7 @@ def _finish_run(
         scores.append(score)
     mlflow.log_text(comparison_table(scores), "comparison.md")
     classifier = candidate.classifier or build_classifier(features.embedder, candidate.head)
-    model_uri = log_classifier(classifier, config.class_names, tc.image_size, pixels[:1])
-    return model_uri, scores
+    return log_classifier(classifier, config.class_names, tc.image_size, pixels[:1])
 
 
 def train(config: Config, split_file: Path, config_source: str = "", report_file: Path | None = None) -> TrainResult:
@@ -330,8 +343,8 @@ def train(config: Config, split_file: Path, config_source: str = "", report_file
     configure_tracking(config.tracking)
     with mlflow.start_run(run_name=f"resnet50-{features.choice.used}") as run:
         candidate = train_candidate(config, features)
-        _log_candidate(config, features, candidate)
-        model_uri, _ = _finish_run(config, features, candidate, config_source, report_file)
+        _log_candidate(config, candidate)
+        model_uri = _finish_run(config, features, candidate, config_source, report_file)
         seconds = round(time.monotonic() - started, 2)
         mlflow.log_metric("train_stage_seconds", seconds)
     log.info(
@@ -341,7 +354,7 @@ def train(config: Config, split_file: Path, config_source: str = "", report_file
         candidate.metrics["test_macro_f1"],
         features.choice.used,
     )
-    return _result(run.info.run_id, model_uri, config, features, candidate, seconds)
+    return _result(run.info.run_id, model_uri, features, candidate, seconds)
 
 
 def sweep(
@@ -374,27 +387,25 @@ def sweep(
             with mlflow.start_run(run_name=f"point-{index}", nested=True):
                 mlflow.set_tag("sweep.overrides", " ".join(overrides))
                 candidate = train_candidate(point, features)
-                _log_candidate(point, features, candidate)
+                _log_candidate(point, candidate)
             candidates.append(candidate)
         best = int(np.argmin([c.val_loss for c in candidates]))
         point, candidate = points[best], candidates[best]
         mlflow.set_tag("sweep.best", " ".join(grid_points[best]))
-        _log_candidate(point, features, candidate)
-        model_uri, _ = _finish_run(point, features, candidate, config_source, report_file)
+        _log_candidate(point, candidate)
+        model_uri = _finish_run(point, features, candidate, config_source, report_file)
         seconds = round(time.monotonic() - started, 2)
         mlflow.log_metric("train_stage_seconds", seconds)
-    return _result(parent.info.run_id, model_uri, config, features, candidate, seconds)
+    return _result(parent.info.run_id, model_uri, features, candidate, seconds)
 
 
-def _result(
-    run_id: str, model_uri: str, config: Config, features: Features, candidate: Candidate, seconds: float
-) -> TrainResult:
+def _result(run_id: str, model_uri: str, features: Features, candidate: Candidate, seconds: float) -> TrainResult:
     return TrainResult(
         run_id,
         model_uri,
         candidate.metrics,
         features.choice.used,
-        _runtime_name(config.train.runtime),
+        features.runtime_name,
         candidate.best_epoch,
         seconds,
     )

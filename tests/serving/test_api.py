@@ -111,7 +111,7 @@ def test_animated_gif_uses_first_frame_and_exif_rotation(http) -> None:
     assert http.post("/predict", data={"image": (io.BytesIO(gif), "a.gif")}).status_code == 200
     exif = Image.Exif()
     exif[0x0112] = 8
-    rotated = encode(photo((100, 40)), "JPEG", exif=exif.tobytes())  # 100x40 shown as 40x100: too narrow? no, 40>=16
+    rotated = encode(photo((100, 40)), "JPEG", exif=exif.tobytes())  # stored 100x40, shown 40x100
     assert http.post("/predict", data={"image": (io.BytesIO(rotated), "r.jpg")}).status_code == 200
 
 
