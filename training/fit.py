@@ -12,6 +12,7 @@ Config keys: ``train.epochs``, ``train.batch_size``, ``train.learning_rate``, ``
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -19,13 +20,11 @@ import keras
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from configs.files import atomic_write_text
+from configs.files import atomic_write_bytes
 from configs.schema import TrainConfig
-from training.model import ResNetPreprocess, build_head  # noqa: F401 - custom objects for reloading
+from training.model import build_head
 
-STATE_MODEL = "state.keras"
-STATE_BEST = "best_so_far.weights.h5"
-STATE_JSON = "state.json"
+STATE_FILE = "state.npz"
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -60,12 +59,48 @@ class EpochSeeds(keras.callbacks.Callback):
                 generator.state.assign(np.array([self.seed * 7919 + index, epoch], dtype=generator.state.dtype))
 
 
+class Validation(keras.callbacks.Callback):
+    """Adds ``val_loss`` and ``val_accuracy`` to the epoch's logs with one traced call on the whole
+    validation set (Keras' ``validation_data`` builds an evaluation loop per epoch: ~45 ms each, measured,
+    against ~1 ms). Must come before the callbacks that read those logs."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray) -> None:
+        super().__init__()
+        import tensorflow as tf
+
+        self._x, self._y = tf.constant(features), tf.constant(labels)
+        self._loss = keras.losses.SparseCategoricalCrossentropy()
+        self._fn = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._fn is None:
+            import tensorflow as tf
+
+            model, loss = self.model, self._loss
+
+            @tf.function
+            def score(x, y):
+                probs = model(x, training=False)
+                hits = tf.cast(tf.equal(tf.argmax(probs, axis=-1), tf.cast(y, tf.int64)), tf.float32)
+                return loss(y, probs), tf.reduce_mean(hits)
+
+            self._fn = score
+        val_loss, val_accuracy = self._fn(self._x, self._y)
+        if logs is not None:
+            logs["val_loss"], logs["val_accuracy"] = float(val_loss), float(val_accuracy)
+
+
 def _num(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
 class TrainingState(keras.callbacks.Callback):
-    """Saves, after each epoch, everything needed to continue exactly where training stopped."""
+    """Saves, after each epoch, everything needed to continue exactly where training stopped.
+
+    One ``.npz`` per epoch, replaced atomically: the head's and the optimizer's variables, early stopping's
+    best weights and the bookkeeping, so a kill at any instant leaves a consistent state (~3 ms a save,
+    against ~60 ms for a ``.keras`` archive plus a separate weights file, measured).
+    """
 
     def __init__(self, folder: Path, stopper: keras.callbacks.EarlyStopping, saver: keras.callbacks.ModelCheckpoint):
         super().__init__()
@@ -75,15 +110,6 @@ class TrainingState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        tmp = self.folder / f".tmp-{STATE_MODEL}"
-        self.model.save(tmp)
-        tmp.replace(self.folder / STATE_MODEL)
-        if self.stopper.best_weights is not None and self.stopper.best_epoch == epoch:  # only when it changed
-            holder = keras.models.clone_model(self.model)
-            holder.set_weights(self.stopper.best_weights)
-            tmp_best = self.folder / f".tmp-{STATE_BEST}"
-            holder.save_weights(tmp_best)
-            tmp_best.replace(self.folder / STATE_BEST)
         state = {
             "epoch": epoch,
             "history": self.history,
@@ -92,32 +118,44 @@ class TrainingState(keras.callbacks.Callback):
             "best_epoch": self.stopper.best_epoch,
             "checkpoint_best": _num(self.saver.best),
         }
-        atomic_write_text(self.folder / STATE_JSON, json.dumps(state))  # written last: marks the epoch done
+        arrays = {"state": np.array(json.dumps(state))}
+        arrays.update({f"model_{i}": w for i, w in enumerate(self.model.get_weights())})
+        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(self.model.optimizer.variables)})
+        arrays.update({f"best_{i}": w for i, w in enumerate(self.stopper.best_weights or [])})
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self.folder / STATE_FILE, buf.getvalue())
 
     def clear(self) -> None:
         """Forget the resumable state (after a finished run)."""
-        for name in (STATE_JSON, STATE_MODEL, STATE_BEST):
-            (self.folder / name).unlink(missing_ok=True)
+        (self.folder / STATE_FILE).unlink(missing_ok=True)
 
-    def restore(self) -> tuple[keras.Model, int] | None:
-        """The saved model and the next epoch, with callback state restored; ``None`` if nothing was saved."""
-        file = self.folder / STATE_JSON
+    def restore(self, model: keras.Model) -> int:
+        """Put the saved variables into ``model`` (built and compiled like the saved one) and restore the
+        callbacks' state; the next epoch to run, 0 if nothing was saved."""
+        file = self.folder / STATE_FILE
         if not file.exists():
-            return None
-        state = json.loads(file.read_text())
-        model = keras.models.load_model(self.folder / STATE_MODEL)
+            return 0
+        with np.load(file) as saved:
+            arrays = dict(saved)
+        state = json.loads(str(arrays["state"]))
+
+        def numbered(prefix: str) -> list[np.ndarray]:
+            return [arrays[f"{prefix}_{i}"] for i in range(sum(k.startswith(f"{prefix}_") for k in arrays))]
+
+        model.set_weights(numbered("model"))
+        model.optimizer.build(model.trainable_variables)
+        for variable, value in zip(model.optimizer.variables, numbered("optimizer"), strict=True):
+            variable.assign(value)
         self.history = state["history"]
         self.stopper.best, self.stopper.wait, self.stopper.best_epoch = (
             state["best"],
             state["wait"],
             state["best_epoch"],
         )
-        if (self.folder / STATE_BEST).exists():
-            holder = keras.models.clone_model(model)
-            holder.load_weights(self.folder / STATE_BEST)
-            self.stopper.best_weights = holder.get_weights()
+        self.stopper.best_weights = numbered("best") or None
         self.saver.best = state["checkpoint_best"]
-        return model, state["epoch"] + 1
+        return state["epoch"] + 1
 
 
 class _KeepStateOnTrainBegin(keras.callbacks.EarlyStopping):
@@ -170,26 +208,23 @@ def fit_head(
         checkpoint_dir / "best.weights.h5", monitor="val_loss", save_best_only=True, save_weights_only=True
     )
     state = TrainingState(checkpoint_dir, stopper, saver)
-    restored = state.restore()
-    if restored is None:
-        head = build_head(num_classes, config.dense_units, config.dropout, train[0])
-        head.compile(
-            optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        first_epoch = 0
-    else:
-        head, first_epoch = restored
-        stopper.resumed = True
+    head = build_head(num_classes, config.dense_units, config.dropout, train[0])
+    steps = -(-len(train[0]) // config.batch_size)
+    head.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps,  # one traced call per epoch instead of one per batch (same arithmetic)
+    )
+    first_epoch = state.restore(head)
+    stopper.resumed = first_epoch > 0
     weights = balanced_class_weights(train[1], num_classes)
     sample_weights = np.array([weights[int(c)] for c in train[1]], np.float32)
-    stopped_early = restored is not None and stopper.wait >= config.patience
+    stopped_early = first_epoch > 0 and stopper.wait >= config.patience
     # One stream of whole-batch epoch blocks, each permuted by (seed, epoch), so an epoch's batches do not
     # depend on how many epochs ran before in this process. Measured: with Keras' own shuffling, or a
     # PyDataset reshuffled in on_epoch_end, a resumed run drifted from the uninterrupted one.
     if first_epoch < config.epochs and not stopped_early:
-        steps = -(-len(train[0]) // config.batch_size)
         order = np.concatenate(
             [epoch_order(len(train[0]), seed, e, config.batch_size) for e in range(first_epoch, config.epochs)]
         )
@@ -199,12 +234,11 @@ def fit_head(
             sample_weight=sample_weights[order],
             batch_size=config.batch_size,
             steps_per_epoch=steps,
-            validation_data=val,
             epochs=config.epochs,
             initial_epoch=first_epoch,
             shuffle=False,
             verbose=0,
-            callbacks=[EpochSeeds(seed), stopper, saver, state, *callbacks],
+            callbacks=[EpochSeeds(seed), Validation(*val), stopper, saver, state, *callbacks],
         )
     if stopper.best_weights is not None:
         head.set_weights(stopper.best_weights)  # also when the epoch budget ran out before patience did
