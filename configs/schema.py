@@ -135,6 +135,10 @@ class TrainConfig(_Strict):
     dropout: tuple[float, float] = (0.3, 0.2)
     embed_batch_size: int = Field(default=16, ge=1)
     runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
+    precision: Literal["auto", "int8", "bf16", "f32"] = Field(
+        default="auto", description="OpenVINO's: auto = int8 on CPUs with VNNI/AMX, else bf16 where supported, else f32"
+    )
+    int8_calibration_images: int = Field(default=32, ge=4, le=512)
     finetune: FineTuneConfig = FineTuneConfig()
 
     @field_validator("weights")

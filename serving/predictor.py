@@ -6,16 +6,28 @@ Config keys: ``serve.model_uri`` (default ``models:/<tracking.model_name>@<track
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 import training.model  # noqa: F401 - registers the custom layer the saved model contains
-from training.runtime import Runtime, make_runtime
+from training.runtime import (
+    Chained,
+    OpenVINORuntime,
+    Runtime,
+    compile_hint,
+    convert_to_openvino,
+    make_runtime,
+    resolve_precision,
+)
+from training.track import OPENVINO_ARTIFACT
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +64,38 @@ def alias_version(model_uri: str, tracking_uri: str) -> str | None:
     return str(MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version)
 
 
+def build_runtime(model, choice: str, openvino_dir: Path | None) -> Runtime:
+    """The serving runtime: the embedder training logged (``openvino/``: int8 or bf16, the very features the
+    evaluation saw) followed by the head, or else the whole model converted here."""
+    name = resolve_precision(choice, "auto")
+    if name == "tensorflow-fp32" or openvino_dir is None or not (openvino_dir / "embedder.xml").exists():
+        if name == "openvino-int8":  # int8 needs training's calibration; without it, the best float precision
+            name = f"openvino-{compile_hint()}"
+        return make_runtime(model, name)
+    import openvino as ov
+
+    record = json.loads((openvino_dir / "runtime.json").read_text())
+    embedder = OpenVINORuntime(ov.Core().read_model(openvino_dir / "embedder.xml"), record["hint"], record["runtime"])
+    head = OpenVINORuntime(convert_to_openvino(model.get_layer("head")), "f32")
+    log.info("inference runtime: %s (embedder from training) + head", embedder.name)
+    return Chained(embedder, head)
+
+
 class Predictor:
     """A loaded, warmed-up model: pixels in, probabilities out."""
 
-    def __init__(self, model, class_names: list[str], image_size: int, ref: ModelRef, runtime: str = "auto") -> None:
+    def __init__(
+        self,
+        model,
+        class_names: list[str],
+        image_size: int,
+        ref: ModelRef,
+        runtime: str = "auto",
+        openvino_dir: Path | None = None,
+    ) -> None:
         self.ref, self.class_names, self.image_size = ref, list(class_names), int(image_size)
         self.model = model  # the Keras model, for gradients (Grad-CAM)
-        self.runtime: Runtime = make_runtime(model, runtime)
+        self.runtime = build_runtime(model, runtime, openvino_dir)
         self.predict(np.zeros((1, self.image_size, self.image_size, 3), np.float32))  # warm-up
         log.info("loaded %s version %s (%s)", ref.name, ref.version, self.runtime.name)
 
@@ -68,7 +105,15 @@ class Predictor:
         ref = resolve_model(model_uri, tracking_uri)
         info = mlflow.models.get_model_info(ref.uri)
         model = mlflow.tensorflow.load_model(ref.uri)
-        return cls(model, info.metadata["class_names"], info.metadata["image_size"], ref, runtime)
+        openvino_dir = None
+        if runtime != "tensorflow" and info.run_id:
+            try:
+                openvino_dir = Path(
+                    mlflow.artifacts.download_artifacts(run_id=info.run_id, artifact_path=OPENVINO_ARTIFACT)
+                )
+            except (MlflowException, OSError):
+                log.info("version %s has no OpenVINO embedder: converting the whole model", ref.version)
+        return cls(model, info.metadata["class_names"], info.metadata["image_size"], ref, runtime, openvino_dir)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model-input images."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,12 @@ from mlflow.types import Schema, TensorSpec
 
 from configs.schema import Config, TrackingConfig
 from training.gate import GATE_METRIC, decide
+from training.runtime import compile_hint
 
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
+OPENVINO_ARTIFACT = "openvino"
 
 
 def configure_tracking(cfg: TrackingConfig) -> str:
@@ -86,6 +90,24 @@ def log_classifier(model: keras.Model, class_names: list[str], image_size: int, 
         metadata={"class_names": class_names, "image_size": image_size},
     )
     return info.model_uri
+
+
+def log_openvino_embedder(fp32_xml: Path, runtime_name: str, int8: dict | None) -> None:
+    """Log the frozen embedder exactly as training ran it in OpenVINO (``openvino/`` in the run), so the
+    server computes the same features as the evaluation did and skips a ~4 s conversion."""
+    xml = fp32_xml.with_name(f"{fp32_xml.stem}-int8.xml") if runtime_name == "openvino-int8" else fp32_xml
+    if not xml.exists():
+        return
+    record = {"runtime": runtime_name, "hint": runtime_name.removeprefix("openvino-"), "int8": int8}
+    if runtime_name == "openvino-int8":
+        record["hint"] = compile_hint()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / OPENVINO_ARTIFACT
+        folder.mkdir()
+        for source, name in ((xml, "embedder.xml"), (xml.with_suffix(".bin"), "embedder.bin")):
+            shutil.copyfile(source, folder / name)
+        (folder / "runtime.json").write_text(json.dumps(record, indent=2))
+        mlflow.log_artifacts(str(folder), OPENVINO_ARTIFACT)
 
 
 def _pinned_requirements() -> list[str]:

@@ -35,9 +35,9 @@ from training.model import (
     build_embedder,
     weights_fingerprint,
 )
-from training.runtime import Runtime, make_runtime
+from training.runtime import Runtime, compile_hint, int8_runtime, make_runtime, resolve_precision
 from training.split import read_split
-from training.track import configure_tracking, flatten_config, log_classifier
+from training.track import configure_tracking, flatten_config, log_classifier, log_openvino_embedder
 from training.weights import WeightsChoice, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -68,19 +68,25 @@ class Features:
     choice: WeightsChoice
     base: keras.Model
     embedder: keras.Model
-    runtime_choice: str
     runtime_name: str
+    base_key: str
     cache: str
     cache_dir: Path
-    embedded: int
-    embed_seconds: float
+    embedded: int = 0
+    embed_seconds: float = 0.0
+    int8: dict | None = None
     _runtime: Runtime | None = field(default=None, repr=False)
 
     def runtime(self) -> Runtime:
         """The embedding runtime, built on first use (a warm cache never needs it for embedding)."""
         if self._runtime is None:
-            self._runtime = make_runtime(self.embedder, self.runtime_choice, self.cache_dir / f"{self.cache}.xml")
+            self._runtime = make_runtime(self.embedder, self.runtime_name, self.ir_file)
         return self._runtime
+
+    @property
+    def ir_file(self) -> Path:
+        """The embedder converted for OpenVINO (FP32), kept for the next run."""
+        return self.cache_dir / f"{self.base_key}.xml"
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(features, labels) of ``train``, ``val`` or ``test``."""
@@ -97,26 +103,33 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     choice = resolve_weights(tc.weights, tc.weights_fallback)
     base = build_base(tc.image_size, choice.keras_arg, config.project.seed)
     embedder = build_embedder(base, tc.image_size)
-    runtime_name = _runtime_name(tc.runtime)  # asks OpenVINO about the CPU: once per run
-    key = cache_key(BACKBONE, weights_fingerprint(base), tc.image_size, f"{PREPROCESS_VERSION}|{runtime_name}")
-    cache = EmbeddingCache(data_dir / "embeddings", key)
-    features = Features(
-        split,
-        labels,
-        paths,
-        np.zeros(0),
-        {},
-        choice,
-        base,
-        embedder,
-        tc.runtime,
-        runtime_name,
-        key,
-        data_dir / "embeddings",
-        0,
-        0.0,
+    runtime_name = resolve_precision(tc.runtime, tc.precision)  # asks OpenVINO about the CPU: once per run
+    weights_fp = weights_fingerprint(base)
+    base_key = cache_key(BACKBONE, weights_fp, tc.image_size, PREPROCESS_VERSION)
+    cache_dir = data_dir / "embeddings"
+    started = time.monotonic()  # embedding time includes a first run's int8 calibration
+    runtime, int8 = None, None
+    if runtime_name == "openvino-int8":
+        train_paths = [data_dir / p for p in split[split["split"] == "train"].sort_values("sha256")["path"]]
+        n = tc.int8_calibration_images
+
+        def images() -> tuple[np.ndarray, np.ndarray]:
+            pixels = load_images(train_paths[: 2 * n], tc.image_size)
+            half = min(n, len(pixels) // 2)
+            return pixels[:half], pixels[half:]
+
+        runtime, int8 = int8_runtime(embedder, cache_dir, base_key, images)
+        if runtime is None:
+            runtime_name = f"openvino-{compile_hint()}"
+    calibration = int8["calibration"] if runtime is not None else ""
+    key = cache_key(
+        BACKBONE, weights_fp, tc.image_size, f"{PREPROCESS_VERSION}|{runtime_name}|calibration={calibration}"
     )
-    started = time.monotonic()
+    cache = EmbeddingCache(cache_dir, key)
+    features = Features(
+        split, labels, paths, np.zeros(0), {}, choice, base, embedder, runtime_name, base_key, key, cache_dir, int8=int8
+    )
+    features._runtime = runtime
     if cache.missing(list(split["sha256"])):
         vectors, embedded = embed_files(
             features.runtime(),
@@ -133,15 +146,6 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     features.embed_seconds = time.monotonic() - started
     features.parts = {name: (split["split"] == name).to_numpy() for name in ("train", "val", "test")}
     return features
-
-
-def _runtime_name(choice: str) -> str:
-    """The name the runtime will have, without building it (part of the cache key)."""
-    from training.runtime import cpu_supports_bf16, openvino_available
-
-    if choice == "tensorflow" or (choice == "auto" and not openvino_available()):
-        return "tensorflow-fp32"
-    return "openvino-bf16" if cpu_supports_bf16() else "openvino-f32"
 
 
 def _code_version() -> str:
@@ -283,6 +287,7 @@ def _finish_run(
             "weights.used": features.choice.used,
             "weights.fell_back": str(features.choice.fell_back).lower(),
             "runtime": features.runtime_name,
+            **({f"int8.{k}": str(v) for k, v in features.int8.items()} if features.int8 else {}),
             "config_file": config_source,
             "code_version": _code_version(),
             "embedding_cache": features.cache,
@@ -322,6 +327,8 @@ def _finish_run(
             mlflow.log_metrics({**score.metrics, "ms_per_image": score.ms_per_image})
         scores.append(score)
     mlflow.log_text(comparison_table(scores), "comparison.md")
+    if candidate.classifier is None and features.runtime_name.startswith("openvino"):
+        log_openvino_embedder(features.ir_file, features.runtime_name, features.int8)
     classifier = candidate.classifier or build_classifier(features.embedder, candidate.head)
     return log_classifier(classifier, config.class_names, tc.image_size, pixels[:1])
 
