@@ -18,8 +18,14 @@ from scraper.manifest import manifest_path, read_manifest
 from scraper.scrape import scrape
 from training.split import prepare, read_split
 
-SMALL = {"products_per_class": 12, "results_per_page": 8, "sponsored_per_page": 2, "repeats_per_page": 1,
-         "image_side": 160, "port": 0}
+SMALL = {
+    "products_per_class": 12,
+    "results_per_page": 8,
+    "sponsored_per_page": 2,
+    "repeats_per_page": 1,
+    "image_side": 160,
+    "port": 0,
+}
 
 
 def _catalog(**faults) -> CatalogConfig:
@@ -73,8 +79,14 @@ def test_robots_txt_is_obeyed_unless_overridden(make_config) -> None:
         obeyed = scrape(make_config(), base_url=server.base_url, show_progress=False)
         assert obeyed.per_class == {"saree": 12, "trousers": 12}
         assert any("robots.txt disallows" in e for e in obeyed.errors)
-        ignored = scrape(make_config("scrape.obey_robots=false", "project.data_dir=" + str(Path(
-            make_config().project.data_dir).parent / "ignored")), base_url=server.base_url, show_progress=False)
+        ignored = scrape(
+            make_config(
+                "scrape.obey_robots=false",
+                "project.data_dir=" + str(Path(make_config().project.data_dir).parent / "ignored"),
+            ),
+            base_url=server.base_url,
+            show_progress=False,
+        )
         assert ignored.per_class["jeans"] == 12
 
 
