@@ -100,12 +100,13 @@ def hammer(send: Callable[[requests.Session, int], int], clients: int, seconds: 
             i += clients
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    began = time.monotonic()
+    began, cpu_began = time.monotonic(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.monotonic() - began
+    client_cores = (time.process_time() - cpu_began) / wall  # what the load generator took from the machine
     lat = np.array(latencies) * 1000
     return {
         "requests": len(lat),
@@ -114,4 +115,5 @@ def hammer(send: Callable[[requests.Session, int], int], clients: int, seconds: 
         "p99_ms": float(np.percentile(lat, 99)) if len(lat) else 0,
         "statuses": statuses,
         "errors": sum(n for s, n in statuses.items() if s < 0 or s >= 500),
+        "client_cores": client_cores,
     }

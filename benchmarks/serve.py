@@ -74,9 +74,13 @@ def main() -> None:
         _measure("mlflow", theirs, port, "/ping", "/invocations", pixels_json, "application/json", args.seconds)
     )
 
-    print(f"{'server':8s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}")
+    header = f"{'server':8s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"
+    print(f"{header} {'load-generator cores':>21s}")
     for (name, clients), r in results.items():
-        print(f"{name:8s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d}")
+        print(
+            f"{name:8s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d} "
+            f"{r['client_cores']:21.2f}"
+        )
     for clients in (1, 16):
         ratio = results[("stj", clients)]["rps"] / max(1e-9, results[("mlflow", clients)]["rps"])
         print(f"ratio stj/mlflow at {clients} client(s): {ratio:.1f}x")

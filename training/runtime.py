@@ -12,6 +12,7 @@ Config keys: ``train.runtime``, ``train.precision``, ``serve.runtime``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -21,6 +22,8 @@ from typing import Protocol
 
 import keras
 import numpy as np
+
+from configs.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +164,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
-def quantize_int8(converted, calibration: np.ndarray, check: np.ndarray) -> tuple[object | None, float]:
-    """Post-training int8 quantisation (NNCF) of a converted model, checked against FP32.
+def quantize_int8(converted, calibration: np.ndarray, check: np.ndarray) -> tuple[object, OpenVINORuntime, float]:
+    """Post-training int8 quantisation (NNCF) of a converted model, compared with FP32.
 
     Args:
         converted: the FP32 OpenVINO model.
@@ -171,8 +174,7 @@ def quantize_int8(converted, calibration: np.ndarray, check: np.ndarray) -> tupl
         check: other images on which the int8 outputs are compared with FP32.
 
     Returns:
-        (the int8 model, or ``None`` when its worst cosine to FP32 on ``check`` is below
-        :data:`INT8_MIN_COSINE`; that worst cosine).
+        (the int8 model, it compiled, its worst cosine to FP32 on ``check``).
     """
     import nncf
 
@@ -182,9 +184,10 @@ def quantize_int8(converted, calibration: np.ndarray, check: np.ndarray) -> tupl
     quantized = nncf.quantize(
         converted, nncf.Dataset([calibration]), subset_size=1, preset=nncf.QuantizationPreset.MIXED
     )
-    reference = OpenVINORuntime(converted, "f32")(check)
-    worst = float(_cosines(reference, OpenVINORuntime(quantized, compile_hint())(check)).min())
-    return (quantized if worst >= INT8_MIN_COSINE else None), worst
+    check = check if len(check) else calibration
+    runtime = OpenVINORuntime(quantized, compile_hint(), "openvino-int8")
+    worst = float(_cosines(OpenVINORuntime(converted, "f32")(check), runtime(check)).min())
+    return quantized, runtime, worst
 
 
 def int8_runtime(
@@ -199,26 +202,23 @@ def int8_runtime(
     Returns:
         (the runtime, or ``None`` when int8 was refused; the record: calibration digest, worst cosine).
     """
-    import hashlib
-
     import openvino as ov
 
     record_file, xml = folder / f"{key}-int8.json", folder / f"{key}-int8.xml"
+    runtime = None
     if record_file.exists():
         record = json.loads(record_file.read_text())
     else:
         calibration, check = images()
-        quantized, worst = quantize_int8(read_or_convert(model, folder / f"{key}.xml"), calibration, check)
+        quantized, runtime, worst = quantize_int8(read_or_convert(model, folder / f"{key}.xml"), calibration, check)
         record = {
             "calibration": hashlib.sha256(calibration.tobytes()).hexdigest()[:16],
             "calibration_images": len(calibration),
             "min_cosine_to_fp32": round(worst, 6),
-            "accepted": quantized is not None,
+            "accepted": worst >= INT8_MIN_COSINE,
         }
-        if quantized is not None:
+        if record["accepted"]:
             save_ir(quantized, xml)
-        from configs.files import atomic_write_text
-
         atomic_write_text(record_file, json.dumps(record, indent=2))
         log.info("int8 calibration: %s", record)
     if not record["accepted"] or not xml.exists():
@@ -229,7 +229,7 @@ def int8_runtime(
             compile_hint(),
         )
         return None, record
-    return OpenVINORuntime(ov.Core().read_model(xml), compile_hint(), "openvino-int8"), record
+    return runtime or OpenVINORuntime(ov.Core().read_model(xml), compile_hint(), "openvino-int8"), record
 
 
 def make_runtime(model: keras.Model, name: str, cache_file: Path | None = None) -> Runtime:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from configs import load_config
 from tests.conftest import tiny_overrides
+from training.runtime import openvino_available
 
 pytestmark = pytest.mark.slow
 CLASSES = ["saree", "trousers", "jeans"]
@@ -93,8 +94,9 @@ def test_registered_model_equals_cached_feature_path(trained) -> None:
     import mlflow
 
     import training.model  # noqa: F401 - custom layer
-    from training.embed import EmbeddingCache
     from training.images import load_images
+    from training.split import split_path
+    from training.train import load_features
 
     config, _, summary = trained
     mlflow.set_tracking_uri(config.tracking.uri)
@@ -104,11 +106,10 @@ def test_registered_model_equals_cached_feature_path(trained) -> None:
     pixels = load_images(paths, 64)
     full = model(pixels, training=False).numpy()
     embedder, head = model.get_layer("embedder"), model.get_layer("head")
-    cache_file = next((data_dir / "embeddings").glob("*.npz"))
-    cache = EmbeddingCache(cache_file.parent, cache_file.stem)
-    import hashlib
-
-    cached = cache.lookup([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
+    features = load_features(config, split_path(data_dir), show_progress=False)  # this config's cache
+    rows = [features.paths.index(p) for p in paths]
+    cached = features.vectors[rows]
+    assert features.embedded == 0
     np.testing.assert_allclose(embedder(pixels, training=False).numpy(), cached, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(head(cached, training=False).numpy(), full, atol=1e-5)
     np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-5)
@@ -274,6 +275,64 @@ def test_sweep_runs_children_over_one_cache(trained) -> None:
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert sorted(c.info.run_name for c in children) == ["baseline-decision_tree", "baseline-knn", "point-0", "point-1"]
     assert parent.data.metrics["embed_images"] == 0  # the cache from the first run served every image
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
+def test_server_runs_the_int8_embedder_training_evaluated(trained) -> None:
+    """A run on the OpenVINO int8 path logs its embedder; the server chains that embedder with the head, so
+    its probabilities are the head's on training's own cached features (not a re-quantised copy)."""
+    import mlflow
+
+    from serving.predictor import Predictor
+    from training.images import load_images
+    from training.split import split_path
+    from training.train import load_features, train
+
+    config, overrides, _ = trained
+    int8 = load_config(
+        "configs/demo.yaml",
+        [*overrides, "train.runtime=openvino", "train.precision=int8", "train.int8_calibration_images=6"],
+    )
+    result = train(int8, split_path(config.project.data_dir), config_source="test")
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    run = client.get_run(result.run_id)
+    assert run.data.tags["runtime"] == result.runtime
+    if result.runtime != "openvino-int8":  # refused: its reason is on record, and the run used a float precision
+        assert run.data.tags["int8.accepted"] == "False" and float(run.data.tags["int8.min_cosine_to_fp32"]) < 0.999
+        pytest.skip(f"int8 refused on this data: {run.data.tags['int8.min_cosine_to_fp32']}")
+    assert {a.path for a in client.list_artifacts(result.run_id, "openvino")} == {
+        "openvino/embedder.xml",
+        "openvino/embedder.bin",
+        "openvino/runtime.json",
+    }
+    features = load_features(int8, split_path(config.project.data_dir), show_progress=False)
+    assert features.embedded == 0  # every vector comes from the run's cache
+
+    predictor = Predictor.load(result.model_uri, config.tracking.uri, runtime="openvino")
+    assert predictor.runtime.name == "openvino-int8"
+    pixels = load_images(features.paths[:6], 64)
+    head = predictor.model.get_layer("head")
+    evaluated = head(features.vectors[:6], training=False).numpy()
+    np.testing.assert_allclose(predictor.predict(pixels), evaluated, atol=1e-4)
+    reference = mlflow.tensorflow.load_model(result.model_uri)(pixels, training=False).numpy()
+    np.testing.assert_allclose(predictor.predict(pixels), reference, atol=0.1)  # int8 vs the FP32 graph
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
+def test_a_model_without_an_openvino_embedder_is_converted_whole(trained) -> None:
+    """Versions trained on TensorFlow (or fine-tuned) carry no embedder: the server converts the whole model."""
+    import mlflow
+
+    from serving.predictor import Predictor
+    from training.images import load_images
+
+    config, _, _ = trained
+    predictor = Predictor.load("models:/stj-classifier@champion", config.tracking.uri, runtime="openvino")
+    assert predictor.runtime.name in {"openvino-bf16", "openvino-f32"}
+    pixels = load_images(sorted((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg"))[:4], 64)
+    mlflow.set_tracking_uri(config.tracking.uri)
+    reference = mlflow.tensorflow.load_model("models:/stj-classifier@champion")(pixels, training=False).numpy()
+    np.testing.assert_allclose(predictor.predict(pixels), reference, atol=0.02)
 
 
 def test_gate_rejects_a_version_below_the_floor(trained) -> None:
