@@ -208,7 +208,7 @@ def fit_head(
         checkpoint_dir / "best.weights.h5", monitor="val_loss", save_best_only=True, save_weights_only=True
     )
     state = TrainingState(checkpoint_dir, stopper, saver)
-    head = build_head(num_classes, config.dense_units, config.dropout, train[0])
+    head = build_head(num_classes, config.dense_units, config.dropout, train[0], seed)
     steps = -(-len(train[0]) // config.batch_size)
     head.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),

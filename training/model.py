@@ -31,10 +31,33 @@ class ResNetPreprocess(layers.Layer):
         return bgr - keras.ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=inputs.dtype)
 
 
+def seed_weights(model: keras.Model, seed: int) -> keras.Model:
+    """Draw every weight of ``model`` again from its layer's initializer, seeded by ``(seed, layer index)``.
+
+    Keras seeds an initializer without a seed from Python's global ``random``, which any other thread may
+    draw from meanwhile (Prefect's, the scraper's): measured, the same ``set_random_seed`` gave a different
+    random ResNet50 in a pipeline run than in a lone train run. Explicit seeds make it a function of ``seed``.
+    """
+    for index, layer in enumerate(model.layers):
+        for attr, initializer in vars(layer).items():
+            variable = (
+                getattr(layer, attr.removesuffix("_initializer"), None) if attr.endswith("_initializer") else None
+            )
+            if not isinstance(initializer, keras.initializers.Initializer) or not isinstance(variable, keras.Variable):
+                continue
+            config = initializer.get_config()
+            if "seed" in config:
+                config["seed"] = seed * 100_003 + index
+            variable.assign(type(initializer).from_config(config)(variable.shape, variable.dtype))
+    return model
+
+
 def build_base(image_size: int, weights: str | None, seed: int) -> keras.Model:
-    """ResNet50 without its top, frozen. ``weights`` is Keras' argument (``imagenet``, ``None``, a path)."""
-    keras.utils.set_random_seed(seed)  # a random base ('none') is then the same on every run
+    """ResNet50 without its top, frozen. ``weights`` is Keras' argument (``imagenet``, ``None``, a path); a
+    random base (``None``) is the same for the same ``seed`` on every run."""
     base = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
+    if weights is None:
+        seed_weights(base, seed)
     base.trainable = False
     return base
 
@@ -50,7 +73,11 @@ def build_embedder(base: keras.Model, image_size: int) -> keras.Model:
 
 
 def build_head(
-    num_classes: int, units: tuple[int, int], dropout: tuple[float, float], train_features: np.ndarray
+    num_classes: int,
+    units: tuple[int, int],
+    dropout: tuple[float, float],
+    train_features: np.ndarray,
+    seed: int = 0,
 ) -> keras.Model:
     """Features -> class probabilities (the trainable part).
 
@@ -70,7 +97,7 @@ def build_head(
     x = layers.Dense(units[1], activation="relu", name="dense_2")(x)
     x = layers.Dropout(dropout[1], name="dropout_2")(x)
     probs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(features, probs, name="head")
+    return seed_weights(keras.Model(features, probs, name="head"), seed)
 
 
 def build_classifier(embedder: keras.Model, head: keras.Model) -> keras.Model:
