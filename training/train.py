@@ -110,15 +110,7 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     started = time.monotonic()  # embedding time includes a first run's int8 calibration
     runtime, int8 = None, None
     if runtime_name == "openvino-int8":
-        train_paths = [data_dir / p for p in split[split["split"] == "train"].sort_values("sha256")["path"]]
-        n = tc.int8_calibration_images
-
-        def images() -> tuple[np.ndarray, np.ndarray]:
-            pixels = load_images(train_paths[: 2 * n], tc.image_size)
-            half = min(n, len(pixels) // 2)
-            return pixels[:half], pixels[half:]
-
-        runtime, int8 = int8_runtime(embedder, cache_dir, base_key, images)
+        runtime, int8 = _int8_embedder(embedder, split, data_dir, tc.image_size, tc.int8_calibration_images, base_key)
         if runtime is None:
             runtime_name = f"openvino-{compile_hint()}"
     calibration = int8["calibration"] if runtime is not None else ""
@@ -127,9 +119,21 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     )
     cache = EmbeddingCache(cache_dir, key)
     features = Features(
-        split, labels, paths, np.zeros(0), {}, choice, base, embedder, runtime_name, base_key, key, cache_dir, int8=int8
+        split,
+        labels,
+        paths,
+        np.zeros(0),
+        {},
+        choice,
+        base,
+        embedder,
+        runtime_name,
+        base_key,
+        key,
+        cache_dir,
+        int8=int8,
+        _runtime=runtime,
     )
-    features._runtime = runtime
     if cache.missing(list(split["sha256"])):
         vectors, embedded = embed_files(
             features.runtime(),
@@ -146,6 +150,21 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     features.embed_seconds = time.monotonic() - started
     features.parts = {name: (split["split"] == name).to_numpy() for name in ("train", "val", "test")}
     return features
+
+
+def _int8_embedder(
+    embedder: keras.Model, split: pd.DataFrame, data_dir: Path, image_size: int, n: int, base_key: str
+) -> tuple[Runtime | None, dict]:
+    """The int8 embedder (``None`` if refused) and its record; a first call calibrates on ``n`` training
+    photos (lowest sha256 first, so the choice is reproducible) and checks it on the next ``n``."""
+    train_paths = [data_dir / p for p in split[split["split"] == "train"].sort_values("sha256")["path"]]
+
+    def images() -> tuple[np.ndarray, np.ndarray]:
+        pixels = load_images(train_paths[: 2 * n], image_size)
+        half = min(n, len(pixels) // 2)
+        return pixels[:half], pixels[half:]
+
+    return int8_runtime(embedder, data_dir / "embeddings", base_key, images)
 
 
 def _code_version() -> str:
