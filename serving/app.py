@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from flask import Flask, Response, g, jsonify, request, send_from_directory
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from configs.schema import Config
 from scraper.images import ImageRejected, open_image
@@ -25,6 +24,7 @@ from serving.batcher import MicroBatcher, Overloaded
 from serving.errors import ApiError, register_error_handlers
 from serving.explain import grad_cam, overlay_png
 from serving.history import History, thumbnail_jpeg
+from serving.metrics import ServerMetrics
 from serving.openapi import openapi_document
 from serving.predictor import Predictor, alias_version
 from serving.reloader import ModelHolder, start_reloader
@@ -82,23 +82,6 @@ def _bounded_int(name: str, raw: str, low: int, high: int) -> int:
     return value
 
 
-class _Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("stj_requests", "HTTP requests", ["endpoint", "status"], registry=self.registry)
-        self.latency = Histogram(
-            "stj_request_seconds",
-            "request latency",
-            ["endpoint"],
-            registry=self.registry,
-            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )
-        self.batch = Histogram(
-            "stj_batch_size", "images per model call", registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64)
-        )
-        self.model = Gauge("stj_model_version", "loaded model version", ["name", "version"], registry=self.registry)
-
-
 STATIC = Path(__file__).parent / "static"
 
 
@@ -144,7 +127,7 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
             ),
             serve.reload_interval_s,
         )
-    metrics = _Metrics()
+    metrics = ServerMetrics()
     history = History(serve.history_path)
     batcher = MicroBatcher(
         holder.current, serve.max_batch, serve.max_wait_ms, serve.queue_size, on_batch=metrics.batch.observe
@@ -161,6 +144,7 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
         model = holder.current()
         response.headers["X-Model-Name"] = model.ref.name
         response.headers["X-Model-Version"] = str(model.ref.version)
+        metrics.serving(model.ref.name, str(model.ref.version))
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
@@ -207,9 +191,8 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
     @app.get("/metrics")
     def prometheus():
         model = holder.current()
-        metrics.model.clear()
-        metrics.model.labels(model.ref.name, str(model.ref.version)).set(1)
-        return Response(generate_latest(metrics.registry), mimetype="text/plain; version=0.0.4")
+        metrics.serving(model.ref.name, str(model.ref.version))
+        return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
     @app.get("/openapi.json")
     def openapi():

@@ -5,9 +5,14 @@ Config keys: ``serve.host``, ``serve.port``, ``serve.workers``, ``serve.threads`
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from gunicorn.app.base import BaseApplication
 
 from configs.schema import Config
+from serving.metrics import MULTIPROC_ENV, mark_worker_dead
 
 
 class StjServer(BaseApplication):
@@ -28,6 +33,7 @@ class StjServer(BaseApplication):
             "graceful_timeout": 10,
             "accesslog": "-",
             "preload_app": False,
+            "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -39,5 +45,14 @@ class StjServer(BaseApplication):
 
 
 def serve(config: Config) -> None:
-    """Serve until interrupted."""
-    StjServer(config).run()
+    """Serve until interrupted. With several workers, Prometheus metrics are pooled in a folder that lives
+    as long as the server (unless ``PROMETHEUS_MULTIPROC_DIR`` names one already)."""
+    own_folder = None
+    if config.serve.workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        own_folder = tempfile.mkdtemp(prefix="stj-metrics-")
+        os.environ[MULTIPROC_ENV] = own_folder  # before any worker imports prometheus_client
+    try:
+        StjServer(config).run()
+    finally:
+        if own_folder is not None:
+            shutil.rmtree(own_folder, ignore_errors=True)

@@ -176,6 +176,7 @@ def test_gunicorn_server_answers(trained, tmp_path: Path) -> None:
     config, overrides, _ = trained
     port = _free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `stj serve` makes its own for two workers
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -188,6 +189,8 @@ def test_gunicorn_server_answers(trained, tmp_path: Path) -> None:
             *_as_set(overrides),
             "--set",
             f"serve.port={port}",
+            "--set",
+            "serve.workers=2",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -208,6 +211,12 @@ def test_gunicorn_server_answers(trained, tmp_path: Path) -> None:
         assert resp.status_code == 200 and resp.json()["label"] in CLASSES
         resp = requests.post(f"{base}/predict", files={"image": ("a.jpg", b"<svg></svg>")}, timeout=30)
         assert resp.status_code == 415
+        for _ in range(20):  # a new connection each: either worker may answer
+            assert requests.get(f"{base}/health", timeout=30, headers={"Connection": "close"}).ok
+        text = requests.get(f"{base}/metrics", timeout=30).text
+        # whichever worker answers reports both workers' counts (pooling itself: tests/serving/test_metrics.py)
+        assert 'stj_requests_total{endpoint="/health",status="200"} 20.0' in text
+        assert 'stj_model_version{name="stj-classifier",version="1"} 1.0' in text
     finally:
         proc.terminate()
         try:

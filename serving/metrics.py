@@ -1,0 +1,76 @@
+"""Prometheus metrics of the server, correct with one gunicorn worker or several.
+
+With several workers each process counts on its own; when ``PROMETHEUS_MULTIPROC_DIR`` is set (``stj
+serve`` sets it for ``serve.workers`` > 1), every worker writes its values there and ``GET /metrics``,
+whichever worker answers it, reports the sum over all of them
+(https://prometheus.github.io/client_python/multiprocess/).
+"""
+
+from __future__ import annotations
+
+import os
+
+# prometheus_client is imported inside the functions: it picks its value store (in memory, or files for
+# multiprocess mode) when first imported, so the gunicorn master must not import it before ``stj serve``
+# has set the folder (measured: imported at the top here, every worker counted in memory and /metrics was
+# empty).
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class ServerMetrics:
+    """Requests by endpoint and status, latency, micro-batch sizes and the model version being served."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+
+        self.registry = CollectorRegistry()
+        shared = bool(os.environ.get(MULTIPROC_ENV))
+        if shared:
+            multiprocess.MultiProcessCollector(self.registry)
+        # In multiprocess mode the values live in files read by the collector, so the metrics themselves must
+        # not be registered as well (they would be reported twice).
+        own = None if shared else self.registry
+        self.requests = Counter("stj_requests", "HTTP requests", ["endpoint", "status"], registry=own)
+        self.latency = Histogram(
+            "stj_request_seconds",
+            "request latency",
+            ["endpoint"],
+            registry=own,
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.batch = Histogram(
+            "stj_batch_size", "images per model call", registry=own, buckets=(1, 2, 4, 8, 16, 32, 64)
+        )
+        # max over workers: a version is reported as served while any worker still serves it
+        self.model = Gauge(
+            "stj_model_version",
+            "model version served (1) or no longer (0)",
+            ["name", "version"],
+            registry=own,
+            multiprocess_mode="max",
+        )
+        self._shown: tuple[str, str] | None = None
+
+    def serving(self, name: str, version: str) -> None:
+        """Record the model version this worker serves (the previous one drops to 0)."""
+        if self._shown == (name, version):
+            return
+        if self._shown is not None:
+            self.model.labels(*self._shown).set(0)
+        self.model.labels(name, version).set(1)
+        self._shown = (name, version)
+
+    def exposition(self) -> bytes:
+        """The text format of every metric (of every worker in multiprocess mode)."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+def mark_worker_dead(pid: int) -> None:
+    """gunicorn's ``child_exit`` hook: drop a dead worker's live gauges (multiprocess mode only)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
