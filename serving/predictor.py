@@ -68,14 +68,15 @@ def build_runtime(model, choice: str, openvino_dir: Path | None) -> Runtime:
     """The serving runtime: the embedder training logged (``openvino/``: int8 or bf16, the very features the
     evaluation saw) followed by the head, or else the whole model converted here."""
     name = resolve_precision(choice, "auto")
-    if name == "tensorflow-fp32" or openvino_dir is None or not (openvino_dir / "embedder.xml").exists():
+    described = openvino_dir / "runtime.json" if openvino_dir is not None else None
+    if name == "tensorflow-fp32" or described is None or not described.exists():
         if name == "openvino-int8":  # int8 needs training's calibration; without it, the best float precision
             name = f"openvino-{compile_hint()}"
         return make_runtime(model, name)
     import openvino as ov
 
-    record = json.loads((openvino_dir / "runtime.json").read_text())
-    embedder = OpenVINORuntime(ov.Core().read_model(openvino_dir / "embedder.xml"), record["hint"], record["runtime"])
+    record = json.loads(described.read_text())
+    embedder = OpenVINORuntime(ov.Core().read_model(openvino_dir / record["xml"]), record["hint"], record["runtime"])
     head = OpenVINORuntime(convert_to_openvino(model.get_layer("head")), "f32")
     log.info("inference runtime: %s (embedder from training) + head", embedder.name)
     return Chained(embedder, head)

@@ -12,6 +12,7 @@ Config keys: ``train.runtime``, ``train.precision``, ``serve.runtime``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -61,6 +62,7 @@ def openvino_available() -> bool:
     return True
 
 
+@functools.cache
 def cpu_supports_bf16() -> bool:
     """Whether OpenVINO reports bf16 support on this CPU."""
     import openvino as ov
@@ -68,6 +70,7 @@ def cpu_supports_bf16() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+@functools.cache
 def cpu_has_int8_dot() -> bool:
     """Whether the CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX-INT8); without them
     OpenVINO still runs int8 models, but no faster than bf16/f32."""
@@ -76,6 +79,11 @@ def cpu_has_int8_dot() -> bool:
     except OSError:
         return False
     return any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def compile_hint() -> str:
+    """The precision OpenVINO uses for the layers of a model that are not int8."""
+    return "bf16" if cpu_supports_bf16() else "f32"
 
 
 def resolve_precision(runtime: str, precision: str) -> str:
@@ -89,7 +97,7 @@ def resolve_precision(runtime: str, precision: str) -> str:
     if not openvino_available():
         raise RuntimeError("runtime 'openvino' requested but the openvino package is not installed")
     if precision == "auto":
-        precision = "int8" if cpu_has_int8_dot() else "bf16" if cpu_supports_bf16() else "f32"
+        precision = "int8" if cpu_has_int8_dot() else compile_hint()
     return f"openvino-{precision}"
 
 
@@ -124,11 +132,6 @@ def read_or_convert(model: keras.Model, xml: Path | None):
     if xml is not None:
         save_ir(converted, xml)
     return converted
-
-
-def compile_hint() -> str:
-    """The precision OpenVINO uses for the layers of a model that are not int8."""
-    return "bf16" if cpu_supports_bf16() else "f32"
 
 
 class OpenVINORuntime:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,21 +91,17 @@ def log_classifier(model: keras.Model, class_names: list[str], image_size: int, 
 
 
 def log_openvino_embedder(fp32_xml: Path, runtime_name: str, int8: dict | None) -> None:
-    """Log the frozen embedder exactly as training ran it in OpenVINO (``openvino/`` in the run), so the
-    server computes the same features as the evaluation did and skips a ~4 s conversion."""
+    """Log the frozen embedder exactly as training ran it in OpenVINO (``openvino/`` in the run, described by
+    ``openvino/runtime.json``), so the server computes the same features as the evaluation did and skips a
+    ~4 s conversion."""
     xml = fp32_xml.with_name(f"{fp32_xml.stem}-int8.xml") if runtime_name == "openvino-int8" else fp32_xml
     if not xml.exists():
         return
-    record = {"runtime": runtime_name, "hint": runtime_name.removeprefix("openvino-"), "int8": int8}
-    if runtime_name == "openvino-int8":
-        record["hint"] = compile_hint()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / OPENVINO_ARTIFACT
-        folder.mkdir()
-        for source, name in ((xml, "embedder.xml"), (xml.with_suffix(".bin"), "embedder.bin")):
-            shutil.copyfile(source, folder / name)
-        (folder / "runtime.json").write_text(json.dumps(record, indent=2))
-        mlflow.log_artifacts(str(folder), OPENVINO_ARTIFACT)
+    hint = compile_hint() if runtime_name == "openvino-int8" else runtime_name.removeprefix("openvino-")
+    for file in (xml, xml.with_suffix(".bin")):
+        mlflow.log_artifact(str(file), OPENVINO_ARTIFACT)
+    record = {"runtime": runtime_name, "hint": hint, "xml": xml.name, "int8": int8}
+    mlflow.log_dict(record, f"{OPENVINO_ARTIFACT}/runtime.json")
 
 
 def _pinned_requirements() -> list[str]:

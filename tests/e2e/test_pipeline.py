@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -309,11 +310,10 @@ def test_server_runs_the_int8_embedder_training_evaluated(trained) -> None:
     if result.runtime != "openvino-int8":  # refused: its reason is on record, and the run used a float precision
         assert run.data.tags["int8.accepted"] == "False" and float(run.data.tags["int8.min_cosine_to_fp32"]) < 0.999
         pytest.skip(f"int8 refused on this data: {run.data.tags['int8.min_cosine_to_fp32']}")
-    assert {a.path for a in client.list_artifacts(result.run_id, "openvino")} == {
-        "openvino/embedder.xml",
-        "openvino/embedder.bin",
-        "openvino/runtime.json",
-    }
+    logged = {Path(a.path).name for a in client.list_artifacts(result.run_id, "openvino")}
+    record = json.loads(Path(client.download_artifacts(result.run_id, "openvino/runtime.json")).read_text())
+    assert record["runtime"] == "openvino-int8" and record["int8"]["accepted"]
+    assert logged == {record["xml"], Path(record["xml"]).with_suffix(".bin").name, "runtime.json"}
     features = load_features(int8, split_path(config.project.data_dir), show_progress=False)
     assert features.embedded == 0  # every vector comes from the run's cache
 
