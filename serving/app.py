@@ -117,7 +117,11 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = serve.max_upload_bytes * serve.max_files
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     register_error_handlers(app)
-    holder = ModelHolder(predictor or Predictor.load(config.model_uri, config.tracking.uri, serve.runtime))
+    metrics = ServerMetrics()
+    holder = ModelHolder(
+        predictor or Predictor.load(config.model_uri, config.tracking.uri, serve.runtime),
+        on_swap=lambda current: metrics.serving(current.ref.name, str(current.ref.version)),
+    )
     if predictor is None:
         start_reloader(
             holder,
@@ -127,7 +131,6 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
             ),
             serve.reload_interval_s,
         )
-    metrics = ServerMetrics()
     history = History(serve.history_path)
     batcher = MicroBatcher(
         holder.current, serve.max_batch, serve.max_wait_ms, serve.queue_size, on_batch=metrics.batch.observe
@@ -144,7 +147,6 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
         model = holder.current()
         response.headers["X-Model-Name"] = model.ref.name
         response.headers["X-Model-Version"] = str(model.ref.version)
-        metrics.serving(model.ref.name, str(model.ref.version))
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
@@ -190,8 +192,6 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
 
     @app.get("/metrics")
     def prometheus():
-        model = holder.current()
-        metrics.serving(model.ref.name, str(model.ref.version))
         return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
     @app.get("/openapi.json")

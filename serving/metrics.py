@@ -54,9 +54,7 @@ class ServerMetrics:
 
     def serving(self, name: str, version: str) -> None:
         """Record the model version this worker serves (the previous one drops to 0)."""
-        if self._shown == (name, version):
-            return
-        if self._shown is not None:
+        if self._shown is not None and self._shown != (name, version):
             self.model.labels(*self._shown).set(0)
         self.model.labels(name, version).set(1)
         self._shown = (name, version)

@@ -22,7 +22,6 @@ from training.runtime import (
     Chained,
     OpenVINORuntime,
     Runtime,
-    compile_hint,
     convert_to_openvino,
     make_runtime,
     resolve_precision,
@@ -44,17 +43,6 @@ class ModelRef:
     uri: str
 
 
-def resolve_model(model_uri: str, tracking_uri: str) -> ModelRef:
-    """Pin an alias URI to the version it points at now, so the loaded model and the reported version agree."""
-    mlflow.set_tracking_uri(tracking_uri)
-    if match := _ALIAS_URI.match(model_uri):
-        version = MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version
-        return ModelRef(match["name"], str(version), f"models:/{match['name']}/{version}")
-    if match := _VERSION_URI.match(model_uri):
-        return ModelRef(match["name"], match["version"], model_uri)
-    return ModelRef(model_uri, None, model_uri)
-
-
 def alias_version(model_uri: str, tracking_uri: str) -> str | None:
     """The version an alias URI points at now; ``None`` for URIs that are not an alias."""
     match = _ALIAS_URI.match(model_uri)
@@ -64,14 +52,24 @@ def alias_version(model_uri: str, tracking_uri: str) -> str | None:
     return str(MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version)
 
 
+def resolve_model(model_uri: str, tracking_uri: str) -> ModelRef:
+    """Pin an alias URI to the version it points at now, so the loaded model and the reported version agree."""
+    mlflow.set_tracking_uri(tracking_uri)
+    if (version := alias_version(model_uri, tracking_uri)) is not None:
+        name = _ALIAS_URI.match(model_uri)["name"]
+        return ModelRef(name, version, f"models:/{name}/{version}")
+    if match := _VERSION_URI.match(model_uri):
+        return ModelRef(match["name"], match["version"], model_uri)
+    return ModelRef(model_uri, None, model_uri)
+
+
 def build_runtime(model, choice: str, openvino_dir: Path | None) -> Runtime:
     """The serving runtime: the embedder training logged (``openvino/``: int8 or bf16, the very features the
     evaluation saw) followed by the head, or else the whole model converted here."""
-    name = resolve_precision(choice, "auto")
     described = openvino_dir / "runtime.json" if openvino_dir is not None else None
-    if name == "tensorflow-fp32" or described is None or not described.exists():
-        if name == "openvino-int8":  # int8 needs training's calibration; without it, the best float precision
-            name = f"openvino-{compile_hint()}"
+    shipped = described is not None and described.exists()
+    name = resolve_precision(choice, "auto", int8_ok=shipped)  # int8 only with training's calibration
+    if name == "tensorflow-fp32" or not shipped:
         return make_runtime(model, name)
     import openvino as ov
 

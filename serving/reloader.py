@@ -19,12 +19,16 @@ log = logging.getLogger(__name__)
 
 
 class ModelHolder:
-    """The current predictor, replaced atomically; remembers the last reload failure."""
+    """The current predictor, replaced by one reference assignment; remembers the last reload failure.
 
-    def __init__(self, predictor: Any) -> None:
+    ``on_swap`` is told about every predictor that becomes current (the first one included).
+    """
+
+    def __init__(self, predictor: Any, on_swap: Callable[[Any], None] = lambda predictor: None) -> None:
         self.predictor = predictor
         self.last_error: str | None = None
-        self._lock = threading.Lock()
+        self._on_swap = on_swap
+        on_swap(predictor)
 
     def current(self) -> Any:
         """The predictor to use for the next batch or request."""
@@ -32,9 +36,9 @@ class ModelHolder:
 
     def swap(self, predictor: Any) -> None:
         """Make ``predictor`` current."""
-        with self._lock:
-            self.predictor = predictor
-            self.last_error = None
+        self.predictor = predictor
+        self.last_error = None
+        self._on_swap(predictor)
 
 
 def check_for_new_version(

@@ -86,8 +86,11 @@ def compile_hint() -> str:
     return "bf16" if cpu_supports_bf16() else "f32"
 
 
-def resolve_precision(runtime: str, precision: str) -> str:
+def resolve_precision(runtime: str, precision: str, int8_ok: bool = True) -> str:
     """The runtime name a (``runtime``, ``precision``) choice gives on this machine, e.g. ``openvino-int8``.
+
+    ``int8_ok=False`` when no calibrated int8 model can be had (refused, or not shipped with a model): then
+    an ``int8`` or ``auto`` precision means the best float precision.
 
     Raises:
         RuntimeError: ``openvino`` was asked for and is not installed.
@@ -96,8 +99,8 @@ def resolve_precision(runtime: str, precision: str) -> str:
         return "tensorflow-fp32"
     if not openvino_available():
         raise RuntimeError("runtime 'openvino' requested but the openvino package is not installed")
-    if precision == "auto":
-        precision = "int8" if cpu_has_int8_dot() else compile_hint()
+    if precision == "auto" or (precision == "int8" and not int8_ok):
+        precision = "int8" if int8_ok and cpu_has_int8_dot() else compile_hint()
     return f"openvino-{precision}"
 
 

@@ -35,7 +35,7 @@ from training.model import (
     build_embedder,
     weights_fingerprint,
 )
-from training.runtime import Runtime, compile_hint, int8_runtime, make_runtime, resolve_precision
+from training.runtime import Runtime, int8_runtime, make_runtime, resolve_precision
 from training.split import read_split
 from training.track import configure_tracking, flatten_config, log_classifier, log_openvino_embedder
 from training.weights import WeightsChoice, resolve_weights
@@ -112,7 +112,7 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     if runtime_name == "openvino-int8":
         runtime, int8 = _int8_embedder(embedder, split, data_dir, tc.image_size, tc.int8_calibration_images, base_key)
         if runtime is None:
-            runtime_name = f"openvino-{compile_hint()}"
+            runtime_name = resolve_precision(tc.runtime, tc.precision, int8_ok=False)
     calibration = int8["calibration"] if runtime is not None else ""
     key = cache_key(
         BACKBONE, weights_fp, tc.image_size, f"{PREPROCESS_VERSION}|{runtime_name}|calibration={calibration}"

@@ -202,13 +202,15 @@ def test_micro_batcher_groups_requests_and_sheds_load() -> None:
 
 
 def test_hot_reload_swaps_and_survives_failures(predictor) -> None:
-    holder = ModelHolder(predictor)
+    seen = []
+    holder = ModelHolder(predictor, on_swap=lambda current: seen.append(current.ref.version))
     assert not check_for_new_version(holder, lambda: "1", lambda v: pytest.fail("no reload for the same version"))
     assert not check_for_new_version(holder, lambda: "2", lambda v: (_ for _ in ()).throw(OSError("disk gone")))
     assert holder.current() is predictor and "disk gone" in holder.last_error
     newer = tiny_predictor("2")
     assert check_for_new_version(holder, lambda: "2", lambda v: newer)
     assert holder.current().ref.version == "2" and holder.last_error is None
+    assert seen == ["1", "2"]  # told of the first model and of the swap, not of the failed load
 
 
 BODIES = st.one_of(
