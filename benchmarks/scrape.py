@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.load import free_port, wait_ready  # noqa: E402
-from configs import load_config  # noqa: E402
-from scraper.catalog import Catalog  # noqa: E402
-from scraper.catalog.pages import image_path  # noqa: E402
+from catalog import Catalog  # noqa: E402
+from catalog.inventory import image_path  # noqa: E402
+from flows.settings import load_run_config  # noqa: E402
 from scraper.scrape import scrape  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        config = load_config(ROOT / "configs/demo.yaml", catalog_sets)
+        config = load_run_config(ROOT / "configs/demo.yaml", catalog_sets)
         wait_ready(base + "/robots.txt", server)
         _warm(base, Catalog(config.catalog))
         pages_per_query = max(Catalog(config.catalog).page_count(c) for c in ("saree", "trousers", "jeans"))
@@ -97,7 +97,7 @@ def _warm(base: str, catalog: Catalog) -> None:
 
 def _run_ours(config, base: str, concurrency: int, max_pages: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        run = load_config(
+        run = load_run_config(
             ROOT / "configs/demo.yaml",
             [
                 f"project.data_dir={tmp}",

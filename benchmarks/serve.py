@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.load import free_port, hammer, start_stj_server, wait_ready  # noqa: E402
-from configs import load_config  # noqa: E402
+from flows.settings import load_run_config  # noqa: E402
 from training.images import decode_image  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    config = load_config(args.config)
+    config = load_run_config(args.config)
     photos = sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))[:64]
     if not photos:
         sys.exit("no photos: run `stj run --config configs/demo.yaml` first")

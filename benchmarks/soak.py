@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.load import free_port, hammer, rss_kib, start_stj_server, wait_ready  # noqa: E402
-from configs import load_config  # noqa: E402
+from flows.settings import load_run_config  # noqa: E402
 
 
 def bad_bodies(good: bytes) -> list[tuple[bytes, str]]:
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
-    config = load_config(args.config)
+    config = load_run_config(args.config)
     good = [p.read_bytes() for p in sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))[:32]]
     if not good:
         sys.exit("no photos: run `stj run --config configs/demo.yaml` first")

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from configs import load_config  # noqa: E402
-from scraper.catalog.server import catalog_for  # noqa: E402
+from catalog.server import catalog_for  # noqa: E402
+from flows.settings import load_run_config  # noqa: E402
 from scraper.manifest import manifest_path  # noqa: E402
 from scraper.scrape import scrape  # noqa: E402
 from training.images import load_images  # noqa: E402
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--reference-epochs", type=int, default=2)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="stj-bench-train-"))
-    config = load_config(
+    config = load_run_config(
         args.config,
         [
             f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",

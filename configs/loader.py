@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 
 from configs.errors import UserError
 from configs.schema import Config
+
+C = TypeVar("C", bound=Config)
 
 
 class ConfigError(UserError, ValueError):
@@ -73,15 +75,17 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: {key}: {problem}{more}"
 
 
-def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Config:
+def load_config(path: str | Path | None, overrides: Iterable[str] = (), schema: type[C] = Config) -> C:
     """Read, override and validate a config.
 
     Args:
         path: a YAML file; ``None`` means all defaults.
         overrides: ``section.key=value`` strings applied after the file.
+        schema: the root schema: the stages' :class:`Config`, or one that adds sections to it (the ``stj``
+            command's ``flows.settings.RunConfig`` adds the offline catalog's).
 
     Returns:
-        The validated, immutable :class:`Config`.
+        The validated, immutable config.
 
     Raises:
         ConfigError: the file is missing or malformed, or a key is unknown or invalid.
@@ -105,6 +109,6 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Confi
     if overrides:
         source = f"{source} (with --set)"
     try:
-        return Config.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None

@@ -1,7 +1,9 @@
-"""The one STJ configuration schema.
+"""The stages' configuration schema.
 
 Every tunable of every stage lives here, with its default; a YAML file under ``configs/`` fills it and
 ``stj ... --set section.key=value`` overrides single values. Unknown keys are errors (``extra="forbid"``).
+The offline catalog's switches are not here: its section has its own schema (``catalog.settings``), which
+the ``stj`` command composes with this one (``flows.settings.RunConfig``).
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CLASS_NAMES_DEFAULT = ("saree", "trousers", "jeans")
+CLASS_NAMES_DEFAULT = ("saree", "trousers", "jeans")  # the mission's classes; a config may name others
 
 
 class _Strict(BaseModel):
@@ -70,35 +72,6 @@ class ScrapeConfig(_Strict):
         if len(value) < 2:
             raise ValueError("needs at least two classes")
         return value
-
-
-class FaultConfig(_Strict):
-    """Make the local catalog misbehave like the real site. Faults are chosen per URL by a hash, so they
-    are deterministic: a test knows exactly which pages and photos are affected."""
-
-    error_rate: float = Field(default=0.0, ge=0, le=1, description="URLs whose first request answers 503")
-    latency_ms: int = Field(default=0, ge=0, le=10_000)
-    robot_check_first: bool = Field(default=False, description="first search request of each query gets a captcha")
-    truncated_rate: float = Field(default=0.0, ge=0, le=1, description="photos served cut short")
-    fake_image_rate: float = Field(default=0.0, ge=0, le=1, description="photos served as HTML with image/jpeg")
-    lazy_images: bool = Field(default=False, description="img src is a placeholder; the URL is in data-src")
-    robots_disallow: list[str] = Field(default_factory=list, description="extra Disallow lines in robots.txt")
-
-
-class CatalogConfig(_Strict):
-    """The local Amazon-like catalog served for offline runs (``scraper.catalog``)."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=0, le=65535)
-    seed: int = 7
-    products_per_class: int = Field(default=200, ge=1)
-    results_per_page: int = Field(default=24, ge=2)
-    sponsored_per_page: int = Field(default=2, ge=0)
-    repeats_per_page: int = Field(default=1, ge=0)
-    image_side: int = Field(default=400, ge=32)
-    near_duplicates_per_class: int = Field(default=0, ge=0, description="extra listings re-using a photo, altered")
-    cross_class_duplicates: int = Field(default=0, ge=0, description="listings showing another class's photo")
-    faults: FaultConfig = FaultConfig()
 
 
 class SplitConfig(_Strict):
@@ -194,21 +167,10 @@ class Config(_Strict):
 
     project: ProjectConfig = ProjectConfig()
     scrape: ScrapeConfig = ScrapeConfig()
-    catalog: CatalogConfig | None = None
     split: SplitConfig = SplitConfig()
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     serve: ServeConfig = ServeConfig()
-
-    @model_validator(mode="after")
-    def _catalog_knows_classes(self) -> Config:
-        if self.catalog is not None:
-            unknown = set(self.scrape.classes) - set(CLASS_NAMES_DEFAULT)
-            if unknown:
-                raise ValueError(
-                    f"the local catalog only draws {', '.join(CLASS_NAMES_DEFAULT)}; got {sorted(unknown)}"
-                )
-        return self
 
     @property
     def class_names(self) -> list[str]:

@@ -139,7 +139,7 @@ def _cmd_schedule(config, args) -> int:
 def _cmd_catalog(config, args) -> int:
     import time
 
-    from scraper.catalog import running_catalog
+    from catalog import running_catalog
 
     if config.catalog is None:
         print(f"stj: error: {args.config}: no 'catalog' section", file=sys.stderr)
@@ -168,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from configs import UserError, load_config
+    from configs import UserError
+    from flows.settings import load_run_config
 
     try:
-        config = load_config(args.config, args.overrides)
+        config = load_run_config(args.config, args.overrides)
         return COMMANDS[args.command](config, args)
     except UserError as exc:
         print(f"stj: error: {exc}", file=sys.stderr)

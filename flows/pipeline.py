@@ -12,9 +12,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from catalog.server import catalog_for
 from configs.errors import UserError
-from configs.schema import Config
-from scraper.catalog.server import catalog_for
+from flows.settings import RunConfig
 from scraper.manifest import REPORT_NAME
 from scraper.scrape import scrape
 from training.split import prepare
@@ -23,19 +23,19 @@ from training.train import sweep, train
 
 
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def scrape_task(config: Config, base_url: str | None = None) -> dict[str, Any]:
+def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any]:
     """Scrape every class's queries (resumes from the manifest on retry)."""
     return scrape(config, base_url=base_url, show_progress=False).to_dict()
 
 
 @task(name="split-manifest", cache_policy=NO_CACHE)
-def prepare_task(config: Config) -> Path:
+def prepare_task(config: RunConfig) -> Path:
     """Write the stratified split file."""
     return prepare(config)
 
 
 @task(name="train-and-track", cache_policy=NO_CACHE)
-def train_task(config: Config, split_file: Path, config_source: str) -> dict[str, Any]:
+def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[str, Any]:
     """Embed, fit, evaluate and log one MLflow run."""
     report = Path(config.project.data_dir) / REPORT_NAME
     result = train(config, split_file, config_source=config_source, report_file=report)
@@ -43,20 +43,20 @@ def train_task(config: Config, split_file: Path, config_source: str) -> dict[str
 
 
 @task(name="sweep-and-track", cache_policy=NO_CACHE)
-def sweep_task(config: Config, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
+def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
     """Train one child run per grid point; the best by validation loss is the candidate."""
     report = Path(config.project.data_dir) / REPORT_NAME
     return sweep(config, grid_points, split_file, config_source=config_source, report_file=report).__dict__
 
 
 @task(name="register-and-gate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
+def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
     """Register the model version; move the alias to it if it passes the quality gate."""
     return publish(config.tracking, model_uri, run_id)
 
 
 @flow(name="stj-scrape")
-def scrape_flow(config: Config) -> dict[str, Any]:
+def scrape_flow(config: RunConfig) -> dict[str, Any]:
     """Scrape; with a ``catalog`` section, against the local catalog (started here if not running)."""
     logger = get_run_logger()
     if config.catalog is None:
@@ -71,14 +71,14 @@ def scrape_flow(config: Config) -> dict[str, Any]:
 
 
 @flow(name="stj-prepare")
-def prepare_flow(config: Config) -> Path:
+def prepare_flow(config: RunConfig) -> Path:
     """Split the manifest 80/20 (validation carved from the 80)."""
     return prepare_task(config)
 
 
 @flow(name="stj-train")
 def train_flow(
-    config: Config, split_file: Path, config_source: str = "", grid_points: list[list[str]] | None = None
+    config: RunConfig, split_file: Path, config_source: str = "", grid_points: list[list[str]] | None = None
 ) -> dict[str, Any]:
     """Train and record one run (or a sweep of child runs)."""
     if grid_points:
@@ -97,7 +97,7 @@ def train_flow(
 
 
 @flow(name="stj-publish")
-def publish_flow(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
+def publish_flow(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
     """Register the run's model; the quality gate decides whether the alias moves."""
     outcome = publish_task(config, model_uri, run_id)
     get_run_logger().info(
@@ -122,7 +122,7 @@ def _run_stage(name: str, stage_flow, *args: Any) -> Any:
 
 
 @flow(name="stj-pipeline")
-def pipeline(config: Config, config_source: str = "") -> dict[str, Any]:
+def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     """Scrape -> prepare -> train -> publish; a failed stage stops the ones after it."""
     report = _run_stage("scrape", scrape_flow, config)
     split_file = _run_stage("prepare", prepare_flow, config)
@@ -133,7 +133,7 @@ def pipeline(config: Config, config_source: str = "") -> dict[str, Any]:
 
 @flow(name="stj-train-only")
 def train_pipeline(
-    config: Config, config_source: str = "", grid_points: list[list[str]] | None = None
+    config: RunConfig, config_source: str = "", grid_points: list[list[str]] | None = None
 ) -> dict[str, Any]:
     """Prepare -> train (or sweep) -> publish on the data already scraped."""
     split_file = _run_stage("prepare", prepare_flow, config)

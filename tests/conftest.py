@@ -11,9 +11,10 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from configs import Config, load_config  # noqa: E402
-from configs.schema import CatalogConfig  # noqa: E402
-from scraper.catalog import CatalogServer, running_catalog  # noqa: E402
+from catalog import CatalogServer, running_catalog  # noqa: E402
+from catalog.settings import CatalogConfig  # noqa: E402
+from configs import Config  # noqa: E402
+from flows.settings import load_run_config  # noqa: E402
 
 TINY_CATALOG = {
     "catalog.products_per_class": 12,
@@ -57,7 +58,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     """Build a tiny demo config under ``tmp_path``; extra ``key=value`` overrides win."""
 
     def make(*extra: str) -> Config:
-        return load_config("configs/demo.yaml", [*tiny_overrides(tmp_path), *extra])
+        return load_run_config("configs/demo.yaml", [*tiny_overrides(tmp_path), *extra])
 
     return make
 

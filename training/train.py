@@ -444,7 +444,7 @@ def override_config(config: Config, overrides: list[str]) -> Config:
     from configs.loader import ConfigError, apply_overrides, format_validation_error
 
     try:
-        return Config.model_validate(apply_overrides(config.model_dump(mode="json"), overrides))
+        return type(config).model_validate(apply_overrides(config.model_dump(mode="json"), overrides))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, "sweep grid")) from None
 

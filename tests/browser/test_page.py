@@ -11,9 +11,9 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from configs import load_config
+from catalog.draw import draw_product
+from flows.settings import load_run_config
 from scraper.browser import CHROMIUM_ARGS
-from scraper.catalog.draw import draw_product
 from serving.app import create_app
 from tests.serving.test_api import tiny_predictor
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     db = tmp_path_factory.mktemp("history") / "history.db"
-    config = load_config("configs/demo.yaml", [f"serve.history_path={db}", "serve.max_wait_ms=1"])
+    config = load_run_config("configs/demo.yaml", [f"serve.history_path={db}", "serve.max_wait_ms=1"])
     server = make_server("127.0.0.1", 0, create_app(config, tiny_predictor()), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

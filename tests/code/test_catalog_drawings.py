@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scraper.catalog.draw import draw_product
+from catalog.draw import draw_product
 
 
 @pytest.mark.parametrize("label", ["saree", "trousers", "jeans"])

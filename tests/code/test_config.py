@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from configs import ConfigError, load_config
+from flows.settings import load_run_config
 
 
 @pytest.mark.parametrize("name", ["configs/stj.yaml", "configs/demo.yaml"])
 def test_shipped_configs_are_valid(name: str) -> None:
-    config = load_config(name)
+    config = load_run_config(name)
     assert config.class_names == ["saree", "trousers", "jeans"]
 
 
 def test_production_config_matches_the_brief() -> None:
-    config = load_config("configs/stj.yaml")
+    config = load_run_config("configs/stj.yaml")
     assert config.scrape.base_url == "https://www.amazon.in"
     assert config.scrape.classes["trousers"].queries == ["men trousers"]
     assert config.scrape.classes["jeans"].queries == ["men jeans"]
@@ -44,20 +45,20 @@ def test_invalid_value_names_key(tmp_path: Path) -> None:
 
 def test_unknown_section_and_bad_weights(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"trian: unknown key"):
-        load_config("configs/demo.yaml", ["trian.epochs=3"])
+        load_run_config("configs/demo.yaml", ["trian.epochs=3"])
     with pytest.raises(ConfigError, match=r"train.weights: must be 'imagenet', 'none'"):
-        load_config("configs/demo.yaml", ["train.weights=resnet"])
+        load_run_config("configs/demo.yaml", ["train.weights=resnet"])
 
 
 def test_overrides_parse_yaml_values() -> None:
-    config = load_config("configs/demo.yaml", ["train.epochs=7", "scrape.classes.saree.queries=[sari, saree]"])
+    config = load_run_config("configs/demo.yaml", ["train.epochs=7", "scrape.classes.saree.queries=[sari, saree]"])
     assert config.train.epochs == 7
     assert config.scrape.classes["saree"].queries == ["sari", "saree"]
 
 
 def test_malformed_override_and_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected section.key=value"):
-        load_config("configs/demo.yaml", ["train.epochs"])
+        load_run_config("configs/demo.yaml", ["train.epochs"])
     broken = tmp_path / "broken.yaml"
     broken.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken.yaml: line \d+: not valid YAML"):
@@ -75,3 +76,12 @@ def test_cli_prints_one_line_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == [f"stj: error: {bad}: serve.port: Input should be greater than or equal to 0"]
+
+
+def test_the_catalog_section_is_not_part_of_the_stages_schema() -> None:
+    """The stages' schema knows nothing of the offline catalog; the command's schema adds its section."""
+    with pytest.raises(ConfigError, match=r"demo.yaml: catalog: unknown key"):
+        load_config("configs/demo.yaml")
+    assert load_run_config("configs/demo.yaml").catalog.products_per_class == 200
+    with pytest.raises(ConfigError, match=r"catalog.faults.eror_rate: unknown key"):
+        load_run_config("configs/demo.yaml", ["catalog.faults.eror_rate=0.5"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from configs.schema import CatalogConfig
-from scraper.catalog import Catalog, render_search_page
+from catalog import Catalog, render_search_page
+from catalog.settings import CatalogConfig
 from scraper.parse import full_size_url, image_id_from_url, parse_search_page
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "amazon_search_last_page.html"

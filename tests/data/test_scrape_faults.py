@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from configs.schema import CatalogConfig
-from scraper.catalog import running_catalog
-from scraper.catalog.server import has_fault
+from catalog import running_catalog
+from catalog.server import has_fault
+from catalog.settings import CatalogConfig
 from scraper.manifest import manifest_path, read_manifest
 from scraper.scrape import scrape
 from training.split import prepare, read_split
@@ -111,9 +111,9 @@ def test_kill_9_then_resume_keeps_every_image_once(make_config, tmp_path: Path) 
     data_dir = Path(config.project.data_dir)
     with running_catalog(catalog) as server:
         script = (
-            "import sys; from configs import load_config; from scraper.scrape import scrape; "
+            "import sys; from flows.settings import load_run_config; from scraper.scrape import scrape; "
             "from tests.conftest import tiny_overrides; from pathlib import Path; "
-            f"cfg = load_config('configs/demo.yaml', [*tiny_overrides(Path({str(tmp_path)!r})), 'scrape.concurrency=2']); "
+            f"cfg = load_run_config('configs/demo.yaml', [*tiny_overrides(Path({str(tmp_path)!r})), 'scrape.concurrency=2']); "
             f"scrape(cfg, base_url={server.base_url!r}, show_progress=False)"
         )
         proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.getcwd()})

@@ -17,7 +17,7 @@ import requests
 from mlflow import MlflowClient
 from PIL import Image
 
-from configs import load_config
+from flows.settings import load_run_config
 from tests.conftest import tiny_overrides
 from training.runtime import openvino_available
 
@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pipeline")
     overrides = [*tiny_overrides(root), f"scrape.base_url=http://127.0.0.1:{_free_port()}"]
-    config = load_config("configs/demo.yaml", overrides)
+    config = load_run_config("configs/demo.yaml", overrides)
     with prefect_test_harness(server_startup_timeout=120):
         summary = pipeline(config, config_source="configs/demo.yaml")
     return config, overrides, summary
@@ -120,7 +120,7 @@ def test_registered_model_equals_cached_feature_path(trained) -> None:
 def client(trained):
     from serving.app import create_app
 
-    config = load_config("configs/demo.yaml", [*trained[1], "serve.max_upload_bytes=200000"])
+    config = load_run_config("configs/demo.yaml", [*trained[1], "serve.max_upload_bytes=200000"])
     return create_app(config).test_client(), config
 
 
@@ -299,7 +299,7 @@ def test_server_runs_the_int8_embedder_training_evaluated(trained) -> None:
     from training.train import load_features, train
 
     config, overrides, _ = trained
-    int8 = load_config(
+    int8 = load_run_config(
         "configs/demo.yaml",
         [*overrides, "train.runtime=openvino", "train.precision=int8", "train.int8_calibration_images=6"],
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from catalog.draw import draw_product
 from configs.schema import FineTuneConfig
-from scraper.catalog.draw import draw_product
 from training.finetune import cutmix, fine_tune, unfreeze_top
 from training.images import to_model_input
 from training.model import build_base, build_classifier, build_embedder, build_head

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from scraper.catalog.draw import draw_product
+from catalog.draw import draw_product
 from training.images import to_model_input
 from training.model import build_base, build_classifier, build_embedder, build_head
 from training.runtime import (

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from configs import load_config
+from flows.settings import load_run_config
 from serving.app import create_app
 from serving.batcher import MicroBatcher, Overloaded
 from serving.predictor import ModelRef, Predictor
@@ -39,7 +39,7 @@ def predictor() -> Predictor:
 
 @pytest.fixture(scope="module")
 def http(predictor):
-    config = load_config(
+    config = load_run_config(
         "configs/demo.yaml",
         ["serve.max_upload_bytes=300000", "serve.max_files=4", "serve.min_side=16", "serve.max_wait_ms=1"],
     )

@@ -4,7 +4,7 @@ Each photo is drawn from a seed, so the catalog is the same on every machine. Th
 cues a lazy classifier would use: every class gets any background, position, scale and rotation; blue
 chinos and black or grey jeans exist; trousers can be checked or striped; sarees are draped on a figure,
 folded in a stack, worn, or spread out. What separates the classes is the garment itself: shape, borders,
-motifs, denim twill, contrast stitching and rivets.
+motifs, denim twill, contrast stitching and rivets. Fabrics and colours live in ``catalog.fabrics``.
 
 Config keys: ``catalog.image_side`` (size of the full image).
 """
@@ -14,141 +14,24 @@ from __future__ import annotations
 import io
 import random
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-RGB = tuple[int, int, int]
-
-CHINO_COLOURS: list[RGB] = [
-    (195, 176, 145),
-    (40, 52, 88),
-    (62, 96, 160),
-    (120, 124, 130),
-    (85, 95, 60),
-    (30, 30, 34),
-    (225, 215, 190),
-    (110, 40, 45),
-    (150, 110, 80),
-    (70, 120, 190),
-    (200, 200, 205),
-]
-DENIM_COLOURS: list[RGB] = [
-    (38, 58, 110),
-    (52, 78, 140),
-    (90, 120, 170),
-    (125, 155, 195),
-    (28, 30, 36),
-    (70, 72, 80),
-    (20, 36, 70),
-]
-SAREE_COLOURS: list[RGB] = [
-    (190, 20, 40),
-    (200, 30, 120),
-    (20, 120, 60),
-    (230, 140, 20),
-    (40, 60, 170),
-    (110, 30, 130),
-    (240, 200, 60),
-    (20, 140, 150),
-    (250, 235, 220),
-    (30, 30, 40),
-    (60, 90, 160),
-]
-SHIRT_COLOURS: list[RGB] = [(240, 240, 240), (30, 30, 30), (170, 40, 40), (60, 110, 170), (90, 140, 90)]
-SKIN: list[RGB] = [(224, 172, 105), (198, 134, 66), (141, 85, 36), (241, 194, 125)]
-GOLD: list[RGB] = [(212, 175, 55), (230, 190, 80), (190, 150, 40), (240, 220, 150)]
-
-
-def _jitter(colour: RGB, rng: random.Random, amount: int = 18) -> RGB:
-    return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in colour)  # type: ignore[return-value]
-
-
-def _noise(img: Image.Image, rng: random.Random, strength: float) -> Image.Image:
-    arr = np.asarray(img, dtype=np.float32)
-    gen = np.random.default_rng(rng.getrandbits(32))
-    arr = arr + gen.normal(0, strength, size=arr.shape[:2] + (1,))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), img.mode)
-
-
-def _background(side: int, rng: random.Random) -> Image.Image:
-    top = (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
-    if rng.random() < 0.4:  # studio white, as many real listings
-        top = _jitter((245, 245, 245), rng, 8)
-    bottom = _jitter(top, rng, 50) if rng.random() < 0.6 else top
-    ramp = np.linspace(0, 1, side, dtype=np.float32)[:, None, None]
-    arr = np.array(top, np.float32) * (1 - ramp) + np.array(bottom, np.float32) * ramp
-    arr = np.broadcast_to(arr, (side, side, 3))
-    return _noise(Image.fromarray(arr.astype(np.uint8), "RGB"), rng, 4)
-
-
-# --- fabrics -------------------------------------------------------------------------------------------
-
-
-def _plain(side: int, colour: RGB, rng: random.Random) -> Image.Image:
-    return _noise(Image.new("RGB", (side, side), colour), rng, 5)
-
-
-def _checks(side: int, colour: RGB, rng: random.Random) -> Image.Image:
-    img = Image.new("RGB", (side, side), colour)
-    draw = ImageDraw.Draw(img)
-    line = _jitter(tuple(255 - c for c in colour), rng, 40)  # type: ignore[arg-type]
-    step, width = rng.randint(10, 26), rng.randint(1, 3)
-    for x in range(0, side, step):
-        draw.line([(x, 0), (x, side)], fill=line, width=width)
-        draw.line([(0, x), (side, x)], fill=line, width=width)
-    return _noise(img, rng, 4)
-
-
-def _stripes(side: int, colour: RGB, rng: random.Random) -> Image.Image:
-    img = Image.new("RGB", (side, side), colour)
-    draw = ImageDraw.Draw(img)
-    line = _jitter(colour, rng, 70)
-    step = rng.randint(5, 14)
-    for x in range(0, side, step):
-        draw.line([(x, 0), (x, side)], fill=line, width=1)
-    return _noise(img, rng, 4)
-
-
-def _denim(side: int, colour: RGB, rng: random.Random) -> Image.Image:
-    img = Image.new("RGB", (side, side), colour)
-    draw = ImageDraw.Draw(img)
-    light = _jitter(tuple(min(255, c + 45) for c in colour), rng, 10)  # type: ignore[arg-type]
-    step = rng.choice([3, 4, 5])
-    for k in range(-side, side, step):  # the twill diagonal
-        draw.line([(k, 0), (k + side, side)], fill=light, width=1)
-    img = _noise(img, rng, 10)
-    if rng.random() < 0.7:  # faded wash in the middle of each leg
-        fade = Image.new("L", (side, side), 0)
-        ImageDraw.Draw(fade).ellipse([side * 0.15, side * 0.3, side * 0.85, side * 0.8], fill=rng.randint(40, 110))
-        fade = fade.filter(ImageFilter.GaussianBlur(side / 10))
-        img = Image.composite(Image.new("RGB", img.size, (200, 210, 225)), img, fade)
-    return img
-
-
-def _saree_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
-    img = Image.new("RGB", (side, side), colour)
-    draw = ImageDraw.Draw(img)
-    motif = rng.choice(GOLD + [_jitter((255, 255, 255), rng, 20), _jitter(colour, rng, 90)])
-    step = rng.randint(14, 30)
-    shape = rng.choice(["dot", "diamond", "flower", "none"])
-    for y in range(step // 2, side, step):
-        for x in range((y // step % 2) * step // 2, side, step):
-            r = step // 5
-            if shape == "dot":
-                draw.ellipse([x - r, y - r, x + r, y + r], fill=motif)
-            elif shape == "diamond":
-                draw.polygon([(x, y - r), (x + r, y), (x, y + r), (x - r, y)], fill=motif)
-            elif shape == "flower":
-                for dx, dy in ((r, 0), (-r, 0), (0, r), (0, -r)):
-                    draw.ellipse([x + dx - r // 2, y + dy - r // 2, x + dx + r // 2, y + dy + r // 2], fill=motif)
-    return _noise(img, rng, 4)
-
-
-def _paste_shape(canvas: Image.Image, fabric: Image.Image, polygon: list[tuple[float, float]]) -> None:
-    mask = Image.new("L", canvas.size, 0)
-    ImageDraw.Draw(mask).polygon(polygon, fill=255)
-    canvas.paste(fabric.resize(canvas.size), (0, 0), mask)
-
+from catalog.fabrics import (
+    CHINO_COLOURS,
+    DENIM_COLOURS,
+    GOLD,
+    SAREE_COLOURS,
+    SHIRT_COLOURS,
+    SKIN,
+    background,
+    checks_fabric,
+    denim_fabric,
+    jitter,
+    paste_shape,
+    plain_fabric,
+    saree_fabric,
+    stripes_fabric,
+)
 
 # --- garments (drawn on a transparent square layer of size `s`) -------------------------------------
 
@@ -181,13 +64,13 @@ def _legs(s: int, rng: random.Random) -> tuple[list[tuple[float, float]], float,
 def _trousers_layer(s: int, rng: random.Random, denim: bool) -> Image.Image:
     layer = Image.new("RGBA", (s, s), (0, 0, 0, 0))
     if denim:
-        colour = _jitter(rng.choice(DENIM_COLOURS), rng, 12)
-        fabric = _denim(s, colour, rng)
+        colour = jitter(rng.choice(DENIM_COLOURS), rng, 12)
+        fabric = denim_fabric(s, colour, rng)
     else:
-        colour = _jitter(rng.choice(CHINO_COLOURS), rng, 12)
-        fabric = rng.choices([_plain, _checks, _stripes], weights=[6, 2, 2])[0](s, colour, rng)
+        colour = jitter(rng.choice(CHINO_COLOURS), rng, 12)
+        fabric = rng.choices([plain_fabric, checks_fabric, stripes_fabric], weights=[6, 2, 2])[0](s, colour, rng)
     polygon, top, bottom = _legs(s, rng)
-    _paste_shape(layer, fabric, polygon)
+    paste_shape(layer, fabric, polygon)
     draw = ImageDraw.Draw(layer)
     cx = s / 2
     waist_left, waist_right = polygon[0][0], polygon[1][0]
@@ -235,9 +118,9 @@ def _trousers_layer(s: int, rng: random.Random, denim: bool) -> Image.Image:
 
 def _saree_layer(s: int, rng: random.Random) -> Image.Image:
     layer = Image.new("RGBA", (s, s), (0, 0, 0, 0))
-    colour = _jitter(rng.choice(SAREE_COLOURS), rng, 15)
-    fabric = _saree_fabric(s, colour, rng)
-    border = rng.choice(GOLD + [_jitter(tuple(255 - c for c in colour), rng, 30)])  # type: ignore[arg-type]
+    colour = jitter(rng.choice(SAREE_COLOURS), rng, 15)
+    fabric = saree_fabric(s, colour, rng)
+    border = rng.choice(GOLD + [jitter(tuple(255 - c for c in colour), rng, 30)])  # type: ignore[arg-type]
     bw = max(3, int(s * rng.uniform(0.025, 0.06)))
     draw = ImageDraw.Draw(layer)
     style = rng.choice(["draped", "folded", "worn", "spread"])
@@ -253,13 +136,13 @@ def _saree_layer(s: int, rng: random.Random) -> Image.Image:
                 (x0 + w + off, y0 + h - off),
                 (x0 + off, y0 + h - off),
             ]
-            _paste_shape(layer, fabric, box)
+            paste_shape(layer, fabric, box)
             draw.rectangle([x0 + off, y0 + h - off - bw, x0 + w + off, y0 + h - off], fill=border)
             draw.rectangle([x0 + off, y0 - off, x0 + w + off, y0 - off + bw // 2], fill=border)
         return layer
     if style == "spread":
         pts = [(s * 0.05, s * 0.35), (s * 0.95, s * 0.15), (s * 0.95, s * 0.55), (s * 0.05, s * 0.8)]
-        _paste_shape(layer, fabric, pts)
+        paste_shape(layer, fabric, pts)
         draw.line([pts[3], pts[2]], fill=border, width=bw)
         draw.line([pts[0], pts[1]], fill=border, width=bw)
         pallu = [pts[1], pts[2], (s * 0.75, s * 0.6), (s * 0.75, s * 0.2)]
@@ -268,20 +151,20 @@ def _saree_layer(s: int, rng: random.Random) -> Image.Image:
     # draped on a dress form, or worn by a figure: pleated skirt plus a pallu over the left shoulder
     cx = s / 2
     if style == "worn":
-        skin = _jitter(rng.choice(SKIN), rng, 10)
+        skin = jitter(rng.choice(SKIN), rng, 10)
         draw.ellipse([cx - s * 0.07, s * 0.02, cx + s * 0.07, s * 0.17], fill=skin)
         draw.rectangle([cx - s * 0.03, s * 0.15, cx + s * 0.03, s * 0.2], fill=skin)
         draw.polygon([(cx - s * 0.22, s * 0.5), (cx - s * 0.26, s * 0.3), (cx - s * 0.3, s * 0.52)], fill=skin)
     else:
         draw.rectangle([cx - s * 0.01, s * 0.02, cx + s * 0.01, s * 0.2], fill=(90, 90, 90))
     torso = [(cx - s * 0.14, s * 0.2), (cx + s * 0.14, s * 0.2), (cx + s * 0.12, s * 0.45), (cx - s * 0.12, s * 0.45)]
-    draw.polygon(torso, fill=_jitter(rng.choice(GOLD + SAREE_COLOURS), rng, 20))
+    draw.polygon(torso, fill=jitter(rng.choice(GOLD + SAREE_COLOURS), rng, 20))
     skirt = [(cx - s * 0.13, s * 0.42), (cx + s * 0.13, s * 0.42), (cx + s * 0.24, s * 0.97), (cx - s * 0.24, s * 0.97)]
-    _paste_shape(layer, fabric, skirt)
+    paste_shape(layer, fabric, skirt)
     draw.line([(cx - s * 0.24, s * 0.96), (cx + s * 0.24, s * 0.96)], fill=border, width=bw)
     for k in range(rng.randint(3, 7)):  # pleats
         x = cx - s * 0.06 + k * s * 0.025
-        draw.line([(x, s * 0.5), (x + (k - 3) * s * 0.01, s * 0.94)], fill=_jitter(colour, rng, 40), width=2)
+        draw.line([(x, s * 0.5), (x + (k - 3) * s * 0.01, s * 0.94)], fill=jitter(colour, rng, 40), width=2)
     pallu = [
         (cx - s * 0.14, s * 0.2),
         (cx - s * 0.04, s * 0.2),
@@ -290,7 +173,7 @@ def _saree_layer(s: int, rng: random.Random) -> Image.Image:
         (cx + s * 0.05, s * 0.7),
         (cx + s * 0.02, s * 0.46),
     ]
-    _paste_shape(layer, fabric, pallu)
+    paste_shape(layer, fabric, pallu)
     draw.line([pallu[2], pallu[3]], fill=border, width=bw)
     draw.line([pallu[0], pallu[5]], fill=border, width=max(2, bw // 2))
     return layer
@@ -302,9 +185,9 @@ def _worn_layer(s: int, rng: random.Random, denim: bool) -> Image.Image:
     legs = _trousers_layer(s, rng, denim).resize((int(s * 0.8), int(s * 0.8)))
     layer.paste(legs, (int(s * 0.1), int(s * 0.2)), legs)
     draw = ImageDraw.Draw(layer)
-    shirt = _jitter(rng.choice(SHIRT_COLOURS), rng, 20)
+    shirt = jitter(rng.choice(SHIRT_COLOURS), rng, 20)
     draw.polygon([(s * 0.3, 0), (s * 0.7, 0), (s * 0.72, s * 0.3), (s * 0.28, s * 0.3)], fill=shirt)
-    shoe = _jitter(rng.choice([(30, 30, 30), (120, 70, 40), (240, 240, 240)]), rng, 10)
+    shoe = jitter(rng.choice([(30, 30, 30), (120, 70, 40), (240, 240, 240)]), rng, 10)
     for x in (s * 0.36, s * 0.56):
         draw.ellipse([x - s * 0.06, s * 0.9, x + s * 0.08, s * 0.99], fill=shoe)
     return layer
@@ -347,7 +230,7 @@ def draw_product(label: str, seed: int, side: int = 400) -> Image.Image:
     scale = rng.uniform(0.55, 1.0)
     size = max(8, int(side * scale))
     layer = layer.resize((size, size), Image.LANCZOS)
-    canvas = _background(side, rng)
+    canvas = background(side, rng)
     x = rng.randint(min(0, side - size), max(0, side - size))
     y = rng.randint(min(0, side - size), max(0, side - size))
     canvas.paste(layer, (x, y), layer)

@@ -21,9 +21,10 @@ from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from configs.schema import CatalogConfig
-from scraper.catalog.draw import alter, draw_product
-from scraper.catalog.pages import ROBOT_CHECK_HTML, Catalog, render_search_page
+from catalog.draw import alter, draw_product
+from catalog.inventory import Catalog
+from catalog.markup import ROBOT_CHECK_HTML, render_search_page
+from catalog.settings import CatalogConfig
 
 log = logging.getLogger(__name__)
 
