@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.load import free_port, hammer, start_stj_server, wait_ready  # noqa: E402
+from core.model_input import decode_image  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
-from training.images import decode_image  # noqa: E402
 
 
 def main() -> None:

@@ -26,12 +26,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from catalog.server import catalog_for  # noqa: E402
+from core.manifest import manifest_path  # noqa: E402
+from core.model import build_classifier, build_frozen, build_head  # noqa: E402
+from core.model_input import load_images  # noqa: E402
+from core.runtime import RuntimeSpec, TensorFlowRuntime, make_runtime  # noqa: E402
+from core.runtime.int8 import int8_runtime  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
-from scraper.manifest import manifest_path  # noqa: E402
 from scraper.scrape import scrape  # noqa: E402
-from training.images import load_images  # noqa: E402
-from training.model import build_base, build_classifier, build_embedder, build_head  # noqa: E402
-from training.runtime import TensorFlowRuntime, int8_runtime, make_runtime  # noqa: E402
 from training.split import prepare, read_split  # noqa: E402
 from training.train import train  # noqa: E402
 
@@ -74,13 +75,13 @@ def main() -> None:
     print(f"data: {len(split)} images ({split['split'].value_counts().to_dict()}), {size}px, 2 cores")
 
     # embedding speed: TensorFlow FP32 vs OpenVINO bf16 and int8, on the same 64 images
-    base = build_base(size, None, config.project.seed)
-    embedder = build_embedder(base, size)
+    _, embedder = build_frozen(config.train.backbone, size, seed=config.project.seed)
     sample = load_images([data_dir / p for p in split["path"][:64]], size)
     batch = config.train.embed_batch_size
-    rates = {"tensorflow-fp32 (batch 32)": images_per_second(TensorFlowRuntime(embedder), sample, 32)}
+    rates = {"tensorflow-f32 (batch 32)": images_per_second(TensorFlowRuntime(embedder), sample, 32)}
     for name in ("openvino-f32", "openvino-bf16"):
-        rates[f"{name} (batch {batch})"] = images_per_second(make_runtime(embedder, name), sample, batch)
+        runtime = make_runtime(embedder, RuntimeSpec.parse(name))
+        rates[f"{name} (batch {batch})"] = images_per_second(runtime, sample, batch)
     calibrated, record = int8_runtime(embedder, tmp / "ir", "bench", lambda: (sample[:32], sample[32:]))
     if calibrated is not None:
         rates[f"openvino-int8 (batch {batch})"] = images_per_second(calibrated, sample, batch)

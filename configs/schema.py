@@ -95,8 +95,9 @@ class FineTuneConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """The classifier: frozen ResNet50 base plus a dense head (``training``)."""
+    """The classifier: a frozen base (ResNet50 by default) plus a dense head (``training``)."""
 
+    backbone: Literal["resnet50"] = Field(default="resnet50", description="the frozen base (core.model.backbones)")
     image_size: int = Field(default=224, ge=32, le=1024)
     weights: str = Field(default="imagenet", description="imagenet | none | path to a .h5/.weights.h5 file")
     weights_fallback: Literal["none", "error"] = "error"
@@ -130,7 +131,7 @@ class TrainConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
-    """Where runs and models are recorded (``training.track``)."""
+    """Where runs and models are recorded (``training.track``, ``training.publish``)."""
 
     uri: str = "sqlite:///mlflow.db"
     artifact_dir: Path = Path("mlartifacts")

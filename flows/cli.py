@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _preflight(config) -> None:
     """Fail in a second, before any stage runs, on what would otherwise fail after the scrape."""
-    from training.weights import resolve_weights
+    from core.model import get_backbone
 
-    resolve_weights(config.train.weights, config.train.weights_fallback)
+    get_backbone(config.train.backbone).resolve_weights(config.train.weights, config.train.weights_fallback)
 
 
 def _cmd_run(config, args) -> int:
@@ -88,12 +88,12 @@ def _print_outcome(config, summary) -> None:
 
 def _cmd_train(config, args) -> int:
     _preflight(config)
+    from configs.sweep import read_grid
     from flows.pipeline import train_pipeline
-    from training.train import read_grid
 
     grid = read_grid(args.sweep) if args.sweep else None
     if grid:
-        from training.train import override_config
+        from configs.sweep import override_config
 
         for overrides in grid:  # fail on a bad grid before anything runs
             override_config(config, overrides)

@@ -14,12 +14,13 @@ from prefect.cache_policies import NO_CACHE
 
 from catalog.server import catalog_for
 from configs.errors import UserError
+from core.manifest import REPORT_NAME
 from flows.settings import RunConfig
-from scraper.manifest import REPORT_NAME
 from scraper.scrape import scrape
+from training.publish import publish
 from training.split import prepare
-from training.track import publish
-from training.train import sweep, train
+from training.sweep import sweep
+from training.train import train
 
 
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)

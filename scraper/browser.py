@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from configs.errors import UserError
 from configs.schema import ScrapeConfig
-from scraper.fetch import FetchError, HostThrottle, RobotCheck, RobotsPolicy, is_robot_check
+from scraper.fetch import FetchError, HostThrottle, RobotCheck, RobotsPolicy
+from scraper.robot_check import is_robot_check
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,6 @@ class BrowserUnavailable(UserError):
 
 def start_chromium(config: ScrapeConfig):
     """A headless Chromium WebDriver configured for offline, sandboxed use."""
-    from pathlib import Path
-
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service

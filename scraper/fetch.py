@@ -17,6 +17,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from configs.schema import ScrapeConfig
+from scraper.robot_check import is_robot_check
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,11 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class FetchError(RuntimeError):
-    """A URL could not be fetched after retries, or robots.txt forbids it."""
+    """A URL could not be fetched after retries, or robots.txt forbids it; ``status`` is the last HTTP status."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def browser_headers(user_agent: str) -> dict[str, str]:
@@ -132,8 +137,8 @@ class Fetcher:
         self.throttle = HostThrottle(config.delay_s)
         self.robots = RobotsPolicy(self.session, config.user_agent, config.obey_robots, config.timeout_s)
 
-    def get(self, url: str, **headers: str) -> requests.Response:
-        """GET ``url``; raises :class:`FetchError` if forbidden by robots.txt or still failing after retries."""
+    def _request(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """One polite GET (robots, per-host delay, retries); the response whatever its status."""
         if not self.robots.allowed(url):
             raise FetchError(f"robots.txt disallows {url}")
         self.throttle.wait(url)
@@ -145,30 +150,24 @@ class Fetcher:
         if retry_state is not None and retry_state.history:
             with self._count_lock:
                 self.retries += len(retry_state.history)
+        return resp
+
+    def get(self, url: str, **headers: str) -> requests.Response:
+        """GET ``url``; raises :class:`FetchError` if forbidden by robots.txt or still failing after retries."""
+        resp = self._request(url, headers)
         if resp.status_code >= 400:
-            raise FetchError(f"{url}: HTTP {resp.status_code}")
+            raise FetchError(f"{url}: HTTP {resp.status_code}", status=resp.status_code)
         return resp
 
     def get_page(self, url: str) -> str:
-        """A search page's HTML; raises :class:`RobotCheck` when the site answers with its captcha."""
-        try:
-            resp = self.get(url)
-        except FetchError as exc:
-            if "HTTP 503" in str(exc):
-                raise RobotCheck(f"{url}: HTTP 503 (possibly a robot check)") from exc
-            raise
+        """A search page's HTML; raises :class:`RobotCheck` when the response is the site's robot check."""
+        resp = self._request(url, {})
         if is_robot_check(resp.status_code, resp.text):
-            raise RobotCheck(f"{url}: robot check page")
+            raise RobotCheck(f"{url}: robot check page (HTTP {resp.status_code})", status=resp.status_code)
+        if resp.status_code >= 400:
+            raise FetchError(f"{url}: HTTP {resp.status_code}", status=resp.status_code)
         return resp.text
 
 
 class RobotCheck(FetchError):
     """The site answered with its robot check (captcha) instead of the page."""
-
-
-def is_robot_check(status: int, text: str) -> bool:
-    """Amazon's robot check: a form posting to ``/errors/validateCaptcha``, or a 503 about automated access."""
-    lowered = text[:20000].lower()
-    if "/errors/validatecaptcha" in lowered or "enter the characters you see below" in lowered:
-        return True
-    return status == 503 and "automated access" in lowered

@@ -19,7 +19,8 @@ import numpy as np
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 
 from configs.schema import Config
-from scraper.images import ImageRejected, open_image
+from core.images import ImageRejected, open_image
+from core.model_input import to_model_input
 from serving.batcher import MicroBatcher, Overloaded
 from serving.errors import ApiError, register_error_handlers
 from serving.explain import grad_cam, overlay_png
@@ -28,7 +29,6 @@ from serving.metrics import ServerMetrics
 from serving.openapi import openapi_document
 from serving.predictor import Predictor, alias_version
 from serving.reloader import ModelHolder, start_reloader
-from training.images import to_model_input
 
 
 def read_upload() -> bytes:
@@ -54,7 +54,7 @@ _REJECTIONS = {
 
 
 def decode_upload(data: bytes, image_size: int, min_side: int = 1, name: str = "the upload") -> np.ndarray:
-    """Verify uploaded bytes (the scraper's check, :func:`scraper.images.open_image`) into model input."""
+    """Verify uploaded bytes (the scraper's check, :func:`core.images.open_image`) into model input."""
     try:
         img = open_image(data, min_side)
     except ImageRejected as exc:

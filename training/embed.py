@@ -20,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from configs.files import atomic_write_bytes
-from training.images import load_images
-from training.runtime import Runtime
+from core.model_input import load_images
+from core.runtime.spec import Runtime
 
 log = logging.getLogger(__name__)
 

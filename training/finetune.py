@@ -21,11 +21,9 @@ from configs.schema import FineTuneConfig
 log = logging.getLogger(__name__)
 
 
-def unfreeze_top(base: keras.Model, count: int) -> list[str]:
-    """Make the top ``count`` weighted layers of ``base`` trainable, BatchNorm excluded; returns their names."""
+def unfreeze(base: keras.Model, chosen: list[layers.Layer]) -> list[str]:
+    """Make exactly the ``chosen`` layers of ``base`` trainable (the backbone chooses them); returns their names."""
     base.trainable = True
-    weighted = [layer for layer in base.layers if layer.weights]
-    chosen = [layer for layer in weighted[-count:] if not isinstance(layer, layers.BatchNormalization)]
     for layer in base.layers:
         layer.trainable = layer in chosen
     return [layer.name for layer in chosen]
@@ -78,11 +76,13 @@ def fine_tune(
     num_classes: int,
     config: FineTuneConfig,
     seed: int,
+    trainable: list[keras.layers.Layer],
 ) -> dict[str, list[float]]:
-    """Fine-tune ``classifier`` (which contains ``base``) in place; returns the per-epoch history."""
+    """Fine-tune ``classifier`` (which contains ``base``) in place, training only the base's ``trainable`` layers;
+    returns the per-epoch history."""
     import tensorflow as tf
 
-    names = unfreeze_top(base, config.unfreeze_layers)
+    names = unfreeze(base, trainable)
     log.info("fine-tuning %d layers of the base: %s", len(names), ", ".join(names))
     augment = augmenter(classifier.input_shape[1], seed)
     one_hot = keras.ops.one_hot

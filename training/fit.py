@@ -22,7 +22,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from configs.files import atomic_write_bytes
 from configs.schema import TrainConfig
-from training.model import build_head
+from core.model import build_head
 
 STATE_FILE = "state.npz"
 

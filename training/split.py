@@ -21,8 +21,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config
-from scraper.dedup import near_pairs
-from scraper.manifest import manifest_path, read_manifest
+from core.manifest import manifest_path, read_manifest
+from core.phash import near_pairs
 
 SPLIT_NAME = "split.csv"
 SPLIT_COLUMNS = ["path", "class", "sha256", "split"]

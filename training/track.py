@@ -1,34 +1,32 @@
-"""MLflow at the edges: where runs go, what each run records, and publishing to the registry.
+"""MLflow at the edges: where runs go and what each run records.
 
 The default store is embedded: a sqlite database plus a local artifact folder in the working directory.
+A run records the config, the data (manifest joined with the split), the candidate's history and test
+metrics, plots, timing, the baselines as child runs, and the model in the logged-model format.
 
-Config keys: ``tracking.uri``, ``tracking.artifact_dir``, ``tracking.experiment``, ``tracking.model_name``,
-``tracking.alias``, ``tracking.gate_margin``, ``tracking.gate_floor``.
+Config keys: ``tracking.uri``, ``tracking.artifact_dir``, ``tracking.experiment``.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
-import keras
 import mlflow
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from configs.schema import Config, TrackingConfig
-from training.gate import GATE_METRIC, decide
-from training.runtime import compile_hint
-
-log = logging.getLogger(__name__)
-
-MODEL_ARTIFACT = "model"
-OPENVINO_ARTIFACT = "openvino"
+from core.logged_model import EmbedderRecord, log_classifier, log_embedder
+from core.manifest import manifest_path, read_manifest
+from core.model import build_classifier
+from core.runtime.cpu import compile_hint
+from training.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
+from training.candidate import Candidate
+from training.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
+from training.features import Features
 
 
 def configure_tracking(cfg: TrackingConfig) -> str:
@@ -60,79 +58,129 @@ def flatten_config(config: Config) -> dict[str, str]:
     return flat
 
 
-class EpochMetrics(keras.callbacks.Callback):
-    """Logs every epoch's loss and accuracy (train and validation) to the active MLflow run."""
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        metrics = {(k if k.startswith("val_") else f"train_{k}"): float(v) for k, v in (logs or {}).items()}
-        metrics.pop("train_learning_rate", None)
-        mlflow.log_metrics(metrics, step=epoch + 1)
-
-
-def model_signature(image_size: int, num_classes: int) -> ModelSignature:
-    """Image batch in (float32 RGB 0..255), class probabilities out."""
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, image_size, image_size, 3), "image")]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes), "probabilities")]),
-    )
-
-
-def log_classifier(model: keras.Model, class_names: list[str], image_size: int, example: np.ndarray) -> str:
-    """Log the whole image -> probabilities model to the active run; returns its model URI."""
-    info = mlflow.tensorflow.log_model(
-        model,
-        name=MODEL_ARTIFACT,
-        signature=model_signature(image_size, len(class_names)),
-        input_example=example,
-        pip_requirements=_pinned_requirements(),
-        metadata={"class_names": class_names, "image_size": image_size},
-    )
-    return info.model_uri
-
-
-def log_openvino_embedder(fp32_xml: Path, runtime_name: str, int8: dict | None) -> None:
-    """Log the frozen embedder exactly as training ran it in OpenVINO (``openvino/`` in the run, described by
-    ``openvino/runtime.json``), so the server computes the same features as the evaluation did and skips a
-    ~4 s conversion."""
-    xml = fp32_xml.with_name(f"{fp32_xml.stem}-int8.xml") if runtime_name == "openvino-int8" else fp32_xml
-    if not xml.exists():
-        return
-    hint = compile_hint() if runtime_name == "openvino-int8" else runtime_name.removeprefix("openvino-")
-    for file in (xml, xml.with_suffix(".bin")):
-        mlflow.log_artifact(str(file), OPENVINO_ARTIFACT)
-    record = {"runtime": runtime_name, "hint": hint, "xml": xml.name, "int8": int8}
-    mlflow.log_dict(record, f"{OPENVINO_ARTIFACT}/runtime.json")
-
-
-def _pinned_requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{p}=={version(p)}" for p in ("tensorflow-cpu", "keras", "mlflow", "numpy", "pillow")]
-
-
-def publish(cfg: TrackingConfig, model_uri: str, run_id: str) -> dict[str, str | bool]:
-    """Register the run's model and move ``tracking.alias`` to it if it passes the quality gate.
-
-    Returns:
-        ``version``, ``promoted`` and the gate's ``reason``; a rejected version is tagged ``rejected``.
-    """
-    mlflow.set_tracking_uri(cfg.uri)
-    client = MlflowClient()
-    candidate = client.get_run(run_id).data.metrics[GATE_METRIC]
+def code_version() -> str:
+    """The git commit of the code that ran, or ``unknown``."""
     try:
-        current = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
-        champion = client.get_run(current.run_id).data.metrics.get(GATE_METRIC)
-    except MlflowException:
-        champion = None
-    decision = decide(candidate, champion, cfg.gate_margin, cfg.gate_floor)
-    version = str(mlflow.register_model(model_uri, cfg.model_name, tags={"run_id": run_id}).version)
-    if decision.promote:
-        client.set_registered_model_alias(cfg.model_name, cfg.alias, version)
-        client.set_model_version_tag(cfg.model_name, version, "gate", "promoted")
-        log.info("%s version %s is now @%s: %s", cfg.model_name, version, cfg.alias, decision.reason)
-    else:
-        client.set_model_version_tag(cfg.model_name, version, "rejected", decision.reason)
-        log.warning("%s version %s NOT promoted: %s", cfg.model_name, version, decision.reason)
-    client.set_tag(run_id, "gate.decision", "promoted" if decision.promote else "rejected")
-    client.set_tag(run_id, "gate.reason", decision.reason)
-    return {"version": version, "promoted": decision.promote, "reason": decision.reason}
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def log_history(history: dict[str, list[float]], prefix: str = "") -> None:
+    """Per-epoch curves: ``train_loss``, ``val_loss``, ... (``prefix`` for fine-tuning's)."""
+    for key, values in history.items():
+        name = key if key.startswith("val_") else f"train_{key}"
+        for step, value in enumerate(values, start=1):
+            mlflow.log_metric(f"{prefix}{name}", value, step=step)
+
+
+def log_candidate(config: Config, candidate: Candidate) -> None:
+    """The config as params, the training curves and the candidate's test metrics."""
+    mlflow.log_params(flatten_config(config))
+    log_history(candidate.history)
+    if candidate.finetune_history:
+        log_history(candidate.finetune_history, "finetune_")
+    mlflow.log_metrics(
+        {
+            **candidate.metrics,
+            "best_epoch": candidate.best_epoch,
+            "epochs_run": len(candidate.history["loss"]),
+            "best_val_loss": candidate.val_loss,
+            "fit_seconds": round(candidate.fit_seconds, 3),
+        }
+    )
+
+
+def log_context(config: Config, features: Features, candidate: Candidate, source: str, report: Path | None) -> None:
+    """What ran on what: tags (weights, runtime, code), the data set, the config, the split and the scrape report."""
+    base, tc = features.base, config.train
+    finetune = "ran" if candidate.finetune_history else ("skipped: weights are none" if tc.finetune.enabled else "off")
+    mlflow.set_tags(
+        {
+            "backbone": base.backbone.name,
+            "weights.requested": base.weights.requested,
+            "weights.used": base.weights.used,
+            "weights.fell_back": str(base.weights.fell_back).lower(),
+            "runtime": base.spec.name,
+            **({f"int8.{k}": str(v) for k, v in base.int8.items()} if base.int8 else {}),
+            "config_file": source,
+            "code_version": code_version(),
+            "embedding_cache": base.cache_key,
+            "finetune": finetune,
+        }
+    )
+    manifest = read_manifest(manifest_path(config.project.data_dir))
+    frame = features.split.merge(manifest[["path", "asin", "image_id", "query"]], on="path", how="left")
+    dataset = mlflow.data.from_pandas(
+        frame, source=str(manifest_path(config.project.data_dir)), name="stj-products", targets="class"
+    )
+    mlflow.log_input(dataset, context="training")
+    mlflow.log_dict(config.model_dump(mode="json"), "config.json")
+    mlflow.log_text(features.split.to_csv(index=False), "split.csv")
+    if report is not None and report.exists():
+        mlflow.log_dict(json.loads(report.read_text()), "scrape_report.json")
+
+
+def _log_png(png: bytes | None, name: str) -> None:
+    if png is not None:
+        from PIL import Image
+
+        mlflow.log_image(Image.open(io.BytesIO(png)), name)
+
+
+def log_plots(features: Features, candidate: Candidate, class_names: list[str]) -> None:
+    """Confusion matrix, ROC curves and the most confident mistakes, on the test split."""
+    test_y = features.part("test")[1]
+    _log_png(confusion_matrix_png(test_y, candidate.probs.argmax(axis=1), class_names), "confusion_matrix.png")
+    _log_png(roc_curves_png(test_y, candidate.probs, class_names), "roc_curves.png")
+    paths = features.part_paths("test")
+    _log_png(misclassified_png(paths, test_y, candidate.probs, class_names), "misclassified.png")
+
+
+def log_speed(features: Features, candidate: Candidate, pixels: np.ndarray) -> float:
+    """Split sizes, embedding work and per-image inference time (``pixels``: a few test photos); returns the
+    head's ms per image."""
+    head_ms = ms_per_image(lambda x: candidate.head(x, training=False), features.part("test")[0])
+    embed_ms = ms_per_image(features.base.runtime, pixels, limit=20)
+    mlflow.log_metrics(
+        {
+            "n_train": features.count("train"),
+            "n_val": features.count("val"),
+            "n_test": features.count("test"),
+            "embed_images": features.embedded,
+            "embed_seconds": round(features.embed_seconds, 3),
+            "ms_per_image_head": head_ms,
+            "ms_per_image_end_to_end": embed_ms + head_ms,
+        }
+    )
+    return head_ms
+
+
+def log_baselines(config: Config, features: Features, candidate: Candidate, head_ms: float) -> None:
+    """k-NN and a decision tree on the same features as child runs, and ``comparison.md`` with the head."""
+    scores = [ModelScore("cnn_head", candidate.metrics, head_ms)]
+    for score in score_baselines(
+        features.part("train"), features.part("test"), config.class_names, config.project.seed
+    ):
+        with mlflow.start_run(run_name=f"baseline-{score.name}", nested=True):
+            mlflow.set_tag("baseline", score.name)
+            mlflow.log_metrics({**score.metrics, "ms_per_image": score.ms_per_image})
+        scores.append(score)
+    mlflow.log_text(comparison_table(scores), "comparison.md")
+
+
+def log_model(config: Config, features: Features, candidate: Candidate, example: np.ndarray) -> str:
+    """The model in the logged-model format (with the embedder as training ran it); returns its URI."""
+    base = features.base
+    if candidate.classifier is None and base.spec.backend == "openvino" and base.run_ir_file.exists():
+        hint = compile_hint() if base.spec.is_int8 else base.spec.precision
+        log_embedder(base.run_ir_file, EmbedderRecord(base.spec, hint, base.run_ir_file.name, base.int8))
+    classifier = candidate.classifier or build_classifier(base.embedder, candidate.head)
+    return log_classifier(classifier, config.class_names, config.train.image_size, example)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scraper.images import ImageRejected, clean_image, sniff_format
+from core.images import ImageRejected, sniff_format
+from scraper.photos import clean_image
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:

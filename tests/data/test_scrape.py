@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from scraper.manifest import COLUMNS, manifest_path, read_manifest, write_manifest
+from core.manifest import COLUMNS, manifest_path, read_manifest, write_manifest
 from scraper.scrape import scrape
 
 # tiny catalog: 12 products per class, 8 results per page of which 2 sponsored and 1 repeat -> 5 new per page

@@ -14,7 +14,7 @@ import pytest
 from catalog import running_catalog
 from catalog.server import has_fault
 from catalog.settings import CatalogConfig
-from scraper.manifest import manifest_path, read_manifest
+from core.manifest import manifest_path, read_manifest
 from scraper.scrape import scrape
 from training.split import prepare, read_split
 

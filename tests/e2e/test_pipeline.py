@@ -17,9 +17,9 @@ import requests
 from mlflow import MlflowClient
 from PIL import Image
 
+from core.runtime.cpu import openvino_available
 from flows.settings import load_run_config
 from tests.conftest import tiny_overrides
-from training.runtime import openvino_available
 
 pytestmark = pytest.mark.slow
 CLASSES = ["saree", "trousers", "jeans"]
@@ -94,10 +94,10 @@ def test_registered_model_equals_cached_feature_path(trained) -> None:
     """The exported image->probabilities model gives what the head gave on cached features."""
     import mlflow
 
-    import training.model  # noqa: F401 - custom layer
-    from training.images import load_images
+    import core.model  # noqa: F401 - custom layer
+    from core.model_input import load_images
+    from training.features import load_features
     from training.split import split_path
-    from training.train import load_features
 
     config, _, summary = trained
     mlflow.set_tracking_uri(config.tracking.uri)
@@ -274,7 +274,7 @@ def test_failed_stage_stops_the_rest(tmp_path: Path) -> None:
 
 def test_sweep_runs_children_over_one_cache(trained) -> None:
     from training.split import split_path
-    from training.train import sweep
+    from training.sweep import sweep
 
     config, _, _ = trained
     points = [["train.learning_rate=0.001"], ["train.learning_rate=0.01", "train.dropout=[0.5, 0.3]"]]
@@ -293,10 +293,11 @@ def test_server_runs_the_int8_embedder_training_evaluated(trained) -> None:
     its probabilities are the head's on training's own cached features (not a re-quantised copy)."""
     import mlflow
 
+    from core.model_input import load_images
     from serving.predictor import Predictor
-    from training.images import load_images
+    from training.features import load_features
     from training.split import split_path
-    from training.train import load_features, train
+    from training.train import train
 
     config, overrides, _ = trained
     int8 = load_run_config(
@@ -332,8 +333,8 @@ def test_a_model_without_an_openvino_embedder_is_converted_whole(trained) -> Non
     """Versions trained on TensorFlow (or fine-tuned) carry no embedder: the server converts the whole model."""
     import mlflow
 
+    from core.model_input import load_images
     from serving.predictor import Predictor
-    from training.images import load_images
 
     config, _, _ = trained
     predictor = Predictor.load("models:/stj-classifier@champion", config.tracking.uri, runtime="openvino")
@@ -346,7 +347,7 @@ def test_a_model_without_an_openvino_embedder_is_converted_whole(trained) -> Non
 
 def test_gate_rejects_a_version_below_the_floor(trained) -> None:
     """Runs last: registers version 2 of the same run with a floor it cannot reach; the alias stays on 1."""
-    from training.track import publish
+    from training.publish import publish
 
     config, _, summary = trained
     strict = config.tracking.model_copy(update={"gate_floor": 0.999})

@@ -7,15 +7,14 @@ import numpy as np
 
 from catalog.draw import draw_product
 from configs.schema import FineTuneConfig
-from training.finetune import cutmix, fine_tune, unfreeze_top
-from training.images import to_model_input
-from training.model import build_base, build_classifier, build_embedder, build_head
+from core.model import build_classifier, build_frozen, build_head, get_backbone
+from core.model_input import to_model_input
+from training.finetune import cutmix, fine_tune, unfreeze
 
 
 def test_fine_tune_moves_top_layers_only() -> None:
     size = 32
-    base = build_base(size, None, seed=1)
-    embedder = build_embedder(base, size)
+    base, embedder = build_frozen("resnet50", size, seed=1)
     labels = np.array([i % 3 for i in range(24)])
     pixels = np.stack(
         [to_model_input(draw_product(("saree", "trousers", "jeans")[y], i, 64), size) for i, y in enumerate(labels)]
@@ -33,6 +32,7 @@ def test_fine_tune_moves_top_layers_only() -> None:
         3,
         FineTuneConfig(enabled=True, unfreeze_layers=4, epochs=1, batch_size=6, cutmix=True),
         seed=0,
+        trainable=get_backbone("resnet50").finetune_layers(base, 4),
     )
     assert len(history["loss"]) == 1
     changed = {
@@ -48,8 +48,8 @@ def test_fine_tune_moves_top_layers_only() -> None:
 
 
 def test_unfreeze_top_skips_batchnorm() -> None:
-    base = build_base(32, None, seed=0)
-    names = unfreeze_top(base, 6)
+    base = build_frozen("resnet50", 32, seed=0)[0]
+    names = unfreeze(base, get_backbone("resnet50").finetune_layers(base, 6))
     assert names and all("bn" not in n for n in names)
     assert {layer.name for layer in base.layers if layer.trainable and layer.weights} == set(names)
 

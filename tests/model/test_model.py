@@ -10,7 +10,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from training.model import build_base, build_head, weights_fingerprint
+from core.model import build_frozen, build_head, weights_fingerprint
 
 
 def _while_another_thread_draws_random(build: Callable[[], keras.Model]) -> keras.Model:
@@ -32,10 +32,10 @@ def _while_another_thread_draws_random(build: Callable[[], keras.Model]) -> kera
 
 
 def test_random_base_depends_on_the_seed_only() -> None:
-    alone = weights_fingerprint(build_base(32, None, seed=7))
-    disturbed = weights_fingerprint(_while_another_thread_draws_random(lambda: build_base(32, None, seed=7)))
+    alone = weights_fingerprint(build_frozen("resnet50", 32, seed=7)[0])
+    disturbed = weights_fingerprint(_while_another_thread_draws_random(lambda: build_frozen("resnet50", 32, seed=7)[0]))
     assert disturbed == alone
-    assert weights_fingerprint(build_base(32, None, seed=8)) != alone
+    assert weights_fingerprint(build_frozen("resnet50", 32, seed=8)[0]) != alone
 
 
 def test_head_initial_weights_depend_on_the_seed_only() -> None:

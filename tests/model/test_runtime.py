@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 
 from catalog.draw import draw_product
-from training.images import to_model_input
-from training.model import build_base, build_classifier, build_embedder, build_head
-from training.runtime import (
-    INT8_MIN_COSINE,
-    OpenVINORuntime,
-    TensorFlowRuntime,
-    compile_hint,
-    convert_to_openvino,
-    int8_runtime,
-    openvino_available,
-)
+from core.model import build_classifier, build_frozen, build_head
+from core.model_input import to_model_input
+from core.runtime import OpenVINORuntime, TensorFlowRuntime, convert_to_openvino
+from core.runtime.cpu import compile_hint, openvino_available
+from core.runtime.int8 import INT8_MIN_COSINE, int8_runtime
 
 pytestmark = pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
 
@@ -64,7 +58,7 @@ def _assert_same_decisions(
 def test_openvino_matches_tensorflow_reference() -> None:
     size = 96
     pixels = _pixels(size, 4)
-    embedder = build_embedder(build_base(size, None, seed=3), size)
+    embedder = build_frozen("resnet50", size, seed=3)[1]
     reference = TensorFlowRuntime(embedder)(pixels)
     fast = OpenVINORuntime(convert_to_openvino(embedder), compile_hint())
     features = fast(pixels)
@@ -80,7 +74,7 @@ def test_int8_embeddings_match_the_fp32_reference(tmp_path) -> None:
     size = 96
     pixels = _pixels(size, 6)  # 18 images: calibrate on 8 of them, check on others
     held_out = _pixels(size, 10)[::2]
-    embedder = build_embedder(build_base(size, None, seed=3), size)
+    embedder = build_frozen("resnet50", size, seed=3)[1]
     runtime, record = int8_runtime(embedder, tmp_path, "base", lambda: (pixels[:8], pixels[8:]))
     assert runtime is not None and record["accepted"], record
     assert record["min_cosine_to_fp32"] >= INT8_MIN_COSINE
@@ -97,12 +91,12 @@ def test_int8_embeddings_match_the_fp32_reference(tmp_path) -> None:
 
 
 def test_int8_is_refused_when_it_drifts_from_fp32(tmp_path, monkeypatch) -> None:
-    import training.runtime as rt
+    import core.runtime.int8 as rt
 
     monkeypatch.setattr(rt, "INT8_MIN_COSINE", 1.0000001)  # nothing quantised can meet it
     size = 64
     pixels = _pixels(size, 2)
-    embedder = build_embedder(build_base(size, None, seed=3), size)
+    embedder = build_frozen("resnet50", size, seed=3)[1]
     runtime, record = int8_runtime(embedder, tmp_path, "base", lambda: (pixels[:3], pixels[3:]))
     assert runtime is None and record["accepted"] is False
     assert not (tmp_path / "base-int8.xml").exists()

@@ -14,22 +14,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from core.logged_model import LoggedModel
+from core.model import build_classifier, build_frozen, build_head
 from flows.settings import load_run_config
 from serving.app import create_app
 from serving.batcher import MicroBatcher, Overloaded
 from serving.predictor import ModelRef, Predictor
 from serving.reloader import ModelHolder, check_for_new_version
-from training.model import build_base, build_classifier, build_embedder, build_head
 
 CLASSES = ["saree", "trousers", "jeans"]
 
 
 def tiny_predictor(version: str = "1") -> Predictor:
-    embedder = build_embedder(build_base(32, None, seed=0), 32)
+    embedder = build_frozen("resnet50", 32, seed=0)[1]
     head = build_head(3, (16, 8), (0.3, 0.2), np.random.default_rng(0).normal(size=(8, 2048)).astype("float32"))
-    return Predictor(
-        build_classifier(embedder, head), CLASSES, 32, ModelRef("stj-classifier", version, "mem"), runtime="tensorflow"
-    )
+    logged = LoggedModel(build_classifier(embedder, head), CLASSES, 32, run_id=None)
+    return Predictor(logged, ModelRef("stj-classifier", version, "mem"), runtime="tensorflow")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_predict_and_headers(http) -> None:
 
 def test_same_probabilities_as_the_model_offline(http, predictor) -> None:
     """The endpoint's numbers are the model's numbers on the same bytes (one preprocessing module)."""
-    from training.images import decode_image
+    from core.model_input import decode_image
 
     data = encode(photo((200, 150)), "PNG")
     body = http.post("/predict", data=data, content_type="image/png").get_json()

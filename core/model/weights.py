@@ -36,6 +36,9 @@ class WeightsChoice:
     fell_back: bool
 
 
+NO_WEIGHTS = WeightsChoice(None, "none", "none", False)  # a random base (a function of the seed)
+
+
 def keras_cache_file() -> Path:
     """Where Keras looks for the ImageNet no-top weights before downloading them."""
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))

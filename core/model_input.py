@@ -1,7 +1,7 @@
 """Decode and resize photos into model input. One code path for training, evaluation and serving.
 
-The network takes raw RGB pixels (0..255, float32, ``image_size`` square); ResNet50's own preprocessing
-lives inside the model (``training.model.ResNetPreprocess``).
+The network takes raw RGB pixels (0..255, float32, ``image_size`` square); the backbone's own
+preprocessing lives inside the model (``core.model.layers``).
 
 Config keys: ``train.image_size``.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from scraper.images import to_rgb
+from core.images import to_rgb
 
 
 def to_model_input(img: Image.Image, image_size: int) -> np.ndarray:

@@ -1,38 +1,29 @@
-"""Check downloaded photos and normalise them to RGB JPEG. Pure: bytes in, bytes (or a rejection) out.
+"""The one check for untrusted image bytes: the scraper's downloads and the server's uploads both pass here.
 
-Config keys: ``scrape.min_side``, ``scrape.max_bytes``.
+Pure: bytes in, an upright 8-bit RGB image (or a rejection with a short reason code) out. Nothing is set
+globally: the pixel limit is an argument, checked from the header before any pixel is decoded.
+
+Config keys: ``scrape.min_side``, ``scrape.max_bytes``, ``serve.min_side``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
-from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-Image.MAX_IMAGE_PIXELS = 50_000_000  # Pillow's decompression-bomb guard: error above this many pixels
+MAX_PIXELS = 50_000_000  # more pixels than this is a decompression bomb, whatever the file size
 
 _MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF87a": "gif", b"GIF89a": "gif"}
 
 
 class ImageRejected(ValueError):
-    """A downloaded body is not a usable photo; ``reason`` is a short code for the run report."""
+    """Bytes that are not a usable photo; ``reason`` is a short code for reports and HTTP errors."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason, self.detail = reason, detail
-
-
-@dataclass(frozen=True)
-class CleanImage:
-    """A verified photo re-encoded as RGB JPEG."""
-
-    jpeg: bytes
-    sha256: str
-    width: int
-    height: int
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -60,12 +51,13 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_image(data: bytes, min_side: int = 1, max_bytes: int | None = None) -> Image.Image:
+def open_image(
+    data: bytes, min_side: int = 1, max_bytes: int | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
     """Verify image bytes and decode them (first frame) into an upright 8-bit RGB image.
 
-    The one check for untrusted image bytes: the scraper's downloads and the server's uploads both pass here.
-    The type is sniffed from the bytes (not a name or a header), Pillow verifies and fully decodes them, and
-    its decompression-bomb guard turns an image with too many pixels into a rejection.
+    The type is sniffed from the bytes (not a name or a header), the declared size is checked against
+    ``max_pixels`` before decoding, and Pillow verifies and fully decodes the rest.
 
     Raises:
         ImageRejected: with reason ``empty``, ``too_large``, ``not_an_image``, ``corrupt``, ``too_small``
@@ -81,10 +73,13 @@ def open_image(data: bytes, min_side: int = 1, max_bytes: int | None = None) -> 
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
+                _check_pixels(probe.size, max_pixels)
                 probe.verify()
             img = Image.open(io.BytesIO(data))
             img.seek(0)
             img.load()
+    except ImageRejected:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("decompression_bomb", str(exc)) from None
     except Exception as exc:  # Pillow raises many types for broken files
@@ -95,20 +90,6 @@ def open_image(data: bytes, min_side: int = 1, max_bytes: int | None = None) -> 
     return img
 
 
-def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92) -> CleanImage:
-    """Verify a downloaded photo (:func:`open_image`) and re-encode it as an upright RGB JPEG.
-
-    Args:
-        data: the downloaded body.
-        min_side: reject images whose shorter side is below this.
-        max_bytes: reject bodies larger than this.
-        quality: JPEG quality of the re-encoded file.
-
-    Raises:
-        ImageRejected: see :func:`open_image`.
-    """
-    img = open_image(data, min_side, max_bytes)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    jpeg = buf.getvalue()
-    return CleanImage(jpeg, hashlib.sha256(jpeg).hexdigest(), img.size[0], img.size[1])
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    if size[0] * size[1] > max_pixels:
+        raise ImageRejected("decompression_bomb", f"{size[0]}x{size[1]} is more than {max_pixels} pixels")

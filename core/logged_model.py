@@ -1,0 +1,111 @@
+"""The logged-model format: what training writes to an MLflow run and serving reads back.
+
+A run holds ``model/`` (the whole Keras network, raw pixels -> probabilities, with its signature and
+metadata ``class_names`` and ``image_size``) and, when training embedded with OpenVINO, ``openvino/``: the
+frozen embedder exactly as training ran it (int8 or float IR) and ``runtime.json`` describing it, so the
+server computes the very features the evaluation saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+import core.model  # noqa: F401 - registers the custom layers a saved model contains
+from core.runtime.spec import RuntimeSpec
+
+log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"
+EMBEDDER_ARTIFACT = "openvino"
+EMBEDDER_RECORD = "runtime.json"
+
+
+@dataclass(frozen=True)
+class EmbedderRecord:
+    """``openvino/runtime.json``: which IR file is the embedder, how it ran, and its int8 calibration."""
+
+    runtime: RuntimeSpec
+    hint: str  # OpenVINO's precision hint for the layers that are not int8
+    xml: str
+    int8: dict | None = None
+
+    def to_json(self) -> dict:
+        """The record as JSON (``runtime`` by name)."""
+        return {"runtime": self.runtime.name, "hint": self.hint, "xml": self.xml, "int8": self.int8}
+
+    @classmethod
+    def from_json(cls, data: dict) -> EmbedderRecord:
+        """A record read back."""
+        return cls(RuntimeSpec.parse(data["runtime"]), data["hint"], data["xml"], data.get("int8"))
+
+
+def model_signature(image_size: int, num_classes: int) -> ModelSignature:
+    """Image batch in (float32 RGB 0..255), class probabilities out."""
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, image_size, image_size, 3), "image")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes), "probabilities")]),
+    )
+
+
+def _pinned_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("tensorflow-cpu", "keras", "mlflow", "numpy", "pillow")]
+
+
+def log_classifier(model: keras.Model, class_names: list[str], image_size: int, example: np.ndarray) -> str:
+    """Log the whole image -> probabilities model to the active run; returns its model URI."""
+    info = mlflow.tensorflow.log_model(
+        model,
+        name=MODEL_ARTIFACT,
+        signature=model_signature(image_size, len(class_names)),
+        input_example=example,
+        pip_requirements=_pinned_requirements(),
+        metadata={"class_names": class_names, "image_size": image_size},
+    )
+    return info.model_uri
+
+
+def log_embedder(xml: Path, record: EmbedderRecord) -> None:
+    """Log the embedder's IR (``xml`` and its ``.bin``) and its record to the active run, under ``openvino/``."""
+    for file in (xml, xml.with_suffix(".bin")):
+        mlflow.log_artifact(str(file), EMBEDDER_ARTIFACT)
+    mlflow.log_dict(record.to_json(), f"{EMBEDDER_ARTIFACT}/{EMBEDDER_RECORD}")
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A logged model read back: the Keras network, its metadata and, if training logged one, its embedder."""
+
+    model: keras.Model
+    class_names: list[str]
+    image_size: int
+    run_id: str | None
+    embedder_dir: Path | None = None
+    embedder: EmbedderRecord | None = None
+
+
+def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel:
+    """Load a logged (or registered: ``models:/name/version``) model, and its embedder when asked and present."""
+    info = mlflow.models.get_model_info(model_uri)
+    model = mlflow.tensorflow.load_model(model_uri)
+    folder, record = None, None
+    if with_embedder and info.run_id:
+        try:
+            folder = Path(mlflow.artifacts.download_artifacts(run_id=info.run_id, artifact_path=EMBEDDER_ARTIFACT))
+        except (MlflowException, OSError):
+            log.info("%s has no OpenVINO embedder", model_uri)
+        if folder is not None and (folder / EMBEDDER_RECORD).exists():
+            record = EmbedderRecord.from_json(json.loads((folder / EMBEDDER_RECORD).read_text()))
+    meta = info.metadata or {}
+    return LoggedModel(model, list(meta["class_names"]), int(meta["image_size"]), info.run_id, folder, record)

@@ -1,0 +1,65 @@
+"""Sweeps: one candidate per grid point over the one embedding cache, as child runs of a sweep run.
+
+The candidate with the lowest validation loss (never the test split) is completed in the parent run and
+handed to the quality gate.
+
+Config keys: those the grid names (see ``configs.sweep``), plus everything ``training.train`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from configs.schema import Config
+from configs.sweep import override_config
+from training.candidate import train_candidate
+from training.features import load_features
+from training.track import configure_tracking, log_candidate
+from training.train import TrainResult, record_run
+
+
+def sweep(
+    config: Config,
+    grid_points: list[list[str]],
+    split_file: Path,
+    config_source: str = "",
+    report_file: Path | None = None,
+) -> TrainResult:
+    """Train one candidate per grid point; the best by validation loss becomes the run's model.
+
+    Args:
+        config: the base config.
+        grid_points: ``section.key=value`` overrides, one list per point.
+        split_file: the split file.
+        config_source: recorded as a tag.
+        report_file: the scrape report to attach.
+    """
+    started = time.monotonic()
+    points = [override_config(config, overrides) for overrides in grid_points]
+    features = load_features(config, split_file)
+    configure_tracking(config.tracking)
+    with mlflow.start_run(run_name=f"sweep-{len(grid_points)}") as parent:
+        mlflow.set_tag("sweep.points", json.dumps(grid_points))
+        candidates = []
+        for index, (point, overrides) in enumerate(zip(points, grid_points, strict=True)):
+            with mlflow.start_run(run_name=f"point-{index}", nested=True):
+                mlflow.set_tag("sweep.overrides", " ".join(overrides))
+                candidate = train_candidate(point, features)
+                log_candidate(point, candidate)
+            candidates.append(candidate)
+        best = int(np.argmin([c.val_loss for c in candidates]))
+        mlflow.set_tag("sweep.best", " ".join(grid_points[best]))
+        return record_run(
+            points[best],
+            features,
+            candidates[best],
+            run_id=parent.info.run_id,
+            config_source=config_source,
+            report_file=report_file,
+            started=started,
+        )
