@@ -1,40 +1,114 @@
-"""Micro-batching: concurrent requests are grouped into one model call, with a bounded queue.
+"""Micro-batching behind one bounded queue: concurrent requests are grouped into one model call.
 
 A request waits at most ``serve.max_wait_ms`` for companions — and not at all when no other request is in
-flight, so a lone client pays no batching delay — a batch holds at most ``serve.max_batch``
-images, and at most ``serve.queue_size`` requests wait; beyond that :class:`Overloaded` is raised (the app
-answers 503 with ``Retry-After``). Each batch runs on the predictor current when it starts, so a hot
-reload never mixes versions inside one batch.
+flight, so a lone client pays no batching delay — and a model call holds at most ``serve.max_batch``
+images (a multi-image request is one job, never split, so one model answers all its images). At most
+``serve.queue_size`` jobs may wait, counted over every lane (predictions and Grad-CAM explanations share
+the limit); beyond that :class:`Overloaded` is raised and the app answers 503 with ``Retry-After``. Each
+job runs on the predictor current when its batch starts, so a hot reload never mixes versions in a job.
 
 Config keys: ``serve.max_batch``, ``serve.max_wait_ms``, ``serve.queue_size``.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+JOB_TIMEOUT_S = 30.0
+
 
 class Overloaded(RuntimeError):
-    """The request queue is full."""
+    """Too many requests are waiting, or one waited too long."""
+
+
+class Admission:
+    """How many jobs may wait, over all lanes together."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.waiting = limit, 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        """Take a place in the queue, or raise :class:`Overloaded`."""
+        with self._lock:
+            if self.waiting >= self.limit:
+                raise Overloaded("too many requests waiting")
+            self.waiting += 1
+
+    def leave(self) -> None:
+        """Give a place back (the job left the queue to run)."""
+        with self._lock:
+            self.waiting -= 1
 
 
 @dataclass
 class _Job:
-    pixels: np.ndarray
+    payload: Any  # a (n, h, w, 3) stack for predictions, a function of the predictor for serial work
     done: threading.Event = field(default_factory=threading.Event)
-    result: np.ndarray | None = None
+    result: Any = None
     predictor: Any = None
     error: BaseException | None = None
 
+    def finish(self, result: Any, predictor: Any) -> None:
+        self.result, self.predictor = result, predictor
+        self.done.set()
 
-class MicroBatcher:
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+    def wait(self) -> tuple[Any, Any]:
+        if not self.done.wait(JOB_TIMEOUT_S):
+            raise Overloaded("timed out waiting for the model")
+        if self.error is not None:
+            raise self.error
+        return self.result, self.predictor
+
+
+class _Lane:
+    """A worker thread taking jobs from its own deque; places are counted by the shared admission."""
+
+    def __init__(self, name: str, admission: Admission) -> None:
+        self.admission = admission
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._in_flight = 0  # submitted and not yet answered
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def _submit(self, payload: Any) -> tuple[Any, Any]:
+        self.admission.enter()
+        job = _Job(payload)
+        with self._cond:
+            self._jobs.append(job)
+            self._in_flight += 1
+            self._cond.notify()
+        try:
+            return job.wait()
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+
+    def _take(self, timeout: float | None) -> _Job | None:
+        """The next job (waiting up to ``timeout``; ``None``: for ever), or ``None``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._jobs, timeout):
+                return None
+            job = self._jobs.popleft()
+        self.admission.leave()
+        return job
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class MicroBatcher(_Lane):
     """Runs ``current().predict`` on batches formed from concurrent :meth:`submit` calls."""
 
     def __init__(
@@ -42,58 +116,73 @@ class MicroBatcher:
         current: Callable[[], Any],
         max_batch: int,
         max_wait_ms: float,
-        queue_size: int,
+        queue_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._current, self.max_batch, self.max_wait = current, max_batch, max_wait_ms / 1000
-        self._queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self._on_batch = on_batch or (lambda n: None)
-        self._in_flight = 0  # submitted and not yet answered
-        self._count_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="stj-batcher", daemon=True)
-        self._thread.start()
+        super().__init__("stj-batcher", admission or Admission(queue_size or 64))
 
-    def submit(self, pixels: np.ndarray, timeout_s: float = 30.0) -> tuple[np.ndarray, Any]:
+    def submit(self, pixels: np.ndarray) -> tuple[np.ndarray, Any]:
         """Probabilities for one image, and the predictor that computed them."""
-        job = _Job(pixels)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise Overloaded("too many requests waiting") from None
-        with self._count_lock:
-            self._in_flight += 1
-        try:
-            answered = job.done.wait(timeout_s)
-        finally:
-            with self._count_lock:
-                self._in_flight -= 1
-        if not answered:
-            raise Overloaded("timed out waiting for the model")
-        if job.error is not None:
-            raise job.error
-        return job.result, job.predictor
+        rows, predictor = self.submit_many(pixels[None])
+        return rows[0], predictor
+
+    def submit_many(self, stack: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Probabilities for a stack of images (one job: one predictor computes all of them)."""
+        return self._submit(stack)
+
+    def _companions(self, first: _Job) -> list[_Job]:
+        batch, images = [first], len(first.payload)
+        with self._cond:
+            alone = self._in_flight <= 1 and not self._jobs
+        deadline = time.monotonic() + (0 if alone else self.max_wait)
+        while images < self.max_batch:
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._jobs, max(0.0, deadline - time.monotonic())):
+                    break
+                if images + len(self._jobs[0].payload) > self.max_batch:
+                    break  # the next job does not fit: it starts the next batch
+                job = self._jobs.popleft()
+            self.admission.leave()
+            batch.append(job)
+            images += len(job.payload)
+        return batch
 
     def _loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            with self._count_lock:
-                alone = self._in_flight <= 1 and self._queue.empty()
-            deadline = time.monotonic() + (0 if alone else self.max_wait)
-            while len(batch) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                try:
-                    batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._companions(self._take(None))
             predictor = self._current()
             try:
-                probs = predictor.predict(np.stack([job.pixels for job in batch]))
+                probs = predictor.predict(np.concatenate([job.payload for job in batch]))
             except BaseException as exc:  # handed to each waiting request, never kills the loop
                 for job in batch:
-                    job.error = exc
-                    job.done.set()
+                    job.fail(exc)
                 continue
-            self._on_batch(len(batch))
-            for job, row in zip(batch, probs, strict=True):
-                job.result, job.predictor = row, predictor
-                job.done.set()
+            self._on_batch(len(probs))
+            start = 0
+            for job in batch:
+                job.finish(probs[start : start + len(job.payload)], predictor)
+                start += len(job.payload)
+
+
+class SerialLane(_Lane):
+    """Runs heavier one-at-a-time work (Grad-CAM) on the current predictor, behind the same admission."""
+
+    def __init__(self, current: Callable[[], Any], admission: Admission) -> None:
+        self._current = current
+        super().__init__("stj-serial", admission)
+
+    def run(self, work: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """``work(predictor)`` on the current predictor; returns its result and that predictor."""
+        return self._submit(work)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._take(None)
+            predictor = self._current()
+            try:
+                job.finish(job.payload(predictor), predictor)
+            except BaseException as exc:
+                job.fail(exc)

@@ -1,0 +1,40 @@
+"""Operations: ``GET /health``, ``/ready``, ``/metrics`` (Prometheus) and ``/openapi.json``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from serving.openapi import openapi_document
+from serving.state import served
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/health")
+def health():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/ready")
+def ready():
+    holder = served().holder
+    model = holder.current()
+    return jsonify(
+        {
+            "status": "ready",
+            "model": {"name": model.ref.name, "version": model.ref.version},
+            "runtime": model.runtime.name,
+            "last_reload_error": holder.last_error,
+        }
+    )
+
+
+@bp.get("/metrics")
+def prometheus():
+    return Response(served().metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    serve = served().config.serve
+    return jsonify(openapi_document(serve.max_upload_bytes, serve.max_files))

@@ -1,0 +1,101 @@
+"""Reading a request: the uploaded photo(s) and the query parameters, each mistake a JSON 4xx.
+
+Config keys: ``serve.max_upload_bytes``, ``serve.min_side``, ``serve.top_k``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+from flask import request
+
+from core.images import ImageRejected, open_image
+from core.model_input import to_model_input
+from serving.errors import ApiError
+
+# what each verification failure means for a client: status, error code, message
+_REJECTIONS = {
+    "empty": (400, "empty_file", "is empty"),
+    "not_an_image": (415, "unsupported_media_type", "is not a JPEG, PNG, GIF or WebP image"),
+    "corrupt": (400, "corrupt_image", "could not be decoded"),
+    "too_small": (422, "image_too_small", "is too small"),
+    "decompression_bomb": (413, "image_too_large", "has too many pixels"),
+}
+
+
+def read_upload() -> bytes:
+    """The uploaded image bytes: multipart field ``image`` or a raw body with an ``image/*`` content type."""
+    if request.mimetype == "multipart/form-data":
+        file = request.files.get("image")
+        if file is None:
+            raise ApiError(400, "missing_image", "send the photo in the multipart field 'image'")
+        return file.read()
+    if request.mimetype.startswith("image/"):
+        return request.get_data()
+    raise ApiError(415, "unsupported_media_type", "send multipart/form-data with field 'image', or an image/* body")
+
+
+def read_uploads(max_files: int, max_bytes: int) -> list[bytes]:
+    """The repeated multipart field ``images`` of a batch request."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with repeated field 'images'")
+    files = request.files.getlist("images")
+    if not files:
+        raise ApiError(400, "missing_images", "send the photos in the repeated multipart field 'images'")
+    if len(files) > max_files:
+        raise ApiError(413, "too_many_files", f"at most {max_files} files per request, got {len(files)}")
+    blobs = []
+    for index, file in enumerate(files):
+        data = file.read()
+        if len(data) > max_bytes:
+            raise ApiError(413, "request_entity_too_large", f"file {index} is larger than {max_bytes} bytes")
+        blobs.append(data)
+    return blobs
+
+
+def decode_upload(data: bytes, image_size: int, min_side: int = 1, name: str = "the upload") -> np.ndarray:
+    """Verify uploaded bytes (the scraper's check, :func:`core.images.open_image`) into model input."""
+    try:
+        img = open_image(data, min_side)
+    except ImageRejected as exc:
+        status, code, text = _REJECTIONS[exc.reason]
+        detail = f" ({exc.detail.split(':')[0]})" if exc.reason in ("corrupt", "too_small") and exc.detail else ""
+        raise ApiError(status, code, f"{name} {text}{detail}") from None
+    return to_model_input(img, image_size)
+
+
+def bounded_int(name: str, raw: str, low: int, high: int) -> int:
+    """``raw`` as an integer in ``[low, high]``, else a 422 ``invalid_<name>``."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be between {low} and {high}")
+    return value
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter."""
+    raw = request.args.get(name)
+    return default if raw is None else bounded_int(name, raw, low, high)
+
+
+def date_arg(name: str) -> str | None:
+    """An ISO date query parameter (``2026-11-22``), or ``None``."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise ApiError(422, f"invalid_{name}", f"{name} must be a date like 2026-11-22") from None
+
+
+def parse_top_k(default: int, maximum: int) -> int:
+    """The ``top_k`` query/form parameter, 1..number of classes."""
+    raw = request.args.get("top_k") or (
+        request.form.get("top_k") if request.mimetype == "multipart/form-data" else None
+    )
+    return min(default, maximum) if raw is None else bounded_int("top_k", raw, 1, maximum)
