@@ -53,9 +53,12 @@ lint: install
 mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-.venv-scrapy/.installed:
+# Scrapy's ImagesPipeline needs Pillow in Scrapy's own environment: without it the pipeline is silently
+# disabled and the spider saves nothing.
+.venv-scrapy/.installed: Makefile
 	$(PY) -m venv .venv-scrapy
-	.venv-scrapy/bin/pip install -q "scrapy==2.19.0"
+	.venv-scrapy/bin/pip install -q "scrapy==2.19.0" "pillow==13.0.0"
+	.venv-scrapy/bin/python -c "import scrapy, PIL"
 	touch $@
 
 bench-venv: .venv-scrapy/.installed ## Scrapy in its own virtualenv, for the side-by-side scrape benchmark

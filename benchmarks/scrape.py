@@ -67,7 +67,7 @@ def main() -> None:
         config = load_run_config(ROOT / "configs/demo.yaml", catalog_sets)
         wait_ready(base + "/robots.txt", server)
         _warm(base, Catalog(config.catalog))
-        pages_per_query = max(Catalog(config.catalog).page_count(c) for c in ("saree", "trousers", "jeans"))
+        pages_per_query = max(Catalog(config.catalog).page_count(c) for c in config.class_names)
         queries = [q for spec in config.scrape.classes.values() for q in spec.queries]
         ours, theirs = [], []
         for _ in range(2):
@@ -76,6 +76,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+    for name, runs in (("stj", ours), ("scrapy", theirs)):
+        if not all(r["images"] for r in runs):  # a ratio over nothing is no figure
+            sys.exit(f"benchmark failed: {name} saved no images ({runs}); for Scrapy: make bench-venv")
     best_ours = min(ours, key=lambda r: r["seconds"])
     best_theirs = min(theirs, key=lambda r: r["seconds"])
     print(f"catalog: {args.products} products/class, {args.latency_ms} ms latency, concurrency {args.concurrency}")

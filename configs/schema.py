@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CLASS_NAMES_DEFAULT = ("saree", "trousers", "jeans")  # the mission's classes; a config may name others
+DEFAULT_QUERIES = {"saree": ["saree"], "trousers": ["men trousers"], "jeans": ["men jeans"]}  # the mission's classes
+CLASS_NAMES_DEFAULT = tuple(DEFAULT_QUERIES)
 
 
 class _Strict(BaseModel):
@@ -39,11 +40,7 @@ class ScrapeConfig(_Strict):
     base_url: str = "https://www.amazon.in"
     search_path: str = "/s"
     classes: dict[str, ClassQueries] = Field(
-        default_factory=lambda: {
-            "saree": ClassQueries(queries=["saree"]),
-            "trousers": ClassQueries(queries=["men trousers"]),
-            "jeans": ClassQueries(queries=["men jeans"]),
-        }
+        default_factory=lambda: {label: ClassQueries(queries=list(q)) for label, q in DEFAULT_QUERIES.items()}
     )
     max_pages: int = Field(default=7, ge=1, le=400)
     max_images_per_class: int | None = Field(default=None, ge=1)

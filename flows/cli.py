@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 EXIT_USER_ERROR = 2
@@ -163,8 +164,15 @@ COMMANDS = {
 }
 
 
+def _terminate_like_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM's default ends the process without running exit handlers, orphaning children such as
+    # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load the config once, run the subcommand; returns the exit code."""
+    signal.signal(signal.SIGTERM, _terminate_like_interrupt)
     args = build_parser().parse_args(argv)
     _quiet_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

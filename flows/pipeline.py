@@ -1,7 +1,6 @@
-"""The Prefect flows. Thin glue: every task is one call into ``scraper`` or ``training``.
-
-Network and disk tasks carry retries; stages hand off through files (manifest, split file) and MLflow
-(the logged model), so any stage can be re-run on its own.
+"""The Prefect flows: one per stage, and the pipeline that runs them in sequence. Thin glue over
+``flows.tasks``; stages hand off through files (manifest, split file) and MLflow (the logged model), so any
+stage can be re-run on its own. A config with a ``catalog`` section scrapes the local catalog.
 """
 
 from __future__ import annotations
@@ -9,51 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
 from catalog.server import catalog_for
 from configs.errors import UserError
-from core.manifest import REPORT_NAME
 from flows.settings import RunConfig
-from scraper.scrape import scrape
-from training.publish import publish
-from training.split import prepare
-from training.sweep import sweep
-from training.train import train
-
-
-@task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any]:
-    """Scrape every class's queries (resumes from the manifest on retry)."""
-    return scrape(config, base_url=base_url, show_progress=False).to_dict()
-
-
-@task(name="split-manifest", cache_policy=NO_CACHE)
-def prepare_task(config: RunConfig) -> Path:
-    """Write the stratified split file."""
-    return prepare(config)
-
-
-@task(name="train-and-track", cache_policy=NO_CACHE)
-def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[str, Any]:
-    """Embed, fit, evaluate and log one MLflow run."""
-    report = Path(config.project.data_dir) / REPORT_NAME
-    result = train(config, split_file, config_source=config_source, report_file=report)
-    return result.__dict__
-
-
-@task(name="sweep-and-track", cache_policy=NO_CACHE)
-def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
-    """Train one child run per grid point; the best by validation loss is the candidate."""
-    report = Path(config.project.data_dir) / REPORT_NAME
-    return sweep(config, grid_points, split_file, config_source=config_source, report_file=report).__dict__
-
-
-@task(name="register-and-gate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
-    """Register the model version; move the alias to it if it passes the quality gate."""
-    return publish(config.tracking, model_uri, run_id)
+from flows.tasks import prepare_task, publish_task, scrape_task, sweep_task, train_task
 
 
 @flow(name="stj-scrape")
@@ -115,7 +75,8 @@ class StageFailed(UserError):
     """A pipeline stage failed for a reason the user can fix; the message names the stage."""
 
 
-def _run_stage(name: str, stage_flow, *args: Any) -> Any:
+def run_stage(name: str, stage_flow, *args: Any) -> Any:
+    """Run one stage; a user-fixable failure becomes :class:`StageFailed` naming the stage."""
     try:
         return stage_flow(*args)
     except UserError as exc:
@@ -125,10 +86,10 @@ def _run_stage(name: str, stage_flow, *args: Any) -> Any:
 @flow(name="stj-pipeline")
 def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     """Scrape -> prepare -> train -> publish; a failed stage stops the ones after it."""
-    report = _run_stage("scrape", scrape_flow, config)
-    split_file = _run_stage("prepare", prepare_flow, config)
-    result = _run_stage("train", train_flow, config, split_file, config_source)
-    outcome = _run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
+    report = run_stage("scrape", scrape_flow, config)
+    split_file = run_stage("prepare", prepare_flow, config)
+    result = run_stage("train", train_flow, config, split_file, config_source)
+    outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
     return {"scrape": report, "train": result, "publish": outcome}
 
 
@@ -137,7 +98,7 @@ def train_pipeline(
     config: RunConfig, config_source: str = "", grid_points: list[list[str]] | None = None
 ) -> dict[str, Any]:
     """Prepare -> train (or sweep) -> publish on the data already scraped."""
-    split_file = _run_stage("prepare", prepare_flow, config)
-    result = _run_stage("train", train_flow, config, split_file, config_source, grid_points)
-    outcome = _run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
+    split_file = run_stage("prepare", prepare_flow, config)
+    result = run_stage("train", train_flow, config, split_file, config_source, grid_points)
+    outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
     return {"train": result, "publish": outcome}

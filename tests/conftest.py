@@ -1,4 +1,11 @@
-"""Shared fixtures: a tiny config rooted in a temporary folder, and a real local catalog server."""
+"""Shared fixtures: tiny configs rooted in a temporary folder, a real local catalog server, a small real
+predictor, and one Prefect test harness for the whole session.
+
+Test folders by purpose: ``code`` (units, no network), ``scraper`` (the scraper against the real local
+catalog), ``data`` (quality of a scraped data set: any manifest + split), ``training`` (training mechanics),
+``model`` (behaviour of a trained model), ``flows`` (Prefect tasks through ``.fn()``), ``serving`` (the
+HTTP API), ``browser`` (the page in headless Chromium), ``e2e`` (Prefect -> MLflow -> gunicorn).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from catalog import CatalogServer, running_catalog  # noqa: E402
 from catalog.settings import CatalogConfig  # noqa: E402
-from configs import Config  # noqa: E402
-from flows.settings import load_run_config  # noqa: E402
+from configs.schema import CLASS_NAMES_DEFAULT  # noqa: E402
+from flows.settings import RunConfig, load_run_config  # noqa: E402
 
+CLASSES = list(CLASS_NAMES_DEFAULT)
 TINY_CATALOG = {
     "catalog.products_per_class": 12,
     "catalog.results_per_page": 8,
@@ -53,11 +62,17 @@ def tiny_overrides(root: Path) -> list[str]:
     return [f"{k}={v}" for k, v in values.items()]
 
 
+@pytest.fixture(scope="session")
+def overrides_for() -> Callable[[Path], list[str]]:
+    """:func:`tiny_overrides`, for fixtures and subprocesses that build their own config."""
+    return tiny_overrides
+
+
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
+def make_config(tmp_path: Path) -> Callable[..., RunConfig]:
     """Build a tiny demo config under ``tmp_path``; extra ``key=value`` overrides win."""
 
-    def make(*extra: str) -> Config:
+    def make(*extra: str) -> RunConfig:
         return load_run_config("configs/demo.yaml", [*tiny_overrides(tmp_path), *extra])
 
     return make
@@ -69,6 +84,33 @@ def catalog_server() -> Iterator[CatalogServer]:
     config = CatalogConfig(**{k.split(".", 1)[1]: v for k, v in TINY_CATALOG.items()}, port=0)
     with running_catalog(config) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def make_predictor() -> Callable[..., object]:
+    """Build a small real predictor (a random ResNet50 at 32 px, TensorFlow), as version ``version``."""
+    from core.logged_model import LoggedModel
+    from core.model import build_classifier, build_frozen, build_head
+    from serving.predictor import ModelRef, Predictor
+
+    embedder = build_frozen("resnet50", 32, seed=0)[1]
+
+    def make(version: str = "1") -> Predictor:
+        features = np.random.default_rng(0).normal(size=(8, 2048)).astype("float32")
+        head = build_head(len(CLASSES), (16, 8), (0.3, 0.2), features)
+        logged = LoggedModel(build_classifier(embedder, head), CLASSES, 32, run_id=None)
+        return Predictor(logged, ModelRef("stj-classifier", version, "mem"), runtime="tensorflow")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server and database for every test that runs flows (started on first use)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 @pytest.fixture(autouse=True)

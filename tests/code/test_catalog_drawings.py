@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from catalog.draw import draw_product
+from catalog.settings import DRAWN_CLASSES
 
 
-@pytest.mark.parametrize("label", ["saree", "trousers", "jeans"])
+@pytest.mark.parametrize("label", DRAWN_CLASSES)
 def test_same_seed_same_photo(label: str) -> None:
     a = np.asarray(draw_product(label, 11, 96))
     b = np.asarray(draw_product(label, 11, 96))
@@ -22,7 +23,7 @@ def test_mean_colour_does_not_separate_classes() -> None:
     """A nearest-class-mean classifier on average RGB must stay far from perfect."""
     means = {
         label: np.array([np.asarray(draw_product(label, s, 64)).reshape(-1, 3).mean(0) for s in range(60)])
-        for label in ("saree", "trousers", "jeans")
+        for label in DRAWN_CLASSES
     }
     centroids = {label: m[:30].mean(0) for label, m in means.items()}
     correct = total = 0

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report, roc_auc_score
 
+from configs.schema import CLASS_NAMES_DEFAULT
 from training.evaluate import classification_metrics, confusion_matrix_png, roc_auc, roc_curves_png
 from training.gate import decide
 
-CLASSES = ["saree", "trousers", "jeans"]
+CLASSES = list(CLASS_NAMES_DEFAULT)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

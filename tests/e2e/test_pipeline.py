@@ -17,26 +17,23 @@ import requests
 from mlflow import MlflowClient
 from PIL import Image
 
+from configs.schema import CLASS_NAMES_DEFAULT
 from core.runtime.cpu import openvino_available
 from flows.settings import load_run_config
-from tests.conftest import tiny_overrides
 
 pytestmark = pytest.mark.slow
-CLASSES = ["saree", "trousers", "jeans"]
+CLASSES = list(CLASS_NAMES_DEFAULT)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, overrides_for, prefect_harness):
     """Run the parent flow once on the tiny catalog (the catalog is started by the scrape flow itself)."""
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.pipeline import pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
-    overrides = [*tiny_overrides(root), f"scrape.base_url=http://127.0.0.1:{_free_port()}"]
+    overrides = [*overrides_for(root), f"scrape.base_url=http://127.0.0.1:{_free_port()}"]
     config = load_run_config("configs/demo.yaml", overrides)
-    with prefect_test_harness(server_startup_timeout=120):
-        summary = pipeline(config, config_source="configs/demo.yaml")
+    summary = pipeline(config, config_source="configs/demo.yaml")
     return config, overrides, summary
 
 
@@ -242,8 +239,8 @@ def _stj(args: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
-def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path) -> None:
-    overrides = [*tiny_overrides(tmp_path), "train.weights=imagenet", "train.weights_fallback=error"]
+def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path, overrides_for) -> None:
+    overrides = [*overrides_for(tmp_path), "train.weights=imagenet", "train.weights_fallback=error"]
     proc = _stj(["run", "--config", "configs/demo.yaml", *_as_set(overrides)], {"KERAS_HOME": str(tmp_path / "kh")})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -254,10 +251,10 @@ def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # nothing was scraped
 
 
-def test_failed_stage_stops_the_rest(tmp_path: Path) -> None:
+def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for) -> None:
     """Queries the catalog has no results for: scrape saves nothing, prepare fails, train and publish never run."""
     overrides = [
-        *tiny_overrides(tmp_path),
+        *overrides_for(tmp_path),
         f"scrape.base_url=http://127.0.0.1:{_free_port()}",
         "scrape.classes={saree: {queries: [laptop]}, jeans: {queries: [phone case]}}",
     ]
@@ -346,17 +343,23 @@ def test_a_model_without_an_openvino_embedder_is_converted_whole(trained) -> Non
 
 
 def test_gate_rejects_a_version_below_the_floor(trained) -> None:
-    """Runs last: registers version 2 of the same run with a floor it cannot reach; the alias stays on 1."""
+    """The run's model, registered under a model name of its own with a floor it cannot reach, is registered
+    but tagged rejected and gets no alias (the shared champion is left alone: no test depends on order)."""
+    import mlflow
+
     from training.publish import publish
 
     config, _, summary = trained
-    strict = config.tracking.model_copy(update={"gate_floor": 0.999})
-    outcome = publish(strict, summary["train"]["model_uri"], summary["train"]["run_id"])
-    assert outcome == {"version": "2", "promoted": False, "reason": outcome["reason"]}
+    mlflow.set_tracking_uri(config.tracking.uri)
+    with mlflow.start_run(experiment_id=mlflow.get_run(summary["train"]["run_id"]).info.experiment_id) as run:
+        mlflow.log_metric("test_macro_f1", summary["train"]["metrics"]["test_macro_f1"])  # a run of its own
+    strict = config.tracking.model_copy(update={"gate_floor": 0.999, "model_name": "stj-gate-test"})
+    outcome = publish(strict, summary["train"]["model_uri"], run.info.run_id)
+    assert outcome == {"version": "1", "promoted": False, "reason": outcome["reason"]}
     assert "below the floor" in outcome["reason"]
     client = MlflowClient(tracking_uri=config.tracking.uri)
-    assert str(client.get_model_version_by_alias("stj-classifier", "champion").version) == "1"
-    assert "below the floor" in client.get_model_version("stj-classifier", "2").tags["rejected"]
+    assert "below the floor" in client.get_model_version("stj-gate-test", "1").tags["rejected"]
+    assert "champion" not in client.get_registered_model("stj-gate-test").aliases
 
 
 def test_schedule_serves_a_cron_deployment(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import threading
-import time
 import zlib
 
 import numpy as np
@@ -14,27 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.logged_model import LoggedModel
-from core.model import build_classifier, build_frozen, build_head
+from configs.schema import CLASS_NAMES_DEFAULT
 from flows.settings import load_run_config
 from serving.app import create_app
-from serving.batcher import MicroBatcher, Overloaded
-from serving.predictor import ModelRef, Predictor
-from serving.reloader import ModelHolder, check_for_new_version
+from serving.predictor import Predictor
 
-CLASSES = ["saree", "trousers", "jeans"]
-
-
-def tiny_predictor(version: str = "1") -> Predictor:
-    embedder = build_frozen("resnet50", 32, seed=0)[1]
-    head = build_head(3, (16, 8), (0.3, 0.2), np.random.default_rng(0).normal(size=(8, 2048)).astype("float32"))
-    logged = LoggedModel(build_classifier(embedder, head), CLASSES, 32, run_id=None)
-    return Predictor(logged, ModelRef("stj-classifier", version, "mem"), runtime="tensorflow")
+CLASSES = list(CLASS_NAMES_DEFAULT)
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return tiny_predictor()
+def predictor(make_predictor) -> Predictor:
+    return make_predictor()
 
 
 @pytest.fixture(scope="module")
@@ -168,51 +156,6 @@ def test_metadata_metrics_openapi(http) -> None:
     assert {"/predict", "/predict/batch", "/metadata", "/metrics", "/ready", "/health"} <= set(spec["paths"])
 
 
-class _SlowModel:
-    """Stands in for a model under load: records batch sizes, takes 50 ms per call."""
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-
-    def predict(self, pixels):
-        time.sleep(0.05)
-        self.batches.append(len(pixels))
-        return np.tile([0.2, 0.3, 0.5], (len(pixels), 1))
-
-
-def test_micro_batcher_groups_requests_and_sheds_load() -> None:
-    model = _SlowModel()
-    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=20, queue_size=4)
-    results, errors = [], []
-
-    def call():
-        try:
-            results.append(batcher.submit(np.zeros((2, 2, 3)))[0])
-        except Overloaded as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors, "a queue of 4 must refuse some of 16 simultaneous requests"
-    assert len(results) + len(errors) == 16
-    assert max(model.batches) > 1  # requests were grouped
-
-
-def test_hot_reload_swaps_and_survives_failures(predictor) -> None:
-    seen = []
-    holder = ModelHolder(predictor, on_swap=lambda current: seen.append(current.ref.version))
-    assert not check_for_new_version(holder, lambda: "1", lambda v: pytest.fail("no reload for the same version"))
-    assert not check_for_new_version(holder, lambda: "2", lambda v: (_ for _ in ()).throw(OSError("disk gone")))
-    assert holder.current() is predictor and "disk gone" in holder.last_error
-    newer = tiny_predictor("2")
-    assert check_for_new_version(holder, lambda: "2", lambda v: newer)
-    assert holder.current().ref.version == "2" and holder.last_error is None
-    assert seen == ["1", "2"]  # told of the first model and of the swap, not of the failed load
-
-
 BODIES = st.one_of(
     st.binary(max_size=2048),
     st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP"]).flatmap(
@@ -276,13 +219,3 @@ def test_explain_returns_a_heatmap(http) -> None:
 def test_pages_are_served(http) -> None:
     assert b"getUserMedia" in http.get("/static/app.js").data
     assert http.get("/").status_code == 200 and http.get("/history").status_code == 200
-
-
-def test_lone_request_does_not_wait_for_companions() -> None:
-    model = _SlowModel()
-    model.predict = lambda pixels: np.tile([0.2, 0.3, 0.5], (len(pixels), 1))  # instant
-    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=300, queue_size=4)
-    started = time.perf_counter()
-    for _ in range(3):
-        batcher.submit(np.zeros((2, 2, 3)))
-    assert time.perf_counter() - started < 0.3  # three sequential requests, none waited the 300 ms

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from catalog.draw import draw_product
+from catalog.settings import DRAWN_CLASSES
 from configs.schema import FineTuneConfig
 from core.model import build_classifier, build_frozen, build_head, get_backbone
 from core.model_input import to_model_input
@@ -16,9 +17,7 @@ def test_fine_tune_moves_top_layers_only() -> None:
     size = 32
     base, embedder = build_frozen("resnet50", size, seed=1)
     labels = np.array([i % 3 for i in range(24)])
-    pixels = np.stack(
-        [to_model_input(draw_product(("saree", "trousers", "jeans")[y], i, 64), size) for i, y in enumerate(labels)]
-    )
+    pixels = np.stack([to_model_input(draw_product(DRAWN_CLASSES[y], i, 64), size) for i, y in enumerate(labels)])
     head = build_head(3, (16, 8), (0.3, 0.2), embedder.predict(pixels, verbose=0))
     classifier = build_classifier(embedder, head)
     bn = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -105,18 +106,20 @@ def test_near_duplicates_and_cross_class_conflicts(make_config) -> None:
     assert len(split) == 33 and not set(split["path"]) & set(rows.loc[rows["conflict"], "path"])
 
 
-def test_kill_9_then_resume_keeps_every_image_once(make_config, tmp_path: Path) -> None:
+def test_kill_9_then_resume_keeps_every_image_once(make_config, overrides_for, tmp_path: Path) -> None:
     config = make_config("scrape.concurrency=2")
     catalog = _catalog(latency_ms=60)
     data_dir = Path(config.project.data_dir)
     with running_catalog(catalog) as server:
+        overrides = [*overrides_for(tmp_path), "scrape.concurrency=2"]
         script = (
-            "import sys; from flows.settings import load_run_config; from scraper.scrape import scrape; "
-            "from tests.conftest import tiny_overrides; from pathlib import Path; "
-            f"cfg = load_run_config('configs/demo.yaml', [*tiny_overrides(Path({str(tmp_path)!r})), 'scrape.concurrency=2']); "
+            "import json, sys; from flows.settings import load_run_config; from scraper.scrape import scrape; "
+            "cfg = load_run_config('configs/demo.yaml', json.loads(sys.argv[1])); "
             f"scrape(cfg, base_url={server.base_url!r}, show_progress=False)"
         )
-        proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.getcwd()})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, json.dumps(overrides)], env={**os.environ, "PYTHONPATH": os.getcwd()}
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(list((data_dir / "raw").rglob("*.jpg"))) < 14:
             time.sleep(0.05)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from catalog.draw import draw_product
+from catalog.settings import DRAWN_CLASSES
 from core.model import build_classifier, build_frozen, build_head
 from core.model_input import to_model_input
 from core.runtime import OpenVINORuntime, TensorFlowRuntime, convert_to_openvino
@@ -19,11 +20,7 @@ pytestmark = pytest.mark.skipif(not openvino_available(), reason="openvino is no
 
 def _pixels(size: int, per_class: int) -> np.ndarray:
     return np.stack(
-        [
-            to_model_input(draw_product(label, s, 160), size)
-            for label in ("saree", "trousers", "jeans")
-            for s in range(per_class)
-        ]
+        [to_model_input(draw_product(label, s, 160), size) for label in DRAWN_CLASSES for s in range(per_class)]
     )
 
 

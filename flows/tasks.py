@@ -1,0 +1,55 @@
+"""The Prefect tasks: each wraps one call into a stage library (``scraper``, ``training``).
+
+Network and disk tasks carry retries. Tasks are not cached by Prefect: each stage keeps its own
+content-addressed state (the manifest, the embedding cache, the resumable head state), so a re-run
+redoes only what changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from core.manifest import REPORT_NAME
+from flows.settings import RunConfig
+from scraper.scrape import scrape
+from training.publish import publish
+from training.split import prepare
+from training.sweep import sweep
+from training.train import train
+
+
+@task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any]:
+    """Scrape every class's queries (resumes from the manifest on retry)."""
+    return scrape(config, base_url=base_url, show_progress=False).to_dict()
+
+
+@task(name="split-manifest", cache_policy=NO_CACHE)
+def prepare_task(config: RunConfig) -> Path:
+    """Write the stratified split file."""
+    return prepare(config)
+
+
+@task(name="train-and-track", cache_policy=NO_CACHE)
+def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[str, Any]:
+    """Embed, fit, evaluate and log one MLflow run."""
+    report = Path(config.project.data_dir) / REPORT_NAME
+    result = train(config, split_file, config_source=config_source, report_file=report)
+    return result.__dict__
+
+
+@task(name="sweep-and-track", cache_policy=NO_CACHE)
+def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
+    """Train one child run per grid point; the best by validation loss is the candidate."""
+    report = Path(config.project.data_dir) / REPORT_NAME
+    return sweep(config, grid_points, split_file, config_source=config_source, report_file=report).__dict__
+
+
+@task(name="register-and-gate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
+    """Register the model version; move the alias to it if it passes the quality gate."""
+    return publish(config.tracking, model_uri, run_id)

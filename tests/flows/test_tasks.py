@@ -1,0 +1,64 @@
+"""The Prefect tasks and flows: each task's logic through ``.fn()`` (no Prefect server), a flow under the
+session's test harness."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from configs.errors import UserError
+from core.manifest import manifest_path, read_manifest
+from flows.pipeline import StageFailed, run_stage, scrape_flow
+from flows.tasks import prepare_task, publish_task, scrape_task, train_task
+from training.split import read_split
+
+
+def test_scrape_task_returns_a_json_report(make_config, catalog_server) -> None:
+    config = make_config()
+    report = scrape_task.fn(config, catalog_server.base_url)
+    json.dumps(report)  # what Prefect stores must serialise
+    assert report["per_class"] == {"saree": 12, "trousers": 12, "jeans": 12}
+    assert len(read_manifest(manifest_path(config.project.data_dir))) == 36
+
+
+def test_prepare_task_writes_the_split_file(make_config, catalog_server) -> None:
+    config = make_config()
+    scrape_task.fn(config, catalog_server.base_url)
+    split_file = prepare_task.fn(config)
+    assert split_file == Path(config.project.data_dir) / "split.csv"
+    assert set(read_split(split_file)["split"]) == {"train", "val", "test"}
+
+
+@pytest.mark.slow
+def test_train_then_publish_tasks(make_config, catalog_server) -> None:
+    config = make_config()
+    scrape_task.fn(config, catalog_server.base_url)
+    result = train_task.fn(config, prepare_task.fn(config), "test")
+    json.dumps(result)
+    assert 0 <= result["metrics"]["test_accuracy"] <= 1 and result["weights_used"] == "none"
+    outcome = publish_task.fn(config, result["model_uri"], result["run_id"])
+    assert outcome == {"version": "1", "promoted": True, "reason": outcome["reason"]}
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    assert client.get_model_version_by_alias(config.tracking.model_name, "champion").run_id == result["run_id"]
+
+
+def test_a_failing_stage_is_named() -> None:
+    def broken(config):
+        raise UserError("need at least 3 images")
+
+    with pytest.raises(StageFailed, match=r"^stage 'prepare' failed: need at least 3 images$"):
+        run_stage("prepare", broken, None)
+    assert run_stage("scrape", lambda config: {"saved": 1}, None) == {"saved": 1}
+
+
+def test_scrape_flow_starts_the_catalog_when_none_answers(make_config, prefect_harness) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = make_config(f"scrape.base_url=http://127.0.0.1:{port}")
+    report = scrape_flow(config)
+    assert report["saved"] == 36 and report["per_class"]["jeans"] == 12

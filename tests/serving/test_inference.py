@@ -1,0 +1,146 @@
+"""The inference service: micro-batching, one bounded queue for every inference route, hot reload."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs.schema import ServeConfig
+from flows.settings import load_run_config
+from serving.app import create_app
+from serving.batcher import MicroBatcher, Overloaded
+from serving.inference import InferenceService
+from serving.reloader import ModelHolder, check_for_new_version
+
+
+class _SlowModel:
+    """Stands in for a model under load: records batch sizes, takes 50 ms per call."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def predict(self, pixels):
+        time.sleep(0.05)
+        self.batches.append(len(pixels))
+        return np.tile([0.2, 0.3, 0.5], (len(pixels), 1))
+
+
+def test_micro_batcher_groups_requests_and_sheds_load() -> None:
+    model = _SlowModel()
+    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=20, queue_size=4)
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(batcher.submit(np.zeros((2, 2, 3)))[0])
+        except Overloaded as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors, "a queue of 4 must refuse some of 16 simultaneous requests"
+    assert len(results) + len(errors) == 16
+    assert max(model.batches) > 1  # requests were grouped
+
+
+def test_hot_reload_swaps_and_survives_failures(make_predictor) -> None:
+    predictor = make_predictor()
+    seen = []
+    holder = ModelHolder(predictor, on_swap=lambda current: seen.append(current.ref.version))
+    assert not check_for_new_version(holder, lambda: "1", lambda v: pytest.fail("no reload for the same version"))
+    assert not check_for_new_version(holder, lambda: "2", lambda v: (_ for _ in ()).throw(OSError("disk gone")))
+    assert holder.current() is predictor and "disk gone" in holder.last_error
+    newer = make_predictor("2")
+    assert check_for_new_version(holder, lambda: "2", lambda v: newer)
+    assert holder.current().ref.version == "2" and holder.last_error is None
+    assert seen == ["1", "2"]  # told of the first model and of the swap, not of the failed load
+
+
+def test_lone_request_does_not_wait_for_companions() -> None:
+    model = _SlowModel()
+    model.predict = lambda pixels: np.tile([0.2, 0.3, 0.5], (len(pixels), 1))  # instant
+    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=300, queue_size=4)
+    started = time.perf_counter()
+    for _ in range(3):
+        batcher.submit(np.zeros((2, 2, 3)))
+    assert time.perf_counter() - started < 0.3  # three sequential requests, none waited the 300 ms
+
+
+def test_a_batch_request_is_one_job_answered_by_one_model() -> None:
+    first, second = _SlowModel(), _SlowModel()
+    current = [first]
+    batcher = MicroBatcher(lambda: current[0], max_batch=4, max_wait_ms=1, queue_size=8)
+    rows, used = batcher.submit_many(np.zeros((6, 2, 2, 3)))  # more images than max_batch: still one call
+    assert used is first and len(rows) == 6 and first.batches == [6]
+    current[0] = second
+    assert batcher.submit(np.zeros((2, 2, 3)))[1] is second
+
+
+class _Blocking:
+    """A model whose every call waits until the test releases it, so requests pile up in the queue."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.class_names = ["a", "b", "c"]
+
+    def predict(self, pixels):
+        self.release.wait(10)
+        return np.tile([0.2, 0.3, 0.5], (len(pixels), 1))
+
+
+def test_every_inference_route_waits_in_the_same_bounded_queue(monkeypatch) -> None:
+    """Predictions, batches and explanations share one limit: once it is full, each of them is refused."""
+    import serving.inference
+
+    model = _Blocking()
+    monkeypatch.setattr(serving.inference, "grad_cam", lambda m, pixels: (model.release.wait(10), (None, 0))[1])
+    service = InferenceService(lambda: model, ServeConfig(queue_size=2, max_batch=1, max_wait_ms=0), lambda n: None)
+    pixel = np.zeros((2, 2, 3), np.float32)
+    calls = [
+        threading.Thread(target=service.predict, args=(pixel,)),  # runs (blocks the batcher)
+        threading.Thread(target=service.explain, args=(pixel,)),  # runs (blocks the serial lane)
+        threading.Thread(target=service.predict, args=(pixel,)),  # waits: 1 of 2 places
+        threading.Thread(target=service.predict_many, args=([pixel, pixel],)),  # waits: 2 of 2
+    ]
+    for thread in calls:
+        thread.start()
+        time.sleep(0.15)  # in order: each is running or queued before the next arrives
+    for attempt in (
+        lambda: service.predict(pixel),
+        lambda: service.predict_many([pixel]),
+        lambda: service.explain(pixel),
+    ):
+        with pytest.raises(Overloaded):
+            attempt()
+    model.release.set()
+    for thread in calls:
+        thread.join(10)
+    assert service.predict(pixel)[1] is model  # places are given back
+
+
+def test_overloaded_explain_and_batch_get_503_with_retry_after(make_predictor, tmp_path) -> None:
+    config = load_run_config(
+        "configs/demo.yaml", ["serve.queue_size=1", f"serve.history_path={tmp_path / 'h.db'}", "serve.max_wait_ms=1"]
+    )
+    app = create_app(config, make_predictor())
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(buf, "PNG")
+    state = app.extensions["stj"]
+    state.inference._batcher.admission.waiting = 1  # as if one request were already waiting
+    http = app.test_client()
+    for route, data in (
+        ("/predict", {"image": (io.BytesIO(buf.getvalue()), "a.png")}),
+        ("/predict/batch", {"images": [(io.BytesIO(buf.getvalue()), "a.png")]}),
+        ("/explain", {"image": (io.BytesIO(buf.getvalue()), "a.png")}),
+    ):
+        resp = http.post(route, data=data)
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "1", route
+        assert resp.get_json()["error"]["code"] == "overloaded"
