@@ -13,51 +13,27 @@ from PIL import Image, ImageDraw, ImageFilter
 
 RGB = tuple[int, int, int]
 
-CHINO_COLOURS: list[RGB] = [
-    (195, 176, 145),
-    (40, 52, 88),
-    (62, 96, 160),
-    (120, 124, 130),
-    (85, 95, 60),
-    (30, 30, 34),
-    (225, 215, 190),
-    (110, 40, 45),
-    (150, 110, 80),
-    (70, 120, 190),
-    (200, 200, 205),
-]
-DENIM_COLOURS: list[RGB] = [
-    (38, 58, 110),
-    (52, 78, 140),
-    (90, 120, 170),
-    (125, 155, 195),
-    (28, 30, 36),
-    (70, 72, 80),
-    (20, 36, 70),
-]
-SAREE_COLOURS: list[RGB] = [
-    (190, 20, 40),
-    (200, 30, 120),
-    (20, 120, 60),
-    (230, 140, 20),
-    (40, 60, 170),
-    (110, 30, 130),
-    (240, 200, 60),
-    (20, 140, 150),
-    (250, 235, 220),
-    (30, 30, 40),
-    (60, 90, 160),
-]
+
+def _rgb(codes: str) -> list[RGB]:
+    """Colours written as hex codes, e.g. ``"ff0000 00ff00"``."""
+    return [(int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)) for c in codes.split()]
+
+
+CHINO_COLOURS = _rgb("c3b091 283458 3e60a0 787c82 555f3c 1e1e22 e1d7be 6e282d 966e50 4678be c8c8cd")
+DENIM_COLOURS = _rgb("263a6e 344e8c 5a78aa 7d9bc3 1c1e24 464850 142446")
+SAREE_COLOURS = _rgb("be1428 c81e78 14783c e68c14 283caa 6e1e82 f0c83c 148c96 faebdc 1e1e28 3c5aa0")
 SHIRT_COLOURS: list[RGB] = [(240, 240, 240), (30, 30, 30), (170, 40, 40), (60, 110, 170), (90, 140, 90)]
 SKIN: list[RGB] = [(224, 172, 105), (198, 134, 66), (141, 85, 36), (241, 194, 125)]
 GOLD: list[RGB] = [(212, 175, 55), (230, 190, 80), (190, 150, 40), (240, 220, 150)]
 
 
 def jitter(colour: RGB, rng: random.Random, amount: int = 18) -> RGB:
+    """``colour`` with each channel moved by up to ``amount``."""
     return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in colour)  # type: ignore[return-value]
 
 
 def noise(img: Image.Image, rng: random.Random, strength: float) -> Image.Image:
+    """``img`` with grey Gaussian noise of standard deviation ``strength`` (sensor grain)."""
     arr = np.asarray(img, dtype=np.float32)
     gen = np.random.default_rng(rng.getrandbits(32))
     arr = arr + gen.normal(0, strength, size=arr.shape[:2] + (1,))
@@ -65,6 +41,7 @@ def noise(img: Image.Image, rng: random.Random, strength: float) -> Image.Image:
 
 
 def background(side: int, rng: random.Random) -> Image.Image:
+    """A square backdrop: studio white or any colour, often with a vertical gradient."""
     top = (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
     if rng.random() < 0.4:  # studio white, as many real listings
         top = jitter((245, 245, 245), rng, 8)
@@ -79,10 +56,12 @@ def background(side: int, rng: random.Random) -> Image.Image:
 
 
 def plain_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
+    """Plain cloth of one colour."""
     return noise(Image.new("RGB", (side, side), colour), rng, 5)
 
 
 def checks_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
+    """Checked cloth: a grid of lines in a contrasting colour."""
     img = Image.new("RGB", (side, side), colour)
     draw = ImageDraw.Draw(img)
     line = jitter(tuple(255 - c for c in colour), rng, 40)  # type: ignore[arg-type]
@@ -94,6 +73,7 @@ def checks_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
 
 
 def stripes_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
+    """Pinstriped cloth."""
     img = Image.new("RGB", (side, side), colour)
     draw = ImageDraw.Draw(img)
     line = jitter(colour, rng, 70)
@@ -104,6 +84,7 @@ def stripes_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
 
 
 def denim_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
+    """Denim: a diagonal twill, grain, and often a faded wash in the middle."""
     img = Image.new("RGB", (side, side), colour)
     draw = ImageDraw.Draw(img)
     light = jitter(tuple(min(255, c + 45) for c in colour), rng, 10)  # type: ignore[arg-type]
@@ -120,6 +101,7 @@ def denim_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
 
 
 def saree_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
+    """Woven silk with a repeated motif (dots, diamonds or flowers) in gold, white or a contrast colour."""
     img = Image.new("RGB", (side, side), colour)
     draw = ImageDraw.Draw(img)
     motif = rng.choice(GOLD + [jitter((255, 255, 255), rng, 20), jitter(colour, rng, 90)])
@@ -139,6 +121,7 @@ def saree_fabric(side: int, colour: RGB, rng: random.Random) -> Image.Image:
 
 
 def paste_shape(canvas: Image.Image, fabric: Image.Image, polygon: list[tuple[float, float]]) -> None:
+    """Cut ``polygon`` out of ``fabric`` and paste it onto ``canvas``."""
     mask = Image.new("L", canvas.size, 0)
     ImageDraw.Draw(mask).polygon(polygon, fill=255)
     canvas.paste(fabric.resize(canvas.size), (0, 0), mask)

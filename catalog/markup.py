@@ -73,7 +73,10 @@ def render_search_page(catalog: Catalog, query: str, page: int, image_base: str 
         '<div data-asin="" data-index="0" data-component-type="s-impression-logger" class="s-result-item">'
         "<span>RESULTS</span></div>"
     ]
-    body += [_result_html(i + 1, p, sp, image_base, lazy) for i, (p, sp) in enumerate(rows)]
+    body += [
+        _result_html(index=i + 1, product=p, sponsored=sp, image_base=image_base, lazy=lazy)
+        for i, (p, sp) in enumerate(rows)
+    ]
     body.append('<div data-asin="" class="s-result-item s-widget"><div class="a-section">Need help?</div></div>')
     if not rows:
         body.append(f'<div class="s-no-outline"><span>No results for {html.escape(query)}.</span></div>')

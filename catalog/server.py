@@ -106,7 +106,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, "text/plain", (ROBOTS_TXT + extra).encode())
         if has_fault(self.path, faults.error_rate, "503") and self.server.first_time(f"503:{self.path}"):
             self.server.count("503")
-            return self._send(503, "text/html", b"<html><body>Service Unavailable</body></html>", {"Retry-After": "0"})
+            return self._send(
+                status=503,
+                content_type="text/html",
+                body=b"<html><body>Service Unavailable</body></html>",
+                headers={"Retry-After": "0"},
+            )
         if url.path == "/s":
             return self._search(url.query)
         match = _IMAGE.match(url.path)

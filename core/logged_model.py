@@ -46,7 +46,9 @@ class EmbedderRecord:
     @classmethod
     def from_json(cls, data: dict) -> EmbedderRecord:
         """A record read back."""
-        return cls(RuntimeSpec.parse(data["runtime"]), data["hint"], data["xml"], data.get("int8"))
+        return cls(
+            runtime=RuntimeSpec.parse(data["runtime"]), hint=data["hint"], xml=data["xml"], int8=data.get("int8")
+        )
 
 
 def model_signature(image_size: int, num_classes: int) -> ModelSignature:
@@ -108,4 +110,11 @@ def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel
         if folder is not None and (folder / EMBEDDER_RECORD).exists():
             record = EmbedderRecord.from_json(json.loads((folder / EMBEDDER_RECORD).read_text()))
     meta = info.metadata or {}
-    return LoggedModel(model, list(meta["class_names"]), int(meta["image_size"]), info.run_id, folder, record)
+    return LoggedModel(
+        model=model,
+        class_names=list(meta["class_names"]),
+        image_size=int(meta["image_size"]),
+        run_id=info.run_id,
+        embedder_dir=folder,
+        embedder=record,
+    )

@@ -43,7 +43,7 @@ def train_flow(
 ) -> dict[str, Any]:
     """Train and record one run (or a sweep of child runs)."""
     if grid_points:
-        result = sweep_task(config, grid_points, split_file, config_source)
+        result = sweep_task(config=config, grid_points=grid_points, split_file=split_file, config_source=config_source)
     else:
         result = train_task(config, split_file, config_source)
     get_run_logger().info(

@@ -74,7 +74,7 @@ class Collection:
                     self._report.already_in_manifest += 1
                 elif earlier_label is not None and earlier_label != label:  # the same photo under another class
                     if image_id in self._rows and not self._rows[image_id].conflict:
-                        self._mark_conflict(image_id, label, image_id, 0)
+                        self._mark_conflict(image_id=image_id, label=label, other_id=image_id, distance=0)
                 elif result.asin in self._seen_asins or earlier_label is not None:
                     self._report.duplicates += 1
                 else:
@@ -101,7 +101,9 @@ class Collection:
         if match.label == listing.label:
             self._report.near_duplicates += 1
         elif not self._rows[match.image_id].conflict:
-            self._mark_conflict(match.image_id, listing.label, listing.dest.stem, match.distance)
+            self._mark_conflict(
+                image_id=match.image_id, label=listing.label, other_id=listing.dest.stem, distance=match.distance
+            )
         listing.dest.unlink(missing_ok=True)
         return True
 

@@ -135,7 +135,9 @@ class Fetcher:
         self._count_lock = threading.Lock()
         self.session = session or make_session(config)
         self.throttle = HostThrottle(config.delay_s)
-        self.robots = RobotsPolicy(self.session, config.user_agent, config.obey_robots, config.timeout_s)
+        self.robots = RobotsPolicy(
+            session=self.session, user_agent=config.user_agent, obey=config.obey_robots, timeout_s=config.timeout_s
+        )
 
     def _request(self, url: str, headers: dict[str, str]) -> requests.Response:
         """One polite GET (robots, per-host delay, retries); the response whatever its status."""

@@ -111,7 +111,9 @@ def parse_search_page(html: str, page_url: str, skip_sponsored: bool = True) -> 
             continue
         title_node = node.select_one("h2 span") or node.select_one("h2")
         title = " ".join(title_node.get_text(" ").split()) if title_node else ""
-        results.append(SearchResult(asin, title, image_url, sponsored, len(results) + 1))
+        results.append(
+            SearchResult(asin=asin, title=title, image_url=image_url, sponsored=sponsored, position=len(results) + 1)
+        )
     nxt = soup.select_one("a.s-pagination-next[href]")
     next_url = urljoin(page_url, str(nxt["href"])) if nxt else None
     return SearchPage(results, next_url, skipped)

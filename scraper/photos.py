@@ -50,7 +50,7 @@ def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, q
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     jpeg = buf.getvalue()
-    return CleanImage(jpeg, hashlib.sha256(jpeg).hexdigest(), img.size[0], img.size[1])
+    return CleanImage(jpeg=jpeg, sha256=hashlib.sha256(jpeg).hexdigest(), width=img.size[0], height=img.size[1])
 
 
 def fetch_photo(fetcher: Fetcher, url: str, dest: Path, config: ScrapeConfig) -> Photo | str:
@@ -63,7 +63,9 @@ def fetch_photo(fetcher: Fetcher, url: str, dest: Path, config: ScrapeConfig) ->
         data = dest.read_bytes()
         try:
             checked = open_image(data, config.min_side, config.max_bytes)
-            image = CleanImage(data, hashlib.sha256(data).hexdigest(), checked.width, checked.height)
+            image = CleanImage(
+                jpeg=data, sha256=hashlib.sha256(data).hexdigest(), width=checked.width, height=checked.height
+            )
             return Photo(image, perceptual_hash(data))
         except ImageRejected:
             dest.unlink()

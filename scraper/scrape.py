@@ -67,7 +67,13 @@ class _Crawl:
             if sc.max_images_per_class:
                 todo = todo[: max(0, sc.max_images_per_class - self.kept.count(label))]
             listings = [
-                Listing(label, query, page, r, data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg")
+                Listing(
+                    label=label,
+                    query=query,
+                    page=page,
+                    result=r,
+                    dest=data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg",
+                )
                 for r in todo
             ]
             outcomes = list(self.photos.map(self._photo, listings))
@@ -77,7 +83,9 @@ class _Crawl:
         bar.close()
 
     def _photo(self, listing: Listing) -> Photo | str:
-        return fetch_photo(self.pages.fetcher, listing.result.image_url, listing.dest, self.config.scrape)
+        return fetch_photo(
+            fetcher=self.pages.fetcher, url=listing.result.image_url, dest=listing.dest, config=self.config.scrape
+        )
 
 
 def scrape(config: Config, base_url: str | None = None, show_progress: bool = True) -> ScrapeReport:
@@ -97,7 +105,12 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
         leftover.unlink()
     mpath = manifest_path(data_dir)
     report = ScrapeReport()
-    kept = Collection(rows_from_frame(read_manifest(mpath)), sc.near_duplicate_distance, data_dir, report)
+    kept = Collection(
+        rows=rows_from_frame(read_manifest(mpath)),
+        max_distance=sc.near_duplicate_distance,
+        data_dir=data_dir,
+        report=report,
+    )
     fetcher = Fetcher(sc)
     pages = PageSource(sc, fetcher, report)
     base = base_url or sc.base_url
@@ -107,7 +120,7 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
             ThreadPoolExecutor(max_workers=sc.concurrency, thread_name_prefix="stj-photo") as photos,
             ThreadPoolExecutor(max_workers=min(len(jobs), sc.concurrency), thread_name_prefix="stj-query") as qs,
         ):
-            crawl = _Crawl(config, pages, photos, kept)
+            crawl = _Crawl(config=config, pages=pages, photos=photos, kept=kept)
             futures = [
                 qs.submit(crawl.query, label, query, search_url(base, sc.search_path, query), position, show_progress)
                 for position, (label, query) in enumerate(jobs)

@@ -42,7 +42,11 @@ def predict():
     body = prediction(g.model, probs, top_k)
     if request.args.get("history") == "1":  # the web page keeps its predictions; API callers opt in
         body["history_id"] = state.history.add(
-            body["label"], body["confidence"], str(g.model.ref.version), body["top_k"], thumbnail_jpeg(pixels)
+            label=body["label"],
+            confidence=body["confidence"],
+            model_version=str(g.model.ref.version),
+            top_k=body["top_k"],
+            thumbnail=thumbnail_jpeg(pixels),
         )
     return jsonify(body)
 

@@ -31,10 +31,12 @@ def _load_and_follow(config: Config, on_swap) -> ModelHolder:
     serve, tracking_uri = config.serve, config.tracking.uri
     holder = ModelHolder(Predictor.load(config.model_uri, tracking_uri, serve.runtime), on_swap=on_swap)
     start_reloader(
-        holder,
-        lambda: alias_version(config.model_uri, tracking_uri),
-        lambda version: Predictor.load(f"models:/{holder.current().ref.name}/{version}", tracking_uri, serve.runtime),
-        serve.reload_interval_s,
+        holder=holder,
+        latest_version=lambda: alias_version(config.model_uri, tracking_uri),
+        load=lambda version: Predictor.load(
+            f"models:/{holder.current().ref.name}/{version}", tracking_uri, serve.runtime
+        ),
+        interval_s=serve.reload_interval_s,
     )
     return holder
 
@@ -53,7 +55,9 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
 
     holder = ModelHolder(predictor, on_swap=on_swap) if predictor is not None else _load_and_follow(config, on_swap)
     inference = InferenceService(holder.current, serve, on_batch=metrics.batch.observe)
-    app.extensions[EXTENSION] = Served(config, holder, inference, History(serve.history_path), metrics)
+    app.extensions[EXTENSION] = Served(
+        config=config, holder=holder, inference=inference, history=History(serve.history_path), metrics=metrics
+    )
 
     @app.before_request
     def _start_timer() -> None:

@@ -57,14 +57,17 @@ class _Job:
     error: BaseException | None = None
 
     def finish(self, result: Any, predictor: Any) -> None:
+        """Hand the result, and the predictor that computed it, to the waiting request."""
         self.result, self.predictor = result, predictor
         self.done.set()
 
     def fail(self, error: BaseException) -> None:
+        """Hand an error to the waiting request."""
         self.error = error
         self.done.set()
 
     def wait(self) -> tuple[Any, Any]:
+        """(result, predictor) once the job is done; raises its error, or :class:`Overloaded` after 30 s."""
         if not self.done.wait(JOB_TIMEOUT_S):
             raise Overloaded("timed out waiting for the model")
         if self.error is not None:

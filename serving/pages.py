@@ -31,8 +31,17 @@ def history_page():
 @bp.get("/api/history")
 def history_list():
     history = served().history
-    page, per_page = int_arg("page", 1, 1, 100000), int_arg("per_page", 20, 1, 100)
-    found = history.page(page, per_page, date_arg("from"), date_arg("to"), request.args.get("model_version") or None)
+    page, per_page = (
+        int_arg(name="page", default=1, low=1, high=100000),
+        int_arg(name="per_page", default=20, low=1, high=100),
+    )
+    found = history.page(
+        page=page,
+        per_page=per_page,
+        date_from=date_arg("from"),
+        date_to=date_arg("to"),
+        model_version=request.args.get("model_version") or None,
+    )
     return jsonify(
         {"rows": found.rows, "total": found.total, "page": page, "per_page": per_page, "versions": history.versions()}
     )

@@ -79,7 +79,7 @@ def bounded_int(name: str, raw: str, low: int, high: int) -> int:
 def int_arg(name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter."""
     raw = request.args.get(name)
-    return default if raw is None else bounded_int(name, raw, low, high)
+    return default if raw is None else bounded_int(name=name, raw=raw, low=low, high=high)
 
 
 def date_arg(name: str) -> str | None:
@@ -98,4 +98,4 @@ def parse_top_k(default: int, maximum: int) -> int:
     raw = request.args.get("top_k") or (
         request.form.get("top_k") if request.mimetype == "multipart/form-data" else None
     )
-    return min(default, maximum) if raw is None else bounded_int("top_k", raw, 1, maximum)
+    return min(default, maximum) if raw is None else bounded_int(name="top_k", raw=raw, low=1, high=maximum)

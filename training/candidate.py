@@ -48,7 +48,7 @@ def checkpoint_folder(config: Config, features: Features) -> Path:
     fingerprint = hashlib.sha256(
         json.dumps(
             [
-                features.base.cache_key,
+                features.base.embedding_key,
                 config.train.model_dump(mode="json"),
                 config.project.seed,
                 hashlib.sha256(features.split.to_csv(index=False).encode()).hexdigest(),
@@ -63,12 +63,12 @@ def train_candidate(config: Config, features: Features) -> Candidate:
     tc = config.train
     started = time.monotonic()
     head, history, best_epoch = fit_head(
-        features.part("train"),
-        features.part("val"),
-        len(config.class_names),
-        tc,
-        checkpoint_folder(config, features),
-        config.project.seed,
+        train=features.part("train"),
+        val=features.part("val"),
+        num_classes=len(config.class_names),
+        config=tc,
+        checkpoint_dir=checkpoint_folder(config, features),
+        seed=config.project.seed,
     )
     fit_seconds = time.monotonic() - started
     test_x, test_y = features.part("test")
@@ -77,26 +77,25 @@ def train_candidate(config: Config, features: Features) -> Candidate:
         classifier = build_classifier(features.base.embedder, head)
         images = {name: load_images(features.part_paths(name), tc.image_size) for name in PARTS}
         finetune_history = fine_tune(
-            classifier,
-            features.base.base,
-            (images["train"], features.part("train")[1]),
-            (images["val"], features.part("val")[1]),
-            len(config.class_names),
-            tc.finetune,
-            config.project.seed,
+            classifier=classifier,
+            base=features.base.base,
+            train=(images["train"], features.part("train")[1]),
+            val=(images["val"], features.part("val")[1]),
+            num_classes=len(config.class_names),
+            config=tc.finetune,
+            seed=config.project.seed,
             trainable=features.base.backbone.finetune_layers(features.base.base, tc.finetune.unfreeze_layers),
         )
         probs = classifier.predict(images["test"], verbose=0)  # the base changed: use the whole graph
-    metrics = {
-        **classification_metrics(test_y, probs.argmax(axis=1), config.class_names),
-        **roc_auc(test_y, probs, config.class_names),
-    }
     return Candidate(
         head=head,
         history=history,
         best_epoch=best_epoch,
         probs=probs,
-        metrics=metrics,
+        metrics={
+            **classification_metrics(test_y, probs.argmax(axis=1), config.class_names),
+            **roc_auc(test_y, probs, config.class_names),
+        },
         fit_seconds=fit_seconds,
         classifier=classifier,
         finetune_history=finetune_history,

@@ -43,10 +43,24 @@ class FrozenBase:
     embedder: keras.Model
     spec: RuntimeSpec
     weights_fp: str  # fingerprint of the base's exact weights
-    key: str  # the base's identity: backbone, exact weights, image size, preprocessing
     folder: Path  # converted and quantised bases live here, next to the embeddings
     int8: dict | None = None  # the int8 calibration record, when int8 was tried
     calibrated: Runtime | None = None  # the int8 runtime, when it was accepted
+
+    @property
+    def key(self) -> str:
+        """The base's identity: backbone, exact weights, image size, preprocessing."""
+        return cache_key(
+            backbone=self.backbone.name,
+            weights_fp=self.weights_fp,
+            image_size=self.image_size,
+            preprocess=self.backbone.preprocessing,
+        )
+
+    @property
+    def image_size(self) -> int:
+        """The side of the square input images."""
+        return int(self.embedder.input_shape[1])
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -64,14 +78,14 @@ class FrozenBase:
         return int8_files(self.folder, self.key)[1] if self.spec.is_int8 else self.ir_file
 
     @property
-    def cache_key(self) -> str:
+    def embedding_key(self) -> str:
         """The embedding cache file's key: the base, plus the runtime and int8 calibration that computed it."""
         calibration = self.int8["calibration"] if self.spec.is_int8 and self.int8 else ""
         return cache_key(
-            self.backbone.name,
-            self.weights_fp,
-            self.embedder.input_shape[1],
-            f"{self.backbone.preprocessing}|{self.spec.name}|calibration={calibration}",
+            backbone=self.backbone.name,
+            weights_fp=self.weights_fp,
+            image_size=self.image_size,
+            preprocess=f"{self.backbone.preprocessing}|{self.spec.name}|calibration={calibration}",
         )
 
 
@@ -80,22 +94,19 @@ def prepare_base(config: Config, split: pd.DataFrame) -> FrozenBase:
     tc, data_dir = config.train, Path(config.project.data_dir)
     backbone = get_backbone(tc.backbone)
     weights = backbone.resolve_weights(tc.weights, tc.weights_fallback)
-    base, embedder = build_frozen(backbone, tc.image_size, weights, config.project.seed)
-    weights_fp = weights_fingerprint(base)
-    key = cache_key(backbone.name, weights_fp, tc.image_size, backbone.preprocessing)
-    folder = data_dir / "embeddings"
-    spec = resolve_runtime(tc.runtime, tc.precision)  # asks OpenVINO about the CPU: once per run
+    base, embedder = build_frozen(
+        backbone=backbone, image_size=tc.image_size, weights=weights, seed=config.project.seed
+    )
     frozen = FrozenBase(
         backbone=backbone,
         weights=weights,
         base=base,
         embedder=embedder,
-        spec=spec,
-        weights_fp=weights_fp,
-        key=key,
-        folder=folder,
+        spec=resolve_runtime(tc.runtime, tc.precision),  # asks OpenVINO about the CPU: once per run
+        weights_fp=weights_fingerprint(base),
+        folder=data_dir / "embeddings",
     )
-    if not spec.is_int8:
+    if not frozen.spec.is_int8:
         return frozen
     # Calibrate on the lowest-sha256 training photos (a reproducible choice) and check on the next ones.
     n = tc.int8_calibration_images
@@ -106,8 +117,8 @@ def prepare_base(config: Config, split: pd.DataFrame) -> FrozenBase:
         half = min(n, len(pixels) // 2)
         return pixels[:half], pixels[half:]
 
-    calibrated, record = int8_runtime(embedder, folder, key, images)
-    spec = spec if calibrated is not None else float_fallback(spec)
+    calibrated, record = int8_runtime(model=embedder, folder=frozen.folder, key=frozen.key, images=images)
+    spec = frozen.spec if calibrated is not None else float_fallback(frozen.spec)
     return dataclasses.replace(frozen, spec=spec, int8=record, calibrated=calibrated)
 
 
@@ -146,21 +157,26 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     tc, data_dir = config.train, Path(config.project.data_dir)
     split = read_split(split_file)
     split = split[split["class"].isin(config.class_names)].reset_index(drop=True)
-    labels = split["class"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy()
     paths = [data_dir / p for p in split["path"]]
     shas = list(split["sha256"])
     started = time.monotonic()
     base = prepare_base(config, split)
-    cache = EmbeddingCache(base.folder, base.cache_key)
+    cache = EmbeddingCache(base.folder, base.embedding_key)
     if cache.missing(shas):
         vectors, embedded = embed_files(
-            base.runtime, paths, shas, cache, tc.image_size, tc.embed_batch_size, show_progress=show_progress
+            runtime=base.runtime,
+            paths=paths,
+            shas=shas,
+            cache=cache,
+            image_size=tc.image_size,
+            batch_size=tc.embed_batch_size,
+            show_progress=show_progress,
         )
     else:
         vectors, embedded = cache.lookup(shas), 0
     return Features(
         split=split,
-        labels=labels,
+        labels=split["class"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy(),
         paths=paths,
         vectors=vectors,
         base=base,

@@ -93,7 +93,7 @@ def fine_tune(
         .map(lambda x, y: (augment(x, training=True), y))
     )
     if config.cutmix:
-        data = data.enumerate().map(lambda i, xy: cutmix(xy[0], xy[1], seed, i))
+        data = data.enumerate().map(lambda i, xy: cutmix(images=xy[0], labels=xy[1], seed=seed, batch_index=i))
     classifier.compile(  # recompile: trainable flags changed
         optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
         loss="categorical_crossentropy",

@@ -208,7 +208,9 @@ def fit_head(
         checkpoint_dir / "best.weights.h5", monitor="val_loss", save_best_only=True, save_weights_only=True
     )
     state = TrainingState(checkpoint_dir, stopper, saver)
-    head = build_head(num_classes, config.dense_units, config.dropout, train[0], seed)
+    head = build_head(
+        num_classes=num_classes, units=config.dense_units, dropout=config.dropout, train_features=train[0], seed=seed
+    )
     steps = -(-len(train[0]) // config.batch_size)
     head.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
@@ -226,7 +228,10 @@ def fit_head(
     # PyDataset reshuffled in on_epoch_end, a resumed run drifted from the uninterrupted one.
     if first_epoch < config.epochs and not stopped_early:
         order = np.concatenate(
-            [epoch_order(len(train[0]), seed, e, config.batch_size) for e in range(first_epoch, config.epochs)]
+            [
+                epoch_order(n=len(train[0]), seed=seed, epoch=e, batch_size=config.batch_size)
+                for e in range(first_epoch, config.epochs)
+            ]
         )
         head.fit(
             train[0][order],

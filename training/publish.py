@@ -32,7 +32,7 @@ def publish(cfg: TrackingConfig, model_uri: str, run_id: str) -> dict[str, str |
         champion = client.get_run(current.run_id).data.metrics.get(GATE_METRIC)
     except MlflowException:
         champion = None
-    decision = decide(candidate, champion, cfg.gate_margin, cfg.gate_floor)
+    decision = decide(candidate=candidate, champion=champion, margin=cfg.gate_margin, floor=cfg.gate_floor)
     version = str(mlflow.register_model(model_uri, cfg.model_name, tags={"run_id": run_id}).version)
     if decision.promote:
         client.set_registered_model_alias(cfg.model_name, cfg.alias, version)

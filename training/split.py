@@ -89,9 +89,9 @@ def stratified_split(
     rows = frame[columns].sort_values("path").reset_index(drop=True)
     phashes = rows["phash"].tolist() if "phash" in rows else [None] * len(rows)
     groups = near_duplicate_groups(phashes, max_distance)
-    rest, test = _group_fold(rows, groups, test_size, seed)
+    rest, test = _group_fold(rows=rows, groups=groups, fraction=test_size, seed=seed)
     rest_rows = rows.iloc[rest].reset_index(drop=True)
-    train, val = _group_fold(rest_rows, groups[rest], val_size, seed)
+    train, val = _group_fold(rows=rest_rows, groups=groups[rest], fraction=val_size, seed=seed)
     split = pd.Series("test", index=rows.index)
     split.iloc[rest[train]] = "train"
     split.iloc[rest[val]] = "val"
@@ -109,10 +109,10 @@ def prepare(config: Config) -> Path:
     manifest = read_manifest(manifest_path(data_dir))
     manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
     split = stratified_split(
-        manifest,
-        config.split.test_size,
-        config.split.val_size,
-        config.split.seed,
+        frame=manifest,
+        test_size=config.split.test_size,
+        val_size=config.split.val_size,
+        seed=config.split.seed,
         max_distance=config.scrape.near_duplicate_distance,
     )
     return atomic_write_text(split_path(data_dir), split.to_csv(index=False))

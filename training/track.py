@@ -112,7 +112,7 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
             **({f"int8.{k}": str(v) for k, v in base.int8.items()} if base.int8 else {}),
             "config_file": source,
             "code_version": code_version(),
-            "embedding_cache": base.cache_key,
+            "embedding_cache": base.embedding_key,
             "finetune": finetune,
         }
     )
@@ -141,7 +141,10 @@ def log_plots(features: Features, candidate: Candidate, class_names: list[str]) 
     _log_png(confusion_matrix_png(test_y, candidate.probs.argmax(axis=1), class_names), "confusion_matrix.png")
     _log_png(roc_curves_png(test_y, candidate.probs, class_names), "roc_curves.png")
     paths = features.part_paths("test")
-    _log_png(misclassified_png(paths, test_y, candidate.probs, class_names), "misclassified.png")
+    _log_png(
+        misclassified_png(paths=paths, y_true=test_y, probs=candidate.probs, class_names=class_names),
+        "misclassified.png",
+    )
 
 
 def log_speed(features: Features, candidate: Candidate, pixels: np.ndarray) -> float:
@@ -167,7 +170,10 @@ def log_baselines(config: Config, features: Features, candidate: Candidate, head
     """k-NN and a decision tree on the same features as child runs, and ``comparison.md`` with the head."""
     scores = [ModelScore("cnn_head", candidate.metrics, head_ms)]
     for score in score_baselines(
-        features.part("train"), features.part("test"), config.class_names, config.project.seed
+        train=features.part("train"),
+        test=features.part("test"),
+        class_names=config.class_names,
+        seed=config.project.seed,
     ):
         with mlflow.start_run(run_name=f"baseline-{score.name}", nested=True):
             mlflow.set_tag("baseline", score.name)
@@ -181,6 +187,10 @@ def log_model(config: Config, features: Features, candidate: Candidate, example:
     base = features.base
     if candidate.classifier is None and base.spec.backend == "openvino" and base.run_ir_file.exists():
         hint = compile_hint() if base.spec.is_int8 else base.spec.precision
-        log_embedder(base.run_ir_file, EmbedderRecord(base.spec, hint, base.run_ir_file.name, base.int8))
+        log_embedder(
+            base.run_ir_file, EmbedderRecord(runtime=base.spec, hint=hint, xml=base.run_ir_file.name, int8=base.int8)
+        )
     classifier = candidate.classifier or build_classifier(base.embedder, candidate.head)
-    return log_classifier(classifier, config.class_names, config.train.image_size, example)
+    return log_classifier(
+        model=classifier, class_names=config.class_names, image_size=config.train.image_size, example=example
+    )

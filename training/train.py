@@ -56,12 +56,12 @@ def record_run(
     """Complete the active run with the chosen candidate: metrics, context, plots, timing, baselines and the
     model (the ending ``train`` and ``sweep`` share)."""
     log_candidate(config, candidate)
-    log_context(config, features, candidate, config_source, report_file)
+    log_context(config=config, features=features, candidate=candidate, source=config_source, report=report_file)
     log_plots(features, candidate, config.class_names)
     pixels = load_images(features.part_paths("test")[:20], config.train.image_size)
     head_ms = log_speed(features, candidate, pixels)
-    log_baselines(config, features, candidate, head_ms)
-    model_uri = log_model(config, features, candidate, pixels[:1])
+    log_baselines(config=config, features=features, candidate=candidate, head_ms=head_ms)
+    model_uri = log_model(config=config, features=features, candidate=candidate, example=pixels[:1])
     seconds = round(time.monotonic() - started, 2)
     mlflow.log_metric("train_stage_seconds", seconds)
     log.info(

@@ -36,7 +36,9 @@ class WeightsChoice:
     fell_back: bool
 
 
-NO_WEIGHTS = WeightsChoice(None, "none", "none", False)  # a random base (a function of the seed)
+NO_WEIGHTS = WeightsChoice(
+    keras_arg=None, used="none", requested="none", fell_back=False
+)  # a random base (a function of the seed)
 
 
 def keras_cache_file() -> Path:
@@ -56,18 +58,18 @@ def resolve_weights(requested: str, fallback: str) -> WeightsChoice:
         WeightsUnavailable: the weights are not on this machine and no fallback is allowed.
     """
     if requested == "none":
-        return WeightsChoice(None, "none", requested, False)
+        return WeightsChoice(keras_arg=None, used="none", requested=requested, fell_back=False)
     if requested == "imagenet":
         cached = keras_cache_file()
         if cached.is_file():
-            return WeightsChoice("imagenet", "imagenet", requested, False)
+            return WeightsChoice(keras_arg="imagenet", used="imagenet", requested=requested, fell_back=False)
         if fallback == "none":
             log.warning(
                 "IMAGENET WEIGHTS UNAVAILABLE: %s is missing and there is no internet; training from a RANDOM "
                 "initialisation (train.weights_fallback=none). Results will be far below an ImageNet base.",
                 cached,
             )
-            return WeightsChoice(None, "none", requested, True)
+            return WeightsChoice(keras_arg=None, used="none", requested=requested, fell_back=True)
         raise WeightsUnavailable(
             f"ImageNet weights for ResNet50 are not available offline: download {IMAGENET_NOTOP_FILE} on a "
             f"connected machine and put it in $KERAS_HOME/models/ (here: {cached}), "
@@ -76,4 +78,4 @@ def resolve_weights(requested: str, fallback: str) -> WeightsChoice:
     path = Path(requested)
     if not path.is_file():
         raise WeightsUnavailable(f"train.weights: file not found: {requested}")
-    return WeightsChoice(str(path), f"file:{path.name}", requested, False)
+    return WeightsChoice(keras_arg=str(path), used=f"file:{path.name}", requested=requested, fell_back=False)
