@@ -89,35 +89,37 @@ class FrozenBase:
         )
 
 
-def prepare_base(config: Config, split: pd.DataFrame) -> FrozenBase:
-    """Resolve weights and runtime, build the frozen base, and (for int8) calibrate it once per base."""
-    tc, data_dir = config.train, Path(config.project.data_dir)
+def prepare_base(config: Config) -> FrozenBase:
+    """Resolve weights and runtime and build the frozen base (int8 is calibrated by :func:`calibrate_int8`)."""
+    tc = config.train
     backbone = get_backbone(tc.backbone)
     weights = backbone.resolve_weights(tc.weights, tc.weights_fallback)
-    base, embedder = build_frozen(
-        backbone=backbone, image_size=tc.image_size, weights=weights, seed=config.project.seed
-    )
-    frozen = FrozenBase(
+    base, embedder = build_frozen(backbone, tc.image_size, weights, config.project.seed)
+    return FrozenBase(
         backbone=backbone,
         weights=weights,
         base=base,
         embedder=embedder,
         spec=resolve_runtime(tc.runtime, tc.precision),  # asks OpenVINO about the CPU: once per run
         weights_fp=weights_fingerprint(base),
-        folder=data_dir / "embeddings",
+        folder=Path(config.project.data_dir) / "embeddings",
     )
+
+
+def calibrate_int8(frozen: FrozenBase, split: pd.DataFrame, config: Config) -> FrozenBase:
+    """For an int8 runtime, the base calibrated once (or its recorded refusal, then a float precision)."""
     if not frozen.spec.is_int8:
         return frozen
     # Calibrate on the lowest-sha256 training photos (a reproducible choice) and check on the next ones.
-    n = tc.int8_calibration_images
+    n, data_dir = config.train.int8_calibration_images, Path(config.project.data_dir)
     train_paths = [data_dir / p for p in split[split["split"] == "train"].sort_values("sha256")["path"]]
 
     def images() -> tuple[np.ndarray, np.ndarray]:
-        pixels = load_images(train_paths[: 2 * n], tc.image_size)
+        pixels = load_images(train_paths[: 2 * n], frozen.image_size)
         half = min(n, len(pixels) // 2)
         return pixels[:half], pixels[half:]
 
-    calibrated, record = int8_runtime(model=embedder, folder=frozen.folder, key=frozen.key, images=images)
+    calibrated, record = int8_runtime(frozen.embedder, frozen.folder, frozen.key, images)
     spec = frozen.spec if calibrated is not None else float_fallback(frozen.spec)
     return dataclasses.replace(frozen, spec=spec, int8=record, calibrated=calibrated)
 
@@ -159,8 +161,9 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     split = split[split["class"].isin(config.class_names)].reset_index(drop=True)
     paths = [data_dir / p for p in split["path"]]
     shas = list(split["sha256"])
-    started = time.monotonic()
-    base = prepare_base(config, split)
+    base = prepare_base(config)
+    started = time.monotonic()  # embedding time includes a first run's int8 calibration, as before
+    base = calibrate_int8(base, split, config)
     cache = EmbeddingCache(base.folder, base.embedding_key)
     if cache.missing(shas):
         vectors, embedded = embed_files(
