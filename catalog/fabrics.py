@@ -34,9 +34,9 @@ def jitter(colour: RGB, rng: random.Random, amount: int = 18) -> RGB:
 
 def noise(img: Image.Image, rng: random.Random, strength: float) -> Image.Image:
     """``img`` with grey Gaussian noise of standard deviation ``strength`` (sensor grain)."""
-    arr = np.asarray(img, dtype=np.float32)
+    arr = np.array(img, dtype=np.float32)
     gen = np.random.default_rng(rng.getrandbits(32))
-    arr = arr + gen.normal(0, strength, size=arr.shape[:2] + (1,))
+    arr += strength * gen.standard_normal(size=arr.shape[:2] + (1,), dtype=np.float32)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), img.mode)
 
 
@@ -124,4 +124,4 @@ def paste_shape(canvas: Image.Image, fabric: Image.Image, polygon: list[tuple[fl
     """Cut ``polygon`` out of ``fabric`` and paste it onto ``canvas``."""
     mask = Image.new("L", canvas.size, 0)
     ImageDraw.Draw(mask).polygon(polygon, fill=255)
-    canvas.paste(fabric.resize(canvas.size), (0, 0), mask)
+    canvas.paste(fabric if fabric.size == canvas.size else fabric.resize(canvas.size), (0, 0), mask)

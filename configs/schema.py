@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_QUERIES = {"saree": ["saree"], "trousers": ["men trousers"], "jeans": ["men jeans"]}  # the mission's classes
 CLASS_NAMES_DEFAULT = tuple(DEFAULT_QUERIES)
+Backbone = Literal["resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
 
 class _Strict(BaseModel):
@@ -94,7 +95,10 @@ class FineTuneConfig(_Strict):
 class TrainConfig(_Strict):
     """The classifier: a frozen base (ResNet50 by default) plus a dense head (``training``)."""
 
-    backbone: Literal["resnet50"] = Field(default="resnet50", description="the frozen base (core.model.backbones)")
+    backbone: Backbone = Field(default="resnet50", description="the frozen base (core.model.backbones)")
+    compare_backbones: list[Backbone] = Field(
+        default_factory=list, description="also trained, as sibling runs; the best by validation goes to the gate"
+    )
     image_size: int = Field(default=224, ge=32, le=1024)
     weights: str = Field(default="imagenet", description="imagenet | none | path to a .h5/.weights.h5 file")
     weights_fallback: Literal["none", "error"] = "error"
@@ -107,7 +111,11 @@ class TrainConfig(_Strict):
     embed_batch_size: int = Field(default=16, ge=1)
     runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
     precision: Literal["auto", "int8", "bf16", "f32"] = Field(
-        default="auto", description="OpenVINO's: auto = int8 on CPUs with VNNI/AMX, else bf16 where supported, else f32"
+        default="auto",
+        description="OpenVINO's: auto = the fastest measured here within precision_tolerance of f32's val accuracy",
+    )
+    precision_tolerance: float = Field(
+        default=0.02, ge=0, le=1, description="validation accuracy a faster precision may lose against f32"
     )
     int8_calibration_images: int = Field(default=32, ge=4, le=512)
     finetune: FineTuneConfig = FineTuneConfig()

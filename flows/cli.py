@@ -64,7 +64,8 @@ def _preflight(config) -> None:
     """Fail in a second, before any stage runs, on what would otherwise fail after the scrape."""
     from core.model import get_backbone
 
-    get_backbone(config.train.backbone).resolve_weights(config.train.weights, config.train.weights_fallback)
+    for name in [config.train.backbone, *config.train.compare_backbones]:
+        get_backbone(name).resolve_weights(config.train.weights, config.train.weights_fallback)
 
 
 def _cmd_run(config, args) -> int:
@@ -78,6 +79,14 @@ def _cmd_run(config, args) -> int:
 
 
 def _print_outcome(config, summary) -> None:
+    siblings = summary["train"].get("siblings", [])
+    if len(siblings) > 1:
+        for run in siblings:
+            chosen = "  <- candidate" if run["run_id"] == summary["train"]["run_id"] else ""
+            print(
+                f"stj: {run['backbone']:<19} weights {run['weights_used']:<8} val loss {run['val_loss']:.4f}  "
+                f"test accuracy {run['metrics']['test_accuracy']:.3f} ({run['runtime']}){chosen}"
+            )
     metrics, outcome = summary["train"]["metrics"], summary["publish"]
     verdict = f"now @{config.tracking.alias}" if outcome["promoted"] else f"NOT promoted ({outcome['reason']})"
     print(

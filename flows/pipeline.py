@@ -13,7 +13,8 @@ from prefect import flow, get_run_logger
 from catalog.server import catalog_for
 from configs.errors import UserError
 from flows.settings import RunConfig
-from flows.tasks import prepare_task, publish_task, scrape_task, sweep_task, train_task
+from flows.tasks import choose_task, prepare_task, publish_task, scrape_task, sweep_task, train_task
+from training.compare import backbone_configs
 
 
 @flow(name="stj-scrape")
@@ -41,20 +42,24 @@ def prepare_flow(config: RunConfig) -> Path:
 def train_flow(
     config: RunConfig, split_file: Path, config_source: str = "", grid_points: list[list[str]] | None = None
 ) -> dict[str, Any]:
-    """Train and record one run (or a sweep of child runs)."""
+    """Train and record one run per backbone (or a sweep of child runs); the best by validation is the
+    candidate, returned with its siblings."""
     if grid_points:
-        result = sweep_task(config=config, grid_points=grid_points, split_file=split_file, config_source=config_source)
+        runs = [sweep_task(config=config, grid_points=grid_points, split_file=split_file, config_source=config_source)]
     else:
-        result = train_task(config, split_file, config_source)
-    get_run_logger().info(
-        "run %s: test accuracy %.3f, macro F1 %.3f, weights %s, runtime %s",
-        result["run_id"],
-        result["metrics"]["test_accuracy"],
-        result["metrics"]["test_macro_f1"],
-        result["weights_used"],
-        result["runtime"],
-    )
-    return result
+        runs = [train_task(point, split_file, config_source) for point in backbone_configs(config)]
+    for run in runs:
+        get_run_logger().info(
+            "run %s (%s): test accuracy %.3f, macro F1 %.3f, val loss %.4f, weights %s, runtime %s",
+            run["run_id"],
+            run["backbone"],
+            run["metrics"]["test_accuracy"],
+            run["metrics"]["test_macro_f1"],
+            run["val_loss"],
+            run["weights_used"],
+            run["runtime"],
+        )
+    return {**choose_task(config, runs), "siblings": runs}
 
 
 @flow(name="stj-publish")

@@ -16,10 +16,11 @@ from prefect.cache_policies import NO_CACHE
 from core.manifest import REPORT_NAME
 from flows.settings import RunConfig
 from scraper.scrape import scrape
+from training.compare import choose
 from training.publish import publish
 from training.split import prepare
 from training.sweep import sweep
-from training.train import train
+from training.train import TrainResult, train
 
 
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -53,3 +54,9 @@ def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path
 def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
     """Register the model version; move the alias to it if it passes the quality gate."""
     return publish(config.tracking, model_uri, run_id)
+
+
+@task(name="choose-candidate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def choose_task(config: RunConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the lowest validation loss among siblings (each tagged with the comparison)."""
+    return choose([TrainResult(**run) for run in runs], config.tracking).__dict__

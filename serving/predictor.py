@@ -15,7 +15,16 @@ import numpy as np
 from mlflow import MlflowClient
 
 from core.logged_model import LoggedModel, load_logged_model
-from core.runtime import Chained, OpenVINORuntime, Runtime, convert_to_openvino, make_runtime, resolve_runtime
+from core.runtime import (
+    Chained,
+    OpenVINORuntime,
+    Runtime,
+    RuntimeSpec,
+    convert_to_openvino,
+    make_runtime,
+    resolve_backend,
+)
+from core.runtime.measure import fastest_float
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +61,16 @@ def resolve_model(model_uri: str, tracking_uri: str) -> ModelRef:
 
 
 def build_runtime(logged: LoggedModel, choice: str) -> Runtime:
-    """The serving runtime: the embedder training logged (``openvino/``: int8 or bf16, the very features the
-    evaluation saw) followed by the head, or else the whole model converted here."""
-    record = logged.embedder
-    shipped = record is not None and logged.embedder_dir is not None
-    spec = resolve_runtime(choice, "auto", int8_ok=shipped)  # int8 only with training's calibration
-    if spec.backend == "tensorflow" or not shipped:
-        return make_runtime(logged.model, spec)
+    """The serving runtime: the embedder training logged (``openvino/``: the precision training chose and
+    evaluated, so the very features the evaluation saw) followed by the head; without one (fine-tuned, or
+    trained on TensorFlow), the whole model converted here, in the float precision measured faster."""
+    backend, record = resolve_backend(choice), logged.embedder
+    if backend == "tensorflow":
+        return make_runtime(logged.model, RuntimeSpec("tensorflow", "f32"))
+    if record is None or logged.embedder_dir is None:
+        runtime = fastest_float(convert_to_openvino(logged.model), logged.image_size)
+        log.info("inference runtime: %s (whole model converted)", runtime.name)
+        return runtime
     import openvino as ov
 
     embedder = OpenVINORuntime(ov.Core().read_model(logged.embedder_dir / record.xml), record.hint, record.runtime.name)

@@ -1,4 +1,5 @@
-"""One candidate model: the head fitted on cached features, optionally fine-tuned, scored on the test split.
+"""One candidate model: the head fitted on cached features, its precision chosen (``training.precision``),
+optionally fine-tuned, scored on the test split.
 
 Config keys: everything under ``train`` (``train.finetune`` included), ``project.seed``, ``project.data_dir``.
 """
@@ -17,10 +18,12 @@ import numpy as np
 from configs.schema import Config
 from core.model import build_classifier
 from core.model_input import load_images
+from core.runtime import RuntimeSpec
 from training.evaluate import classification_metrics, roc_auc
 from training.features import PARTS, Features
 from training.finetune import fine_tune
 from training.fit import fit_head
+from training.precision import PrecisionChoice, choose_precision
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,16 @@ class Candidate:
     history: dict[str, list[float]]
     best_epoch: int
     probs: np.ndarray  # test-split class probabilities
-    metrics: dict[str, float]  # test metrics
+    metrics: dict[str, float]  # test metrics (in the chosen precision), and each checked precision's accuracy
     fit_seconds: float
+    precision: PrecisionChoice
     classifier: keras.Model | None = None  # the whole network, when fine-tuning changed the base
     finetune_history: dict[str, list[float]] | None = None
+
+    @property
+    def runtime(self) -> RuntimeSpec:
+        """What computed the test metrics: the chosen precision, or TensorFlow for a fine-tuned network."""
+        return self.precision.chosen if self.classifier is None else RuntimeSpec("tensorflow", "f32")
 
     @property
     def val_loss(self) -> float:
@@ -48,7 +57,7 @@ def checkpoint_folder(config: Config, features: Features) -> Path:
     fingerprint = hashlib.sha256(
         json.dumps(
             [
-                features.base.embedding_key,
+                features.base.embedding_key(),
                 config.train.model_dump(mode="json"),
                 config.project.seed,
                 hashlib.sha256(features.split.to_csv(index=False).encode()).hexdigest(),
@@ -71,9 +80,14 @@ def train_candidate(config: Config, features: Features) -> Candidate:
         seed=config.project.seed,
     )
     fit_seconds = time.monotonic() - started
-    test_x, test_y = features.part("test")
-    probs, classifier, finetune_history = head.predict(test_x, verbose=0), None, None
+    test_y = features.part("test")[1]
+    precision = choose_precision(features, head, tc.precision_tolerance, fixed=tc.precision != "auto")
+    probs, classifier, finetune_history = precision.test_probs[precision.chosen.precision], None, None
+    extra = {f"test_accuracy_{p}": _accuracy(test_y, q) for p, q in precision.test_probs.items()}
+    extra.update({f"val_accuracy_{p}": a for p, a in precision.val_accuracy.items()})
+    extra.update({f"images_per_second_{p}": s for p, s in precision.speeds.items()})
     if tc.finetune.enabled and features.base.weights.keras_arg is not None:
+        extra["test_accuracy_before_finetune"] = _accuracy(test_y, probs)
         classifier = build_classifier(features.base.embedder, head)
         images = {name: load_images(features.part_paths(name), tc.image_size) for name in PARTS}
         finetune_history = fine_tune(
@@ -87,6 +101,7 @@ def train_candidate(config: Config, features: Features) -> Candidate:
             trainable=features.base.backbone.finetune_layers(features.base.base, tc.finetune.unfreeze_layers),
         )
         probs = classifier.predict(images["test"], verbose=0)  # the base changed: use the whole graph
+        extra["test_accuracy_after_finetune"] = _accuracy(test_y, probs)
     return Candidate(
         head=head,
         history=history,
@@ -95,8 +110,14 @@ def train_candidate(config: Config, features: Features) -> Candidate:
         metrics={
             **classification_metrics(test_y, probs.argmax(axis=1), config.class_names),
             **roc_auc(test_y, probs, config.class_names),
+            **extra,
         },
         fit_seconds=fit_seconds,
+        precision=precision,
         classifier=classifier,
         finetune_history=finetune_history,
     )
+
+
+def _accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
+    return float((probs.argmax(axis=1) == labels).mean())

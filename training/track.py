@@ -22,7 +22,6 @@ from configs.schema import Config, TrackingConfig
 from core.logged_model import EmbedderRecord, log_classifier, log_embedder
 from core.manifest import manifest_path, read_manifest
 from core.model import build_classifier
-from core.runtime.cpu import compile_hint
 from training.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
 from training.candidate import Candidate
 from training.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
@@ -108,11 +107,12 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
             "weights.requested": base.weights.requested,
             "weights.used": base.weights.used,
             "weights.fell_back": str(base.weights.fell_back).lower(),
-            "runtime": base.spec.name,
+            "runtime": candidate.runtime.name,
+            "precision.chosen": candidate.precision.chosen.precision,
             **({f"int8.{k}": str(v) for k, v in base.int8.items()} if base.int8 else {}),
             "config_file": source,
             "code_version": code_version(),
-            "embedding_cache": base.embedding_key,
+            "embedding_cache": base.embedding_key(),
             "finetune": finetune,
         }
     )
@@ -123,6 +123,7 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
     )
     mlflow.log_input(dataset, context="training")
     mlflow.log_dict(config.model_dump(mode="json"), "config.json")
+    mlflow.log_dict(candidate.precision.summary(), "precision.json")
     mlflow.log_text(features.split.to_csv(index=False), "split.csv")
     if report is not None and report.exists():
         mlflow.log_dict(json.loads(report.read_text()), "scrape_report.json")
@@ -151,7 +152,7 @@ def log_speed(features: Features, candidate: Candidate, pixels: np.ndarray) -> f
     """Split sizes, embedding work and per-image inference time (``pixels``: a few test photos); returns the
     head's ms per image."""
     head_ms = ms_per_image(lambda x: candidate.head(x, training=False), features.part("test")[0])
-    embed_ms = ms_per_image(features.base.runtime, pixels, limit=20)
+    embed_ms = ms_per_image(features.base.runtime(candidate.precision.chosen), pixels, limit=20)
     mlflow.log_metrics(
         {
             "n_train": features.count("train"),
@@ -184,12 +185,11 @@ def log_baselines(config: Config, features: Features, candidate: Candidate, head
 
 def log_model(config: Config, features: Features, candidate: Candidate, example: np.ndarray) -> str:
     """The model in the logged-model format (with the embedder as training ran it); returns its URI."""
-    base = features.base
-    if candidate.classifier is None and base.spec.backend == "openvino" and base.run_ir_file.exists():
-        hint = compile_hint() if base.spec.is_int8 else base.spec.precision
-        log_embedder(
-            base.run_ir_file, EmbedderRecord(runtime=base.spec, hint=hint, xml=base.run_ir_file.name, int8=base.int8)
-        )
+    base, chosen = features.base, candidate.precision.chosen
+    if candidate.classifier is None and chosen.backend == "openvino" and base.ir_file(chosen).exists():
+        xml = base.ir_file(chosen)
+        hint = base.float_hint if chosen.is_int8 else chosen.precision
+        log_embedder(xml, EmbedderRecord(runtime=chosen, hint=hint, xml=xml.name, int8=base.int8))
     classifier = candidate.classifier or build_classifier(base.embedder, candidate.head)
     return log_classifier(
         model=classifier, class_names=config.class_names, image_size=config.train.image_size, example=example

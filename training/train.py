@@ -36,6 +36,8 @@ class TrainResult:
 
     run_id: str
     model_uri: str
+    backbone: str
+    val_loss: float  # the best validation loss: how siblings are compared (never the test split)
     metrics: dict[str, float]
     weights_used: str
     runtime: str
@@ -74,9 +76,11 @@ def record_run(
     return TrainResult(
         run_id=run_id,
         model_uri=model_uri,
+        backbone=features.base.backbone.name,
+        val_loss=candidate.val_loss,
         metrics=candidate.metrics,
         weights_used=features.base.weights.used,
-        runtime=features.base.spec.name,
+        runtime=candidate.runtime.name,
         best_epoch=candidate.best_epoch,
         seconds=seconds,
     )

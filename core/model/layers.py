@@ -19,3 +19,11 @@ class ResNetPreprocess(layers.Layer):
     def call(self, inputs):
         bgr = keras.ops.flip(inputs, axis=-1)
         return bgr - keras.ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=inputs.dtype)
+
+
+@keras.saving.register_keras_serializable(package="stj")
+class LitePreprocess(layers.Layer):
+    """EfficientNet-Lite's input scaling, ``(x - 127) / 128``, as a saveable layer."""
+
+    def call(self, inputs):
+        return (inputs - 127.0) / 128.0

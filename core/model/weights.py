@@ -1,25 +1,23 @@
-"""Decide which ResNet50 base weights a run uses, without ever changing results silently.
+"""Which weights a frozen base starts from, decided without ever changing results silently.
 
-``imagenet`` uses Keras' own loader, which reads ``$KERAS_HOME/models/<file>`` (default ``~/.keras``) before
-trying to download. Offline, when that file is absent, ``train.weights_fallback: none`` falls back to a
-random initialisation with a loud warning, and the choice is recorded; ``error`` stops with a message
-saying where to put the file.
+Each backbone resolves ``train.weights`` (``imagenet``, ``none`` or a weights file) its own way; when its
+ImageNet weights cannot be had offline, ``train.weights_fallback: none`` falls back to a random (seeded)
+initialisation with a loud warning, and the choice is recorded on the run; ``error`` stops with a message
+saying how to get them.
 
 Config keys: ``train.weights``, ``train.weights_fallback``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from configs.errors import UserError
 
 log = logging.getLogger(__name__)
-
-IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 class WeightsUnavailable(UserError):
@@ -28,7 +26,8 @@ class WeightsUnavailable(UserError):
 
 @dataclass(frozen=True)
 class WeightsChoice:
-    """What to pass to ``keras.applications.ResNet50(weights=...)`` and how to describe it in MLflow."""
+    """Where a base's weights come from (``keras_arg``: Keras' ``weights=`` value or a weights file; ``None``:
+    random) and how to describe it in MLflow."""
 
     keras_arg: str | None
     used: str
@@ -36,45 +35,25 @@ class WeightsChoice:
     fell_back: bool
 
 
-NO_WEIGHTS = WeightsChoice(
-    keras_arg=None, used="none", requested="none", fell_back=False
-)  # a random base (a function of the seed)
+NO_WEIGHTS = WeightsChoice(keras_arg=None, used="none", requested="none", fell_back=False)  # random, seeded
 
 
-def keras_cache_file() -> Path:
-    """Where Keras looks for the ImageNet no-top weights before downloading them."""
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return home / "models" / IMAGENET_NOTOP_FILE
+@functools.cache  # once per process and reason: the pre-flight check and the stage both resolve weights
+def warn_random_fallback(reason: str) -> None:
+    """Say loudly that a run trains from a random base because ImageNet weights are missing."""
+    log.warning(
+        "IMAGENET WEIGHTS UNAVAILABLE (%s): training from a RANDOM initialisation (train.weights_fallback=none). "
+        "Results will be far below an ImageNet base.",
+        reason,
+    )
 
 
-def resolve_weights(requested: str, fallback: str) -> WeightsChoice:
-    """Turn the config's ``train.weights`` into a concrete choice.
-
-    Args:
-        requested: ``imagenet``, ``none`` or a path to a weights file.
-        fallback: ``none`` (random init when ImageNet weights are unavailable) or ``error``.
+def weights_file(requested: str) -> WeightsChoice:
+    """A weights file named by ``train.weights``.
 
     Raises:
-        WeightsUnavailable: the weights are not on this machine and no fallback is allowed.
+        WeightsUnavailable: the file does not exist.
     """
-    if requested == "none":
-        return WeightsChoice(keras_arg=None, used="none", requested=requested, fell_back=False)
-    if requested == "imagenet":
-        cached = keras_cache_file()
-        if cached.is_file():
-            return WeightsChoice(keras_arg="imagenet", used="imagenet", requested=requested, fell_back=False)
-        if fallback == "none":
-            log.warning(
-                "IMAGENET WEIGHTS UNAVAILABLE: %s is missing and there is no internet; training from a RANDOM "
-                "initialisation (train.weights_fallback=none). Results will be far below an ImageNet base.",
-                cached,
-            )
-            return WeightsChoice(keras_arg=None, used="none", requested=requested, fell_back=True)
-        raise WeightsUnavailable(
-            f"ImageNet weights for ResNet50 are not available offline: download {IMAGENET_NOTOP_FILE} on a "
-            f"connected machine and put it in $KERAS_HOME/models/ (here: {cached}), "
-            "or set train.weights to 'none' or a weights file path"
-        )
     path = Path(requested)
     if not path.is_file():
         raise WeightsUnavailable(f"train.weights: file not found: {requested}")

@@ -1,7 +1,7 @@
 """The runtime as one typed value: which engine runs a model, at which precision, on which device.
 
-Resolved once per run (``core.runtime.resolve_runtime``), written to the logged model, and part of the
-embedding cache key. Its ``name`` (``openvino-int8``, ``tensorflow-f32``) is what tags and logs show.
+Chosen once per run (``training.precision``), written to the logged model, and part of the embedding
+cache key. Its ``name`` (``openvino-int8``, ``tensorflow-f32``) is what tags and logs show.
 """
 
 from __future__ import annotations

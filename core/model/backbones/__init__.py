@@ -31,13 +31,25 @@ class Backbone:
     build_base: Callable[[int, WeightsChoice, int], keras.Model]  # (image size, weights, seed) -> frozen base
     resolve_weights: Callable[[str, str], WeightsChoice]  # (train.weights, train.weights_fallback)
     finetune_layers: Callable[[keras.Model, int], list[layers.Layer]]  # the top ``n`` layers that may train
+    int8_thorough: bool = False  # quantise with NNCF's full bias correction (depthwise networks need it)
+
+
+def top_weighted_layers(base: keras.Model, count: int) -> list[layers.Layer]:
+    """The top ``count`` weighted layers of ``base``, BatchNorm excluded (it stays frozen, in inference mode)."""
+    weighted = [layer for layer in base.layers if layer.weights]
+    return [layer for layer in weighted[-count:] if not isinstance(layer, layers.BatchNormalization)]
+
+
+def backbones() -> dict[str, Backbone]:
+    """Every registered backbone by name."""
+    from core.model.backbones import efficientnet_lite, resnet50
+
+    return {resnet50.BACKBONE.name: resnet50.BACKBONE, **efficientnet_lite.BACKBONES}
 
 
 def get_backbone(name: str) -> Backbone:
     """The backbone registered under ``name`` (``train.backbone``)."""
-    from core.model.backbones import resnet50
-
-    known = {resnet50.BACKBONE.name: resnet50.BACKBONE}
+    known = backbones()
     if name not in known:
         raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(known))}")
     return known[name]
