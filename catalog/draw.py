@@ -206,16 +206,13 @@ def alter(img: Image.Image, variant: int) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
-def draw_product(label: str, seed: int, side: int = 400) -> Image.Image:
-    """Draw one product photo.
+def draw_product_with_box(label: str, seed: int, side: int = 400) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """Draw one product photo, and the box (left, top, right, bottom) the garment covers in it.
 
     Args:
         label: ``saree``, ``trousers`` or ``jeans``.
         seed: the product's seed; the same seed gives the same photo.
         side: width and height of the photo in pixels.
-
-    Returns:
-        An RGB image.
     """
     rng = random.Random(f"{label}:{seed}")
     work = side * 3 // 2  # draw larger, then scale down: smooth edges
@@ -238,4 +235,11 @@ def draw_product(label: str, seed: int, side: int = 400) -> Image.Image:
     canvas.paste(layer, (x, y), layer)
     if rng.random() < 0.3:  # camera softness
         canvas = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
-    return canvas
+    left, top, right, bottom = layer.getchannel("A").getbbox() or (0, 0, size, size)
+    box = (max(0, x + left), max(0, y + top), min(side, x + right), min(side, y + bottom))
+    return canvas, box
+
+
+def draw_product(label: str, seed: int, side: int = 400) -> Image.Image:
+    """Draw one product photo (see :func:`draw_product_with_box`); an RGB image."""
+    return draw_product_with_box(label, seed, side)[0]

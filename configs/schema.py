@@ -143,6 +143,9 @@ class TrackingConfig(_Strict):
     experiment: str = "stj"
     model_name: str = "stj-classifier"
     alias: str = "champion"
+    imagenet_model: str | None = Field(
+        default="imagenet-classifier", description="registered ImageNet top-5 model (EfficientNet-Lite0); null: none"
+    )
     gate_margin: float = Field(default=0.0, ge=-1, le=1, description="macro-F1 a new model must add")
     gate_floor: float = Field(default=0.0, ge=0, le=1, description="macro-F1 below which nothing is promoted")
 

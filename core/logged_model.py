@@ -21,6 +21,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 import core.model  # noqa: F401 - registers the custom layers a saved model contains
+from core.model_input import SQUASH
 from core.runtime.spec import RuntimeSpec
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,24 @@ def _pinned_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("tensorflow-cpu", "keras", "mlflow", "numpy", "pillow")]
 
 
-def log_classifier(model: keras.Model, class_names: list[str], image_size: int, example: np.ndarray) -> str:
-    """Log the whole image -> probabilities model to the active run; returns its model URI."""
+def log_classifier(
+    model: keras.Model,
+    class_names: list[str],
+    image_size: int,
+    example: np.ndarray,
+    resize: str = SQUASH,
+    registered_name: str | None = None,
+) -> str:
+    """Log the whole image -> probabilities model to the active run (and register it under
+    ``registered_name``, if given); returns its model URI. ``resize``: how photos become its input."""
     info = mlflow.tensorflow.log_model(
         model,
         name=MODEL_ARTIFACT,
         signature=model_signature(image_size, len(class_names)),
         input_example=example,
         pip_requirements=_pinned_requirements(),
-        metadata={"class_names": class_names, "image_size": image_size},
+        metadata={"class_names": class_names, "image_size": image_size, "resize": resize},
+        registered_model_name=registered_name,
     )
     return info.model_uri
 
@@ -95,6 +105,7 @@ class LoggedModel:
     run_id: str | None
     embedder_dir: Path | None = None
     embedder: EmbedderRecord | None = None
+    resize: str = SQUASH
 
 
 def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel:
@@ -117,4 +128,5 @@ def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel
         run_id=info.run_id,
         embedder_dir=folder,
         embedder=record,
+        resize=meta.get("resize", SQUASH),  # models logged before it was recorded were squashed
     )

@@ -18,11 +18,26 @@ from PIL import Image
 
 from core.images import to_rgb
 
+SQUASH, CENTER_CROP = "squash", "center_crop"
 
-def to_model_input(img: Image.Image, image_size: int) -> np.ndarray:
-    """An upright RGB image squashed to ``image_size``² as float32 pixels (the same resize as training)."""
+
+def to_model_input(img: Image.Image, image_size: int, resize: str = SQUASH) -> np.ndarray:
+    """An upright RGB image as ``image_size``² float32 pixels.
+
+    ``squash`` (STJ's models: the same resize in training and serving) stretches the whole photo;
+    ``center_crop`` (ImageNet's evaluation: shorter side to 256/224 of the size, then the centre) keeps the
+    aspect ratio, as the ImageNet classifier was trained.
+    """
     img = to_rgb(img)
-    img = img.resize((image_size, image_size), Image.BILINEAR)
+    if resize == CENTER_CROP:
+        scale = image_size * 256 / 224 / min(img.size)
+        img = img.resize(
+            (max(image_size, round(img.width * scale)), max(image_size, round(img.height * scale))), Image.BILINEAR
+        )
+        left, top = (img.width - image_size) // 2, (img.height - image_size) // 2
+        img = img.crop((left, top, left + image_size, top + image_size))
+    else:
+        img = img.resize((image_size, image_size), Image.BILINEAR)
     return np.asarray(img, dtype=np.float32)
 
 

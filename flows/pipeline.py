@@ -13,7 +13,15 @@ from prefect import flow, get_run_logger
 from catalog.server import catalog_for
 from configs.errors import UserError
 from flows.settings import RunConfig
-from flows.tasks import choose_task, prepare_task, publish_task, scrape_task, sweep_task, train_task
+from flows.tasks import (
+    choose_task,
+    prepare_task,
+    publish_imagenet_task,
+    publish_task,
+    scrape_task,
+    sweep_task,
+    train_task,
+)
 from training.compare import backbone_configs
 
 
@@ -64,7 +72,8 @@ def train_flow(
 
 @flow(name="stj-publish")
 def publish_flow(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
-    """Register the run's model; the quality gate decides whether the alias moves."""
+    """Register the run's model (the quality gate decides whether the alias moves), and the ImageNet model
+    beside it the first time its checkpoint is seen."""
     outcome = publish_task(config, model_uri, run_id)
     get_run_logger().info(
         "%s version %s %s: %s",
@@ -73,7 +82,7 @@ def publish_flow(config: RunConfig, model_uri: str, run_id: str) -> dict[str, An
         f"is now @{config.tracking.alias}" if outcome["promoted"] else "was rejected",
         outcome["reason"],
     )
-    return outcome
+    return {**outcome, "imagenet": publish_imagenet_task(config)}
 
 
 class StageFailed(UserError):

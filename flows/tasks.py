@@ -17,6 +17,7 @@ from core.manifest import REPORT_NAME
 from flows.settings import RunConfig
 from scraper.scrape import scrape
 from training.compare import choose
+from training.imagenet import publish_imagenet_model
 from training.publish import publish
 from training.split import prepare
 from training.sweep import sweep
@@ -60,3 +61,9 @@ def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, An
 def choose_task(config: RunConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the lowest validation loss among siblings (each tagged with the comparison)."""
     return choose([TrainResult(**run) for run in runs], config.tracking).__dict__
+
+
+@task(name="publish-imagenet-model", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_imagenet_task(config: RunConfig) -> dict[str, str] | None:
+    """Register the ImageNet top-5 model once per checkpoint (nothing when it is already registered)."""
+    return publish_imagenet_model(config.tracking)

@@ -1,5 +1,8 @@
 """The JSON API: ``POST /predict``, ``POST /predict/batch``, ``POST /explain``, ``GET /metadata``.
 
+Each takes ``?model=stj|imagenet`` (default ``stj``) and ``?version=N`` (a registered version; default: the
+alias's); an unknown model or version is a 404 JSON error.
+
 Every inference goes through the one inference service (one bounded queue); each response names the model
 version that computed it (body and ``X-Model-*`` headers agree, even across a hot reload).
 
@@ -15,6 +18,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from serving.explain import overlay_png
 from serving.history import thumbnail_jpeg
+from serving.models import Route
 from serving.state import served
 from serving.uploads import decode_upload, parse_top_k, read_upload, read_uploads
 
@@ -32,13 +36,18 @@ def prediction(model: Any, probs: np.ndarray, top_k: int) -> dict:
     }
 
 
+def requested_route() -> Route:
+    """The model a request asks for: ``?model=stj|imagenet`` (default ``stj``), ``?version=N``."""
+    return served().models.route(request.args.get("model"), request.args.get("version"))
+
+
 @bp.post("/predict")
 def predict():
-    state = served()
-    model, serve = state.holder.current(), state.config.serve
-    top_k = parse_top_k(serve.top_k, len(model.class_names))
-    pixels = decode_upload(read_upload(), model.image_size, serve.min_side)
-    probs, g.model = state.inference.predict(pixels)
+    state, route = served(), requested_route()
+    model, serve = route.current(), state.config.serve
+    top_k = parse_top_k(route.default_top_k, len(model.class_names))
+    pixels = decode_upload(read_upload(), model.image_size, serve.min_side, resize=model.resize)
+    probs, g.model = route.inference.predict(pixels)
     body = prediction(g.model, probs, top_k)
     if request.args.get("history") == "1":  # the web page keeps its predictions; API callers opt in
         body["history_id"] = state.history.add(
@@ -53,14 +62,15 @@ def predict():
 
 @bp.post("/predict/batch")
 def predict_batch():
-    state = served()
-    model, serve = state.holder.current(), state.config.serve
-    top_k = parse_top_k(serve.top_k, len(model.class_names))
+    state, route = served(), requested_route()
+    model, serve = route.current(), state.config.serve
+    top_k = parse_top_k(route.default_top_k, len(model.class_names))
     blobs = read_uploads(serve.max_files, serve.max_upload_bytes)
     pixels = [
-        decode_upload(data, model.image_size, serve.min_side, name=f"file {index}") for index, data in enumerate(blobs)
+        decode_upload(data, model.image_size, serve.min_side, name=f"file {index}", resize=model.resize)
+        for index, data in enumerate(blobs)
     ]
-    probs, g.model = state.inference.predict_many(pixels)
+    probs, g.model = route.inference.predict_many(pixels)
     return jsonify(
         {
             "predictions": [prediction(g.model, row, top_k) for row in probs],
@@ -71,10 +81,10 @@ def predict_batch():
 
 @bp.post("/explain")
 def explain():
-    state = served()
-    model = state.holder.current()
-    pixels = decode_upload(read_upload(), model.image_size, state.config.serve.min_side)
-    (heat, target), g.model = state.inference.explain(pixels)
+    state, route = served(), requested_route()
+    model = route.current()
+    pixels = decode_upload(read_upload(), model.image_size, state.config.serve.min_side, resize=model.resize)
+    (heat, target), g.model = route.inference.explain(pixels)
     response = Response(overlay_png(pixels, heat), mimetype="image/png")
     response.headers["X-Explained-Label"] = g.model.class_names[target]
     return response
@@ -83,13 +93,15 @@ def explain():
 @bp.get("/metadata")
 def metadata():
     state = served()
-    model, config = state.holder.current(), state.config
+    model, config = requested_route().current(), state.config
     return jsonify(
         {
             "model": {
                 "name": model.ref.name,
                 "version": model.ref.version,
-                "uri": config.model_uri,
+                "uri": config.model_uri
+                if model is state.holder.current()
+                else f"models:/{model.ref.name}/{model.ref.version}",
                 "alias": config.tracking.alias if "@" in config.model_uri else None,
             },
             "classes": model.class_names,
@@ -100,5 +112,6 @@ def metadata():
                 "max_files": config.serve.max_files,
             },
             "runtime": model.runtime.name,
+            "models": state.models.describe(),
         }
     )

@@ -1,5 +1,7 @@
 """The Flask application factory: state, error handlers, and one blueprint per area.
 
+It serves STJ's classifier and, when registered, the ImageNet top-5 model (``serving.models``).
+
 Blueprints: ``serving.api`` (predict, batch, explain, metadata), ``serving.ops`` (health, ready, metrics,
 OpenAPI) and ``serving.pages`` (the web page and its history). Every response carries the model name and
 version (``X-Model-Name``, ``X-Model-Version``): the model that computed it for inference routes, the
@@ -19,30 +21,15 @@ from serving import api, ops, pages
 from serving.batcher import Overloaded
 from serving.errors import error_body, register_error_handlers
 from serving.history import History
-from serving.inference import InferenceService
 from serving.metrics import ServerMetrics
-from serving.predictor import Predictor, alias_version
-from serving.reloader import ModelHolder, start_reloader
+from serving.models import DEFAULT, IMAGENET, ModelRoutes, load_followed
+from serving.predictor import Predictor
+from serving.reloader import ModelHolder
 from serving.state import EXTENSION, Served
 
 
-def _load_and_follow(config: Config, on_swap) -> ModelHolder:
-    """Load the configured model and keep following its alias in the background."""
-    serve, tracking_uri = config.serve, config.tracking.uri
-    holder = ModelHolder(Predictor.load(config.model_uri, tracking_uri, serve.runtime), on_swap=on_swap)
-    start_reloader(
-        holder=holder,
-        latest_version=lambda: alias_version(config.model_uri, tracking_uri),
-        load=lambda version: Predictor.load(
-            f"models:/{holder.current().ref.name}/{version}", tracking_uri, serve.runtime
-        ),
-        interval_s=serve.reload_interval_s,
-    )
-    return holder
-
-
-def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
-    """Build the app; loads the configured model (and follows its alias) unless a predictor is given."""
+def create_app(config: Config, predictor: Predictor | None = None, imagenet: Predictor | None = None) -> Flask:
+    """Build the app; loads the configured models (and follows their aliases) unless predictors are given."""
     serve = config.serve
     app = Flask("stj", static_folder=str(pages.STATIC), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = serve.max_upload_bytes * serve.max_files
@@ -53,11 +40,14 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
     def on_swap(current: Predictor) -> None:
         metrics.serving(current.ref.name, str(current.ref.version))
 
-    holder = ModelHolder(predictor, on_swap=on_swap) if predictor is not None else _load_and_follow(config, on_swap)
-    inference = InferenceService(holder.current, serve, on_batch=metrics.batch.observe)
-    app.extensions[EXTENSION] = Served(
-        config=config, holder=holder, inference=inference, history=History(serve.history_path), metrics=metrics
-    )
+    if predictor is None:
+        followed = load_followed(config, on_swap)
+    else:
+        followed = {DEFAULT: ModelHolder(predictor, on_swap=on_swap)}
+        if imagenet is not None:
+            followed[IMAGENET] = ModelHolder(imagenet)
+    models = ModelRoutes(config, followed, on_batch=metrics.batch.observe)
+    app.extensions[EXTENSION] = Served(config, models, History(serve.history_path), metrics)
 
     @app.before_request
     def _start_timer() -> None:
@@ -67,7 +57,7 @@ def create_app(config: Config, predictor: Predictor | None = None) -> Flask:
 
     @app.after_request
     def _stamp(response: Response) -> Response:
-        model = g.get("model") or holder.current()  # the model that answered, if one did
+        model = g.get("model") or models.default.current()  # the model that answered, if one did
         response.headers["X-Model-Name"] = model.ref.name
         response.headers["X-Model-Version"] = str(model.ref.version)
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"

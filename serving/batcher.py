@@ -28,6 +28,10 @@ class Overloaded(RuntimeError):
     """Too many requests are waiting, or one waited too long."""
 
 
+class _Closed(Exception):
+    """The lane was closed and has nothing left to do."""
+
+
 class Admission:
     """How many jobs may wait, over all lanes together."""
 
@@ -83,7 +87,20 @@ class _Lane:
         self._jobs: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._in_flight = 0  # submitted and not yet answered
-        threading.Thread(target=self._loop, name=name, daemon=True).start()
+        self._closed = False
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the worker once the jobs already queued are done (a pinned model version dropped)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except _Closed:
+            pass
 
     def _submit(self, payload: Any) -> tuple[Any, Any]:
         self.admission.enter()
@@ -101,8 +118,10 @@ class _Lane:
     def _take(self, timeout: float | None) -> _Job | None:
         """The next job (waiting up to ``timeout``; ``None``: for ever), or ``None``."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._jobs, timeout):
+            if not self._cond.wait_for(lambda: self._jobs or self._closed, timeout):
                 return None
+            if not self._jobs:
+                raise _Closed
             job = self._jobs.popleft()
         self.admission.leave()
         return job

@@ -1,8 +1,8 @@
 """Grad-CAM: which parts of the photo drove the predicted class, as a heatmap over the photo.
 
-Gradients of the class probability with respect to ResNet50's last convolutional block, averaged per
-channel, weight that block's activations; the positive part, upsampled, is the heatmap. Runs on the Keras
-model in TensorFlow (the fast runtime has no gradients).
+Gradients of the class probability with respect to the base's last convolutional feature map (the base's
+output, whatever the backbone), averaged per channel, weight that map; the positive part, upsampled, is the
+heatmap. Runs on the Keras model in TensorFlow (the fast runtime has no gradients).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def grad_cam(classifier: keras.Model, pixels: np.ndarray, class_index: int | Non
 
     embedder = classifier.get_layer("embedder")
     head = classifier.get_layer("head")
-    preprocess, base = embedder.get_layer("preprocess"), embedder.get_layer("resnet50")
+    preprocess = embedder.get_layer("preprocess")
+    base = next(layer for layer in embedder.layers if isinstance(layer, keras.Model))  # the frozen base
     x = tf.constant(pixels[None], tf.float32)
     with tf.GradientTape() as tape:
         conv = base(preprocess(x), training=False)

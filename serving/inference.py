@@ -29,6 +29,11 @@ class InferenceService:
         )
         self._serial = SerialLane(current, admission)
 
+    def close(self) -> None:
+        """Stop the workers once the queued work is done."""
+        self._batcher.close()
+        self._serial.close()
+
     def predict(self, pixels: np.ndarray) -> tuple[np.ndarray, Any]:
         """Class probabilities of one model-input image, and the predictor that computed them."""
         return self._batcher.submit(pixels)

@@ -84,6 +84,7 @@ class Predictor:
 
     def __init__(self, logged: LoggedModel, ref: ModelRef, runtime: str = "auto") -> None:
         self.ref, self.class_names, self.image_size = ref, list(logged.class_names), int(logged.image_size)
+        self.resize = logged.resize  # how a photo becomes this model's input
         self.model = logged.model  # the Keras model, for gradients (Grad-CAM)
         self.runtime = build_runtime(logged, runtime)
         self.predict(np.zeros((1, self.image_size, self.image_size, 3), np.float32))  # warm-up

@@ -1,4 +1,4 @@
-"""What the blueprints share: the config, the model holder, the inference service, history and metrics."""
+"""What the blueprints share: the config, the served models (each with its inference queue), history, metrics."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from flask import current_app
 
 from configs.schema import Config
 from serving.history import History
-from serving.inference import InferenceService
 from serving.metrics import ServerMetrics
+from serving.models import ModelRoutes
 from serving.reloader import ModelHolder
 
 EXTENSION = "stj"
@@ -20,10 +20,14 @@ class Served:
     """One app's serving state (``app.extensions["stj"]``)."""
 
     config: Config
-    holder: ModelHolder
-    inference: InferenceService
+    models: ModelRoutes
     history: History
     metrics: ServerMetrics
+
+    @property
+    def holder(self) -> ModelHolder:
+        """The holder of STJ's classifier, the default model."""
+        return self.models.default
 
 
 def served() -> Served:

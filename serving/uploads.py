@@ -11,7 +11,7 @@ import numpy as np
 from flask import request
 
 from core.images import ImageRejected, open_image
-from core.model_input import to_model_input
+from core.model_input import SQUASH, to_model_input
 from serving.errors import ApiError
 
 # what each verification failure means for a client: status, error code, message
@@ -54,7 +54,9 @@ def read_uploads(max_files: int, max_bytes: int) -> list[bytes]:
     return blobs
 
 
-def decode_upload(data: bytes, image_size: int, min_side: int = 1, name: str = "the upload") -> np.ndarray:
+def decode_upload(
+    data: bytes, image_size: int, min_side: int = 1, name: str = "the upload", resize: str = SQUASH
+) -> np.ndarray:
     """Verify uploaded bytes (the scraper's check, :func:`core.images.open_image`) into model input."""
     try:
         img = open_image(data, min_side)
@@ -62,7 +64,7 @@ def decode_upload(data: bytes, image_size: int, min_side: int = 1, name: str = "
         status, code, text = _REJECTIONS[exc.reason]
         detail = f" ({exc.detail.split(':')[0]})" if exc.reason in ("corrupt", "too_small") and exc.detail else ""
         raise ApiError(status, code, f"{name} {text}{detail}") from None
-    return to_model_input(img, image_size)
+    return to_model_input(img, image_size, resize)
 
 
 def bounded_int(name: str, raw: str, low: int, high: int) -> int:

@@ -7,12 +7,24 @@ let drawing = false, last = null;
 
 function showError(message) { $("error").textContent = message || ""; }
 
+const MODEL_TITLES = { stj: "saree · trousers · jeans", imagenet: "ImageNet, top 5 of 1000 classes" };
+
 async function metadata() {
   try {
     const meta = await (await fetch("/metadata")).json();
     $("model").textContent = `${meta.model.name} v${meta.model.version}`;
+    const picker = $("model-picker");
+    for (const [key, model] of Object.entries(meta.models || {})) {
+      const option = document.createElement("option");
+      option.value = key;
+      option.textContent = `${MODEL_TITLES[key] || key} (${model.name} v${model.version})`;
+      picker.appendChild(option);
+    }
+    $("picker").hidden = picker.options.length < 2;  // a choice only when several models are served
   } catch (e) { $("model").textContent = "model unavailable"; }
 }
+
+function chosenModel() { return $("model-picker").value || "stj"; }
 
 function loadImage(source) {
   // draw `source` (an image or video frame) shrunk so its longest side is at most MAX_SIDE
@@ -60,8 +72,12 @@ function renderChart(el, topK) {
   for (const { label, probability } of topK) {
     const row = document.createElement("div");
     row.className = "bar"; row.dataset.label = label; row.dataset.probability = probability;
-    row.innerHTML = `<span>${label}</span><div class="track"><div class="fill" style="width:${(probability * 100).toFixed(1)}%"></div></div>` +
-      `<span class="pct">${(probability * 100).toFixed(1)}%</span>`;
+    const name = document.createElement("span"), track = document.createElement("div");
+    const fill = document.createElement("div"), pct = document.createElement("span");
+    name.textContent = label;  // labels are data, never markup
+    track.className = "track"; fill.className = "fill"; fill.style.width = `${(probability * 100).toFixed(1)}%`;
+    pct.className = "pct"; pct.textContent = `${(probability * 100).toFixed(1)}%`;
+    track.appendChild(fill); row.append(name, track, pct);
     el.appendChild(row);
   }
 }
@@ -74,7 +90,7 @@ async function send(canvas, path, extra) {
 
 async function predict(occluded) {
   const canvas = occluded ? photo : clean;
-  const response = await send(canvas, "/predict", "?top_k=3&history=1");
+  const response = await send(canvas, "/predict", `?model=${chosenModel()}&history=1`);
   const body = await response.json();
   if (!response.ok) { showError(body.error.message); return; }
   const suffix = occluded ? "-after" : "";
@@ -92,7 +108,7 @@ $("predict-occluded").addEventListener("click", () => predict(true));
 $("clear").addEventListener("click", () => { ctx.drawImage(clean, 0, 0); $("predict-occluded").disabled = true; });
 
 $("explain").addEventListener("click", async () => {
-  const response = await send(clean, "/explain");
+  const response = await send(clean, "/explain", `?model=${chosenModel()}`);
   if (!response.ok) { showError((await response.json()).error.message); return; }
   $("heatmap").src = URL.createObjectURL(await response.blob());
   $("cam-label").textContent = response.headers.get("X-Explained-Label");

