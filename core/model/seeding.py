@@ -8,6 +8,9 @@ import keras
 import numpy as np
 
 
+_VARIABLE_OF = {"depthwise": "kernel"}  # initializers whose variable has another name (DepthwiseConv2D)
+
+
 def seed_weights(model: keras.Model, seed: int) -> keras.Model:
     """Draw every weight of ``model`` again from its layer's initializer, seeded by ``(seed, layer index)``.
 
@@ -17,10 +20,11 @@ def seed_weights(model: keras.Model, seed: int) -> keras.Model:
     """
     for index, layer in enumerate(model.layers):
         for attr, initializer in vars(layer).items():
-            variable = (
-                getattr(layer, attr.removesuffix("_initializer"), None) if attr.endswith("_initializer") else None
-            )
-            if not isinstance(initializer, keras.initializers.Initializer) or not isinstance(variable, keras.Variable):
+            if not attr.endswith("_initializer") or not isinstance(initializer, keras.initializers.Initializer):
+                continue
+            name = attr.removesuffix("_initializer")
+            variable = getattr(layer, _VARIABLE_OF.get(name, name), None)
+            if not isinstance(variable, keras.Variable):
                 continue
             config = initializer.get_config()
             if "seed" in config:

@@ -95,7 +95,7 @@ def _array(ref: _TensorRef, storages: dict[str, np.ndarray]) -> np.ndarray:
     view = np.lib.stride_tricks.as_strided(
         data[ref.offset :], shape=ref.size, strides=[s * data.itemsize for s in ref.stride], writeable=False
     )
-    return np.ascontiguousarray(view)  # a contiguous copy that owns its memory
+    return np.array(view, order="C")  # a contiguous, writable copy that owns its memory
 
 
 def read_legacy_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
