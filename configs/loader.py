@@ -75,11 +75,55 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: {key}: {problem}{more}"
 
 
+def _read_mapping(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{file}:{where}: not valid YAML").with_traceback(None) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: top level must be a mapping of sections")
+    return data
+
+
+def merge_sections(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``own`` laid over it: mappings merge key by key, anything else (lists too) is replaced."""
+    merged = _deep_copy(base)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_sections(merged[key], value)
+        else:
+            merged[key] = _deep_copy(value) if isinstance(value, dict) else value
+    return merged
+
+
+def read_config_file(file: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's sections, with ``extends: other.yaml`` (relative to the file) resolved first.
+
+    A preset names the config it builds on and states only what differs; chains are allowed, cycles are not.
+    """
+    data = _read_mapping(file)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"{file}: extends: expected the path of another config file")
+    base_file = file.parent / parent
+    if base_file.resolve() in {f.resolve() for f in (*_seen, file)}:
+        raise ConfigError(f"{file}: extends: {parent} extends this file again (a cycle)")
+    if not base_file.is_file():
+        raise ConfigError(f"{file}: extends: {parent}: config file not found")
+    return merge_sections(read_config_file(base_file, (*_seen, file)), data)
+
+
 def load_config(path: str | Path | None, overrides: Iterable[str] = (), schema: type[C] = Config) -> C:
     """Read, override and validate a config.
 
     Args:
-        path: a YAML file; ``None`` means all defaults.
+        path: a YAML file (it may name another it ``extends``); ``None`` means all defaults.
         overrides: ``section.key=value`` strings applied after the file.
         schema: the root schema: the stages' :class:`Config`, or one that adds sections to it (the ``stj``
             command's ``flows.settings.RunConfig`` adds the offline catalog's).
@@ -91,19 +135,7 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = (), schema: 
         ConfigError: the file is missing or malformed, or a key is unknown or invalid.
     """
     source = str(path) if path is not None else "defaults"
-    data: Any = {}
-    if path is not None:
-        file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"{source}: config file not found")
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{source}:{where}: not valid YAML").with_traceback(None) from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: top level must be a mapping of sections")
+    data: Any = read_config_file(Path(path)) if path is not None else {}
     overrides = list(overrides)
     data = apply_overrides(data, overrides)
     if overrides:

@@ -47,8 +47,8 @@ class Candidate:
 
     @property
     def val_loss(self) -> float:
-        """The best validation loss of the head's training."""
-        return min(self.history["val_loss"])
+        """The best validation loss of what is kept: the fine-tuned network's if fine-tuned, else the head's."""
+        return min((self.finetune_history or self.history)["val_loss"])
 
 
 def checkpoint_folder(config: Config, features: Features) -> Path:
@@ -88,17 +88,18 @@ def train_candidate(config: Config, features: Features) -> Candidate:
     extra.update({f"images_per_second_{p}": s for p, s in precision.speeds.items()})
     if tc.finetune.enabled and features.base.weights.keras_arg is not None:
         extra["test_accuracy_before_finetune"] = _accuracy(test_y, probs)
-        classifier = build_classifier(features.base.embedder, head)
+        embedder, base = own_copy(features.base.embedder, features.base.base.name)
+        classifier = build_classifier(embedder, head)
         images = {name: load_images(features.part_paths(name), tc.image_size) for name in PARTS}
         finetune_history = fine_tune(
             classifier=classifier,
-            base=features.base.base,
+            base=base,
             train=(images["train"], features.part("train")[1]),
             val=(images["val"], features.part("val")[1]),
             num_classes=len(config.class_names),
             config=tc.finetune,
             seed=config.project.seed,
-            trainable=features.base.backbone.finetune_layers(features.base.base, tc.finetune.unfreeze_layers),
+            trainable=features.base.backbone.finetune_layers(base, tc.finetune.unfreeze_layers),
         )
         probs = classifier.predict(images["test"], verbose=0)  # the base changed: use the whole graph
         extra["test_accuracy_after_finetune"] = _accuracy(test_y, probs)
@@ -117,6 +118,14 @@ def train_candidate(config: Config, features: Features) -> Candidate:
         classifier=classifier,
         finetune_history=finetune_history,
     )
+
+
+def own_copy(embedder: keras.Model, base_name: str) -> tuple[keras.Model, keras.Model]:
+    """A copy of the embedder (and its base) to fine-tune: the shared one keeps computing the cached features,
+    and the next sweep point or sibling starts from the pretrained weights again."""
+    copy = keras.models.clone_model(embedder)
+    copy.set_weights(embedder.get_weights())
+    return copy, copy.get_layer(base_name)
 
 
 def _accuracy(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Optional fine-tuning: after the head converges, unfreeze the top of ResNet50 and train on augmented images.
+"""Optional fine-tuning: after the head converges, unfreeze the top of the base and train on augmented images.
 
 BatchNorm layers stay frozen and in inference mode (the base is called with ``training=False``), the
 learning rate is low, augmentation (flip, crop, brightness, contrast, optional CutMix) applies to the

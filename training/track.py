@@ -108,7 +108,7 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
             "weights.used": base.weights.used,
             "weights.fell_back": str(base.weights.fell_back).lower(),
             "runtime": candidate.runtime.name,
-            "precision.chosen": candidate.precision.chosen.precision,
+            "precision.chosen": candidate.runtime.precision,  # a fine-tuned network is scored whole, in f32
             **({f"int8.{k}": str(v) for k, v in base.int8.items()} if base.int8 else {}),
             "config_file": source,
             "code_version": code_version(),

@@ -12,7 +12,7 @@ from configs import ConfigError, load_config
 from flows.settings import load_run_config
 
 
-@pytest.mark.parametrize("name", ["configs/stj.yaml", "configs/demo.yaml"])
+@pytest.mark.parametrize("name", ["configs/stj.yaml", "configs/demo.yaml", "configs/finetune.yaml"])
 def test_shipped_configs_are_valid(name: str) -> None:
     config = load_run_config(name)
     assert config.class_names == ["saree", "trousers", "jeans"]
@@ -85,3 +85,29 @@ def test_the_catalog_section_is_not_part_of_the_stages_schema() -> None:
     assert load_run_config("configs/demo.yaml").catalog.products_per_class == 200
     with pytest.raises(ConfigError, match=r"catalog.faults.eror_rate: unknown key"):
         load_run_config("configs/demo.yaml", ["catalog.faults.eror_rate=0.5"])
+
+
+def test_a_preset_extends_another_config(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 7\n  dense_units: [64, 32]\n  finetune: {epochs: 3}\n")
+    (tmp_path / "presets").mkdir()
+    preset = tmp_path / "presets" / "p.yaml"
+    preset.write_text("extends: ../base.yaml\ntrain:\n  dense_units: [8, 4]\n  finetune: {enabled: true}\n")
+    config = load_config(preset, ["train.patience=9"])
+    assert (config.train.epochs, config.train.dense_units, config.train.patience) == (7, (8, 4), 9)  # merged
+    assert config.train.finetune.enabled and config.train.finetune.epochs == 3  # sections merge key by key
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("extends: missing.yaml\n", "extends: missing.yaml: config file not found"),
+        ("extends: [a]\n", "extends: expected the path of another config file"),
+        ("extends: p.yaml\n", "extends: p.yaml extends this file again (a cycle)"),
+    ],
+)
+def test_bad_extends_is_one_line_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    preset = tmp_path / "p.yaml"
+    preset.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(preset)
+    assert str(err.value) == f"{preset}: {message}"

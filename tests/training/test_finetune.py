@@ -62,3 +62,30 @@ def test_cutmix_mixes_labels_by_area() -> None:
     for i in range(2):
         if area[i] > 0:  # pasted from the other image: label weight equals the pasted area
             np.testing.assert_allclose(mixed_labels.numpy()[i][1 - i], area[i], atol=1e-6)
+
+
+def test_fine_tuning_a_copy_leaves_the_shared_base_pretrained() -> None:
+    """Sweep points and siblings share one base: fine-tuning works on a copy, so the next starts from the same."""
+    from training.candidate import own_copy
+
+    base, embedder = build_frozen("resnet50", 32, seed=1)
+    copy, copied_base = own_copy(embedder, base.name)
+    assert copied_base is not base
+    pixels = np.random.default_rng(0).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(copy.predict(pixels, verbose=0), embedder.predict(pixels, verbose=0))
+    before = [w.copy() for w in base.get_weights()]
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    head = build_head(3, (16, 8), (0.3, 0.2), embedder.predict(pixels, verbose=0))
+    fine_tune(
+        build_classifier(copy, head),
+        copied_base,
+        (pixels, labels),
+        (pixels, labels),
+        3,
+        FineTuneConfig(enabled=True, unfreeze_layers=4, epochs=1, batch_size=6),
+        seed=0,
+        trainable=get_backbone("resnet50").finetune_layers(copied_base, 4),
+    )
+    assert any(not np.array_equal(a, b) for a, b in zip(base.get_weights(), copied_base.get_weights(), strict=True))
+    for a, b in zip(before, base.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
