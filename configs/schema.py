@@ -84,7 +84,11 @@ class FineTuneConfig(_Strict):
     """Optional second stage: unfreeze the top of the base and train on augmented images (``training.finetune``)."""
 
     enabled: bool = False
-    unfreeze_layers: int = Field(default=10, ge=1, description="top weighted layers of the base made trainable (BatchNorm among them stays frozen)")
+    unfreeze_layers: int = Field(
+        default=10,
+        ge=1,
+        description="top weighted layers of the base made trainable (BatchNorm among them stays frozen)",
+    )
     learning_rate: float = Field(default=1e-5, gt=0)
     epochs: int = Field(default=5, ge=1)
     patience: int = Field(default=2, ge=1)

@@ -7,7 +7,6 @@ import hashlib
 import keras
 import numpy as np
 
-
 _VARIABLE_OF = {"depthwise": "kernel"}  # initializers whose variable has another name (DepthwiseConv2D)
 
 

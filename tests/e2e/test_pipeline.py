@@ -363,7 +363,9 @@ def test_imagenet_model_is_registered_once_and_served(trained, client) -> None:
     body = resp.get_json()
     assert resp.status_code == 200 and body["model"] == {"name": "imagenet-classifier", "version": "1"}
     assert len(body["top_k"]) == 5 and body["label"] == "palace"
-    assert http.post("/predict?model=stj", data=buf.getvalue(), content_type="image/jpeg").get_json()["label"] in CLASSES
+    assert (
+        http.post("/predict?model=stj", data=buf.getvalue(), content_type="image/jpeg").get_json()["label"] in CLASSES
+    )
 
 
 def test_version_pins_a_registered_version(trained, tmp_path: Path) -> None:

@@ -43,13 +43,13 @@ def test_the_preset_fine_tunes_lite0_top_blocks(tmp_path, overrides_for, catalog
     logged = mlflow.tensorflow.load_model(result.model_uri).get_layer("embedder")
     backbone = get_backbone("efficientnet_lite0")
     pretrained = backbone.build_base(96, backbone.resolve_weights("imagenet", "error"), 0)
+    fine_tuned = logged.get_layer("efficientnet_lite0")
     moved = {
         layer.name
         for layer in pretrained.layers
-        if layer.weights
-        and any(
+        if any(
             not np.array_equal(a, b)
-            for a, b in zip(layer.get_weights(), logged.get_layer("efficientnet_lite0").get_layer(layer.name).get_weights())
+            for a, b in zip(layer.get_weights(), fine_tuned.get_layer(layer.name).get_weights(), strict=True)
         )
     }
     unfrozen = {layer.name for layer in backbone.finetune_layers(pretrained, config.train.finetune.unfreeze_layers)}
