@@ -21,8 +21,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_stj_server(config_path: str, port: int, threads: int) -> subprocess.Popen:
-    """`stj serve` on ``port`` with ``threads`` gunicorn threads and no hot-reload polling."""
+def start_stj_server(config_path: str, port: int, threads: int, extra: list[str] = ()) -> subprocess.Popen:
+    """`stj serve` on ``port`` with ``threads`` gunicorn threads, no hot-reload polling, and ``extra`` overrides."""
     import sys
 
     return subprocess.Popen(
@@ -39,6 +39,7 @@ def start_stj_server(config_path: str, port: int, threads: int) -> subprocess.Po
             f"serve.threads={threads}",
             "--set",
             "serve.reload_interval_s=0",
+            *(arg for override in extra for arg in ("--set", override)),
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -1,11 +1,15 @@
-"""Serving benchmark: STJ's server vs `mlflow models serve` on the same registered model and photos.
+"""Serving benchmark, per backbone: STJ's server at 1 and 16 clients, its efficiency against the raw runtime,
+and the ratio to `mlflow models serve` on the same model.
 
-Both serve `models:/stj-classifier@champion` from the demo store (run `stj run --config configs/demo.yaml`
-first). STJ takes the JPEG bytes; MLflow's server takes decoded pixels as JSON (its API). Each is driven at
-1 and 16 concurrent clients for a fixed time; requests/s, p50/p99 latency and errors are printed, with the
-ratio STJ/MLflow.
+Reads the demo store (run `stj run --config configs/demo.yaml` first). For each backbone (the latest run of
+each in the demo experiment, or ``--backbones``): the runtime the server would use is loaded here and its raw
+batch-of-16 images/s measured; then `stj serve` serves that run's model (one gunicorn worker, 16 threads) and is
+driven at 1 and 16 concurrent clients, each request one JPEG from the demo photos. Printed: requests/s,
+p50/p99 latency, errors, the load generator's own CPU use, and **efficiency** = server images/s at 16
+clients / raw batch-16 images/s (what decoding, HTTP and Python per request cost). Then `mlflow models serve`
+on the champion (decoded pixels as JSON, its API) for the ratio STJ/MLflow.
 
-Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20]
+Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--backbones ...]
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +29,52 @@ from benchmarks.load import free_port, hammer, start_stj_server, wait_ready  # n
 from core.model_input import decode_image  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
 
+RAW_BATCH = 16
+
+
+def latest_run_per_backbone(config, backbones: list[str] | None) -> dict[str, str]:
+    """``runs:/<id>/model`` of the newest finished run of each backbone in the config's experiment."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        sys.exit(f"no experiment {config.tracking.experiment!r}: run `stj run --config configs/demo.yaml` first")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        "attributes.status = 'FINISHED' and tags.finetune != 'ran'",
+        order_by=["attributes.start_time DESC"],
+    )
+    found: dict[str, str] = {}
+    for run in runs:
+        name = run.data.tags.get("backbone")
+        if name and name not in found and (backbones is None or name in backbones):
+            found[name] = f"runs:/{run.info.run_id}/model"
+    missing = set(backbones or []) - set(found)
+    if missing or not found:
+        sys.exit(f"no run of {sorted(missing) or 'any backbone'} in the demo store: run the demo first")
+    return found
+
+
+def raw_images_per_second(uri: str, config, pixels, seconds: float) -> tuple[str, float]:
+    """The server's runtime for ``uri``, loaded here: its name and batch-of-16 images/s."""
+    from serving.predictor import Predictor
+
+    predictor = Predictor.load(uri, config.tracking.uri, runtime=config.serve.runtime)
+    batch = pixels[:RAW_BATCH]
+    predictor.predict(batch)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        predictor.predict(batch)
+        done += len(batch)
+    return predictor.runtime.name, done / (time.perf_counter() - started)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--backbones", nargs="+", help="default: every backbone with a run in the demo store")
     args = parser.parse_args()
     config = load_run_config(args.config)
     photos = sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))[:64]
@@ -36,12 +82,19 @@ def main() -> None:
         sys.exit("no photos: run `stj run --config configs/demo.yaml` first")
     blobs = [p.read_bytes() for p in photos]
     size = config.train.image_size
-    pixels_json = [json.dumps({"inputs": decode_image(b, size)[None].tolist()}) for b in blobs[:16]]
-    results = {}
+    pixels = [decode_image(b, size) for b in blobs[:RAW_BATCH]]
+    results, raw = {}, {}
 
-    port = free_port()
-    ours = start_stj_server(args.config, port, 16)
-    results.update(_measure("stj", ours, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds))
+    import numpy as np
+
+    for backbone, uri in latest_run_per_backbone(config, args.backbones).items():
+        runtime, rate = raw_images_per_second(uri, config, np.stack(pixels), min(args.seconds, 10))
+        raw[backbone] = (runtime, rate)
+        port = free_port()
+        server = start_stj_server(
+            args.config, port, 16, extra=[f"serve.model_uri={uri}", "tracking.imagenet_model=null"]
+        )
+        results.update(_measure(backbone, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds))
 
     port = free_port()
     env = {
@@ -49,41 +102,33 @@ def main() -> None:
         "MLFLOW_TRACKING_URI": config.tracking.uri,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # its uvicorn
     }
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", config.model_uri, "--env-manager", "local"]
     theirs = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            config.model_uri,
-            "--env-manager",
-            "local",
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-        ],
+        [*command, "-p", str(port), "-h", "127.0.0.1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    results.update(
-        _measure("mlflow", theirs, port, "/ping", "/invocations", pixels_json, "application/json", args.seconds)
-    )
+    bodies = [json.dumps({"inputs": p[None].tolist()}) for p in pixels]
+    results.update(_measure("mlflow", theirs, port, "/ping", "/invocations", bodies, "application/json", args.seconds))
 
-    header = f"{'server':8s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"
+    header = f"{'server':18s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"
     print(f"{header} {'load-generator cores':>21s}")
     for (name, clients), r in results.items():
         print(
-            f"{name:8s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d} "
+            f"{name:18s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d} "
             f"{r['client_cores']:21.2f}"
         )
-    for clients in (1, 16):
-        ratio = results[("stj", clients)]["rps"] / max(1e-9, results[("mlflow", clients)]["rps"])
-        print(f"ratio stj/mlflow at {clients} client(s): {ratio:.1f}x")
+    for backbone, (runtime, rate) in raw.items():
+        served = results[(backbone, 16)]["rps"]
+        print(
+            f"efficiency {backbone} [{runtime}]: {served:.1f} img/s served at 16 clients / {rate:.1f} img/s raw "
+            f"batch-{RAW_BATCH} = {served / rate:.2f}"
+        )
+        for clients in (1, 16):
+            ratio = results[(backbone, clients)]["rps"] / max(1e-9, results[("mlflow", clients)]["rps"])
+            print(f"ratio stj ({backbone}) / mlflow (champion) at {clients} client(s): {ratio:.1f}x")
 
 
 def _measure(

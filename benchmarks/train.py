@@ -1,11 +1,16 @@
-"""Train benchmark: the reference approach (images through the frozen ResNet50 every epoch) vs STJ's train
-stage (embed once with the fast runtime, then train the head on cached features).
+"""Train benchmark, per backbone: the reference approach (images through the frozen base every epoch) vs STJ's
+train stage (embed once with the fastest runtime, then train the head on cached features), and test accuracy
+per precision.
 
-On the demo data (scraped first if missing): prints embedding images/s for TensorFlow FP32 and OpenVINO
-(f32, bf16, int8), seconds per epoch for both approaches, the train stage's total seconds (nothing cached;
-base prepared but new images; everything cached), and the ratio reference/ours for a 25-epoch budget.
+On the demo data (scraped first if missing), for each backbone (``train.backbone`` and
+``train.compare_backbones`` of the config, or ``--backbones``): embedding images/s for TensorFlow FP32 and
+OpenVINO f32, bf16, int8; seconds per epoch for both approaches; the train stage's total seconds (nothing
+cached; base prepared but new images; everything cached) and the ratio reference/ours for a 25-epoch
+budget; then test accuracy with the whole stage in each precision (``train.precision`` fixed) and with
+``auto``. Ends with both tables in Markdown.
 
-Usage: .venv/bin/python benchmarks/train.py [--config configs/demo.yaml] [--reference-epochs 2]
+Usage: .venv/bin/python benchmarks/train.py [--config configs/demo.yaml] [--backbones resnet50 ...]
+       [--reference-epochs 2]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from catalog.server import catalog_for  # noqa: E402
+from configs.sweep import override_config  # noqa: E402
 from core.manifest import manifest_path  # noqa: E402
 from core.model import build_classifier, build_frozen, build_head  # noqa: E402
 from core.model_input import load_images  # noqa: E402
@@ -50,9 +56,71 @@ def images_per_second(runtime, pixels: np.ndarray, batch: int, seconds: float = 
     return done / (time.perf_counter() - started)
 
 
+def embedding_rates(config, sample: np.ndarray, workdir: Path) -> tuple[dict[str, float], dict]:
+    """Images/s of the config's base: TensorFlow FP32 at batch 32, OpenVINO f32/bf16/int8 at the embed batch."""
+    _, embedder = build_frozen(config.train.backbone, config.train.image_size, seed=config.project.seed)
+    batch = config.train.embed_batch_size
+    rates = {"tensorflow-f32": images_per_second(TensorFlowRuntime(embedder), sample, 32)}
+    for name in ("openvino-f32", "openvino-bf16"):
+        rates[name] = images_per_second(make_runtime(embedder, RuntimeSpec.parse(name)), sample, batch)
+    calibrated, record = int8_runtime(embedder, workdir / "ir", "bench", lambda: (sample[:32], sample[32:]))
+    if calibrated is not None:
+        rates["openvino-int8"] = images_per_second(calibrated, sample, batch)
+    return rates, record
+
+
+def reference_seconds_per_epoch(config, split, epochs: int) -> float:
+    """Seconds per epoch of plain ``fit`` with the frozen base inside the graph (images every epoch)."""
+    data_dir, size = Path(config.project.data_dir), config.train.image_size
+    _, embedder = build_frozen(config.train.backbone, size, seed=config.project.seed)
+    labels = {c: i for i, c in enumerate(config.class_names)}
+    train_rows, val_rows = split[split["split"] == "train"], split[split["split"] == "val"]
+    x_train = load_images([data_dir / p for p in train_rows["path"]], size)
+    x_val = load_images([data_dir / p for p in val_rows["path"]], size)
+    y_train, y_val = train_rows["class"].map(labels).to_numpy(), val_rows["class"].map(labels).to_numpy()
+    head = build_head(3, config.train.dense_units, config.train.dropout, embedder.predict(x_train[:64], verbose=0))
+    reference = build_classifier(embedder, head)
+    reference.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss="sparse_categorical_crossentropy")
+    reference.fit(x_train[:32], y_train[:32], epochs=1, verbose=0)  # trace outside the timing
+    started = time.perf_counter()
+    reference.fit(
+        x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=config.train.batch_size, verbose=0
+    )
+    return (time.perf_counter() - started) / epochs
+
+
+def stage_runs(config, split_file: Path) -> dict:
+    """The train stage three times: ``cold`` (nothing cached: the base converted and int8-calibrated, every
+    image embedded), ``new`` (the base prepared, every image new: a scheduled run on fresh data), ``warm``
+    (every embedding cached)."""
+    cache = Path(config.project.data_dir) / "embeddings"
+    for old in cache.glob(f"{config.train.backbone}-*"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    runs = {"cold": train(config, split_file, config_source="benchmark")}
+    for vectors in cache.glob(f"{config.train.backbone}-*.npz"):
+        vectors.unlink()
+    runs["new"] = train(config, split_file, config_source="benchmark")
+    runs["warm"] = train(config, split_file, config_source="benchmark")
+    return runs
+
+
+def accuracy_by_precision(config, split_file: Path) -> dict[str, float]:
+    """Test accuracy with the whole stage (embedding, head training, scoring) in each precision, and ``auto``'s."""
+    accuracy = {}
+    for precision in ("f32", "bf16", "int8"):
+        fixed = override_config(config, ["train.runtime=openvino", f"train.precision={precision}"])
+        result = train(fixed, split_file, config_source="benchmark")
+        if result.runtime == f"openvino-{precision}":  # int8 may be refused: no figure then
+            accuracy[precision] = result.metrics["test_accuracy"]
+    auto = train(config, split_file, config_source="benchmark")
+    accuracy[f"auto ({auto.runtime.removeprefix('openvino-')})"] = auto.metrics["test_accuracy"]
+    return accuracy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs/demo.yaml"))
+    parser.add_argument("--backbones", nargs="+", help="default: the config's backbone and compare_backbones")
     parser.add_argument("--reference-epochs", type=int, default=2)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="stj-bench-train-"))
@@ -63,6 +131,7 @@ def main() -> None:
             f"tracking.artifact_dir={tmp / 'mlartifacts'}",
             f"train.epochs={BUDGET}",
             f"train.patience={BUDGET}",  # the whole budget: no early stop in either
+            "train.compare_backbones=[]",
         ],
     )
     data_dir = Path(config.project.data_dir)
@@ -71,73 +140,56 @@ def main() -> None:
             scrape(config, base_url=base_url, show_progress=False)
     split_file = prepare(config)
     split = read_split(split_file)
-    size = config.train.image_size
-    print(f"data: {len(split)} images ({split['split'].value_counts().to_dict()}), {size}px, 2 cores")
-
-    # embedding speed: TensorFlow FP32 vs OpenVINO bf16 and int8, on the same 64 images
-    _, embedder = build_frozen(config.train.backbone, size, seed=config.project.seed)
-    sample = load_images([data_dir / p for p in split["path"][:64]], size)
-    batch = config.train.embed_batch_size
-    rates = {"tensorflow-f32 (batch 32)": images_per_second(TensorFlowRuntime(embedder), sample, 32)}
-    for name in ("openvino-f32", "openvino-bf16"):
-        runtime = make_runtime(embedder, RuntimeSpec.parse(name))
-        rates[f"{name} (batch {batch})"] = images_per_second(runtime, sample, batch)
-    calibrated, record = int8_runtime(embedder, tmp / "ir", "bench", lambda: (sample[:32], sample[32:]))
-    if calibrated is not None:
-        rates[f"openvino-int8 (batch {batch})"] = images_per_second(calibrated, sample, batch)
-    print("embedding: " + ", ".join(f"{name} {rate:.1f} img/s" for name, rate in rates.items()))
-    print(f"int8 calibration: {record}")
-
-    # (a) reference: frozen base inside the graph, images every epoch
-    train_rows = split[split["split"] == "train"]
-    val_rows = split[split["split"] == "val"]
-    labels = {c: i for i, c in enumerate(config.class_names)}
-    x_train = load_images([data_dir / p for p in train_rows["path"]], size)
-    x_val = load_images([data_dir / p for p in val_rows["path"]], size)
-    y_train, y_val = train_rows["class"].map(labels).to_numpy(), val_rows["class"].map(labels).to_numpy()
-    head = build_head(3, config.train.dense_units, config.train.dropout, embedder.predict(x_train[:64], verbose=0))
-    reference = build_classifier(embedder, head)
-    reference.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss="sparse_categorical_crossentropy")
-    reference.fit(x_train[:32], y_train[:32], epochs=1, verbose=0)  # trace outside the timing
-    started = time.perf_counter()
-    reference.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=args.reference_epochs,
-        batch_size=config.train.batch_size,
-        verbose=0,
-    )
-    ref_epoch = (time.perf_counter() - started) / args.reference_epochs
-    del x_train, x_val
-
-    # (b) ours: the train stage, BUDGET epochs of head training, three times:
-    #   cold   - nothing cached: the base is converted (and int8-calibrated) first, every image embedded
-    #   new    - the base prepared by an earlier run, every image new: a scheduled run on fresh data
-    #   warm   - every embedding cached
-    cache = data_dir / "embeddings"
-    shutil.rmtree(cache, ignore_errors=True)
-    runs = {"cold": train(config, split_file, config_source="benchmark")}
-    for vectors in cache.glob("*.npz"):
-        vectors.unlink()
-    runs["new"] = train(config, split_file, config_source="benchmark")
-    runs["warm"] = train(config, split_file, config_source="benchmark")
+    backbones = args.backbones or list(dict.fromkeys([config.train.backbone, *config.train.compare_backbones]))
+    print(f"data: {len(split)} images ({split['split'].value_counts().to_dict()}), {config.train.image_size}px")
     import mlflow
 
     mlflow.set_tracking_uri(config.tracking.uri)
-    print(f"(a) reference fit: {ref_epoch:.2f} s/epoch -> {ref_epoch * BUDGET:.0f} s for {BUDGET} epochs")
-    for label, result in runs.items():
-        metrics = mlflow.get_run(result.run_id).data.metrics
-        embed_s = metrics["embed_seconds"]
-        ours_epoch = metrics["fit_seconds"] / metrics["epochs_run"]  # head training on cached features
-        ours_budget = embed_s + ours_epoch * BUDGET
-        print(
-            f"(b) {label:4s} [{result.runtime}]: embedding {embed_s:.1f} s "
-            f"({metrics['embed_images']:.0f} images) + {ours_epoch:.3f} s/epoch -> {ours_budget:.1f} s for "
-            f"{BUDGET} epochs; ratio (a)/(b) {ref_epoch * BUDGET / ours_budget:.1f}x; whole train stage "
-            f"(plots, baselines, model logging) {result.seconds:.1f} s"
-        )
-    shutil.rmtree(tmp, ignore_errors=True)
+    speed_rows, accuracy_rows = [], []
+    try:
+        for backbone in backbones:
+            bconfig = override_config(config, [f"train.backbone={backbone}"])
+            sample = load_images([data_dir / p for p in split["path"][:64]], bconfig.train.image_size)
+            rates, record = embedding_rates(bconfig, sample, tmp / backbone)
+            print(f"[{backbone}] embedding: " + ", ".join(f"{n} {r:.1f} img/s" for n, r in rates.items()))
+            print(f"[{backbone}] int8 calibration: {record}")
+            ref_epoch = reference_seconds_per_epoch(bconfig, split, args.reference_epochs)
+            print(f"[{backbone}] (a) reference fit: {ref_epoch:.2f} s/epoch -> {ref_epoch * BUDGET:.0f} s")
+            ratios = {}
+            for label, result in stage_runs(bconfig, split_file).items():
+                metrics = mlflow.get_run(result.run_id).data.metrics
+                embed_s = metrics["embed_seconds"]
+                ours_epoch = metrics["fit_seconds"] / metrics["epochs_run"]  # head training on cached features
+                ours_budget = embed_s + ours_epoch * BUDGET
+                ratios[label] = ref_epoch * BUDGET / ours_budget
+                print(
+                    f"[{backbone}] (b) {label:4s} [{result.runtime}]: embedding {embed_s:.1f} s "
+                    f"({metrics['embed_images']:.0f} images) + {ours_epoch:.3f} s/epoch -> {ours_budget:.1f} s for "
+                    f"{BUDGET} epochs; ratio (a)/(b) {ratios[label]:.1f}x; whole train stage "
+                    f"(plots, baselines, model logging) {result.seconds:.1f} s"
+                )
+            speed_rows.append((backbone, rates, ratios))
+            accuracy = accuracy_by_precision(bconfig, split_file)
+            print(f"[{backbone}] test accuracy: " + ", ".join(f"{p} {a:.3f}" for p, a in accuracy.items()))
+            accuracy_rows.append((backbone, accuracy))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print_tables(speed_rows, accuracy_rows)
+
+
+def print_tables(speed_rows: list, accuracy_rows: list) -> None:
+    """The figures as two Markdown tables (what the README quotes)."""
+    names = ["tensorflow-f32", "openvino-f32", "openvino-bf16", "openvino-int8"]
+    print("\n| backbone | " + " | ".join(f"{n} img/s" for n in names) + " | train stage vs fit (cold / warm) |")
+    print("|---" * (len(names) + 2) + "|")
+    for backbone, rates, ratios in speed_rows:
+        cells = [f"{rates[n]:.0f}" if n in rates else "refused" for n in names]
+        print(f"| {backbone} | " + " | ".join(cells) + f" | {ratios['cold']:.1f}x / {ratios['warm']:.1f}x |")
+    print("\n| backbone | test accuracy f32 | bf16 | int8 | auto (chosen) |\n|---|---|---|---|---|")
+    for backbone, accuracy in accuracy_rows:
+        auto = next(f"{a:.3f} ({p[6:-1]})" for p, a in accuracy.items() if p.startswith("auto"))
+        cells = [f"{accuracy[p]:.3f}" if p in accuracy else "refused" for p in ("f32", "bf16", "int8")]
+        print(f"| {backbone} | " + " | ".join(cells) + f" | {auto} |")
 
 
 if __name__ == "__main__":
