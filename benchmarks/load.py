@@ -92,7 +92,7 @@ def hammer(send: Callable[[requests.Session, int], int], clients: int, seconds: 
             started = time.perf_counter()
             try:
                 status = send(session, i)
-            except requests.RequestException:
+            except OSError:  # requests' errors are OSErrors too
                 status = -1
             elapsed = time.perf_counter() - started
             with lock:
@@ -118,3 +118,38 @@ def hammer(send: Callable[[requests.Session, int], int], clients: int, seconds: 
         "errors": sum(n for s, n in statuses.items() if s < 0 or s >= 500),
         "client_cores": client_cores,
     }
+
+
+def post_many(port: int, path: str, bodies: list[bytes], content_type: str, clients: int, seconds: float) -> dict:
+    """Like :func:`hammer`, for POSTs of ``bodies`` to ``path``, over raw keep-alive sockets: each request's bytes
+    are built once, so the load generator takes ~0.01 cores instead of the ~0.1-0.2 ``requests`` needs (on a
+    2-core machine that CPU would otherwise be taken from the server being measured)."""
+    head = "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {n}\r\n\r\n"
+    requests_bytes = [head.format(path=path, ctype=content_type, n=len(b)).encode() + b for b in bodies]
+    local = threading.local()
+
+    def send(_session, i: int) -> int:
+        try:
+            return exchange(i)
+        except OSError:
+            local.conn = None  # a fresh connection next time
+            raise
+
+    def exchange(i: int) -> int:
+        if getattr(local, "conn", None) is None:
+            local.conn = socket.create_connection(("127.0.0.1", port), timeout=120)
+            local.reader = local.conn.makefile("rb")
+        local.conn.sendall(requests_bytes[i % len(requests_bytes)])
+        status, length, close = int(local.reader.readline().split()[1]), 0, False
+        while (line := local.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+            close |= name.strip().lower() == b"connection" and value.strip().lower() == b"close"
+        local.reader.read(length)
+        if close:
+            local.conn.close()
+            local.conn = None
+        return status
+
+    return hammer(send, clients, seconds)

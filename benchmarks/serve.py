@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import free_port, hammer, start_stj_server, wait_ready  # noqa: E402
+from benchmarks.load import free_port, post_many, start_stj_server, wait_ready  # noqa: E402
 from core.model_input import decode_image  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
 
@@ -110,7 +110,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    bodies = [json.dumps({"inputs": p[None].tolist()}) for p in pixels]
+    bodies = [json.dumps({"inputs": p[None].tolist()}).encode() for p in pixels]
     results.update(_measure("mlflow", theirs, port, "/ping", "/invocations", bodies, "application/json", args.seconds))
 
     header = f"{'server':18s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"
@@ -138,17 +138,8 @@ def _measure(
     out = {}
     try:
         wait_ready(f"http://127.0.0.1:{port}{ready}", proc)
-        url = f"http://127.0.0.1:{port}{path}"
         for clients in (1, 16):
-            out[(name, clients)] = hammer(
-                lambda s, i: (
-                    s.post(
-                        url, data=bodies[i % len(bodies)], headers={"Content-Type": content_type}, timeout=120
-                    ).status_code
-                ),
-                clients,
-                seconds,
-            )
+            out[(name, clients)] = post_many(port, path, bodies, content_type, clients, seconds)
     finally:
         proc.terminate()
         proc.wait()
