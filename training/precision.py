@@ -57,9 +57,10 @@ def choose_precision(features: Features, head: keras.Model, tolerance: float, fi
         fixed: ``train.precision`` named one precision: check only that one (and f32 for comparison).
     """
     base = features.base
-    candidates = base.candidates()
-    if fixed:
-        candidates = [c for c in candidates if c in (base.primary, RuntimeSpec(base.primary.backend, "f32"))]
+    if fixed:  # the named precision however fast it measured, and f32 for comparison
+        candidates = list(dict.fromkeys([base.primary, RuntimeSpec(base.primary.backend, "f32")]))
+    else:
+        candidates = base.candidates()
     val_y = features.part("val")[1]
     val_accuracy, test_probs = {}, {}
     for spec in candidates:

@@ -66,3 +66,10 @@ def test_a_fixed_precision_is_kept_and_compared_with_f32() -> None:
     choice = choose_precision(_Features(base, {"int8": 10}), _Head(), tolerance=0.02, fixed=True)
     assert choice.chosen == INT8 and set(choice.val_accuracy) == {"f32", "int8"}
     assert choice.summary()["chosen"] == "openvino-int8"
+
+
+def test_a_fixed_precision_is_used_even_when_measured_slower_than_f32() -> None:
+    """``train.precision: bf16`` on a CPU where bf16 runs slower than f32 (measured so on AVX-512 without AMX)."""
+    base = _Base(BF16, {"f32": 30.0, "bf16": 18.0, "int8": 100.0})
+    choice = choose_precision(_Features(base, {"bf16": 1}), _Head(), tolerance=0.02, fixed=True)
+    assert choice.chosen == BF16 and set(choice.test_probs) == {"bf16", "f32"}
