@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 from catalog.server import catalog_for  # noqa: E402
 from configs.sweep import override_config  # noqa: E402
 from core.manifest import manifest_path  # noqa: E402
-from core.model import build_classifier, build_frozen, build_head  # noqa: E402
+from core.model import build_classifier, build_frozen, build_head, get_backbone  # noqa: E402
 from core.model_input import load_images  # noqa: E402
 from core.runtime import RuntimeSpec, TensorFlowRuntime, make_runtime  # noqa: E402
 from core.runtime.int8 import int8_runtime  # noqa: E402
@@ -56,14 +56,27 @@ def images_per_second(runtime, pixels: np.ndarray, batch: int, seconds: float = 
     return done / (time.perf_counter() - started)
 
 
+def frozen_embedder(config) -> keras.Model:
+    """The embedder the train stage would build: the config's backbone with the weights it resolves to."""
+    backbone = get_backbone(config.train.backbone)
+    weights = backbone.resolve_weights(config.train.weights, config.train.weights_fallback)
+    return build_frozen(backbone, config.train.image_size, weights=weights, seed=config.project.seed)[1]
+
+
 def embedding_rates(config, sample: np.ndarray, workdir: Path) -> tuple[dict[str, float], dict]:
     """Images/s of the config's base: TensorFlow FP32 at batch 32, OpenVINO f32/bf16/int8 at the embed batch."""
-    _, embedder = build_frozen(config.train.backbone, config.train.image_size, seed=config.project.seed)
+    embedder = frozen_embedder(config)
     batch = config.train.embed_batch_size
     rates = {"tensorflow-f32": images_per_second(TensorFlowRuntime(embedder), sample, 32)}
     for name in ("openvino-f32", "openvino-bf16"):
         rates[name] = images_per_second(make_runtime(embedder, RuntimeSpec.parse(name)), sample, batch)
-    calibrated, record = int8_runtime(embedder, workdir / "ir", "bench", lambda: (sample[:32], sample[32:]))
+    calibrated, record = int8_runtime(
+        embedder,
+        workdir / "ir",
+        "bench",
+        lambda: (sample[:32], sample[32:]),
+        thorough=get_backbone(config.train.backbone).int8_thorough,  # as training quantises this backbone
+    )
     if calibrated is not None:
         rates["openvino-int8"] = images_per_second(calibrated, sample, batch)
     return rates, record
@@ -72,7 +85,7 @@ def embedding_rates(config, sample: np.ndarray, workdir: Path) -> tuple[dict[str
 def reference_seconds_per_epoch(config, split, epochs: int) -> float:
     """Seconds per epoch of plain ``fit`` with the frozen base inside the graph (images every epoch)."""
     data_dir, size = Path(config.project.data_dir), config.train.image_size
-    _, embedder = build_frozen(config.train.backbone, size, seed=config.project.seed)
+    embedder = frozen_embedder(config)
     labels = {c: i for i, c in enumerate(config.class_names)}
     train_rows, val_rows = split[split["split"] == "train"], split[split["split"] == "val"]
     x_train = load_images([data_dir / p for p in train_rows["path"]], size)
@@ -131,7 +144,6 @@ def main() -> None:
             f"tracking.artifact_dir={tmp / 'mlartifacts'}",
             f"train.epochs={BUDGET}",
             f"train.patience={BUDGET}",  # the whole budget: no early stop in either
-            "train.compare_backbones=[]",
         ],
     )
     data_dir = Path(config.project.data_dir)
@@ -148,7 +160,7 @@ def main() -> None:
     speed_rows, accuracy_rows = [], []
     try:
         for backbone in backbones:
-            bconfig = override_config(config, [f"train.backbone={backbone}"])
+            bconfig = override_config(config, [f"train.backbone={backbone}", "train.compare_backbones=[]"])
             sample = load_images([data_dir / p for p in split["path"][:64]], bconfig.train.image_size)
             rates, record = embedding_rates(bconfig, sample, tmp / backbone)
             print(f"[{backbone}] embedding: " + ", ".join(f"{n} {r:.1f} img/s" for n, r in rates.items()))
