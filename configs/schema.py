@@ -73,7 +73,7 @@ class ScrapeConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    """The stratified train/validation/test split (``training.split``)."""
+    """The train/validation/test split, decided per near-duplicate group by a hash (``training.split``)."""
 
     test_size: float = Field(default=0.2, gt=0, lt=1)
     val_size: float = Field(default=0.1, gt=0, lt=1, description="fraction of the training part")

@@ -32,7 +32,7 @@ def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any
 
 @task(name="split-manifest", cache_policy=NO_CACHE)
 def prepare_task(config: RunConfig) -> Path:
-    """Write the stratified split file."""
+    """Write the split file (photos keep their side across runs)."""
     return prepare(config)
 
 

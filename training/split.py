@@ -1,10 +1,15 @@
-"""The prepare stage: a stratified, seeded train/val/test split written to a split file.
+"""The prepare stage: a train/val/test split that never moves, written to a split file.
 
-The test part (``split.test_size``, 20 %) is only used for final evaluation; validation for early
-stopping is carved from the training part (``split.val_size`` of it). Photos within
-``scrape.near_duplicate_distance`` bits of each other (perceptual hash) form a group that stays on one side,
-so a near-copy of a test photo never sits in training. Conflicting photos (listed under two classes) are
-left out.
+Each near-duplicate group's side is decided by a hash of the group (its earliest-scraped photo's sha256 and
+``split.seed``), as TFX and most production pipelines do: a photo keeps its side as the manifest grows, so
+this week's test photos are never next week's training photos, and scores of successive runs are measured on
+a test set that only grows. Proportions are ``split.test_size`` (20 %) for test and ``split.val_size`` of the
+rest for validation, per class in expectation. Photos within ``scrape.near_duplicate_distance`` bits of each
+other (perceptual hash) form a group that stays on one side, so a near-copy of a test photo never sits in
+training; a new photo joins its group's side. The previous split file is authoritative for the photos it
+holds (``split.json`` records the parameters it was made with; changing them reassigns every photo), so even a
+new photo that links two groups on different sides moves nothing: it is left out. Conflicting photos (listed
+under two classes) are left out.
 
 Config keys: ``split.test_size``, ``split.val_size``, ``split.seed``, ``scrape.near_duplicate_distance``,
 ``project.data_dir``.
@@ -12,11 +17,14 @@ Config keys: ``split.test_size``, ``split.val_size``, ``split.seed``, ``scrape.n
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from configs.errors import UserError
 from configs.files import atomic_write_text
@@ -24,7 +32,10 @@ from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
 from core.phash import near_pairs
 
-SPLIT_NAME = "split.csv"
+log = logging.getLogger(__name__)
+
+SPLIT_NAME, SPLIT_PARAMS_NAME = "split.csv", "split.json"
+SPLIT_METHOD = "group-hash-v1"  # names the rule: a split made by another rule is not carried over
 SPLIT_COLUMNS = ["path", "class", "sha256", "split"]
 
 
@@ -59,43 +70,85 @@ def near_duplicate_groups(phashes: list[str | float], max_distance: int) -> np.n
     return np.array([find(i) for i in range(len(phashes))])
 
 
-def _group_fold(rows: pd.DataFrame, groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (rest, held out) with about ``fraction`` held out, stratified by class, groups kept whole."""
-    n_splits = max(2, round(1 / fraction))
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    rest, held = next(folds.split(rows, rows["class"], groups))
-    return rest, held
+def side_of(key: str, seed: int, test_size: float, val_size: float) -> str:
+    """The side a group with this key belongs on: a uniform number from sha256(seed, key) against the fractions."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < test_size:
+        return "test"
+    return "val" if u < test_size + (1 - test_size) * val_size else "train"
 
 
-def stratified_split(
-    frame: pd.DataFrame, test_size: float, val_size: float, seed: int, max_distance: int = -1
-) -> pd.DataFrame:
-    """Assign each manifest row to ``train``, ``val`` or ``test``, stratified by class.
+@dataclass(frozen=True)
+class SplitParams:
+    """What a split is a function of; a previous split made with other parameters is not carried over."""
+
+    test_size: float
+    val_size: float
+    seed: int
+    max_distance: int = -1
+    method: str = SPLIT_METHOD
+
+
+def assign_split(frame: pd.DataFrame, params: SplitParams, previous: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Assign each manifest row to ``train``, ``val`` or ``test``.
 
     Args:
-        frame: manifest rows (needs ``path``, ``class``, ``sha256``; ``phash`` for near-duplicate groups).
-        test_size: fraction held out for the final test.
-        val_size: fraction of the remaining rows used for validation.
-        seed: random seed; the same seed and rows give the same split.
-        max_distance: near-duplicate distance in pHash bits; groups never straddle parts (-1: no grouping).
+        frame: manifest rows (needs ``path``, ``class``, ``sha256``; ``phash`` for near-duplicate groups,
+            ``scraped_at`` to find a group's first photo).
+        params: fractions, seed and near-duplicate distance (-1: no grouping).
+        previous: the last split (``path``, ``split``) made with the same parameters: its photos keep their side.
 
     Returns:
-        A frame with columns ``path, class, sha256, split``, sorted by path.
+        A frame with columns ``path, class, sha256, split``, sorted by path; rows left out (a new photo close to
+        photos on two sides) are absent.
+
+    Raises:
+        NotEnoughData: fewer than 3 photos in a class, fewer than 2 classes, or a class with no photo on a side.
     """
     counts = frame["class"].value_counts()
     if len(counts) < 2 or counts.min() < 3:
         raise NotEnoughData(f"need at least 3 images in each of 2+ classes to split, have {counts.to_dict()}")
-    columns = ["path", "class", "sha256"] + (["phash"] if "phash" in frame else [])
-    rows = frame[columns].sort_values("path").reset_index(drop=True)
+    rows = frame.sort_values("path").reset_index(drop=True)
     phashes = rows["phash"].tolist() if "phash" in rows else [None] * len(rows)
-    groups = near_duplicate_groups(phashes, max_distance)
-    rest, test = _group_fold(rows=rows, groups=groups, fraction=test_size, seed=seed)
-    rest_rows = rows.iloc[rest].reset_index(drop=True)
-    train, val = _group_fold(rows=rest_rows, groups=groups[rest], fraction=val_size, seed=seed)
-    split = pd.Series("test", index=rows.index)
-    split.iloc[rest[train]] = "train"
-    split.iloc[rest[val]] = "val"
-    return rows.assign(split=split)[SPLIT_COLUMNS]
+    groups = near_duplicate_groups(phashes, params.max_distance)
+    before = dict(zip(previous["path"], previous["split"], strict=True)) if previous is not None else {}
+    order = rows.assign(group=groups, first=rows["scraped_at"] if "scraped_at" in rows else "")
+    sides = pd.Series(pd.NA, index=rows.index, dtype="object")
+    for _, members in order.sort_values(["first", "sha256"]).groupby("group", sort=False):
+        kept = {before[p] for p in members["path"] if p in before}
+        if len(kept) > 1:  # a new photo links groups on two sides: old photos stay, new ones are left out
+            sides[members.index] = [before.get(p, pd.NA) for p in members["path"]]
+            continue
+        side = (
+            kept.pop() if kept else side_of(members["sha256"].iloc[0], params.seed, params.test_size, params.val_size)
+        )
+        sides[members.index] = side
+    split = rows.assign(split=sides).dropna(subset=["split"])[SPLIT_COLUMNS].reset_index(drop=True)
+    present = split.groupby("class")["split"].agg(set)
+    for label, parts in present.items():
+        if missing := sorted({"train", "val", "test"} - parts):
+            raise NotEnoughData(
+                f"class {label!r} has no {'/'.join(missing)} photo yet ({counts[label]} photos): scrape more"
+            )
+    return split
+
+
+def split_params_path(data_dir: str | Path) -> Path:
+    """Where the parameters of the split file are recorded."""
+    return Path(data_dir) / SPLIT_PARAMS_NAME
+
+
+def previous_split(data_dir: Path, params: SplitParams) -> pd.DataFrame | None:
+    """The split file already in ``data_dir`` if it was made with ``params`` (else ``None``, said in the log)."""
+    split_file, params_file = split_path(data_dir), split_params_path(data_dir)
+    if not split_file.exists():
+        return None
+    recorded = json.loads(params_file.read_text()) if params_file.exists() else None
+    if recorded != asdict(params):
+        log.warning("split parameters changed (%s -> %s): every photo is assigned again", recorded, asdict(params))
+        return None
+    return read_split(split_file)
 
 
 def read_split(path: str | Path) -> pd.DataFrame:
@@ -104,15 +157,21 @@ def read_split(path: str | Path) -> pd.DataFrame:
 
 
 def prepare(config: Config) -> Path:
-    """Read the manifest, split it, and write ``<data_dir>/split.csv`` atomically; returns its path."""
+    """Read the manifest, split it (the previous split's photos keep their side), and write
+    ``<data_dir>/split.csv`` and its parameters ``split.json`` atomically; returns the split file's path."""
     data_dir = Path(config.project.data_dir)
     manifest = read_manifest(manifest_path(data_dir))
     manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
-    split = stratified_split(
-        frame=manifest,
+    params = SplitParams(
         test_size=config.split.test_size,
         val_size=config.split.val_size,
         seed=config.split.seed,
         max_distance=config.scrape.near_duplicate_distance,
     )
-    return atomic_write_text(split_path(data_dir), split.to_csv(index=False))
+    previous = previous_split(data_dir, params)
+    split = assign_split(manifest, params, previous)
+    if left_out := len(manifest) - len(split):
+        log.warning("%d new photo(s) left out of the split: each is a near-duplicate of photos on two sides", left_out)
+    written = atomic_write_text(split_path(data_dir), split.to_csv(index=False))
+    atomic_write_text(split_params_path(data_dir), json.dumps(asdict(params)))
+    return written

@@ -1,44 +1,49 @@
-"""The 80/20 split: stratified, seeded, deterministic, disjoint; too little data is a clear error."""
+"""The split: decided per near-duplicate group by a hash, so a photo never changes side as the manifest grows;
+80/20 per class in expectation; deterministic, disjoint; too little data is a clear error."""
 
 from __future__ import annotations
+
+import random
 
 import pandas as pd
 import pytest
 
-from training.split import NotEnoughData, stratified_split
+from training.split import NotEnoughData, SplitParams, assign_split, near_duplicate_groups
+
+PARAMS = SplitParams(test_size=0.2, val_size=0.1, seed=1)
 
 
-def _manifest(counts: dict[str, int]) -> pd.DataFrame:
+def _manifest(counts: dict[str, int], start: int = 0, day: str = "2026-11-01") -> pd.DataFrame:
     rows = [
-        {"path": f"raw/{label}/{label}{i:03d}.jpg", "class": label, "sha256": f"{label}{i:03d}"}
+        {"path": f"raw/{label}/{label}{i:05d}.jpg", "class": label, "sha256": f"{label}{i:05d}", "scraped_at": day}
         for label, n in counts.items()
-        for i in range(n)
+        for i in range(start, start + n)
     ]
     return pd.DataFrame(rows).sample(frac=1, random_state=3)  # manifest order must not matter
 
 
-def test_proportions_per_class() -> None:
-    counts = {"saree": 200, "trousers": 150, "jeans": 100}
-    split = stratified_split(_manifest(counts), test_size=0.2, val_size=0.1, seed=1)
+def test_proportions_per_class_in_expectation() -> None:
+    counts = {"saree": 3000, "trousers": 2000, "jeans": 1000}
+    split = assign_split(_manifest(counts), PARAMS)
     for label, n in counts.items():
-        part = split[split["class"] == label]["split"].value_counts()
-        assert part["test"] == pytest.approx(0.2 * n, abs=1)
-        assert part["val"] == pytest.approx(0.1 * 0.8 * n, abs=1)
-        assert part.sum() == n
+        share = split[split["class"] == label]["split"].value_counts() / n
+        assert share["test"] == pytest.approx(0.2, abs=0.035)
+        assert share["val"] == pytest.approx(0.1 * 0.8, abs=0.03)
+        assert share.sum() == pytest.approx(1.0)
 
 
 def test_deterministic_and_seed_sensitive() -> None:
     frame = _manifest({"saree": 50, "trousers": 50, "jeans": 50})
-    a = stratified_split(frame, 0.2, 0.1, seed=7)
-    b = stratified_split(frame.sample(frac=1, random_state=9), 0.2, 0.1, seed=7)
-    c = stratified_split(frame, 0.2, 0.1, seed=8)
+    a = assign_split(frame, PARAMS)
+    b = assign_split(frame.sample(frac=1, random_state=9), PARAMS)
+    c = assign_split(frame, SplitParams(test_size=0.2, val_size=0.1, seed=2))
     pd.testing.assert_frame_equal(a, b)
     assert not a["split"].equals(c["split"])
 
 
 def test_parts_are_disjoint_and_complete() -> None:
     frame = _manifest({"saree": 40, "trousers": 40, "jeans": 40})
-    split = stratified_split(frame, 0.2, 0.1, seed=0)
+    split = assign_split(frame, PARAMS)
     assert split["path"].is_unique
     assert set(split["path"]) == set(frame["path"])
     assert set(split["split"]) == {"train", "val", "test"}
@@ -46,34 +51,30 @@ def test_parts_are_disjoint_and_complete() -> None:
 
 def test_too_few_images_is_a_user_error() -> None:
     with pytest.raises(NotEnoughData, match="at least 3 images"):
-        stratified_split(_manifest({"saree": 10, "jeans": 2}), 0.2, 0.1, seed=0)
+        assign_split(_manifest({"saree": 10, "jeans": 2}), PARAMS)
+    with pytest.raises(NotEnoughData, match=r"class '\w+' has no .* photo yet \(3 photos\): scrape more"):
+        assign_split(_manifest({"saree": 3, "jeans": 3}), PARAMS)
+
+
+def _near_copies(rng: random.Random, base: int, copies: int) -> list[str]:
+    return [f"{base ^ sum(1 << rng.randrange(256) for _ in range(c * 3)):064x}" for c in range(copies)]  # <= 6 bits
 
 
 def test_near_duplicates_never_straddle_the_split() -> None:
     """Clusters of near-identical photos (pHash within the distance) stay on one side."""
-    import random
-
-    from training.split import near_duplicate_groups
-
     rng = random.Random(0)
     rows = []
     for label in ("saree", "trousers", "jeans"):
         for k in range(40):
-            base = rng.getrandbits(256)
             copies = 1 + (k % 4 == 0) * 2  # every 4th photo has two near-copies
-            for c in range(copies):
-                flipped = base ^ sum(1 << rng.randrange(256) for _ in range(c * 3))  # <= 6 bits away
+            for c, phash in enumerate(_near_copies(rng, rng.getrandbits(256), copies)):
                 rows.append(
-                    {
-                        "path": f"raw/{label}/{k}_{c}.jpg",
-                        "class": label,
-                        "sha256": f"{label}{k}{c}",
-                        "phash": f"{flipped:064x}",
-                    }
+                    {"path": f"raw/{label}/{k}_{c}.jpg", "class": label, "sha256": f"{label}{k}{c}", "phash": phash}
                 )
     frame = pd.DataFrame(rows)
     for seed in range(5):
-        split = stratified_split(frame, 0.2, 0.1, seed=seed, max_distance=8).merge(frame[["path", "phash"]])
+        params = SplitParams(test_size=0.2, val_size=0.1, seed=seed, max_distance=8)
+        split = assign_split(frame, params).merge(frame[["path", "phash"]])
         values = [int(h, 16) for h in split["phash"]]
         parts = split["split"].tolist()
         for i in range(len(values)):
@@ -82,3 +83,66 @@ def test_near_duplicates_never_straddle_the_split() -> None:
                     assert parts[i] == parts[j], (split.iloc[i]["path"], split.iloc[j]["path"])
     groups = near_duplicate_groups(frame["phash"].tolist(), 8)
     assert len(set(groups)) == 120  # one group per original photo
+
+
+def test_no_photo_changes_side_as_the_manifest_grows() -> None:
+    """Three runs, each scraping new photos (some of them near-copies of earlier ones): every photo keeps the
+    side it was first given, new near-copies join their group's side, and a test photo never reaches training."""
+    rng = random.Random(1)
+    params = SplitParams(test_size=0.2, val_size=0.1, seed=42, max_distance=8)
+    bases: list[tuple[str, int]] = []
+    manifest, previous, seen = pd.DataFrame(), None, {}
+    for week in range(3):
+        rows = []
+        for label in ("saree", "trousers", "jeans"):
+            for k in range(60):
+                base = rng.getrandbits(256)
+                bases.append((label, base))
+                rows.append(_row(label, f"w{week}-{k}", f"{base:064x}", week))
+            for k, (_, old) in enumerate(b for b in bases[:-60] if b[0] == label):
+                if k % 7 == 0:  # a near-copy of an earlier week's photo, new sha256
+                    rows.append(_row(label, f"w{week}-copy{k}", _near_copies(rng, old, 2)[1], week))
+        manifest = pd.concat([manifest, pd.DataFrame(rows)], ignore_index=True)
+        split = assign_split(manifest, params, previous)
+        sides = dict(zip(split["path"], split["split"], strict=True))
+        for path, side in seen.items():
+            assert sides[path] == side, f"week {week}: {path} moved from {side} to {sides[path]}"
+        merged = split.merge(manifest[["path", "phash"]])
+        hashes, parts = [int(h, 16) for h in merged["phash"]], merged["split"].tolist()
+        for i in range(len(hashes)):
+            for j in range(i + 1, len(hashes)):
+                if (hashes[i] ^ hashes[j]).bit_count() <= 8:
+                    assert parts[i] == parts[j]
+        seen, previous = sides, split
+    assert len(seen) == len(manifest)  # no copy linked two sides here: nothing left out
+    share = pd.Series(list(seen.values())).value_counts(normalize=True)
+    assert share["test"] == pytest.approx(0.2, abs=0.06)
+
+
+def _row(label: str, name: str, phash: str, week: int) -> dict:
+    return {
+        "path": f"raw/{label}/{name}.jpg",
+        "class": label,
+        "sha256": f"{label}-{name}",
+        "phash": phash,
+        "scraped_at": f"2026-11-{week + 1:02d}",
+    }
+
+
+def test_a_new_photo_linking_two_sides_is_left_out() -> None:
+    """A new photo close to a test photo and to a training photo moves neither; it is left out."""
+    frame = _manifest({"saree": 30, "trousers": 30, "jeans": 30})
+    first = assign_split(frame, PARAMS)
+    test_photo = first[first["split"] == "test"].iloc[0]
+    train_photo = first[(first["split"] == "train") & (first["class"] == test_photo["class"])].iloc[0]
+    a, b = 0, (1 << 12) - 1  # 12 bits apart: separate groups at distance 8
+    bridge = (1 << 6) - 1  # 6 bits from each
+    phash = {test_photo["path"]: a, train_photo["path"]: b}
+    frame = frame.assign(phash=[f"{phash.get(p, 2**200 + i * 2**100):064x}" for i, p in enumerate(frame["path"])])
+    new = {"path": "raw/x/bridge.jpg", "class": test_photo["class"], "sha256": "bridge", "phash": f"{bridge:064x}"}
+    grown = pd.concat([frame, pd.DataFrame([{**new, "scraped_at": "2026-11-09"}])], ignore_index=True)
+    params = SplitParams(test_size=0.2, val_size=0.1, seed=1, max_distance=8)
+    split = assign_split(grown, params, previous=first)
+    assert "raw/x/bridge.jpg" not in set(split["path"])
+    sides = dict(zip(split["path"], split["split"], strict=True))
+    assert sides[test_photo["path"]] == "test" and sides[train_photo["path"]] == "train"

@@ -58,7 +58,11 @@ def test_run_is_recorded_and_champion_set(trained) -> None:
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     for name in CLASSES:
         assert {f"test_{name}_precision", f"test_{name}_recall", f"test_{name}_f1"} <= set(metrics)
-    assert metrics["n_test"] == 9 and metrics["n_train"] + metrics["n_val"] == 27
+    from training.split import read_split, split_path
+
+    parts = read_split(split_path(config.project.data_dir))["split"].value_counts()
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (parts["train"], parts["val"], parts["test"])
+    assert parts.sum() == 36
     val_loss = client.get_metric_history(run.info.run_id, "val_loss")
     assert len(val_loss) == metrics["epochs_run"] >= 1
     assert run.data.tags["weights.used"] == "none" and run.data.tags["weights.fell_back"] == "false"
