@@ -152,6 +152,9 @@ class TrackingConfig(_Strict):
     )
     gate_margin: float = Field(default=0.0, ge=-1, le=1, description="macro-F1 a new model must add")
     gate_floor: float = Field(default=0.0, ge=0, le=1, description="macro-F1 below which nothing is promoted")
+    gate_class_tolerance: float = Field(
+        default=0.05, ge=0, le=1, description="how much any one class's F1 may drop against the champion's"
+    )
 
 
 class ServeConfig(_Strict):

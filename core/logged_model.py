@@ -3,7 +3,8 @@
 A run holds ``model/`` (the whole Keras network, raw pixels -> probabilities, with its signature and
 metadata ``class_names`` and ``image_size``) and, when training embedded with OpenVINO, ``openvino/``: the
 frozen embedder exactly as training ran it (int8 or float IR) and ``runtime.json`` describing it, so the
-server computes the very features the evaluation saw.
+server computes the very features the evaluation saw. :func:`build_runtime` is how a logged model runs:
+the server and the quality gate (which re-scores the champion) both use it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from mlflow.types import Schema, TensorSpec
 
 import core.model  # noqa: F401 - registers the custom layers a saved model contains
 from core.model_input import SQUASH
+from core.runtime import Chained, OpenVINORuntime, Runtime, convert_to_openvino, make_runtime, resolve_backend
+from core.runtime.measure import fastest_float
 from core.runtime.spec import RuntimeSpec
 
 log = logging.getLogger(__name__)
@@ -130,3 +133,22 @@ def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel
         embedder=record,
         resize=meta.get("resize", SQUASH),  # models logged before it was recorded were squashed
     )
+
+
+def build_runtime(logged: LoggedModel, choice: str) -> Runtime:
+    """The serving runtime: the embedder training logged (``openvino/``: the precision training chose and
+    evaluated, so the very features the evaluation saw) followed by the head; without one (fine-tuned, or
+    trained on TensorFlow), the whole model converted here, in the float precision measured faster."""
+    backend, record = resolve_backend(choice), logged.embedder
+    if backend == "tensorflow":
+        return make_runtime(logged.model, RuntimeSpec("tensorflow", "f32"))
+    if record is None or logged.embedder_dir is None:
+        runtime = fastest_float(convert_to_openvino(logged.model), logged.image_size)
+        log.info("inference runtime: %s (whole model converted)", runtime.name)
+        return runtime
+    import openvino as ov
+
+    embedder = OpenVINORuntime(ov.Core().read_model(logged.embedder_dir / record.xml), record.hint, record.runtime.name)
+    head = OpenVINORuntime(convert_to_openvino(logged.model.get_layer("head")), "f32")
+    log.info("inference runtime: %s (embedder from training) + head", embedder.name)
+    return Chained(embedder, head)

@@ -41,19 +41,19 @@ def to_model_input(img: Image.Image, image_size: int, resize: str = SQUASH) -> n
     return np.asarray(img, dtype=np.float32)
 
 
-def decode_image(data: bytes, image_size: int) -> np.ndarray:
+def decode_image(data: bytes, image_size: int, resize: str = SQUASH) -> np.ndarray:
     """Decode image bytes (first frame) into model input; raises PIL/OSError errors for bad data."""
     with Image.open(io.BytesIO(data)) as img:
         img.seek(0)
         img.load()
-        return to_model_input(img, image_size)
+        return to_model_input(img, image_size, resize)
 
 
-def load_images(paths: Sequence[str | Path], image_size: int, workers: int = 4) -> np.ndarray:
+def load_images(paths: Sequence[str | Path], image_size: int, workers: int = 4, resize: str = SQUASH) -> np.ndarray:
     """Decode and resize many files in parallel (Pillow releases the GIL while decoding)."""
 
     def one(path: str | Path) -> np.ndarray:
-        return decode_image(Path(path).read_bytes(), image_size)
+        return decode_image(Path(path).read_bytes(), image_size, resize)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         arrays = list(pool.map(one, paths))

@@ -54,7 +54,7 @@ def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path
 @task(name="register-and-gate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
     """Register the model version; move the alias to it if it passes the quality gate."""
-    return publish(config.tracking, model_uri, run_id)
+    return publish(config, model_uri, run_id)
 
 
 @task(name="choose-candidate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

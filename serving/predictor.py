@@ -14,17 +14,7 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
-from core.logged_model import LoggedModel, load_logged_model
-from core.runtime import (
-    Chained,
-    OpenVINORuntime,
-    Runtime,
-    RuntimeSpec,
-    convert_to_openvino,
-    make_runtime,
-    resolve_backend,
-)
-from core.runtime.measure import fastest_float
+from core.logged_model import LoggedModel, build_runtime, load_logged_model
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +48,6 @@ def resolve_model(model_uri: str, tracking_uri: str) -> ModelRef:
     if match := _VERSION_URI.match(model_uri):
         return ModelRef(match["name"], match["version"], model_uri)
     return ModelRef(model_uri, None, model_uri)
-
-
-def build_runtime(logged: LoggedModel, choice: str) -> Runtime:
-    """The serving runtime: the embedder training logged (``openvino/``: the precision training chose and
-    evaluated, so the very features the evaluation saw) followed by the head; without one (fine-tuned, or
-    trained on TensorFlow), the whole model converted here, in the float precision measured faster."""
-    backend, record = resolve_backend(choice), logged.embedder
-    if backend == "tensorflow":
-        return make_runtime(logged.model, RuntimeSpec("tensorflow", "f32"))
-    if record is None or logged.embedder_dir is None:
-        runtime = fastest_float(convert_to_openvino(logged.model), logged.image_size)
-        log.info("inference runtime: %s (whole model converted)", runtime.name)
-        return runtime
-    import openvino as ov
-
-    embedder = OpenVINORuntime(ov.Core().read_model(logged.embedder_dir / record.xml), record.hint, record.runtime.name)
-    head = OpenVINORuntime(convert_to_openvino(logged.model.get_layer("head")), "f32")
-    log.info("inference runtime: %s (embedder from training) + head", embedder.name)
-    return Chained(embedder, head)
 
 
 class Predictor:

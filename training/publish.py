@@ -1,7 +1,11 @@
 """The publish stage: register the run's model and move the alias to it if it passes the quality gate.
 
+The gate compares the candidate with the champion on the candidate's test split, both scored here by the
+server's code path (:mod:`training.rescore`); both scores are recorded on the candidate's run
+(``gate.candidate_score``, ``gate.champion_score``, tag ``gate.metric``), with each class's F1.
+
 Config keys: ``tracking.uri``, ``tracking.model_name``, ``tracking.alias``, ``tracking.gate_margin``,
-``tracking.gate_floor``.
+``tracking.gate_floor``, ``tracking.gate_class_tolerance``, ``project.data_dir``.
 """
 
 from __future__ import annotations
@@ -12,27 +16,56 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from configs.schema import TrackingConfig
-from training.gate import GATE_METRIC, decide
+from configs.schema import Config
+from training.gate import GATE_METRIC, GateDecision, Scores, decide
+from training.rescore import score_model, test_rows_of_run
 
 log = logging.getLogger(__name__)
 
 
-def publish(cfg: TrackingConfig, model_uri: str, run_id: str) -> dict[str, str | bool]:
+def _record(client: MlflowClient, run_id: str, prefix: str, scores: Scores) -> None:
+    client.log_metric(run_id, f"gate.{prefix}_score", scores.macro_f1)
+    for name, f1 in scores.class_f1.items():
+        client.log_metric(run_id, f"gate.{prefix}_{name}_f1", f1)
+
+
+def judge(config: Config, model_uri: str, run_id: str) -> GateDecision:
+    """Score the candidate and the current champion on the candidate's test photos and decide; both scores
+    are recorded on the candidate's run. A champion that cannot be scored blocks promotion."""
+    cfg, client = config.tracking, MlflowClient(tracking_uri=config.tracking.uri)
+    client.set_tag(run_id, "gate.metric", GATE_METRIC)
+    try:
+        current = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+    except MlflowException:
+        current = None
+    if current is None:  # nothing to compare with: the run's own test score (the server's path, tested)
+        candidate = Scores(client.get_run(run_id).data.metrics[GATE_METRIC])
+        client.log_metric(run_id, "gate.candidate_score", candidate.macro_f1)
+        return decide(candidate, None, cfg.gate_margin, cfg.gate_floor)
+    rows = test_rows_of_run(run_id)
+    candidate = score_model(model_uri, rows, config.project.data_dir)
+    _record(client, run_id, "candidate", candidate)
+    try:
+        champion = score_model(f"models:/{cfg.model_name}/{current.version}", rows, config.project.data_dir)
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the gate must say so, not promote silently
+        reason = f"champion version {current.version} could not be scored on this test split: {exc}"
+        log.error("%s", reason)
+        return GateDecision(False, reason)
+    _record(client, run_id, "champion", champion)
+    client.set_tag(run_id, "gate.champion_version", str(current.version))
+    return decide(candidate, champion, cfg.gate_margin, cfg.gate_floor, cfg.gate_class_tolerance)
+
+
+def publish(config: Config, model_uri: str, run_id: str) -> dict[str, str | bool]:
     """Register the run's model and move ``tracking.alias`` to it if it passes the quality gate.
 
     Returns:
         ``version``, ``promoted`` and the gate's ``reason``; a rejected version is tagged ``rejected``.
     """
+    cfg = config.tracking
     mlflow.set_tracking_uri(cfg.uri)
     client = MlflowClient()
-    candidate = client.get_run(run_id).data.metrics[GATE_METRIC]
-    try:
-        current = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
-        champion = client.get_run(current.run_id).data.metrics.get(GATE_METRIC)
-    except MlflowException:
-        champion = None
-    decision = decide(candidate=candidate, champion=champion, margin=cfg.gate_margin, floor=cfg.gate_floor)
+    decision = judge(config, model_uri, run_id)
     version = str(mlflow.register_model(model_uri, cfg.model_name, tags={"run_id": run_id}).version)
     if decision.promote:
         client.set_registered_model_alias(cfg.model_name, cfg.alias, version)

@@ -8,7 +8,7 @@ from sklearn.metrics import classification_report, roc_auc_score
 
 from configs.schema import CLASS_NAMES_DEFAULT
 from training.evaluate import classification_metrics, confusion_matrix_png, roc_auc, roc_curves_png
-from training.gate import decide
+from training.gate import Scores, decide
 
 CLASSES = list(CLASS_NAMES_DEFAULT)
 
@@ -52,6 +52,15 @@ def test_auc_equals_sklearn_one_vs_rest() -> None:
     ],
 )
 def test_gate(candidate, champion, margin, floor, promote) -> None:
-    decision = decide(candidate, champion, margin, floor)
+    decision = decide(Scores(candidate), None if champion is None else Scores(champion), margin, floor)
     assert decision.promote is promote
     assert f"{candidate:.4f}" in decision.reason
+
+
+def test_gate_refuses_a_class_that_drops_beyond_the_tolerance() -> None:
+    champion = Scores(0.80, {"saree": 0.90, "trousers": 0.70, "jeans": 0.80})
+    better_overall = Scores(0.82, {"saree": 0.99, "trousers": 0.62, "jeans": 0.85})
+    refused = decide(better_overall, champion, margin=0.0, floor=0.0, class_tolerance=0.05)
+    assert not refused.promote
+    assert refused.reason == "trousers F1 0.6200 is 0.0800 below the champion's 0.7000 (tolerance 0.0500)"
+    assert decide(better_overall, champion, margin=0.0, floor=0.0, class_tolerance=0.1).promote

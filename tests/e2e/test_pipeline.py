@@ -409,13 +409,52 @@ def test_gate_rejects_a_version_below_the_floor(trained) -> None:
     mlflow.set_tracking_uri(config.tracking.uri)
     with mlflow.start_run(experiment_id=mlflow.get_run(summary["train"]["run_id"]).info.experiment_id) as run:
         mlflow.log_metric("test_macro_f1", summary["train"]["metrics"]["test_macro_f1"])  # a run of its own
-    strict = config.tracking.model_copy(update={"gate_floor": 0.999, "model_name": "stj-gate-test"})
-    outcome = publish(strict, summary["train"]["model_uri"], run.info.run_id)
+    tracking = config.tracking.model_copy(update={"gate_floor": 0.999, "model_name": "stj-gate-test"})
+    outcome = publish(config.model_copy(update={"tracking": tracking}), summary["train"]["model_uri"], run.info.run_id)
     assert outcome == {"version": "1", "promoted": False, "reason": outcome["reason"]}
     assert "below the floor" in outcome["reason"]
     client = MlflowClient(tracking_uri=config.tracking.uri)
     assert "below the floor" in client.get_model_version("stj-gate-test", "1").tags["rejected"]
     assert "champion" not in client.get_registered_model("stj-gate-test").aliases
+
+
+def test_the_gate_scores_both_models_on_the_candidate_test_photos(trained) -> None:
+    """The champion is re-scored on the candidate's test split: scoring it by hand, as the server runs it,
+    gives the number recorded on the candidate's run."""
+    import mlflow
+    from sklearn.metrics import f1_score
+
+    from serving.predictor import Predictor
+    from serving.uploads import decode_upload
+    from training.publish import publish
+    from training.rescore import test_rows_of_run
+    from training.split import split_path
+    from training.train import train
+
+    config, overrides, summary = trained
+    mlflow.set_tracking_uri(config.tracking.uri)
+    first = mlflow.register_model(summary["train"]["model_uri"], "stj-fair-gate")
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    client.set_registered_model_alias("stj-fair-gate", "champion", first.version)
+    other = load_run_config("configs/demo.yaml", [*overrides, "train.learning_rate=0.01", "train.compare_backbones=[]"])
+    result = train(other, split_path(config.project.data_dir), config_source="test")
+    tracking = other.tracking.model_copy(update={"model_name": "stj-fair-gate", "gate_class_tolerance": 1.0})
+    outcome = publish(other.model_copy(update={"tracking": tracking}), result.model_uri, result.run_id)
+
+    run = client.get_run(result.run_id)
+    recorded = run.data.metrics
+    assert run.data.tags["gate.metric"] == "test_macro_f1" and run.data.tags["gate.champion_version"] == "1"
+    rows = test_rows_of_run(result.run_id)
+    predictor = Predictor.load("models:/stj-fair-gate/1", config.tracking.uri)
+    data_dir = Path(config.project.data_dir)
+    pixels = np.stack([decode_upload((data_dir / p).read_bytes(), predictor.image_size) for p in rows["path"]])
+    names = predictor.class_names
+    predicted = predictor.predict(pixels).argmax(axis=1)
+    truth = rows["class"].map(names.index).to_numpy()
+    by_hand = f1_score(truth, predicted, labels=range(len(names)), average="macro", zero_division=0)
+    assert recorded["gate.champion_score"] == pytest.approx(by_hand, abs=1e-9)
+    promoted = recorded["gate.candidate_score"] >= recorded["gate.champion_score"]
+    assert outcome["promoted"] is promoted and f"{recorded['gate.champion_score']:.4f}" in outcome["reason"]
 
 
 def test_schedule_serves_a_cron_deployment(tmp_path: Path) -> None:

@@ -1,0 +1,49 @@
+"""Score a registered or logged model on a split's test photos, exactly as the server would run it.
+
+The gate re-scores the champion (and the candidate) here, so both numbers come from the same photos and the
+same code: the logged model loaded with its embedder, :func:`core.logged_model.build_runtime`, the model's own
+resize.
+
+Config keys: ``project.data_dir``, ``tracking.uri``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from core.logged_model import build_runtime, load_logged_model
+from core.model_input import load_images
+from training.evaluate import classification_metrics
+from training.gate import GATE_METRIC, Scores
+
+BATCH = 16
+
+
+def test_rows_of_run(run_id: str) -> pd.DataFrame:
+    """The test photos of a run (its logged ``split.csv``): ``path`` and ``class``."""
+    split = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="split.csv"))
+    return split[split["split"] == "test"][["path", "class"]].reset_index(drop=True)
+
+
+def score_model(model_uri: str, rows: pd.DataFrame, data_dir: str | Path) -> Scores:
+    """Macro-F1 and per-class F1 of ``model_uri`` on ``rows`` (paths relative to ``data_dir``).
+
+    Raises:
+        ValueError: a test class is not one of the model's classes.
+    """
+    logged = load_logged_model(model_uri, with_embedder=True)
+    unknown = sorted(set(rows["class"]) - set(logged.class_names))
+    if unknown:
+        raise ValueError(f"the model does not know the class(es) {unknown}")
+    runtime = build_runtime(logged, "auto")
+    pixels = load_images([Path(data_dir) / p for p in rows["path"]], logged.image_size, resize=logged.resize)
+    probs = np.concatenate([runtime(pixels[i : i + BATCH]) for i in range(0, len(pixels), BATCH)])
+    names = logged.class_names
+    y_true = rows["class"].map({name: i for i, name in enumerate(names)}).to_numpy()
+    metrics = classification_metrics(y_true, probs.argmax(axis=1), names)
+    present = sorted(set(rows["class"]), key=names.index)
+    return Scores(metrics[GATE_METRIC], {name: metrics[f"test_{name}_f1"] for name in present})
