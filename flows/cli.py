@@ -129,6 +129,7 @@ def _cmd_serve(config, args) -> int:
 
 
 def _cmd_schedule(config, args) -> int:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
     from flows.pipeline import pipeline
@@ -141,6 +142,8 @@ def _cmd_schedule(config, args) -> int:
     pipeline.serve(
         name=args.name,
         schedules=[schedule],
+        # Runs share one data folder and registry: a run due while the last one is still going is cancelled.
+        global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
         parameters={"config": config.model_dump(mode="json"), "config_source": args.config},
     )
     return 0

@@ -3,7 +3,9 @@
 stage can be re-run on its own. A config with a ``catalog`` section scrapes the local catalog.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: a served deployment pickles these flows by value, keeping
+# only the globals their bodies use, and Prefect then cannot resolve a string annotation like "RunConfig"
+# when it validates the parameters (every scheduled run failed before it started).
 
 from pathlib import Path
 from typing import Any
