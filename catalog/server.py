@@ -69,6 +69,13 @@ class CatalogServer(ThreadingHTTPServer):
         with self._lock:
             self.hits[kind] += 1
 
+    def photo_faults_apply(self, image_id: str) -> bool:
+        """Whether the photo faults may hit this photo (its listing is in ``faults.photo_fault_classes``, or
+        that list is empty)."""
+        scope = self.config.faults.photo_fault_classes
+        product = self.catalog.by_image_id.get(image_id)
+        return not scope or (product is not None and product.label in scope)
+
     @property
     def base_url(self) -> str:
         """``http://host:port`` of the running server."""
@@ -119,10 +126,11 @@ class _Handler(BaseHTTPRequestHandler):
             ul = _UL.search(match["mod"] or "")
             body = self.server.photo(match["id"], int(ul.group(1)) if ul else None)
             if body is not None:
-                if has_fault(match["id"], faults.fake_image_rate, "fake"):
+                faulty = self.server.photo_faults_apply(match["id"])
+                if faulty and has_fault(match["id"], faults.fake_image_rate, "fake"):
                     self.server.count("fake_image")
                     return self._send(200, "image/jpeg", b"<html><body>Oops, not a photo</body></html>")
-                if has_fault(match["id"], faults.truncated_rate, "truncated"):
+                if faulty and has_fault(match["id"], faults.truncated_rate, "truncated"):
                     self.server.count("truncated_image")
                     return self._send(200, "image/jpeg", body[: len(body) // 3])
                 self.server.count("image")

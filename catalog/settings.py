@@ -27,6 +27,9 @@ class FaultConfig(_Strict):
     robot_check_first: bool = Field(default=False, description="first search request of each query gets a captcha")
     truncated_rate: float = Field(default=0.0, ge=0, le=1, description="photos served cut short")
     fake_image_rate: float = Field(default=0.0, ge=0, le=1, description="photos served as HTML with image/jpeg")
+    photo_fault_classes: list[str] = Field(
+        default_factory=list, description="classes whose photos get the photo faults (truncated, fake); empty: all"
+    )
     lazy_images: bool = Field(default=False, description="img src is a placeholder; the URL is in data-src")
     robots_disallow: list[str] = Field(default_factory=list, description="extra Disallow lines in robots.txt")
 

@@ -80,6 +80,27 @@ class SplitConfig(_Strict):
     seed: int = 42
 
 
+class ValidationConfig(_Strict):
+    """Checks of each run's data before training (``training.validate``): absolute floors on every run, and
+    changes against the last successful run's statistics. A failed check stops the pipeline before training."""
+
+    enabled: bool = True
+    min_photos_per_class: int = Field(default=3, ge=1, description="photos of a class usable for training")
+    min_sample: int = Field(default=10, ge=1, description="downloads or pages a rate needs before it is judged")
+    max_rejected_rate: float = Field(default=0.5, ge=0, le=1, description="of a class's photos downloaded this run")
+    max_robot_check_rate: float = Field(default=0.5, ge=0, le=1, description="of search pages fetched")
+    max_error_rate: float = Field(default=0.2, ge=0, le=1, description="failed pages and photos, of pages fetched")
+    max_class_drop: float = Field(
+        default=0.5, ge=0, le=1, description="fraction of a class's search results (vs the last run) that may vanish"
+    )
+    max_rate_increase: float = Field(
+        default=0.2, ge=0, le=1, description="how much a rejection, robot-check, error or duplicate rate may rise"
+    )
+    max_size_shift: float = Field(
+        default=0.5, ge=0, description="relative change of the new photos' median width or height"
+    )
+
+
 class FineTuneConfig(_Strict):
     """Optional second stage: unfreeze the top of the base and train on augmented images (``training.finetune``)."""
 
@@ -184,6 +205,7 @@ class Config(_Strict):
     project: ProjectConfig = ProjectConfig()
     scrape: ScrapeConfig = ScrapeConfig()
     split: SplitConfig = SplitConfig()
+    validation: ValidationConfig = ValidationConfig()
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     serve: ServeConfig = ServeConfig()

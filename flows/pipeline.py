@@ -16,6 +16,7 @@ from catalog.server import catalog_for
 from configs.errors import UserError
 from flows.settings import RunConfig
 from flows.tasks import (
+    accept_task,
     choose_task,
     prepare_task,
     publish_imagenet_task,
@@ -23,6 +24,7 @@ from flows.tasks import (
     scrape_task,
     sweep_task,
     train_task,
+    validate_task,
 )
 from training.compare import backbone_configs
 
@@ -46,6 +48,12 @@ def scrape_flow(config: RunConfig) -> dict[str, Any]:
 def prepare_flow(config: RunConfig) -> Path:
     """Split the manifest 80/20 (validation carved from the 80)."""
     return prepare_task(config)
+
+
+@flow(name="stj-validate")
+def validate_flow(config: RunConfig) -> dict[str, Any]:
+    """Check the data before training: floors always, changes against the last good run."""
+    return validate_task(config)
 
 
 @flow(name="stj-train")
@@ -101,12 +109,14 @@ def run_stage(name: str, stage_flow, *args: Any) -> Any:
 
 @flow(name="stj-pipeline")
 def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
-    """Scrape -> prepare -> train -> publish; a failed stage stops the ones after it."""
+    """Scrape -> validate -> prepare -> train -> publish; a failed stage stops the ones after it."""
     report = run_stage("scrape", scrape_flow, config)
+    stats = run_stage("validate", validate_flow, config)
     split_file = run_stage("prepare", prepare_flow, config)
     result = run_stage("train", train_flow, config, split_file, config_source)
     outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
-    return {"scrape": report, "train": result, "publish": outcome}
+    accept_task(config)
+    return {"scrape": report, "data": stats, "train": result, "publish": outcome}
 
 
 @flow(name="stj-train-only")

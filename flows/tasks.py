@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.manifest import REPORT_NAME
@@ -22,6 +23,7 @@ from training.publish import publish
 from training.split import prepare
 from training.sweep import sweep
 from training.train import TrainResult, train
+from training.validate import accept, validate
 
 
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -34,6 +36,24 @@ def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any
 def prepare_task(config: RunConfig) -> Path:
     """Write the split file (photos keep their side across runs)."""
     return prepare(config)
+
+
+@task(name="validate-data", cache_policy=NO_CACHE)
+def validate_task(config: RunConfig) -> dict[str, Any]:
+    """Check this run's data against floors and the last good run's; the report becomes a Prefect artifact.
+    A failed check raises (naming it) so nothing trains on bad data."""
+    outcome = validate(config)
+    create_markdown_artifact(
+        key="stj-data-validation", markdown=outcome.report, description="data statistics and checks of this run"
+    )
+    outcome.raise_if_failed()
+    return outcome.stats
+
+
+@task(name="accept-data-stats", cache_policy=NO_CACHE)
+def accept_task(config: RunConfig) -> None:
+    """Make this run's data statistics the baseline of the next run."""
+    accept(config.project.data_dir)
 
 
 @task(name="train-and-track", cache_policy=NO_CACHE)

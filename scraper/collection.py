@@ -68,6 +68,7 @@ class Collection:
             self._report.pages += 1
             for result in results:
                 self._report.items += 1
+                self._report.items_per_class[label] += 1
                 image_id = image_id_from_url(result.image_url)
                 earlier_label = self._seen_images.get(image_id)
                 if result.asin in self._known_asins:
@@ -88,8 +89,10 @@ class Collection:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
             for listing, outcome in zip(listings, outcomes, strict=True):
+                self._report.downloaded_per_class[listing.label] += 1
                 if isinstance(outcome, str):
                     self._report.rejected[outcome] += 1
+                    self._report.rejected_per_class[listing.label] += 1
                 elif not self._is_near_copy(listing, outcome):
                     self._add(listing, outcome, now)
             write_manifest(list(self._rows.values()), manifest_path(self._data_dir))
@@ -127,6 +130,7 @@ class Collection:
         self._hashes.add(photo.phash, image_id, listing.label)
         self._report.saved += 1
         self._report.per_class[listing.label] += 1
+        self._report.saved_per_class[listing.label] += 1
 
     def _mark_conflict(self, image_id: str, label: str, other_id: str, distance: int) -> None:
         """Flag the kept photo ``image_id`` as also shown under ``label``."""

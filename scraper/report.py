@@ -28,7 +28,12 @@ class ScrapeReport:
     robot_checks: int = 0
     browser_pages: int = 0
     errors: list[str] = field(default_factory=list)
-    per_class: Counter[str] = field(default_factory=Counter)
+    per_class: Counter[str] = field(default_factory=Counter)  # photos kept, this run's and earlier ones
+    items_per_class: Counter[str] = field(default_factory=Counter)  # search results seen this run
+    downloaded_per_class: Counter[str] = field(default_factory=Counter)  # photos fetched this run
+    rejected_per_class: Counter[str] = field(default_factory=Counter)
+    saved_per_class: Counter[str] = field(default_factory=Counter)  # photos new this run
+    started_at: str = ""
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -63,7 +68,8 @@ class ScrapeReport:
         """A JSON-ready dict."""
         with self._lock:
             out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
-            for name in ("rejected", "skipped", "per_class"):
+            counters = [f.name for f in dataclasses.fields(self) if f.default_factory is Counter]
+            for name in counters:
                 out[name] = dict(out[name])
             out["conflicts"], out["errors"] = list(out["conflicts"]), list(out["errors"])
             return out

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -104,7 +105,7 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
     for leftover in (data_dir / "raw").rglob(".*.tmp"):  # a kill -9 mid-write leaves only these
         leftover.unlink()
     mpath = manifest_path(data_dir)
-    report = ScrapeReport()
+    report = ScrapeReport(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
     kept = Collection(
         rows=rows_from_frame(read_manifest(mpath)),
         max_distance=sc.near_duplicate_distance,

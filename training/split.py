@@ -156,22 +156,35 @@ def read_split(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"sha256": str})[SPLIT_COLUMNS]
 
 
-def prepare(config: Config) -> Path:
-    """Read the manifest, split it (the previous split's photos keep their side), and write
-    ``<data_dir>/split.csv`` and its parameters ``split.json`` atomically; returns the split file's path."""
+def plan_split(config: Config) -> pd.DataFrame:
+    """The split the manifest gets now (the previous split's photos keep their side), without writing it.
+
+    Raises:
+        NotEnoughData: a class has too few photos, or none on a side.
+    """
     data_dir = Path(config.project.data_dir)
     manifest = read_manifest(manifest_path(data_dir))
     manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
-    params = SplitParams(
+    params = _params(config)
+    split = assign_split(manifest, params, previous_split(data_dir, params))
+    if left_out := len(manifest) - len(split):
+        log.warning("%d new photo(s) left out of the split: each is a near-duplicate of photos on two sides", left_out)
+    return split
+
+
+def _params(config: Config) -> SplitParams:
+    return SplitParams(
         test_size=config.split.test_size,
         val_size=config.split.val_size,
         seed=config.split.seed,
         max_distance=config.scrape.near_duplicate_distance,
     )
-    previous = previous_split(data_dir, params)
-    split = assign_split(manifest, params, previous)
-    if left_out := len(manifest) - len(split):
-        log.warning("%d new photo(s) left out of the split: each is a near-duplicate of photos on two sides", left_out)
-    written = atomic_write_text(split_path(data_dir), split.to_csv(index=False))
-    atomic_write_text(split_params_path(data_dir), json.dumps(asdict(params)))
+
+
+def prepare(config: Config) -> Path:
+    """Split the manifest (:func:`plan_split`) and write ``<data_dir>/split.csv`` and its parameters
+    ``split.json`` atomically; returns the split file's path."""
+    data_dir = Path(config.project.data_dir)
+    written = atomic_write_text(split_path(data_dir), plan_split(config).to_csv(index=False))
+    atomic_write_text(split_params_path(data_dir), json.dumps(asdict(_params(config))))
     return written

@@ -26,6 +26,7 @@ from training.baselines import ModelScore, comparison_table, ms_per_image, score
 from training.candidate import Candidate
 from training.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
 from training.features import Features
+from training.validate import STATS_NAME
 
 
 def configure_tracking(cfg: TrackingConfig) -> str:
@@ -127,6 +128,9 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
     mlflow.log_text(features.split.to_csv(index=False), "split.csv")
     if report is not None and report.exists():
         mlflow.log_dict(json.loads(report.read_text()), "scrape_report.json")
+    stats = Path(config.project.data_dir) / STATS_NAME
+    if stats.exists():
+        mlflow.log_dict(json.loads(stats.read_text()), STATS_NAME)
 
 
 def _log_png(png: bytes | None, name: str) -> None:

@@ -74,8 +74,11 @@ def test_run_is_recorded_and_champion_set(trained) -> None:
         "comparison.md",
         "split.csv",
         "scrape_report.json",
+        "data_stats.json",
         "config.json",
     } <= artifacts
+    baseline = json.loads((Path(config.project.data_dir) / "data_stats.baseline.json").read_text())
+    assert baseline == summary["data"] and baseline["classes"]["jeans"]["photos"] == 12  # the next run's reference
     assert run.data.tags["gate.decision"] == "promoted" and run.data.tags["code_version"]
     assert {"test_macro_auc", "ms_per_image_head", "ms_per_image_end_to_end"} <= set(metrics)
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "stj-products"
