@@ -171,6 +171,7 @@ class TrackingConfig(_Strict):
     imagenet_model: str | None = Field(
         default="imagenet-classifier", description="registered ImageNet top-5 model (EfficientNet-Lite0); null: none"
     )
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="the MLflow UI, for links in run summaries")
     gate_margin: float = Field(default=0.0, ge=-1, le=1, description="macro-F1 a new model must add")
     gate_floor: float = Field(default=0.0, ge=0, le=1, description="macro-F1 below which nothing is promoted")
     gate_class_tolerance: float = Field(
@@ -199,6 +200,20 @@ class ServeConfig(_Strict):
     history_path: Path = Field(default=Path("history.db"), description="SQLite file of predictions made from the page")
 
 
+class NotifyConfig(_Strict):
+    """Where a pipeline run reports a failed stage or a rejected model (``flows.notify``)."""
+
+    webhook_url: str | None = Field(default=None, description="gets a JSON POST on a failed stage or a rejected model")
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 class Config(_Strict):
     """The whole STJ configuration."""
 
@@ -209,6 +224,7 @@ class Config(_Strict):
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     serve: ServeConfig = ServeConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @property
     def class_names(self) -> list[str]:

@@ -11,17 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
 from catalog.server import catalog_for
 from configs.errors import UserError
+from flows.notify import STAGE_NOTE, alert_on_failure
 from flows.settings import RunConfig
 from flows.tasks import (
     accept_task,
+    alert_task,
     choose_task,
     prepare_task,
     publish_imagenet_task,
     publish_task,
     scrape_task,
+    summary_task,
     sweep_task,
     train_task,
     validate_task,
@@ -100,14 +104,39 @@ class StageFailed(UserError):
 
 
 def run_stage(name: str, stage_flow, *args: Any) -> Any:
-    """Run one stage; a user-fixable failure becomes :class:`StageFailed` naming the stage."""
+    """Run one stage; a user-fixable failure becomes :class:`StageFailed` naming the stage, and any failure
+    carries the stage's name in its notes (for the alert)."""
     try:
         return stage_flow(*args)
     except UserError as exc:
-        raise StageFailed(f"stage '{name}' failed: {exc}") from exc
+        failed = StageFailed(f"stage '{name}' failed: {exc}")
+        failed.add_note(f"{STAGE_NOTE}{name}")
+        raise failed from exc
+    except Exception as exc:
+        exc.add_note(f"{STAGE_NOTE}{name}")
+        raise
 
 
-@flow(name="stj-pipeline")
+def finish(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
+    """Publish the run's summary artifacts and alert when the gate rejected the model."""
+    summary_task(config, result)
+    publish = result["publish"]
+    if not publish["promoted"]:
+        alert_task(
+            config,
+            {
+                "event": "model_rejected",
+                "flow": flow_run.flow_name,
+                "flow_run": {"id": str(flow_run.id), "name": flow_run.name},
+                "stage": "publish",
+                "message": f"{config.tracking.model_name} version {publish['version']} rejected: {publish['reason']}",
+                "mlflow_run_id": result["train"]["run_id"],
+            },
+        )
+    return result
+
+
+@flow(name="stj-pipeline", on_failure=[alert_on_failure])
 def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     """Scrape -> validate -> prepare -> train -> publish; a failed stage stops the ones after it."""
     report = run_stage("scrape", scrape_flow, config)
@@ -116,10 +145,10 @@ def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     result = run_stage("train", train_flow, config, split_file, config_source)
     outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
     accept_task(config)
-    return {"scrape": report, "data": stats, "train": result, "publish": outcome}
+    return finish(config, {"scrape": report, "data": stats, "train": result, "publish": outcome})
 
 
-@flow(name="stj-train-only")
+@flow(name="stj-train-only", on_failure=[alert_on_failure])
 def train_pipeline(
     config: RunConfig, config_source: str = "", grid_points: list[list[str]] | None = None
 ) -> dict[str, Any]:
@@ -127,4 +156,4 @@ def train_pipeline(
     split_file = run_stage("prepare", prepare_flow, config)
     result = run_stage("train", train_flow, config, split_file, config_source, grid_points)
     outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
-    return {"train": result, "publish": outcome}
+    return finish(config, {"train": result, "publish": outcome})

@@ -11,17 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.manifest import REPORT_NAME
+from flows.notify import post_alert
 from flows.settings import RunConfig
+from flows.summary import class_metrics_table, summary_markdown
 from scraper.scrape import scrape
 from training.compare import choose
 from training.imagenet import publish_imagenet_model
 from training.publish import publish
 from training.split import prepare
 from training.sweep import sweep
+from training.track import run_link
 from training.train import TrainResult, train
 from training.validate import accept, validate
 
@@ -87,3 +90,23 @@ def choose_task(config: RunConfig, runs: list[dict[str, Any]]) -> dict[str, Any]
 def publish_imagenet_task(config: RunConfig) -> dict[str, str] | None:
     """Register the ImageNet top-5 model once per checkpoint (nothing when it is already registered)."""
     return publish_imagenet_model(config.tracking)
+
+
+@task(name="publish-run-summary", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def summary_task(config: RunConfig, result: dict[str, Any]) -> None:
+    """The run's summary (artifact ``stj-summary``) and per-class test metrics (``stj-class-metrics``)."""
+    link = run_link(config.tracking, result["train"]["run_id"])
+    create_markdown_artifact(
+        key="stj-summary", markdown=summary_markdown(result, link), description="what this pipeline run did"
+    )
+    create_table_artifact(
+        key="stj-class-metrics",
+        table=class_metrics_table(result["train"]["metrics"], config.class_names),
+        description="test precision, recall and F1 per class of the candidate model",
+    )
+
+
+@task(name="send-alert", cache_policy=NO_CACHE)
+def alert_task(config: RunConfig, payload: dict[str, Any]) -> bool:
+    """POST an alert to ``notify.webhook_url`` (nothing when unset); whether it was delivered."""
+    return post_alert(config.notify.webhook_url, payload, config.notify.timeout_s)

@@ -11,6 +11,7 @@ Config keys: ``tracking.uri``, ``tracking.model_name``, ``tracking.alias``, ``tr
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
@@ -56,11 +57,12 @@ def judge(config: Config, model_uri: str, run_id: str) -> GateDecision:
     return decide(candidate, champion, cfg.gate_margin, cfg.gate_floor, cfg.gate_class_tolerance)
 
 
-def publish(config: Config, model_uri: str, run_id: str) -> dict[str, str | bool]:
+def publish(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
     """Register the run's model and move ``tracking.alias`` to it if it passes the quality gate.
 
     Returns:
-        ``version``, ``promoted`` and the gate's ``reason``; a rejected version is tagged ``rejected``.
+        ``version``, ``promoted``, the gate's ``reason``, ``metric``, both scores (``champion_score`` and
+        ``champion_version`` are ``None`` without a champion); a rejected version is tagged ``rejected``.
     """
     cfg = config.tracking
     mlflow.set_tracking_uri(cfg.uri)
@@ -76,4 +78,13 @@ def publish(config: Config, model_uri: str, run_id: str) -> dict[str, str | bool
         log.warning("%s version %s NOT promoted: %s", cfg.model_name, version, decision.reason)
     client.set_tag(run_id, "gate.decision", "promoted" if decision.promote else "rejected")
     client.set_tag(run_id, "gate.reason", decision.reason)
-    return {"version": version, "promoted": decision.promote, "reason": decision.reason}
+    recorded = client.get_run(run_id).data
+    return {
+        "version": version,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "metric": GATE_METRIC,
+        "candidate_score": recorded.metrics.get("gate.candidate_score"),
+        "champion_score": recorded.metrics.get("gate.champion_score"),
+        "champion_version": recorded.tags.get("gate.champion_version"),
+    }

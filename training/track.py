@@ -43,6 +43,13 @@ def configure_tracking(cfg: TrackingConfig) -> str:
     return experiment_id
 
 
+def run_link(cfg: TrackingConfig, run_id: str) -> str:
+    """The run's page in the MLflow UI (``tracking.ui_url``, or the tracking server itself)."""
+    ui = cfg.uri if cfg.uri.startswith(("http://", "https://")) else cfg.ui_url
+    experiment = mlflow.MlflowClient(tracking_uri=cfg.uri).get_run(run_id).info.experiment_id
+    return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
 def flatten_config(config: Config) -> dict[str, str]:
     """``section.key -> value`` for every config value, as MLflow params."""
     flat: dict[str, str] = {}

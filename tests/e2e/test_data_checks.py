@@ -22,10 +22,12 @@ def _free_port() -> int:
 
 
 def test_one_class_of_mostly_fake_photos_stops_the_pipeline_before_training(
-    tmp_path, overrides_for, prefect_harness
+    tmp_path, overrides_for, prefect_harness, webhook
 ) -> None:
+    url, alerts = webhook
     overrides = [
         *overrides_for(tmp_path),
+        f"notify.webhook_url={url}",
         f"scrape.base_url=http://127.0.0.1:{_free_port()}",
         "catalog.faults.fake_image_rate=0.9",
         "catalog.faults.photo_fault_classes=[jeans]",
@@ -46,3 +48,11 @@ def test_one_class_of_mostly_fake_photos_stops_the_pipeline_before_training(
     assert client.search_registered_models() == []
     experiment = client.get_experiment_by_name(config.tracking.experiment)
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
+
+    (alert,) = alerts  # the flow's failure hook
+    assert alert["event"] == "stage_failed" and alert["flow"] == "stj-pipeline" and alert["stage"] == "validate"
+    assert alert["message"] == message and alert["mlflow_run_id"] is None and alert["flow_run"]["id"]
+    from prefect.artifacts import Artifact
+
+    report = Artifact.get("stj-data-validation")  # on the validate stage's flow run
+    assert report.flow_run_id is not None and "`max_rejected_rate` (jeans)" in report.data

@@ -259,7 +259,8 @@ def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path, override
 
 
 def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for) -> None:
-    """Queries the catalog has no results for: scrape saves nothing, prepare fails, train and publish never run."""
+    """Queries the catalog has no results for: scrape saves nothing, validation stops the run, nothing after it
+    runs."""
     overrides = [
         *overrides_for(tmp_path),
         f"scrape.base_url=http://127.0.0.1:{_free_port()}",
@@ -269,7 +270,8 @@ def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for) -> None:
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("stj: error:")]
     assert errors == [
-        "stj: error: stage 'prepare' failed: need at least 3 images in each of 2+ classes to split, have {}"
+        "stj: error: stage 'validate' failed: data check min_photos_per_class failed for saree: 0 photos, floor 3 "
+        "(and 1 more, see data_validation.md)"
     ]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.search_registered_models() == []
@@ -414,11 +416,41 @@ def test_gate_rejects_a_version_below_the_floor(trained) -> None:
         mlflow.log_metric("test_macro_f1", summary["train"]["metrics"]["test_macro_f1"])  # a run of its own
     tracking = config.tracking.model_copy(update={"gate_floor": 0.999, "model_name": "stj-gate-test"})
     outcome = publish(config.model_copy(update={"tracking": tracking}), summary["train"]["model_uri"], run.info.run_id)
-    assert outcome == {"version": "1", "promoted": False, "reason": outcome["reason"]}
+    assert outcome["version"] == "1" and outcome["promoted"] is False
     assert "below the floor" in outcome["reason"]
     client = MlflowClient(tracking_uri=config.tracking.uri)
     assert "below the floor" in client.get_model_version("stj-gate-test", "1").tags["rejected"]
     assert "champion" not in client.get_registered_model("stj-gate-test").aliases
+
+
+def test_the_run_publishes_its_summary_and_class_metrics_to_prefect(trained) -> None:
+    from prefect.artifacts import Artifact
+
+    config, _, summary = trained
+    publish, run_id = summary["publish"], summary["train"]["run_id"]
+    text = Artifact.get("stj-summary").data
+    assert (
+        f"model version {publish['version']} promoted" in text and f"candidate {publish['candidate_score']:.4f}" in text
+    )
+    assert f"/runs/{run_id})" in text and "| jeans | 12 |" in text
+    table = json.loads(Artifact.get("stj-class-metrics").data)
+    assert [row["class"] for row in table] == CLASSES
+    assert table[0]["f1"] == round(summary["train"]["metrics"]["test_saree_f1"], 4)
+    assert "passed" in Artifact.get("stj-data-validation").data
+
+
+def test_a_rejected_model_sends_an_alert(trained, webhook) -> None:
+    from flows.pipeline import train_pipeline
+
+    config, overrides, _ = trained
+    url, alerts = webhook
+    extra = [f"notify.webhook_url={url}", "tracking.gate_floor=0.999", "tracking.model_name=stj-alert-test"]
+    strict = load_run_config("configs/demo.yaml", [*overrides, *extra, "train.compare_backbones=[]"])
+    result = train_pipeline(strict, config_source="test")
+    assert result["publish"]["promoted"] is False
+    (alert,) = alerts
+    assert alert["event"] == "model_rejected" and alert["stage"] == "publish" and alert["flow"] == "stj-train-only"
+    assert alert["mlflow_run_id"] == result["train"]["run_id"] and "below the floor" in alert["message"]
 
 
 def test_the_gate_scores_both_models_on_the_candidate_test_photos(trained) -> None:

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from configs.errors import UserError
 from core.manifest import manifest_path, read_manifest
+from flows.notify import post_alert, stage_of
 from flows.pipeline import StageFailed, run_stage, scrape_flow
 from flows.tasks import prepare_task, publish_task, scrape_task, train_task
 from training.split import read_split
@@ -41,7 +42,8 @@ def test_train_then_publish_tasks(make_config, catalog_server) -> None:
     json.dumps(result)
     assert 0 <= result["metrics"]["test_accuracy"] <= 1 and result["weights_used"] == "none"
     outcome = publish_task.fn(config, result["model_uri"], result["run_id"])
-    assert outcome == {"version": "1", "promoted": True, "reason": outcome["reason"]}
+    assert outcome["version"] == "1" and outcome["promoted"] and outcome["metric"] == "test_macro_f1"
+    assert outcome["candidate_score"] == result["metrics"]["test_macro_f1"] and outcome["champion_score"] is None
     client = MlflowClient(tracking_uri=config.tracking.uri)
     assert client.get_model_version_by_alias(config.tracking.model_name, "champion").run_id == result["run_id"]
 
@@ -50,9 +52,37 @@ def test_a_failing_stage_is_named() -> None:
     def broken(config):
         raise UserError("need at least 3 images")
 
-    with pytest.raises(StageFailed, match=r"^stage 'prepare' failed: need at least 3 images$"):
+    with pytest.raises(StageFailed) as failed:
         run_stage("prepare", broken, None)
+    assert str(failed.value) == "stage 'prepare' failed: need at least 3 images"  # what the CLI prints
+    assert stage_of(failed.value) == "prepare"
     assert run_stage("scrape", lambda config: {"saved": 1}, None) == {"saved": 1}
+
+    def crashed(config):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full") as failed:
+        run_stage("train", crashed, None)
+    assert stage_of(failed.value) == "train"  # not a user error: the original exception, with its stage noted
+
+
+def test_an_alert_is_posted_as_json_and_a_dead_receiver_does_not_raise(webhook) -> None:
+    url, received = webhook
+    payload = {"event": "model_rejected", "stage": "publish", "message": "below the floor", "mlflow_run_id": "abc"}
+    assert post_alert(url, payload, timeout_s=5) is True
+    assert received == [payload]
+    assert post_alert(None, payload, timeout_s=5) is False
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    assert post_alert(dead, payload, timeout_s=2) is False
+
+
+def test_a_webhook_url_must_be_http(make_config) -> None:
+    from configs.loader import ConfigError
+
+    with pytest.raises(ConfigError, match=r"notify\.webhook_url"):
+        make_config("notify.webhook_url=ftp://example.org/hook")
 
 
 def test_scrape_flow_starts_the_catalog_when_none_answers(make_config, prefect_harness) -> None:
