@@ -108,6 +108,8 @@ class Catalog:
                 source = rng.choice([p for p in out[other] if p.drawing[0] == other and p.seed not in reused])
                 reused.add(source.seed)
                 extras.append(new(label, seed=source.seed, photo_label=other))
+            for _ in range(self.config.mislabelled_per_class):  # a photo of its own, drawn as another class
+                extras.append(new(label, photo_label=rng.choice([x for x in LABELS if x != label])))
             for extra in extras:
                 items.insert(rng.randint(len(items) // 2, len(items)), extra)  # on a later page than the original
         return out
@@ -116,6 +118,17 @@ class Catalog:
     def by_image_id(self) -> dict[str, Product]:
         """Every product by its image id."""
         return {p.image_id: p for items in self.products.values() for p in items}
+
+    def mislabelled(self) -> list[dict[str, str]]:
+        """Listings whose photo shows another class than the query they are listed under (the ground truth
+        a label-issue finder is measured against; cross-class duplicates are not counted)."""
+        originals = {(p.label, p.seed) for items in self.products.values() for p in items if not p.photo_label}
+        return [
+            {"asin": p.asin, "image_id": p.image_id, "listed_as": p.label, "drawn_as": p.photo_label}
+            for items in self.products.values()
+            for p in items
+            if p.photo_label and p.photo_label != p.label and (p.photo_label, p.seed) not in originals
+        ]
 
     @property
     def organic_per_page(self) -> int:

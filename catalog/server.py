@@ -1,7 +1,8 @@
 """A real threaded HTTP server for the local catalog on 127.0.0.1.
 
 Routes: ``/s?k=<query>&page=<n>`` (search pages), ``/images/I/<id>[.<modifier>].jpg`` (photos; a ``_UL<n>_``
-modifier bounds the longest side, no modifier is the full image), ``/robots.txt``.
+modifier bounds the longest side, no modifier is the full image), ``/robots.txt``, and ``/truth.json`` (the
+listings shown under the wrong class: what a label-issue finder should find).
 
 Config keys: ``catalog.host``, ``catalog.port``, ``catalog.image_side``.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import re
 import threading
@@ -121,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if url.path == "/s":
             return self._search(url.query)
+        if url.path == "/truth.json":
+            truth = {"mislabelled": self.server.catalog.mislabelled()}
+            return self._send(200, "application/json", json.dumps(truth).encode())
         match = _IMAGE.match(url.path)
         if match:
             ul = _UL.search(match["mod"] or "")

@@ -47,4 +47,7 @@ class CatalogConfig(_Strict):
     image_side: int = Field(default=400, ge=32)
     near_duplicates_per_class: int = Field(default=0, ge=0, description="extra listings re-using a photo, altered")
     cross_class_duplicates: int = Field(default=0, ge=0, description="listings showing another class's photo")
+    mislabelled_per_class: int = Field(
+        default=0, ge=0, description="listings of a class showing a new photo of another class (see /truth.json)"
+    )
     faults: FaultConfig = FaultConfig()

@@ -78,6 +78,17 @@ class SplitConfig(_Strict):
     test_size: float = Field(default=0.2, gt=0, lt=1)
     val_size: float = Field(default=0.1, gt=0, lt=1, description="fraction of the training part")
     seed: int = 42
+    exclude_label_issues: bool = Field(
+        default=False, description="leave out the photos the last run listed in label_issues.csv"
+    )
+
+
+class LabelsConfig(_Strict):
+    """Out-of-fold label checking on the cached embeddings (``training.label_issues``, ``training.crossval``)."""
+
+    enabled: bool = True
+    folds: int = Field(default=5, ge=2, le=20, description="k of the k-fold run on the training part")
+    gallery_size: int = Field(default=16, ge=1, le=64, description="photos in the label-issue gallery")
 
 
 class ValidationConfig(_Strict):
@@ -221,6 +232,7 @@ class Config(_Strict):
     scrape: ScrapeConfig = ScrapeConfig()
     split: SplitConfig = SplitConfig()
     validation: ValidationConfig = ValidationConfig()
+    labels: LabelsConfig = LabelsConfig()
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     serve: ServeConfig = ServeConfig()

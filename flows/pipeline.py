@@ -21,6 +21,7 @@ from flows.tasks import (
     accept_task,
     alert_task,
     choose_task,
+    label_issues_task,
     prepare_task,
     publish_imagenet_task,
     publish_task,
@@ -66,10 +67,11 @@ def train_flow(
 ) -> dict[str, Any]:
     """Train and record one run per backbone (or a sweep of child runs); the best by validation is the
     candidate, returned with its siblings."""
+    points = [config] if grid_points else backbone_configs(config)
     if grid_points:
         runs = [sweep_task(config=config, grid_points=grid_points, split_file=split_file, config_source=config_source)]
     else:
-        runs = [train_task(point, split_file, config_source) for point in backbone_configs(config)]
+        runs = [train_task(point, split_file, config_source) for point in points]
     for run in runs:
         get_run_logger().info(
             "run %s (%s): test accuracy %.3f, macro F1 %.3f, val loss %.4f, weights %s, runtime %s",
@@ -81,7 +83,11 @@ def train_flow(
             run["weights_used"],
             run["runtime"],
         )
-    return {**choose_task(config, runs), "siblings": runs}
+    chosen = choose_task(config, runs)
+    if config.labels.enabled:
+        point = next(p for p in points if p.train.backbone == chosen["backbone"])
+        chosen["labels"] = label_issues_task(point, split_file, chosen["run_id"])
+    return {**chosen, "siblings": runs}
 
 
 @flow(name="stj-publish")

@@ -27,6 +27,13 @@ def summary_markdown(result: dict[str, Any], link: str) -> str:
         f"{train['val_loss']:.4f}",
         f"- MLflow run: [{train['run_id']}]({link})",
     ]
+    if labels := train.get("labels"):
+        cv = labels["crossval"]
+        lines.append(
+            f"- Label issues: {labels['issues']} photo(s) flagged (`label_issues.csv` on the MLflow run); k-fold "
+            f"accuracy: head {cv['cv_head_accuracy_mean']:.3f} ± {cv['cv_head_accuracy_std']:.3f}, kNN "
+            f"{cv['cv_knn_accuracy_mean']:.3f}, decision tree {cv['cv_decision_tree_accuracy_mean']:.3f}"
+        )
     for sibling in train.get("siblings", []):
         if sibling["run_id"] != train["run_id"]:
             lines.append(

@@ -21,6 +21,7 @@ from flows.summary import class_metrics_table, summary_markdown
 from scraper.scrape import scrape
 from training.compare import choose
 from training.imagenet import publish_imagenet_model
+from training.label_issues import check_labels
 from training.publish import publish
 from training.split import prepare
 from training.sweep import sweep
@@ -78,6 +79,13 @@ def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path
 def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
     """Register the model version; move the alias to it if it passes the quality gate."""
     return publish(config, model_uri, run_id)
+
+
+@task(name="find-label-issues", cache_policy=NO_CACHE)
+def label_issues_task(config: RunConfig, split_file: Path, run_id: str) -> dict[str, Any]:
+    """k-fold on the candidate's cached embeddings: label issues and the cross-validation report, logged to
+    the candidate's run."""
+    return check_labels(config, split_file, run_id)
 
 
 @task(name="choose-candidate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
@@ -40,16 +41,20 @@ def ms_per_image(predict: Callable[[np.ndarray], np.ndarray], features: np.ndarr
     return 1000 * (time.perf_counter() - started) / max(1, len(rows))
 
 
-def score_baselines(
-    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], class_names: Sequence[str], seed: int
-) -> list[ModelScore]:
-    """Fit KNN (k=5 on standardised features) and a decision tree; score them on the test split."""
-    models = {
+def baseline_models(seed: int) -> dict[str, Any]:
+    """Fresh, unfitted baselines: KNN (k=5 on standardised features) and a decision tree."""
+    return {
         "knn": make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=5)),
         "decision_tree": DecisionTreeClassifier(random_state=seed, min_samples_leaf=2),
     }
+
+
+def score_baselines(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], class_names: Sequence[str], seed: int
+) -> list[ModelScore]:
+    """Fit the baselines (:func:`baseline_models`); score them on the test split."""
     scores = []
-    for name, model in models.items():
+    for name, model in baseline_models(seed).items():
         model.fit(*train)
         predictions = model.predict(test[0])
         scores.append(

@@ -80,28 +80,36 @@ def roc_curves_png(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[
     return _png(fig)
 
 
+def photo_grid_png(paths: Sequence[str | Path], captions: Sequence[str], limit: int = 16) -> bytes | None:
+    """Photos in a grid of up to four columns, each with its caption (``None`` for no photos)."""
+    from PIL import Image
+
+    shown = list(zip(paths, captions, strict=True))[:limit]
+    if not shown:
+        return None
+    plt = _pyplot()
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (path, caption) in zip(axes.flat, shown, strict=False):
+        with Image.open(path) as img:
+            ax.imshow(img.convert("RGB"))
+        ax.set_title(caption, fontsize=9)
+    return _png(fig)
+
+
 def misclassified_png(
     paths: Sequence[str | Path], y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], limit: int = 16
 ) -> bytes | None:
     """A grid of the most confidently misclassified test photos with true and predicted labels."""
-    from PIL import Image
-
     wrong = np.nonzero(probs.argmax(axis=1) != y_true)[0]
-    if len(wrong) == 0:
-        return None
     wrong = wrong[np.argsort(-probs[wrong].max(axis=1))][:limit]
-    plt = _pyplot()
-    cols = min(4, len(wrong))
-    rows = -(-len(wrong) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong, strict=False):
-        with Image.open(paths[i]) as img:
-            ax.imshow(img.convert("RGB"))
-        pred = int(probs[i].argmax())
-        ax.set_title(f"true {class_names[y_true[i]]}\npred {class_names[pred]} {probs[i, pred]:.2f}", fontsize=9)
-    return _png(fig)
+    captions = [
+        f"true {class_names[y_true[i]]}\npred {class_names[int(probs[i].argmax())]} {probs[i].max():.2f}" for i in wrong
+    ]
+    return photo_grid_png([paths[i] for i in wrong], captions, limit)
 
 
 def confusion_matrix_png(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> bytes:

@@ -165,6 +165,12 @@ def plan_split(config: Config) -> pd.DataFrame:
     data_dir = Path(config.project.data_dir)
     manifest = read_manifest(manifest_path(data_dir))
     manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
+    if config.split.exclude_label_issues:
+        from training.label_issues import read_issues
+
+        flagged = manifest["path"].isin(read_issues(data_dir)["path"])
+        log.info("%d photo(s) left out: listed in the last run's label issues", int(flagged.sum()))
+        manifest = manifest[~flagged]
     params = _params(config)
     split = assign_split(manifest, params, previous_split(data_dir, params))
     if left_out := len(manifest) - len(split):

@@ -42,7 +42,14 @@ def test_the_summary_names_the_decision_both_scores_the_link_and_the_data() -> N
     assert "candidate 0.9490, champion (version 2) 0.9700" in text
     assert "[r1](http://ui/#/experiments/1/runs/r1)" in text
     assert "Sibling `resnet50`: test accuracy 0.600" in text and "Sibling `efficientnet_lite0`" not in text
-    assert "| jeans | 12 | 2 | 8 | 1 | 3 |" in text
+    assert "| jeans | 12 | 2 | 8 | 1 | 3 |" in text and "Label issues" not in text
+    cv = {"cv_head_accuracy_mean": 0.9, "cv_head_accuracy_std": 0.05, "cv_knn_accuracy_mean": 0.8,
+          "cv_decision_tree_accuracy_mean": 0.7}  # fmt: skip
+    result = _result(promoted=False)
+    result["train"]["labels"] = {"issues": 4, "crossval": cv}
+    assert "Label issues: 4 photo(s) flagged" in summary_markdown(
+        result, "link"
+    ) and "0.900 ± 0.050" in summary_markdown(result, "link")
     first = summary_markdown({**_result(promoted=True), "data": None} | {"publish": {**_result(True)["publish"],
                              "champion_score": None, "champion_version": None}}, "link")  # fmt: skip
     assert "model version 3 promoted" in first and "champion (none) –" in first and "| class |" not in first

@@ -1,0 +1,106 @@
+"""Label issues: photos whose scraped label is probably wrong (a search for "men jeans" returns belts and
+shirts). Out-of-fold probabilities of the head (``training.crossval``) on the training part — train and
+validation photos, never test — go to cleanlab, which ranks each photo's label quality and flags the likely
+issues. The run logs ``label_issues.csv``, a gallery and the cross-validation report; the same file in the
+data folder lets the next run leave those photos out (``split.exclude_label_issues``).
+
+Config keys: ``labels.*``, ``project.data_dir``, ``project.seed``, ``train.*``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from configs.files import atomic_write_text
+from configs.schema import Config
+from core.manifest import manifest_path, read_manifest
+from training.crossval import cross_validate
+from training.evaluate import photo_grid_png
+from training.features import load_features
+
+log = logging.getLogger(__name__)
+ISSUES_NAME = "label_issues.csv"
+ISSUE_COLUMNS = ["asin", "image_id", "path", "given_class", "suggested_class", "score"]
+
+
+def issues_path(data_dir: str | Path) -> Path:
+    """Where the last run's label issues are kept under a data folder."""
+    return Path(data_dir) / ISSUES_NAME
+
+
+def rank_label_issues(
+    rows: pd.DataFrame, labels: np.ndarray, pred_probs: np.ndarray, class_names: list[str]
+) -> pd.DataFrame:
+    """The photos cleanlab flags as likely mislabelled, worst first.
+
+    Args:
+        rows: one row per photo with ``asin``, ``image_id`` and ``path``, in the order of ``labels``.
+        labels: the given (scraped) classes as integers.
+        pred_probs: out-of-fold predicted probabilities, one row per photo.
+        class_names: the classes, in label order.
+
+    Returns:
+        :data:`ISSUE_COLUMNS`; ``score`` is cleanlab's label quality (0: surely wrong, 1: surely right).
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    scores = get_label_quality_scores(labels, pred_probs)
+    flagged = find_label_issues(labels, pred_probs)
+    names = np.array(class_names)
+    table = rows.reset_index(drop=True).assign(
+        given_class=names[labels], suggested_class=names[pred_probs.argmax(axis=1)], score=scores.round(6)
+    )
+    return table[flagged].sort_values("score", kind="stable")[ISSUE_COLUMNS].reset_index(drop=True)
+
+
+def read_issues(data_dir: str | Path) -> pd.DataFrame:
+    """The last run's label issues (empty when none were written)."""
+    file = issues_path(data_dir)
+    return pd.read_csv(file, dtype=str) if file.exists() else pd.DataFrame(columns=ISSUE_COLUMNS)
+
+
+def check_labels(config: Config, split_file: Path, run_id: str) -> dict[str, Any]:
+    """Cross-validate on the cached embeddings of the training part, rank label issues, write
+    ``<data_dir>/label_issues.csv`` and log it, its gallery and the cross-validation report to ``run_id``.
+
+    Returns:
+        ``issues`` (how many were flagged), ``worst`` (up to five rows) and the cross-validation summary.
+    """
+    features = load_features(config, split_file, show_progress=False)
+    rows = ~features.mask("test")
+    names = list(config.class_names)
+    cv = cross_validate(
+        features.vectors[rows], features.labels[rows], names, config.train, config.labels.folds, config.project.seed
+    )
+    manifest = read_manifest(manifest_path(config.project.data_dir))[["path", "asin", "image_id"]]
+    photos = features.split[rows].merge(manifest, on="path", how="left")
+    issues = rank_label_issues(photos, features.labels[rows], cv.probabilities["head"], names)
+    csv = issues.to_csv(index=False)
+    atomic_write_text(issues_path(config.project.data_dir), csv)
+    data_dir = Path(config.project.data_dir)
+    gallery = photo_grid_png(
+        [data_dir / p for p in issues["path"]],
+        [
+            f"listed {g}\nlooks {s} ({q:.2f})"
+            for g, s, q in zip(issues["given_class"], issues["suggested_class"], issues["score"], strict=True)
+        ],
+        config.labels.gallery_size,
+    )
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({**cv.summary(), "label_issues": len(issues)})
+        mlflow.log_text(csv, ISSUES_NAME)
+        mlflow.log_text(cv.table(), "crossval.md")
+        if gallery is not None:
+            from PIL import Image
+
+            mlflow.log_image(Image.open(io.BytesIO(gallery)), "label_issues.png")
+    log.info("label issues: %d of %d training photos flagged (%s)", len(issues), int(rows.sum()), ISSUES_NAME)
+    return {"issues": len(issues), "worst": issues.head(5).to_dict("records"), "crossval": cv.summary()}
