@@ -70,13 +70,41 @@ def near_duplicate_groups(phashes: list[str | float], max_distance: int) -> np.n
     return np.array([find(i) for i in range(len(phashes))])
 
 
-def side_of(key: str, seed: int, test_size: float, val_size: float) -> str:
-    """The side a group with this key belongs on: a uniform number from sha256(seed, key) against the fractions."""
+def position_of(key: str, seed: int) -> float:
+    """A group's place in [0, 1): a uniform number from sha256(seed, key)."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    if u < test_size:
-        return "test"
-    return "val" if u < test_size + (1 - test_size) * val_size else "train"
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _ranges(test_size: float, val_size: float) -> dict[str, tuple[float, float]]:
+    cut = test_size + (1 - test_size) * val_size
+    return {"test": (0.0, test_size), "val": (test_size, cut), "train": (cut, 1.0)}
+
+
+def side_of(key: str, seed: int, test_size: float, val_size: float) -> str:
+    """The side a group with this key belongs on: its :func:`position_of` against the fractions."""
+    u = position_of(key, seed)
+    return next(side for side, (low, high) in _ranges(test_size, val_size).items() if low <= u < high)
+
+
+def _fill_empty_sides(groups: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
+    """A class with no group on a side (small data) gets the new group whose position lies nearest that side's
+    range, taken from a side that keeps at least one; deterministic, and sides already recorded never move."""
+    ranges = _ranges(params.test_size, params.val_size)
+    groups = groups.copy()
+    for label in sorted(groups["class"].unique()):
+        for side in ("test", "val", "train"):
+            mine = groups[groups["class"] == label]
+            counts = mine["side"].value_counts()
+            if counts.get(side, 0):
+                continue
+            low, high = ranges[side]
+            movable = mine[mine["new"] & (mine["side"].map(counts) > 1)]
+            if movable.empty:
+                continue
+            distance = (low - movable["position"]).clip(lower=0) + (movable["position"] - high).clip(lower=0)
+            groups.loc[distance.idxmin(), "side"] = side
+    return groups
 
 
 @dataclass(frozen=True)
@@ -115,15 +143,23 @@ def assign_split(frame: pd.DataFrame, params: SplitParams, previous: pd.DataFram
     before = dict(zip(previous["path"], previous["split"], strict=True)) if previous is not None else {}
     order = rows.assign(group=groups, first=rows["scraped_at"] if "scraped_at" in rows else "")
     sides = pd.Series(pd.NA, index=rows.index, dtype="object")
+    decided = []  # one row per group whose side is decided as a whole
     for _, members in order.sort_values(["first", "sha256"]).groupby("group", sort=False):
         kept = {before[p] for p in members["path"] if p in before}
         if len(kept) > 1:  # a new photo links groups on two sides: old photos stay, new ones are left out
             sides[members.index] = [before.get(p, pd.NA) for p in members["path"]]
             continue
+        new = not kept
         side = (
             kept.pop() if kept else side_of(members["sha256"].iloc[0], params.seed, params.test_size, params.val_size)
         )
-        sides[members.index] = side
+        position = position_of(members["sha256"].iloc[0], params.seed)
+        decided.append(
+            {"rows": members.index, "class": members["class"].iloc[0], "position": position, "side": side, "new": new}
+        )
+    if decided:
+        for group in _fill_empty_sides(pd.DataFrame(decided), params).itertuples():
+            sides[group.rows] = group.side
     split = rows.assign(split=sides).dropna(subset=["split"])[SPLIT_COLUMNS].reset_index(drop=True)
     present = split.groupby("class")["split"].agg(set)
     for label, parts in present.items():

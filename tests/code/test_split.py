@@ -52,8 +52,21 @@ def test_parts_are_disjoint_and_complete() -> None:
 def test_too_few_images_is_a_user_error() -> None:
     with pytest.raises(NotEnoughData, match="at least 3 images"):
         assign_split(_manifest({"saree": 10, "jeans": 2}), PARAMS)
-    with pytest.raises(NotEnoughData, match=r"class '\w+' has no .* photo yet \(3 photos\): scrape more"):
-        assign_split(_manifest({"saree": 3, "jeans": 3}), PARAMS)
+    frame = _manifest({"saree": 10, "jeans": 3})
+    rng = random.Random(5)
+    frame["phash"] = [f"{rng.getrandbits(256):064x}" if c == "saree" else "f" * 64 for c in frame["class"]]
+    with pytest.raises(NotEnoughData, match=r"class 'jeans' has no \w+/\w+ photo yet \(3 photos\): scrape more"):
+        assign_split(frame, SplitParams(test_size=0.2, val_size=0.1, seed=1, max_distance=8))  # one group of 3
+
+
+def test_a_small_class_gets_a_photo_on_every_side_and_keeps_it() -> None:
+    first = assign_split(_manifest({"saree": 3, "jeans": 4}), PARAMS)
+    assert (first.groupby("class")["split"].nunique() == 3).all()
+    again = assign_split(_manifest({"saree": 3, "jeans": 4}), PARAMS)
+    pd.testing.assert_frame_equal(first, again)
+    grown = assign_split(_manifest({"saree": 30, "jeans": 40}), PARAMS, previous=first)
+    kept = grown.merge(first, on="path", suffixes=("", "_before"))
+    assert len(kept) == 7 and (kept["split"] == kept["split_before"]).all()
 
 
 def _near_copies(rng: random.Random, base: int, copies: int) -> list[str]:
