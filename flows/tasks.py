@@ -1,8 +1,10 @@
 """The Prefect tasks: each wraps one call into a stage library (``scraper``, ``training``).
 
-Network and disk tasks carry retries. Tasks are not cached by Prefect: each stage keeps its own
-content-addressed state (the manifest, the embedding cache, the resumable head state), so a re-run
-redoes only what changed.
+Network and disk tasks carry retries. Prefect caches the split (keyed on the config and the bytes of the
+files it reads); every other task says why it is not cached: most of them exist for their side effects (an
+MLflow run, a registry alias, an artifact, an alert), which a cache hit would skip. Embedding, the costly
+part, is cached by content in the stage itself (``training.embed``: image sha256 + exact base weights +
+runtime), which also serves ``stj train`` outside Prefect and survives a new Prefect database.
 """
 
 from __future__ import annotations
@@ -14,34 +16,43 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.manifest import REPORT_NAME
+from core.manifest import MANIFEST_NAME, REPORT_NAME
+from flows.caching import inputs_and_files
 from flows.notify import post_alert
 from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
 from scraper.scrape import scrape
 from training.compare import choose
 from training.imagenet import publish_imagenet_model
-from training.label_issues import check_labels
+from training.label_issues import ISSUES_NAME, check_labels
 from training.publish import publish
-from training.split import prepare
+from training.split import SPLIT_NAME, SPLIT_PARAMS_NAME, prepare
 from training.sweep import sweep
 from training.track import run_link
 from training.train import TrainResult, train
 from training.validate import accept, validate
 
 
+# Not cached: reads a live site; the manifest already makes a re-run incremental.
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any]:
     """Scrape every class's queries (resumes from the manifest on retry)."""
     return scrape(config, base_url=base_url, show_progress=False).to_dict()
 
 
-@task(name="split-manifest", cache_policy=NO_CACHE)
+# Cached: the split is a function of the config and these files; a hit needs all of them unchanged
+# (split.csv included, so a deleted or edited split is made again; the first run after a split is written
+# therefore recomputes it once, to the same result, and the runs after it hit).
+SPLIT_INPUTS = (MANIFEST_NAME, SPLIT_NAME, SPLIT_PARAMS_NAME, ISSUES_NAME)
+
+
+@task(name="split-manifest", cache_policy=inputs_and_files(*SPLIT_INPUTS), persist_result=True)
 def prepare_task(config: RunConfig) -> Path:
     """Write the split file (photos keep their side across runs)."""
     return prepare(config)
 
 
+# Not cached: its report artifact and its stop must happen on every run.
 @task(name="validate-data", cache_policy=NO_CACHE)
 def validate_task(config: RunConfig) -> dict[str, Any]:
     """Check this run's data against floors and the last good run's; the report becomes a Prefect artifact.
@@ -54,12 +65,14 @@ def validate_task(config: RunConfig) -> dict[str, Any]:
     return outcome.stats
 
 
+# Not cached: a write whose point is to happen.
 @task(name="accept-data-stats", cache_policy=NO_CACHE)
 def accept_task(config: RunConfig) -> None:
     """Make this run's data statistics the baseline of the next run."""
     accept(config.project.data_dir)
 
 
+# Not cached: each call is an MLflow run (a hit would leave none); embeddings are cached by content.
 @task(name="train-and-track", cache_policy=NO_CACHE)
 def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[str, Any]:
     """Embed, fit, evaluate and log one MLflow run."""
@@ -68,6 +81,7 @@ def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[
     return result.__dict__
 
 
+# Not cached: each call is an MLflow run (a hit would leave none); embeddings are cached by content.
 @task(name="sweep-and-track", cache_policy=NO_CACHE)
 def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
     """Train one child run per grid point; the best by validation loss is the candidate."""
@@ -75,12 +89,14 @@ def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path
     return sweep(config, grid_points, split_file, config_source=config_source, report_file=report).__dict__
 
 
+# Not cached: registers a version and may move the alias.
 @task(name="register-and-gate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
     """Register the model version; move the alias to it if it passes the quality gate."""
     return publish(config, model_uri, run_id)
 
 
+# Not cached: logs into the candidate's run, a new one each time.
 @task(name="find-label-issues", cache_policy=NO_CACHE)
 def label_issues_task(config: RunConfig, split_file: Path, run_id: str) -> dict[str, Any]:
     """k-fold on the candidate's cached embeddings: label issues and the cross-validation report, logged to
@@ -88,18 +104,21 @@ def label_issues_task(config: RunConfig, split_file: Path, run_id: str) -> dict[
     return check_labels(config, split_file, run_id)
 
 
+# Not cached: tags the sibling runs.
 @task(name="choose-candidate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def choose_task(config: RunConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the lowest validation loss among siblings (each tagged with the comparison)."""
     return choose([TrainResult(**run) for run in runs], config.tracking).__dict__
 
 
+# Not cached: registers a model; it checks the registry itself and does nothing when done.
 @task(name="publish-imagenet-model", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def publish_imagenet_task(config: RunConfig) -> dict[str, str] | None:
     """Register the ImageNet top-5 model once per checkpoint (nothing when it is already registered)."""
     return publish_imagenet_model(config.tracking)
 
 
+# Not cached: creates this run's artifacts.
 @task(name="publish-run-summary", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def summary_task(config: RunConfig, result: dict[str, Any]) -> None:
     """The run's summary (artifact ``stj-summary``) and per-class test metrics (``stj-class-metrics``)."""
@@ -114,6 +133,7 @@ def summary_task(config: RunConfig, result: dict[str, Any]) -> None:
     )
 
 
+# Not cached: an alert per event.
 @task(name="send-alert", cache_policy=NO_CACHE)
 def alert_task(config: RunConfig, payload: dict[str, Any]) -> bool:
     """POST an alert to ``notify.webhook_url`` (nothing when unset); whether it was delivered."""

@@ -92,3 +92,25 @@ def test_scrape_flow_starts_the_catalog_when_none_answers(make_config, prefect_h
     config = make_config(f"scrape.base_url=http://127.0.0.1:{port}")
     report = scrape_flow(config)
     assert report["saved"] == 36 and report["per_class"]["jeans"] == 12
+
+
+def test_the_split_task_is_cached_until_a_file_it_reads_changes(make_config, catalog_server, prefect_harness) -> None:
+    from prefect import flow
+
+    from flows.tasks import prepare_task
+
+    @flow
+    def split_once(config):
+        return prepare_task(config, return_state=True)
+
+    config = make_config()
+    scrape_task.fn(config, catalog_server.base_url)
+    first = split_once(config)
+    assert first.name == "Completed"
+    assert split_once(config).name == "Completed"  # split.csv, one of its inputs, now exists
+    assert split_once(config).name == "Cached"  # same config, same files
+    split_file = Path(first.result())
+    split_file.unlink()
+    again = split_once(config)
+    assert again.name == "Completed" and split_file.exists()  # a deleted split is made again
+    assert split_once(make_config("split.seed=7")).name == "Completed"  # another config
