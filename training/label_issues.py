@@ -53,7 +53,7 @@ def rank_label_issues(
     from cleanlab.rank import get_label_quality_scores
 
     scores = get_label_quality_scores(labels, pred_probs)
-    flagged = find_label_issues(labels, pred_probs)
+    flagged = find_label_issues(labels, pred_probs, n_jobs=1)  # its worker pool needs fork-shared globals
     names = np.array(class_names)
     table = rows.reset_index(drop=True).assign(
         given_class=names[labels], suggested_class=names[pred_probs.argmax(axis=1)], score=scores.round(6)
