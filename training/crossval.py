@@ -7,9 +7,7 @@ Config keys: ``train.*`` (the head's hyper-parameters), ``labels.folds``, ``proj
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
@@ -69,16 +67,15 @@ def cross_validate(
         name: np.zeros((len(labels), len(class_names)), np.float32) for name in ("head", "knn", "decision_tree")
     }
     fold_scores: dict[str, list[dict[str, float]]] = {name: [] for name in probabilities}
-    with tempfile.TemporaryDirectory(prefix="stj-cv-") as scratch:
-        for fold, (fit_rows, held_out) in enumerate(splitter.split(features, labels)):
-            train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])
-            head, _, _ = fit_head(train, held, len(class_names), config, Path(scratch) / f"fold-{fold}", seed + fold)
-            probabilities["head"][held_out] = head.predict(held[0], verbose=0)
-            for name, model in baseline_models(seed).items():
-                model.fit(*train)
-                proba = np.zeros((len(held_out), len(class_names)), np.float32)
-                proba[:, model.classes_] = model.predict_proba(held[0])  # a class missing from a fold stays 0
-                probabilities[name][held_out] = proba
-            for name, proba in probabilities.items():
-                fold_scores[name].append(classification_metrics(held[1], proba[held_out].argmax(axis=1), class_names))
+    for fold, (fit_rows, held_out) in enumerate(splitter.split(features, labels)):
+        train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])
+        head, _, _ = fit_head(train, held, len(class_names), config, None, seed + fold)
+        probabilities["head"][held_out] = head.predict(held[0], verbose=0)
+        for name, model in baseline_models(seed).items():
+            model.fit(*train)
+            proba = np.zeros((len(held_out), len(class_names)), np.float32)
+            proba[:, model.classes_] = model.predict_proba(held[0])  # a class missing from a fold stays 0
+            probabilities[name][held_out] = proba
+        for name, proba in probabilities.items():
+            fold_scores[name].append(classification_metrics(held[1], proba[held_out].argmax(axis=1), class_names))
     return CrossValidation(probabilities, fold_scores)

@@ -94,7 +94,27 @@ def _num(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-class TrainingState(keras.callbacks.Callback):
+class EpochHistory(keras.callbacks.Callback):
+    """Collects each epoch's logs; nothing to restore (the stand-in for :class:`TrainingState` when a fit
+    keeps no state on disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+
+    def restore(self, model: keras.Model) -> int:
+        """Nothing saved: start at epoch 0."""
+        return 0
+
+    def clear(self) -> None:
+        """Nothing to forget."""
+
+
+class TrainingState(EpochHistory):
     """Saves, after each epoch, everything needed to continue exactly where training stopped.
 
     One ``.npz`` per epoch, replaced atomically: the head's and the optimizer's variables, early stopping's
@@ -105,11 +125,9 @@ class TrainingState(keras.callbacks.Callback):
     def __init__(self, folder: Path, stopper: keras.callbacks.EarlyStopping, saver: keras.callbacks.ModelCheckpoint):
         super().__init__()
         self.folder, self.stopper, self.saver = folder, stopper, saver
-        self.history: dict[str, list[float]] = {}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
+        super().on_epoch_end(epoch, logs)
         state = {
             "epoch": epoch,
             "history": self.history,
@@ -179,7 +197,7 @@ def fit_head(
     val: tuple[np.ndarray, np.ndarray],
     num_classes: int,
     config: TrainConfig,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | None,
     seed: int,
     callbacks: list[keras.callbacks.Callback] = (),
 ) -> tuple[keras.Model, dict[str, list[float]], int]:
@@ -191,7 +209,8 @@ def fit_head(
         num_classes: number of output classes.
         config: training hyper-parameters.
         checkpoint_dir: the best checkpoint and the resumable state live here; key it by the training inputs
-            so that a restarted run finds the state its interrupted predecessor left.
+            so that a restarted run finds the state its interrupted predecessor left. ``None``: neither (a
+            throw-away fit, e.g. one fold of a cross-validation; same arithmetic, no disk writes).
         seed: fixes initialisation, dropout and the order of batches.
         callbacks: extra callbacks (e.g. per-epoch metric logging).
 
@@ -202,12 +221,16 @@ def fit_head(
 
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     stopper = _KeepStateOnTrainBegin(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    saver = keras.callbacks.ModelCheckpoint(
-        checkpoint_dir / "best.weights.h5", monitor="val_loss", save_best_only=True, save_weights_only=True
-    )
-    state = TrainingState(checkpoint_dir, stopper, saver)
+    if checkpoint_dir is None:
+        state, saving = EpochHistory(), []
+    else:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        saver = keras.callbacks.ModelCheckpoint(
+            checkpoint_dir / "best.weights.h5", monitor="val_loss", save_best_only=True, save_weights_only=True
+        )
+        state = TrainingState(checkpoint_dir, stopper, saver)
+        saving = [saver]
     head = build_head(
         num_classes=num_classes, units=config.dense_units, dropout=config.dropout, train_features=train[0], seed=seed
     )
@@ -243,7 +266,7 @@ def fit_head(
             initial_epoch=first_epoch,
             shuffle=False,
             verbose=0,
-            callbacks=[EpochSeeds(seed), Validation(*val), stopper, saver, state, *callbacks],
+            callbacks=[EpochSeeds(seed), Validation(*val), stopper, *saving, state, *callbacks],
         )
     if stopper.best_weights is not None:
         head.set_weights(stopper.best_weights)  # also when the epoch budget ran out before patience did
