@@ -9,9 +9,17 @@ HTTP API), ``browser`` (the page in headless Chromium), ``e2e`` (Prefect -> MLfl
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Results Prefect persists (the cached split) go to a folder of this test session, not the user's
+# ~/.prefect/storage; subprocesses inherit it; removed when the session ends.
+_PREFECT_STORAGE = tempfile.mkdtemp(prefix="stj-test-prefect-storage-")
+os.environ["PREFECT_LOCAL_STORAGE_PATH"] = _PREFECT_STORAGE
+atexit.register(shutil.rmtree, _PREFECT_STORAGE, ignore_errors=True)
 
 import json  # noqa: E402
 import threading  # noqa: E402
