@@ -11,6 +11,7 @@ Config keys: ``tracking.uri``, ``tracking.model_name``, ``tracking.alias``, ``tr
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -30,7 +31,18 @@ def _record(client: MlflowClient, run_id: str, prefix: str, scores: Scores) -> N
         client.log_metric(run_id, f"gate.{prefix}_{name}_f1", f1)
 
 
-def judge(config: Config, model_uri: str, run_id: str) -> GateDecision:
+@dataclass(frozen=True)
+class Judgement:
+    """The gate's decision with the scores it was made on (``champion`` is ``None`` when there was none, or
+    it could not be scored)."""
+
+    decision: GateDecision
+    candidate: Scores
+    champion: Scores | None = None
+    champion_version: str | None = None
+
+
+def judge(config: Config, model_uri: str, run_id: str) -> Judgement:
     """Score the candidate and the current champion on the candidate's test photos and decide; both scores
     are recorded on the candidate's run. A champion that cannot be scored blocks promotion."""
     cfg, client = config.tracking, MlflowClient(tracking_uri=config.tracking.uri)
@@ -42,7 +54,7 @@ def judge(config: Config, model_uri: str, run_id: str) -> GateDecision:
     if current is None:  # nothing to compare with: the run's own test score (the server's path, tested)
         candidate = Scores(client.get_run(run_id).data.metrics[GATE_METRIC])
         client.log_metric(run_id, "gate.candidate_score", candidate.macro_f1)
-        return decide(candidate, None, cfg.gate_margin, cfg.gate_floor)
+        return Judgement(decide(candidate, None, cfg.gate_margin, cfg.gate_floor), candidate)
     rows = test_rows_of_run(run_id)
     candidate = score_model(model_uri, rows, config.project.data_dir)
     _record(client, run_id, "candidate", candidate)
@@ -51,10 +63,11 @@ def judge(config: Config, model_uri: str, run_id: str) -> GateDecision:
     except Exception as exc:  # noqa: BLE001 - whatever broke, the gate must say so, not promote silently
         reason = f"champion version {current.version} could not be scored on this test split: {exc}"
         log.error("%s", reason)
-        return GateDecision(False, reason)
+        return Judgement(GateDecision(False, reason), candidate)
     _record(client, run_id, "champion", champion)
     client.set_tag(run_id, "gate.champion_version", str(current.version))
-    return decide(candidate, champion, cfg.gate_margin, cfg.gate_floor, cfg.gate_class_tolerance)
+    decision = decide(candidate, champion, cfg.gate_margin, cfg.gate_floor, cfg.gate_class_tolerance)
+    return Judgement(decision, candidate, champion, str(current.version))
 
 
 def publish(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
@@ -67,7 +80,8 @@ def publish(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
     cfg = config.tracking
     mlflow.set_tracking_uri(cfg.uri)
     client = MlflowClient()
-    decision = judge(config, model_uri, run_id)
+    judgement = judge(config, model_uri, run_id)
+    decision = judgement.decision
     version = str(mlflow.register_model(model_uri, cfg.model_name, tags={"run_id": run_id}).version)
     if decision.promote:
         client.set_registered_model_alias(cfg.model_name, cfg.alias, version)
@@ -78,13 +92,13 @@ def publish(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
         log.warning("%s version %s NOT promoted: %s", cfg.model_name, version, decision.reason)
     client.set_tag(run_id, "gate.decision", "promoted" if decision.promote else "rejected")
     client.set_tag(run_id, "gate.reason", decision.reason)
-    recorded = client.get_run(run_id).data
+    champion = judgement.champion
     return {
         "version": version,
         "promoted": decision.promote,
         "reason": decision.reason,
         "metric": GATE_METRIC,
-        "candidate_score": recorded.metrics.get("gate.candidate_score"),
-        "champion_score": recorded.metrics.get("gate.champion_score"),
-        "champion_version": recorded.tags.get("gate.champion_version"),
+        "candidate_score": judgement.candidate.macro_f1,
+        "champion_score": champion.macro_f1 if champion else None,
+        "champion_version": judgement.champion_version,
     }

@@ -81,10 +81,9 @@ def _ranges(test_size: float, val_size: float) -> dict[str, tuple[float, float]]
     return {"test": (0.0, test_size), "val": (test_size, cut), "train": (cut, 1.0)}
 
 
-def side_of(key: str, seed: int, test_size: float, val_size: float) -> str:
-    """The side a group with this key belongs on: its :func:`position_of` against the fractions."""
-    u = position_of(key, seed)
-    return next(side for side, (low, high) in _ranges(test_size, val_size).items() if low <= u < high)
+def side_at(position: float, test_size: float, val_size: float) -> str:
+    """The side a group at this :func:`position_of` belongs on, given the fractions."""
+    return next(side for side, (low, high) in _ranges(test_size, val_size).items() if low <= position < high)
 
 
 def _fill_empty_sides(groups: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
@@ -150,10 +149,8 @@ def assign_split(frame: pd.DataFrame, params: SplitParams, previous: pd.DataFram
             sides[members.index] = [before.get(p, pd.NA) for p in members["path"]]
             continue
         new = not kept
-        side = (
-            kept.pop() if kept else side_of(members["sha256"].iloc[0], params.seed, params.test_size, params.val_size)
-        )
         position = position_of(members["sha256"].iloc[0], params.seed)
+        side = kept.pop() if kept else side_at(position, params.test_size, params.val_size)
         decided.append(
             {"rows": members.index, "class": members["class"].iloc[0], "position": position, "side": side, "new": new}
         )
