@@ -37,23 +37,13 @@ from core.model import build_classifier, build_frozen, build_head, get_backbone 
 from core.model_input import load_images  # noqa: E402
 from core.runtime import RuntimeSpec, TensorFlowRuntime, make_runtime  # noqa: E402
 from core.runtime.int8 import int8_runtime  # noqa: E402
+from core.runtime.measure import throughput  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
 from scraper.scrape import scrape  # noqa: E402
 from training.split import prepare, read_split  # noqa: E402
 from training.train import train  # noqa: E402
 
 BUDGET = 25
-
-
-def images_per_second(runtime, pixels: np.ndarray, batch: int, seconds: float = 3.0) -> float:
-    """Throughput over repeated passes on ``pixels`` for at least ``seconds`` (one warm-up batch first)."""
-    runtime(pixels[:batch])
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        for i in range(0, len(pixels), batch):
-            runtime(pixels[i : i + batch])
-        done += len(pixels)
-    return done / (time.perf_counter() - started)
 
 
 def frozen_embedder(config) -> keras.Model:
@@ -67,9 +57,9 @@ def embedding_rates(config, sample: np.ndarray, workdir: Path) -> tuple[dict[str
     """Images/s of the config's base: TensorFlow FP32 at batch 32, OpenVINO f32/bf16/int8 at the embed batch."""
     embedder = frozen_embedder(config)
     batch = config.train.embed_batch_size
-    rates = {"tensorflow-f32": images_per_second(TensorFlowRuntime(embedder), sample, 32)}
+    rates = {"tensorflow-f32": throughput(TensorFlowRuntime(embedder), sample, 32, seconds=3.0)}
     for name in ("openvino-f32", "openvino-bf16"):
-        rates[name] = images_per_second(make_runtime(embedder, RuntimeSpec.parse(name)), sample, batch)
+        rates[name] = throughput(make_runtime(embedder, RuntimeSpec.parse(name)), sample, batch, seconds=3.0)
     calibrated, record = int8_runtime(
         embedder,
         workdir / "ir",
@@ -78,7 +68,7 @@ def embedding_rates(config, sample: np.ndarray, workdir: Path) -> tuple[dict[str
         thorough=get_backbone(config.train.backbone).int8_thorough,  # as training quantises this backbone
     )
     if calibrated is not None:
-        rates["openvino-int8"] = images_per_second(calibrated, sample, batch)
+        rates["openvino-int8"] = throughput(calibrated, sample, batch, seconds=3.0)
     return rates, record
 
 
