@@ -17,12 +17,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the `stj` command
 
-system-deps: ## Chromium + chromedriver from Debian, for browser tests (needs root or sudo)
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then echo "chromium present"; \
+system-deps: ## from Debian: nginx (in front of `stj serve`), Chromium + chromedriver (browser tests); root or sudo
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x /usr/sbin/nginx ]; then echo "system packages present"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; fi
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver nginx-light; fi
 
-demo: install ## catalog + full pipeline on the demo config, then serve the champion model
+demo: install system-deps ## catalog + full pipeline on the demo config, then serve the champion model
 	@$(BIN)/stj catalog --config $(CONFIG) > /dev/null 2>&1 & pid=$$!; \
 	  trap "kill $$pid 2>/dev/null" EXIT; \
 	  $(BIN)/stj run --config $(CONFIG) || exit $$?; \
@@ -35,7 +35,7 @@ demo: install ## catalog + full pipeline on the demo config, then serve the cham
 run: install ## the pipeline once, on CONFIG
 	$(BIN)/stj run --config $(CONFIG)
 
-serve: install ## serve the champion model of CONFIG
+serve: install system-deps ## serve the champion model of CONFIG
 	$(BIN)/stj serve --config $(CONFIG)
 
 catalog: install ## serve the local Amazon-like catalog on http://127.0.0.1:8765

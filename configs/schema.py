@@ -209,6 +209,13 @@ class ServeConfig(_Strict):
     min_side: int = Field(default=16, ge=1, description="smaller images are refused (422)")
     reload_interval_s: float = Field(default=10.0, ge=0, description="how often the alias is checked; 0: never")
     history_path: Path = Field(default=Path("history.db"), description="SQLite file of predictions made from the page")
+    proxy: Literal["nginx", "none"] = Field(
+        default="nginx", description="nginx buffers each request in front of gunicorn; none: gunicorn faces clients"
+    )
+    client_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="nginx drops a client that sends nothing for this long"
+    )
+    decode_concurrency: int = Field(default=2, ge=1, le=64, description="uploads decoded at once per worker")
 
 
 class NotifyConfig(_Strict):

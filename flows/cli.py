@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load the config once, run the subcommand; returns the exit code."""
     signal.signal(signal.SIGTERM, _terminate_like_interrupt)
     args = build_parser().parse_args(argv)
+    from core.processes import guard_children
+
+    guard_children()  # whatever this command starts ends with it, even on kill -9
     _quiet_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from configs import UserError

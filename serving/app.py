@@ -19,10 +19,11 @@ from flask import Flask, Response, g, request
 from configs.schema import Config
 from serving import api, ops, pages
 from serving.batcher import Overloaded
-from serving.errors import error_body, register_error_handlers
+from serving.errors import buffer_chunked_body, error_body, register_error_handlers
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import DEFAULT, IMAGENET, ModelRoutes, load_followed
+from serving.multipart import accept_latin1_part_headers
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.state import EXTENSION, Served
@@ -31,6 +32,7 @@ from serving.state import EXTENSION, Served
 def create_app(config: Config, predictor: Predictor | None = None, imagenet: Predictor | None = None) -> Flask:
     """Build the app; loads the configured models (and follows their aliases) unless predictors are given."""
     serve = config.serve
+    accept_latin1_part_headers()
     app = Flask("stj", static_folder=str(pages.STATIC), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = serve.max_upload_bytes * serve.max_files
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
@@ -54,6 +56,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         g.started = time.perf_counter()
         if request.endpoint != "api.predict_batch":  # the app-wide limit is sized for a full batch
             request.max_content_length = serve.max_upload_bytes
+        buffer_chunked_body(request)
 
     @app.after_request
     def _stamp(response: Response) -> Response:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+import io
+
+from flask import Flask, Request, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
 class ApiError(Exception):
@@ -30,7 +32,7 @@ def register_error_handlers(app: Flask) -> None:
     def _http(err: HTTPException):
         code = (err.name or "error").lower().replace(" ", "_")
         if err.code == 413:
-            message = f"upload larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"
+            message = f"upload larger than {request.max_content_length} bytes"
         else:
             message = err.description or err.name
         return jsonify(error_body(code, message)), err.code or 500
@@ -39,3 +41,18 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(err: Exception):
         app.logger.exception("unexpected error")
         return jsonify(error_body("internal_error", "the server failed to handle this request")), 500
+
+
+def buffer_chunked_body(req: Request) -> None:
+    """Read a chunked body (no Content-Length) up to the request's limit: 413 beyond it, as for a declared
+    length. werkzeug would otherwise cut it at the limit without a word and parse the truncated upload."""
+    chunked = req.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+    if req.content_length is not None or not chunked or req.max_content_length is None:
+        return
+    data = req.environ["wsgi.input"].read(req.max_content_length + 1)
+    if len(data) > req.max_content_length:
+        raise RequestEntityTooLarge()
+    req.environ["wsgi.input"] = io.BytesIO(data)  # from here on an ordinary body of known length
+    req.environ["CONTENT_LENGTH"] = str(len(data))
+    del req.environ["HTTP_TRANSFER_ENCODING"]
+    req.__dict__.pop("content_length", None)  # werkzeug cached None (chunked)

@@ -1,31 +1,53 @@
-"""Run the app under gunicorn: workers and threads from config, model loaded once per worker.
+"""Run the app under gunicorn, behind nginx by default: workers and threads from config, model loaded once
+per worker.
 
-Config keys: ``serve.host``, ``serve.port``, ``serve.workers``, ``serve.threads``, ``serve.timeout_s``.
+With ``serve.proxy: nginx`` (the default) nginx listens on ``serve.host:serve.port`` and buffers every
+request before gunicorn sees it (``serving.proxy``); gunicorn then listens on a private unix socket. With
+``none`` gunicorn listens itself (put it behind your own buffering proxy). Either way, errors gunicorn
+produces before Flask (malformed HTTP) are JSON, like the API's.
+
+Config keys: ``serve.host``, ``serve.port``, ``serve.workers``, ``serve.threads``, ``serve.timeout_s``,
+``serve.proxy``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from contextlib import ExitStack
 
+import gunicorn.util
 from gunicorn.app.base import BaseApplication
 
 from configs.schema import Config
 from serving.metrics import MULTIPROC_ENV, mark_worker_dead
+from serving.proxy import running_proxy
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's error response (bad request line, headers too large, …) in the API's JSON shape."""
+    code = reason.lower().replace(" ", "_")
+    body = json.dumps({"error": {"code": code, "message": mesg or reason}}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    gunicorn.util.write_nonblock(sock, head + body)
 
 
 class StjServer(BaseApplication):
     """gunicorn configured from the STJ config; each worker builds its own app (and loads the model)."""
 
-    def __init__(self, config: Config) -> None:
-        self.stj_config = config
+    def __init__(self, config: Config, bind: str, proxied: bool) -> None:
+        self.stj_config, self.bind, self.proxied = config, bind, proxied
         super().__init__()
 
     def load_config(self) -> None:
         serve = self.stj_config.serve
         options = {
-            "bind": f"{serve.host}:{serve.port}",
+            "bind": self.bind,
             "workers": serve.workers,
             "threads": serve.threads,
             "worker_class": "gthread",
@@ -35,6 +57,8 @@ class StjServer(BaseApplication):
             "preload_app": False,
             "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
         }
+        if self.proxied:
+            options["forwarded_allow_ips"] = "*"  # only nginx can reach the private socket
         for key, value in options.items():
             self.cfg.set(key, value)
 
@@ -45,14 +69,18 @@ class StjServer(BaseApplication):
 
 
 def serve(config: Config) -> None:
-    """Serve until interrupted. With several workers, Prometheus metrics are pooled in a folder that lives
-    as long as the server (unless ``PROMETHEUS_MULTIPROC_DIR`` names one already)."""
-    own_folder = None
-    if config.serve.workers > 1 and not os.environ.get(MULTIPROC_ENV):
-        own_folder = tempfile.mkdtemp(prefix="stj-metrics-")
-        os.environ[MULTIPROC_ENV] = own_folder  # before any worker imports prometheus_client
-    try:
-        StjServer(config).run()
-    finally:
-        if own_folder is not None:
-            shutil.rmtree(own_folder, ignore_errors=True)
+    """Serve until interrupted (nginx first, when configured). With several workers, Prometheus metrics are
+    pooled in a folder that lives as long as the server (unless ``PROMETHEUS_MULTIPROC_DIR`` names one)."""
+    gunicorn.util.write_error = write_json_error  # gunicorn looks it up here for every error it answers
+    serve_config = config.serve
+    with ExitStack() as stack:
+        if config.serve.workers > 1 and not os.environ.get(MULTIPROC_ENV):
+            folder = tempfile.mkdtemp(prefix="stj-metrics-")
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            os.environ[MULTIPROC_ENV] = folder  # before any worker imports prometheus_client
+        if serve_config.proxy == "nginx":
+            proxy = stack.enter_context(running_proxy(serve_config))
+            print(f"stj: serving on {proxy.url} (nginx in front of gunicorn)", flush=True)
+            StjServer(config, bind=proxy.upstream, proxied=True).run()
+        else:
+            StjServer(config, bind=f"{serve_config.host}:{serve_config.port}", proxied=False).run()

@@ -132,6 +132,19 @@ def test_bad_input_is_a_json_4xx(http, kwargs, status, code) -> None:
     assert resp.get_json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize(("size", "status"), [(1000, 200), (400_000, 413)], ids=["under", "over"])
+def test_chunked_body_is_held_to_the_limit(http, size: int, status: int) -> None:
+    """A body sent without Content-Length is read up to the limit: refused beyond it, never cut and parsed."""
+    body = encode(photo(), "JPEG") if size == 1000 else b"\xff" * size
+    resp = http.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        content_type="image/jpeg",
+        headers={"Transfer-Encoding": "chunked"},
+    )
+    assert resp.status_code == status, resp.get_data()[:200]
+
+
 def test_batch_endpoint(http) -> None:
     files = [(io.BytesIO(encode(photo((80 + i, 80)), "JPEG")), f"{i}.jpg") for i in range(3)]
     resp = http.post("/predict/batch", data={"images": files})

@@ -1,0 +1,161 @@
+"""nginx in front of gunicorn: the buffering reverse proxy gunicorn's documentation asks for.
+
+nginx reads each request whole — headers and body, within ``serve.client_timeout_s`` of silence — before
+gunicorn sees it, so slow or stalled clients hold an nginx connection (cheap, event-driven), never one of
+gunicorn's few threads. It also answers what goes wrong before Flask — malformed HTTP, bodies over the
+limit (chunked ones included), headers too large, gunicorn unreachable — in the API's JSON error shape.
+gunicorn listens on a unix socket in a private folder that lives as long as the server.
+
+Config keys: ``serve.proxy``, ``serve.host``, ``serve.port``, ``serve.client_timeout_s``,
+``serve.max_upload_bytes``, ``serve.max_files``, ``serve.timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from configs.errors import UserError
+from configs.schema import ServeConfig
+from core.processes import die_with_parent
+
+NGINX = "nginx"
+# what nginx itself may answer, and how the API names it
+_ERRORS = {
+    400: ("bad_request", "the request is not valid HTTP"),
+    408: ("request_timeout", "the request was not sent in time"),
+    411: ("length_required", "a body needs Content-Length or chunked encoding"),
+    413: ("request_entity_too_large", "the upload is larger than this server accepts (see GET /metadata)"),
+    414: ("uri_too_long", "the URL is too long"),
+    494: ("request_header_too_large", "the request headers are too large"),
+    500: ("internal_error", "the server failed to handle this request"),
+    502: ("unavailable", "the model server is not answering; try again shortly"),
+    503: ("unavailable", "the model server is not answering; try again shortly"),
+    504: ("timeout", "the model server did not answer in time"),
+}
+
+
+class ProxyError(UserError):
+    """nginx is missing or could not start (the message says which and what to do)."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A running nginx: where clients reach it and where it forwards to."""
+
+    url: str
+    upstream: str  # gunicorn's bind address, ``unix:/…``
+
+
+def nginx_config(serve: ServeConfig, folder: Path, socket_path: Path) -> str:
+    """The nginx configuration for ``serve``: its own pid/temp paths under ``folder``, JSON error pages."""
+    framing = 65536  # multipart boundaries and form fields around the photos
+    single, batch = serve.max_upload_bytes + framing, serve.max_upload_bytes * serve.max_files + framing
+    timeout = f"{serve.client_timeout_s:g}s"
+    pages = "".join(f"        error_page {status} /_stj_errors/{status}.json;\n" for status in _ERRORS)
+    temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach the private folder
+    return f"""{user}worker_processes 1;
+daemon off;
+pid {folder / "nginx.pid"};
+error_log {folder / "nginx.log"} crit;  # client mistakes are answered, not logged
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    server_tokens off;
+{temp}
+    client_header_timeout {timeout};
+    client_body_timeout {timeout};
+    send_timeout {timeout};
+    keepalive_timeout 15s;
+    client_max_body_size {single};
+    client_body_buffer_size 1m;
+    large_client_header_buffers 4 16k;
+    upstream stj {{ server unix:{socket_path}; keepalive 16; }}
+    server {{
+        listen {serve.host}:{serve.port};
+        proxy_request_buffering on;
+        proxy_buffering on;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_read_timeout {serve.timeout_s}s;
+        location / {{ proxy_pass http://stj; }}
+        location = /predict/batch {{ client_max_body_size {batch}; proxy_pass http://stj; }}
+{pages}        location ^~ /_stj_errors/ {{ internal; alias {folder / "errors"}/; default_type application/json; }}
+    }}
+}}
+"""
+
+
+def write_error_pages(folder: Path) -> None:
+    """One JSON body per status nginx may answer itself (served with that status by ``error_page``)."""
+    folder.mkdir()
+    for status, (code, message) in _ERRORS.items():
+        (folder / f"{status}.json").write_text(json.dumps({"error": {"code": code, "message": message}}))
+
+
+@contextmanager
+def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
+    """Start nginx for ``serve`` (stopped, and its folder removed, on exit); gunicorn binds ``upstream``."""
+    binary = shutil.which(NGINX) or shutil.which(NGINX, path="/usr/sbin:/sbin")
+    if binary is None:
+        raise ProxyError(
+            "serve.proxy is nginx but nginx is not installed (apt-get install nginx-light, or `make system-deps`); "
+            "set serve.proxy: none to let gunicorn face clients directly"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="stj-serve-"))
+    try:
+        if os.geteuid() == 0:
+            folder.chmod(0o711)
+        socket_path = folder / "gunicorn.sock"
+        conf = folder / "nginx.conf"
+        conf.write_text(nginx_config(serve, folder, socket_path))
+        write_error_pages(folder / "errors")
+        log = folder / "nginx.log"
+        with log.open("wb") as stderr:  # a file, not a pipe nobody reads: nginx must never block on it
+            proc = subprocess.Popen(
+                [binary, "-p", str(folder), "-c", str(conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                preexec_fn=die_with_parent,
+            )
+        try:
+            _wait_listening(proc, log, serve.host, serve.port)
+            yield Proxy(url=f"http://{serve.host}:{serve.port}", upstream=f"unix:{socket_path}")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_listening(proc: subprocess.Popen, log: Path, host: str, port: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            lines = log.read_text(errors="replace").strip().splitlines()
+            reason = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise ProxyError(f"nginx could not start on {host}:{port}: {reason}")
+        try:
+            with socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ProxyError(f"nginx did not listen on {host}:{port} within {seconds:g} s")

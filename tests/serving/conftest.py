@@ -1,0 +1,139 @@
+"""A tiny model in a real MLflow registry, and `stj serve` started for real (nginx + gunicorn) on it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import requests
+
+from configs.schema import CLASS_NAMES_DEFAULT
+
+CLASSES = list(CLASS_NAMES_DEFAULT)
+MODEL = "stj-classifier"
+
+
+@dataclass
+class Registry:
+    """A session's MLflow store holding the tiny model; ``overrides`` point a config at it."""
+
+    root: Path
+    uri: str
+    overrides: list[str]
+
+    def register(self, seed: int) -> str:
+        """Log and register another version of the tiny model (head weights from ``seed``); returns it."""
+        import mlflow
+
+        from core.logged_model import log_classifier
+        from core.model import build_classifier, build_frozen, build_head
+
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(self.uri)
+        if MlflowClient(self.uri).get_experiment_by_name("stj-serve-test") is None:
+            MlflowClient(self.uri).create_experiment("stj-serve-test", (self.root / "mlartifacts").as_uri())
+        mlflow.set_experiment("stj-serve-test")
+        embedder = build_frozen("resnet50", 32, seed=0)[1]
+        features = np.random.default_rng(seed).normal(size=(8, 2048)).astype("float32")
+        model = build_classifier(embedder, build_head(len(CLASSES), (16, 8), (0.3, 0.2), features))
+        with mlflow.start_run():
+            log_classifier(model, CLASSES, 32, np.zeros((1, 32, 32, 3), np.float32), registered_name=MODEL)
+        mlflow.set_tracking_uri(None)
+        return str(max(int(v.version) for v in MlflowClient(self.uri).search_model_versions(f"name = '{MODEL}'")))
+
+    def point_alias(self, version: str) -> None:
+        """Move ``champion`` to ``version``."""
+        from mlflow import MlflowClient
+
+        MlflowClient(self.uri).set_registered_model_alias(MODEL, "champion", version)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    """A real MLflow store with version 1 of the tiny model at ``champion``."""
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    overrides = [
+        f"tracking.uri={uri}",
+        f"tracking.artifact_dir={root / 'mlartifacts'}",
+        "tracking.imagenet_model=",
+        "serve.runtime=tensorflow",
+        f"serve.history_path={root / 'history.db'}",
+    ]
+    reg = Registry(root, uri, overrides)
+    reg.point_alias(reg.register(seed=1))
+    return reg
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    """`stj serve` in a subprocess."""
+
+    base: str
+    proc: subprocess.Popen
+    log: Path
+
+    def family(self) -> list[psutil.Process]:
+        """The server and everything below it (gunicorn workers, nginx, the watchdog)."""
+        parent = psutil.Process(self.proc.pid)
+        return [parent, *parent.children(recursive=True)]
+
+
+@pytest.fixture
+def stj_server(registry: Registry, tmp_path: Path) -> Callable[..., object]:
+    """Start `stj serve` on the registry's model with extra ``--set`` overrides; stopped at the end."""
+
+    @contextmanager
+    def start(*extra: str) -> Iterator[RunningServer]:
+        port = free_port()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        sets = [arg for o in [*registry.overrides, f"serve.port={port}", *extra] for arg in ("--set", o)]
+        log = tmp_path / f"serve-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", *sets],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                try:
+                    if requests.get(f"{server.base}/ready", timeout=5).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                assert time.monotonic() < deadline, "server not ready in 180 s"
+                time.sleep(0.5)
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    return start
