@@ -62,7 +62,9 @@ def nginx_config(serve: ServeConfig, folder: Path, socket_path: Path) -> str:
     single, batch = serve.max_upload_bytes + framing, serve.max_upload_bytes * serve.max_files + framing
     timeout = f"{serve.client_timeout_s:g}s"
     pages = "".join(f"        error_page {status} /_stj_errors/{status}.json;\n" for status in _ERRORS)
-    temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach the private folder
     return f"""{user}worker_processes 1;
 daemon off;

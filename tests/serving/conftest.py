@@ -34,11 +34,10 @@ class Registry:
     def register(self, seed: int) -> str:
         """Log and register another version of the tiny model (head weights from ``seed``); returns it."""
         import mlflow
+        from mlflow import MlflowClient
 
         from core.logged_model import log_classifier
         from core.model import build_classifier, build_frozen, build_head
-
-        from mlflow import MlflowClient
 
         mlflow.set_tracking_uri(self.uri)
         if MlflowClient(self.uri).get_experiment_by_name("stj-serve-test") is None:

@@ -132,9 +132,9 @@ def test_errors_before_flask_are_json(stj_server, proxy: str) -> None:
         # a Latin-1 file name (as some browsers and curl send it) is just a name
         boundary = "b0undary"
         form = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"".encode()
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="'.encode()
             + "café photo ü.jpg".encode("latin-1")
-            + f"\"\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+            + b'"\r\nContent-Type: image/jpeg\r\n\r\n'
             + _photo()
             + f"\r\n--{boundary}--\r\n".encode()
         )
