@@ -14,6 +14,7 @@ import warnings
 from PIL import Image, ImageOps
 
 MAX_PIXELS = 50_000_000  # more pixels than this is a decompression bomb, whatever the file size
+PROGRESSIVE_FACTOR = 3  # a progressive JPEG may declare this many times ``max_decoded_pixels``
 
 _MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF87a": "gif", b"GIF89a": "gif"}
 
@@ -52,12 +53,23 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def open_image(
-    data: bytes, min_side: int = 1, max_bytes: int | None = None, max_pixels: int = MAX_PIXELS
+    data: bytes,
+    min_side: int = 1,
+    max_bytes: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    fit: int | None = None,
+    max_decoded_pixels: int | None = None,
 ) -> Image.Image:
     """Verify image bytes and decode them (first frame) into an upright 8-bit RGB image.
 
     The type is sniffed from the bytes (not a name or a header), the declared size is checked against
-    ``max_pixels`` before decoding, and Pillow verifies and fully decodes the rest.
+    ``max_pixels`` before decoding, and Pillow verifies and fully decodes the rest. A JPEG too short to hold
+    the pixels it declares (libjpeg would fill the rest with grey) is refused as ``corrupt``.
+
+    For callers that only need a small image (the server: model input), ``fit`` lets a JPEG decode at
+    1/2, 1/4 or 1/8 of its size in the DCT domain (Pillow's draft mode) while staying at least ``fit`` on
+    each side, and ``max_decoded_pixels`` refuses, before decoding, what would still decode larger; so
+    time and memory per image are bounded whatever the upload declares.
 
     Raises:
         ImageRejected: with reason ``empty``, ``too_large``, ``not_an_image``, ``corrupt``, ``too_small``
@@ -77,6 +89,16 @@ def open_image(
                 probe.verify()
             img = Image.open(io.BytesIO(data))
             img.seek(0)
+            if img.format == "JPEG":
+                _check_jpeg_length(len(data), img.size)
+                if max_decoded_pixels is not None and img.info.get("progressive"):
+                    # libjpeg keeps every DCT coefficient of a progressive JPEG (2-6 bytes per pixel) whatever
+                    # the output size: its declared size is what costs memory
+                    _check_pixels(img.size, PROGRESSIVE_FACTOR * max_decoded_pixels)
+                if fit is not None:
+                    img.draft(None, (fit, fit))
+            if max_decoded_pixels is not None:
+                _check_pixels(img.size, max_decoded_pixels)
             img.load()
     except ImageRejected:
         raise
@@ -93,3 +115,11 @@ def open_image(
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     if size[0] * size[1] > max_pixels:
         raise ImageRejected("decompression_bomb", f"{size[0]}x{size[1]} is more than {max_pixels} pixels")
+
+
+def _check_jpeg_length(n_bytes: int, size: tuple[int, int]) -> None:
+    # Every 8x8 luma block codes at least its DC difference, one bit or more in Huffman coding: fewer bytes
+    # than blocks/8 cannot hold the declared picture (a cut or crafted file).
+    blocks = -(-size[0] // 8) * -(-size[1] // 8)
+    if n_bytes * 8 < blocks:
+        raise ImageRejected("corrupt", f"truncated: {n_bytes} bytes cannot hold {size[0]}x{size[1]} pixels")

@@ -20,7 +20,7 @@ from serving.explain import overlay_png
 from serving.history import thumbnail_jpeg
 from serving.models import Route
 from serving.state import served
-from serving.uploads import decode_upload, parse_top_k, read_upload, read_uploads
+from serving.uploads import parse_top_k, read_upload, read_uploads
 
 bp = Blueprint("api", __name__)
 
@@ -44,9 +44,9 @@ def requested_route() -> Route:
 @bp.post("/predict")
 def predict():
     state, route = served(), requested_route()
-    model, serve = route.current(), state.config.serve
+    model = route.current()
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
-    pixels = decode_upload(read_upload(), model.image_size, serve.min_side, resize=model.resize)
+    pixels = state.decode(read_upload(), model)
     probs, g.model = route.inference.predict(pixels)
     body = prediction(g.model, probs, top_k)
     if request.args.get("history") == "1":  # the web page keeps its predictions; API callers opt in
@@ -66,10 +66,7 @@ def predict_batch():
     model, serve = route.current(), state.config.serve
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
     blobs = read_uploads(serve.max_files, serve.max_upload_bytes)
-    pixels = [
-        decode_upload(data, model.image_size, serve.min_side, name=f"file {index}", resize=model.resize)
-        for index, data in enumerate(blobs)
-    ]
+    pixels = [state.decode(data, model, name=f"file {index}") for index, data in enumerate(blobs)]
     probs, g.model = route.inference.predict_many(pixels)
     return jsonify(
         {
@@ -83,7 +80,7 @@ def predict_batch():
 def explain():
     state, route = served(), requested_route()
     model = route.current()
-    pixels = decode_upload(read_upload(), model.image_size, state.config.serve.min_side, resize=model.resize)
+    pixels = state.decode(read_upload(), model)
     (heat, target), g.model = route.inference.explain(pixels)
     response = Response(overlay_png(pixels, heat), mimetype="image/png")
     response.headers["X-Explained-Label"] = g.model.class_names[target]

@@ -12,6 +12,7 @@ Config keys: everything under ``serve``; ``tracking.uri`` and ``serve.model_uri`
 
 from __future__ import annotations
 
+import threading
 import time
 
 from flask import Flask, Response, g, request
@@ -49,7 +50,8 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         if imagenet is not None:
             followed[IMAGENET] = ModelHolder(imagenet)
     models = ModelRoutes(config, followed, on_batch=metrics.batch.observe)
-    app.extensions[EXTENSION] = Served(config, models, History(serve.history_path), metrics)
+    decodes = threading.BoundedSemaphore(serve.decode_concurrency)
+    app.extensions[EXTENSION] = Served(config, models, History(serve.history_path), metrics, decodes)
 
     @app.before_request
     def _start_timer() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 from flask import current_app
 
 from configs.schema import Config
@@ -11,6 +14,7 @@ from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
 from serving.reloader import ModelHolder
+from serving.uploads import decode_upload
 
 EXTENSION = "stj"
 
@@ -23,6 +27,12 @@ class Served:
     models: ModelRoutes
     history: History
     metrics: ServerMetrics
+    decodes: threading.BoundedSemaphore  # serve.decode_concurrency places
+
+    def decode(self, data: bytes, model: Any, name: str = "the upload") -> np.ndarray:
+        """Uploaded bytes as ``model``'s input; at most ``serve.decode_concurrency`` decodes at once."""
+        with self.decodes:
+            return decode_upload(data, model.image_size, self.config.serve.min_side, name=name, resize=model.resize)
 
     @property
     def holder(self) -> ModelHolder:

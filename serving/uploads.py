@@ -14,6 +14,9 @@ from core.images import ImageRejected, open_image
 from core.model_input import SQUASH, to_model_input
 from serving.errors import ApiError
 
+DECODE_SIDE_FACTOR = 8
+DECODE_FLOOR = 4_000_000
+
 # what each verification failure means for a client: status, error code, message
 _REJECTIONS = {
     "empty": (400, "empty_file", "is empty"),
@@ -54,12 +57,19 @@ def read_uploads(max_files: int, max_bytes: int) -> list[bytes]:
     return blobs
 
 
+def decoded_pixel_limit(image_size: int) -> int:
+    """The most pixels an upload may decode to for a model taking ``image_size``² input: 8x its side each
+    way, and at least 4 MP (12 MB of RGB), whatever the file declares."""
+    return max((DECODE_SIDE_FACTOR * image_size) ** 2, DECODE_FLOOR)
+
+
 def decode_upload(
     data: bytes, image_size: int, min_side: int = 1, name: str = "the upload", resize: str = SQUASH
 ) -> np.ndarray:
-    """Verify uploaded bytes (the scraper's check, :func:`core.images.open_image`) into model input."""
+    """Verify uploaded bytes (the scraper's check, :func:`core.images.open_image`) into model input, decoding
+    large JPEGs at reduced size and refusing what would decode to more than :func:`decoded_pixel_limit`."""
     try:
-        img = open_image(data, min_side)
+        img = open_image(data, min_side, fit=2 * image_size, max_decoded_pixels=decoded_pixel_limit(image_size))
     except ImageRejected as exc:
         status, code, text = _REJECTIONS[exc.reason]
         detail = f" ({exc.detail.split(':')[0]})" if exc.reason in ("corrupt", "too_small") and exc.detail else ""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageRejected, sniff_format
+from core.images import ImageRejected, open_image, sniff_format
 from scraper.photos import clean_image
 
 
@@ -64,3 +65,39 @@ def test_too_large_body() -> None:
         noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
         clean_image(_encode(Image.fromarray(noise), "PNG"), max_bytes=4096)
     assert err.value.reason == "too_large"
+
+
+def _jpeg(size: tuple[int, int], **options) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buf, "JPEG", **options)
+    return buf.getvalue()
+
+
+def test_a_jpeg_too_short_for_its_declared_size_is_refused() -> None:
+    """libjpeg would fill the missing rows with grey; the byte count cannot hold the declared blocks."""
+    data = bytearray(_jpeg((64, 64)))
+    at = data.find(b"\xff\xc0")
+    data[at + 5 : at + 9] = struct.pack(">HH", 4000, 4000)
+    with pytest.raises(ImageRejected) as caught:
+        open_image(bytes(data))
+    assert caught.value.reason == "corrupt" and "truncated" in caught.value.detail
+
+
+def test_fit_decodes_a_large_jpeg_reduced_in_the_dct_domain() -> None:
+    data = _jpeg((4000, 3000), quality=30)
+    assert open_image(data).size == (4000, 3000)
+    reduced = open_image(data, fit=448, max_decoded_pixels=1_000_000)
+    assert reduced.size == (1000, 750)  # 1/4: the smallest scale that stays >= 448 on each side
+    assert np.asarray(reduced)[200, 200].tolist() == pytest.approx([200, 30, 30], abs=3)
+
+
+def test_decoded_pixel_limit_refuses_before_decoding() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (3000, 3000)).save(buf, "PNG")
+    with pytest.raises(ImageRejected) as caught:
+        open_image(buf.getvalue(), max_decoded_pixels=4_000_000)
+    assert caught.value.reason == "decompression_bomb"
+    progressive = _jpeg((3000, 3000), progressive=True)  # coefficients are kept whole: its declared size counts
+    with pytest.raises(ImageRejected):
+        open_image(progressive, fit=224, max_decoded_pixels=2_000_000)
+    assert open_image(progressive, fit=224, max_decoded_pixels=4_000_000).size == (375, 375)
