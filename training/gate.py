@@ -2,7 +2,7 @@
 least as good as the champion **on the same photos**.
 
 Both models are scored on the candidate's test split by the code path the server uses
-(:mod:`training.rescore`). Promote when the candidate's macro-F1 >= the champion's + ``tracking.gate_margin``,
+(:mod:`training.rescore`). Promote when the candidate's macro-F1 > the champion's + ``tracking.gate_margin``,
 >= ``tracking.gate_floor``, and no class's F1 falls more than ``tracking.gate_class_tolerance`` below the
 champion's. A champion that cannot be scored blocks promotion, saying why. Otherwise the version is registered
 but tagged ``rejected`` with the reason, and the alias stays put.
@@ -42,9 +42,10 @@ def decide(
         return GateDecision(False, f"{GATE_METRIC} {candidate.macro_f1:.4f} is below the floor {floor:.4f}")
     if champion is None:
         return GateDecision(True, f"first model: {GATE_METRIC} {candidate.macro_f1:.4f} >= floor {floor:.4f}")
-    if candidate.macro_f1 < champion.macro_f1 + margin:
+    if not candidate.macro_f1 > champion.macro_f1 + margin:  # a tie moves the alias (and reloads) for nothing
         return GateDecision(
-            False, f"{GATE_METRIC} {candidate.macro_f1:.4f} < champion {champion.macro_f1:.4f} + margin {margin:.4f}"
+            False,
+            f"{GATE_METRIC} {candidate.macro_f1:.4f} is not above champion {champion.macro_f1:.4f} + margin {margin:.4f}",
         )
     drops = {
         name: champion.class_f1[name] - f1
@@ -59,5 +60,5 @@ def decide(
             f"{champion.class_f1[worst]:.4f} (tolerance {class_tolerance:.4f})",
         )
     return GateDecision(
-        True, f"{GATE_METRIC} {candidate.macro_f1:.4f} >= champion {champion.macro_f1:.4f} + margin {margin:.4f}"
+        True, f"{GATE_METRIC} {candidate.macro_f1:.4f} > champion {champion.macro_f1:.4f} + margin {margin:.4f}"
     )

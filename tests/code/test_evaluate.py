@@ -45,7 +45,8 @@ def test_auc_equals_sklearn_one_vs_rest() -> None:
     [
         (0.70, None, 0.0, 0.5, True),  # first model above the floor
         (0.40, None, 0.0, 0.5, False),  # first model below the floor
-        (0.80, 0.80, 0.0, 0.0, True),  # as good as the champion
+        (0.80, 0.80, 0.0, 0.0, False),  # only as good as the champion: nothing gained by a swap
+        (0.81, 0.80, 0.0, 0.0, True),  # better
         (0.80, 0.79, 0.02, 0.0, False),  # better, but not by the margin
         (0.79, 0.80, 0.0, 0.0, False),  # worse
         (0.95, 0.80, 0.02, 0.9, True),

@@ -488,7 +488,7 @@ def test_the_gate_scores_both_models_on_the_candidate_test_photos(trained) -> No
     truth = rows["class"].map(names.index).to_numpy()
     by_hand = f1_score(truth, predicted, labels=range(len(names)), average="macro", zero_division=0)
     assert recorded["gate.champion_score"] == pytest.approx(by_hand, abs=1e-9)
-    promoted = recorded["gate.candidate_score"] >= recorded["gate.champion_score"]
+    promoted = recorded["gate.candidate_score"] > recorded["gate.champion_score"]
     assert outcome["promoted"] is promoted and f"{recorded['gate.champion_score']:.4f}" in outcome["reason"]
 
 
