@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import mlflow
@@ -100,39 +102,59 @@ def log_embedder(xml: Path, record: EmbedderRecord) -> None:
 
 @dataclass(frozen=True)
 class LoggedModel:
-    """A logged model read back: the Keras network, its metadata and, if training logged one, its embedder."""
+    """A logged model read back into memory: the Keras network, its metadata and, if training logged one, its
+    embedder (an OpenVINO model, read before its files were removed)."""
 
     model: keras.Model
     class_names: list[str]
     image_size: int
     run_id: str | None
-    embedder_dir: Path | None = None
+    embedder_ir: Any = None  # openvino.Model
     embedder: EmbedderRecord | None = None
     resize: str = SQUASH
 
 
 def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel:
-    """Load a logged (or registered: ``models:/name/version``) model, and its embedder when asked and present."""
+    """Load a logged (or registered: ``models:/name/version``) model, and its embedder when asked and present.
+
+    The artifacts are downloaded into a temporary folder that is gone when this returns: everything is
+    read into memory first, so loading versions (a server following its alias) leaves nothing on disk.
+    """
     info = mlflow.models.get_model_info(model_uri)
-    model = mlflow.tensorflow.load_model(model_uri)
-    folder, record = None, None
-    if with_embedder and info.run_id:
-        try:
-            folder = Path(mlflow.artifacts.download_artifacts(run_id=info.run_id, artifact_path=EMBEDDER_ARTIFACT))
-        except (MlflowException, OSError):
-            log.info("%s has no OpenVINO embedder", model_uri)
-        if folder is not None and (folder / EMBEDDER_RECORD).exists():
-            record = EmbedderRecord.from_json(json.loads((folder / EMBEDDER_RECORD).read_text()))
+    with tempfile.TemporaryDirectory(prefix="stj-model-") as folder:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(Path(folder) / "model"))
+        model = mlflow.tensorflow.load_model(local)
+        ir, record = None, None
+        if with_embedder and info.run_id:
+            ir, record = _read_embedder(info.run_id, Path(folder))
     meta = info.metadata or {}
     return LoggedModel(
         model=model,
         class_names=list(meta["class_names"]),
         image_size=int(meta["image_size"]),
         run_id=info.run_id,
-        embedder_dir=folder,
+        embedder_ir=ir,
         embedder=record,
         resize=meta.get("resize", SQUASH),  # models logged before it was recorded were squashed
     )
+
+
+def _read_embedder(run_id: str, folder: Path) -> tuple[Any, EmbedderRecord | None]:
+    try:
+        local = Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EMBEDDER_ARTIFACT, dst_path=str(folder))
+        )
+    except (MlflowException, OSError):
+        log.info("run %s has no OpenVINO embedder", run_id)
+        return None, None
+    if not (local / EMBEDDER_RECORD).exists():
+        return None, None
+    import openvino as ov
+
+    record = EmbedderRecord.from_json(json.loads((local / EMBEDDER_RECORD).read_text()))
+    core = ov.Core()
+    core.set_property({"ENABLE_MMAP": False})  # weights copied into memory: the files are removed next
+    return core.read_model(str(local / record.xml)), record
 
 
 def build_runtime(logged: LoggedModel, choice: str) -> Runtime:
@@ -142,13 +164,11 @@ def build_runtime(logged: LoggedModel, choice: str) -> Runtime:
     backend, record = resolve_backend(choice), logged.embedder
     if backend == "tensorflow":
         return make_runtime(logged.model, RuntimeSpec("tensorflow", "f32"))
-    if record is None or logged.embedder_dir is None:
+    if record is None or logged.embedder_ir is None:
         runtime = fastest_float(convert_to_openvino(logged.model), logged.image_size)
         log.info("inference runtime: %s (whole model converted)", runtime.name)
         return runtime
-    import openvino as ov
-
-    embedder = OpenVINORuntime(ov.Core().read_model(logged.embedder_dir / record.xml), record.hint, record.runtime.name)
+    embedder = OpenVINORuntime(logged.embedder_ir, record.hint, record.runtime.name)
     head = OpenVINORuntime(convert_to_openvino(logged.model.get_layer("head")), "f32")
     log.info("inference runtime: %s (embedder from training) + head", embedder.name)
     return Chained(embedder, head)

@@ -10,6 +10,8 @@ Config keys: ``serve.reload_interval_s``, ``serve.model_uri``, ``tracking.uri``.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -52,6 +54,7 @@ def check_for_new_version(
         log.warning(holder.last_error)
         return False
     if version is None or version == holder.current().ref.version:
+        holder.last_error = None  # the alias is back on (or still at) what is served: nothing is wrong now
         return False
     try:
         new = load(version)
@@ -61,8 +64,20 @@ def check_for_new_version(
         return False
     old = holder.current().ref.version
     holder.swap(new)
+    del new
+    release_memory()
     log.info("hot reload: version %s -> %s", old, version)
     return True
+
+
+def release_memory() -> None:
+    """Give a replaced model's memory back: collect the reference cycles TensorFlow and Keras objects form,
+    then ask glibc to return freed pages (without it RSS grew ~15 MiB per reload and never came down)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def start_reloader(
@@ -74,8 +89,11 @@ def start_reloader(
     stop = threading.Event()
 
     def loop() -> None:
+        swapped = False
         while not stop.wait(interval_s):
-            check_for_new_version(holder, latest_version, load)
+            if swapped:  # requests that were still running on the old model have let it go by now
+                release_memory()
+            swapped = check_for_new_version(holder, latest_version, load)
 
     thread = threading.Thread(target=loop, name="stj-reloader", daemon=True)
     thread.start()

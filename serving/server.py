@@ -72,6 +72,7 @@ def serve(config: Config) -> None:
     """Serve until interrupted (nginx first, when configured). With several workers, Prometheus metrics are
     pooled in a folder that lives as long as the server (unless ``PROMETHEUS_MULTIPROC_DIR`` names one)."""
     gunicorn.util.write_error = write_json_error  # gunicorn looks it up here for every error it answers
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in the server log
     serve_config = config.serve
     with ExitStack() as stack:
         if config.serve.workers > 1 and not os.environ.get(MULTIPROC_ENV):

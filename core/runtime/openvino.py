@@ -22,7 +22,8 @@ def convert_to_openvino(model: keras.Model):
     import tensorflow as tf
 
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-    return ov.convert_model(tf.function(lambda x: model(x, training=False), input_signature=[spec]))
+    # no autograph: nothing to convert, and it would leave a generated .py file in the temp folder
+    return ov.convert_model(tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False))
 
 
 def save_ir(converted, xml: Path) -> None:

@@ -14,7 +14,7 @@ class TensorFlowRuntime:
 
         self.name = "tensorflow-f32"
         self._tf = tf
-        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True, autograph=False)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._fn(self._tf.constant(batch, dtype=self._tf.float32)).numpy()

@@ -36,20 +36,39 @@ class Registry:
         import mlflow
         from mlflow import MlflowClient
 
-        from core.logged_model import log_classifier
+        from core.logged_model import EmbedderRecord, log_classifier, log_embedder
         from core.model import build_classifier, build_frozen, build_head
+        from core.runtime.openvino import convert_to_openvino, save_ir
+        from core.runtime.spec import RuntimeSpec
 
         mlflow.set_tracking_uri(self.uri)
         if MlflowClient(self.uri).get_experiment_by_name("stj-serve-test") is None:
             MlflowClient(self.uri).create_experiment("stj-serve-test", (self.root / "mlartifacts").as_uri())
         mlflow.set_experiment("stj-serve-test")
-        embedder = build_frozen("resnet50", 32, seed=0)[1]
-        features = np.random.default_rng(seed).normal(size=(8, 2048)).astype("float32")
+        embedder = build_frozen("efficientnet_lite0", 32, seed=0)[1]  # small: 50 reloads in a test
+        features = np.random.default_rng(seed).normal(size=(8, 1280)).astype("float32")
         model = build_classifier(embedder, build_head(len(CLASSES), (16, 8), (0.3, 0.2), features))
         with mlflow.start_run():
             log_classifier(model, CLASSES, 32, np.zeros((1, 32, 32, 3), np.float32), registered_name=MODEL)
+            xml = self.root / f"embedder-{seed}" / "embedder.xml"
+            save_ir(convert_to_openvino(embedder), xml)  # as training logs it: the server runs this IR
+            log_embedder(xml, EmbedderRecord(RuntimeSpec("openvino", "f32"), "f32", xml.name))
         mlflow.set_tracking_uri(None)
         return str(max(int(v.version) for v in MlflowClient(self.uri).search_model_versions(f"name = '{MODEL}'")))
+
+    def break_version(self, version: str) -> None:
+        """Remove a registered version's files, so that loading it fails."""
+        import shutil
+        from urllib.parse import urlparse
+
+        import mlflow
+        from mlflow import MlflowClient
+
+        source = MlflowClient(self.uri).get_model_version(MODEL, version).source  # models:/<model id>
+        mlflow.set_tracking_uri(self.uri)
+        location = mlflow.get_logged_model(source.removeprefix("models:/")).artifact_location
+        mlflow.set_tracking_uri(None)
+        shutil.rmtree(urlparse(location).path)
 
     def point_alias(self, version: str) -> None:
         """Move ``champion`` to ``version``."""
@@ -101,9 +120,9 @@ def stj_server(registry: Registry, tmp_path: Path) -> Callable[..., object]:
     """Start `stj serve` on the registry's model with extra ``--set`` overrides; stopped at the end."""
 
     @contextmanager
-    def start(*extra: str) -> Iterator[RunningServer]:
+    def start(*extra: str, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
         port = free_port()
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         sets = [arg for o in [*registry.overrides, f"serve.port={port}", *extra] for arg in ("--set", o)]
         log = tmp_path / f"serve-{port}.log"

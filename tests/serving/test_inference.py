@@ -58,6 +58,8 @@ def test_hot_reload_swaps_and_survives_failures(make_predictor) -> None:
     assert not check_for_new_version(holder, lambda: "1", lambda v: pytest.fail("no reload for the same version"))
     assert not check_for_new_version(holder, lambda: "2", lambda v: (_ for _ in ()).throw(OSError("disk gone")))
     assert holder.current() is predictor and "disk gone" in holder.last_error
+    assert not check_for_new_version(holder, lambda: "1", lambda v: pytest.fail("no reload"))
+    assert holder.last_error is None  # the alias was put back on the served version: /ready is clean again
     newer = make_predictor("2")
     assert check_for_new_version(holder, lambda: "2", lambda v: newer)
     assert holder.current().ref.version == "2" and holder.last_error is None

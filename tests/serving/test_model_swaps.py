@@ -1,0 +1,103 @@
+"""Hot reloads on the real server: 50 alias flips release the old models' memory and leave no files; every
+response names the model that computed it; `/ready` tells the state of now, not of a past failure."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import Counter
+
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+FLIPS = 50
+
+
+def _photo() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (30, 60, 200)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _ready(base: str) -> dict:
+    return requests.get(f"{base}/ready", timeout=10).json()
+
+
+def _wait_for(check, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _server_rss(server) -> int:
+    """RSS of the serving processes (gunicorn master and worker; not nginx or the watchdog)."""
+    return sum(p.memory_info().rss for p in server.family() if p.name().startswith("python"))
+
+
+class _Caller(threading.Thread):
+    """Predicts in a loop; records statuses and any response whose headers and body disagree on the model."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.base, self.stop = base, threading.Event()
+        self.statuses: Counter[int] = Counter()
+        self.mismatches: list[tuple[str, str]] = []
+
+    def run(self) -> None:
+        photo = _photo()
+        while not self.stop.is_set():
+            resp = requests.post(f"{self.base}/predict", files={"image": ("p.jpg", photo)}, timeout=30)
+            self.statuses[resp.status_code] += 1
+            if resp.ok and resp.headers["X-Model-Version"] != resp.json()["model"]["version"]:
+                self.mismatches.append((resp.headers["X-Model-Version"], resp.json()["model"]["version"]))
+
+
+def test_alias_flips_release_memory_and_leave_no_files(stj_server, registry, tmp_path) -> None:
+    first, second = "1", registry.register(seed=2)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    options = ("serve.reload_interval_s=0.1", "serve.runtime=openvino")
+    try:
+        with stj_server(*options, env={"TMPDIR": str(temp)}) as server:
+            caller = _Caller(server.base)
+            caller.start()
+            for flip in range(FLIPS):
+                target = second if flip % 2 == 0 else first
+                registry.point_alias(target)
+                _wait_for(lambda t=target: _ready(server.base)["model"]["version"] == t, f"version {target}")
+                if flip == 0:
+                    after_one = _server_rss(server)
+            after_all = _server_rss(server)
+            caller.stop.set()
+            caller.join(30)
+            left = sorted(p.name for p in temp.iterdir() if not p.name.startswith("stj-serve-"))
+    finally:
+        registry.point_alias(first)
+    growth = after_all / after_one - 1
+    assert growth < 0.10, f"RSS {after_one / 2**20:.0f} MiB after 1 flip, {after_all / 2**20:.0f} MiB after {FLIPS}"
+    assert left == [], left  # no downloaded model left behind
+    assert set(caller.statuses) == {200} and caller.statuses[200] > FLIPS, caller.statuses
+    assert caller.mismatches == []
+
+
+def test_ready_reports_a_failed_reload_until_the_alias_is_fixed(stj_server, registry) -> None:
+    broken = registry.register(seed=3)
+    registry.break_version(broken)
+    try:
+        with stj_server("serve.reload_interval_s=0.1") as server:
+            registry.point_alias(broken)
+            _wait_for(lambda: _ready(server.base)["last_reload_error"] is not None, "the failed reload")
+            state = _ready(server.base)
+            assert state["model"]["version"] == "1" and f"loading version {broken} failed" in state["last_reload_error"]
+            photo = {"image": ("p.jpg", _photo())}
+            assert requests.post(f"{server.base}/predict", files=photo, timeout=30).status_code == 200
+            registry.point_alias("1")
+            _wait_for(lambda: _ready(server.base)["last_reload_error"] is None, "the error to clear")
+    finally:
+        registry.point_alias("1")
+    assert not psutil.pid_exists(server.proc.pid) or server.proc.poll() is not None
