@@ -21,8 +21,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_stj_server(config_path: str, port: int, threads: int, extra: list[str] = ()) -> subprocess.Popen:
+def start_stj_server(
+    config_path: str, port: int, threads: int, extra: list[str] = (), env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """`stj serve` on ``port`` with ``threads`` gunicorn threads, no hot-reload polling, and ``extra`` overrides."""
+    import os
     import sys
 
     return subprocess.Popen(
@@ -44,6 +47,7 @@ def start_stj_server(config_path: str, port: int, threads: int, extra: list[str]
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
 
 
