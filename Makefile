@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve soak clean
+.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve bench-uploads soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -69,10 +69,13 @@ bench-scrape: install bench-venv ## STJ's scraper vs Scrapy on the local catalog
 bench-train: install ## reference in-graph training vs STJ's cached-embedding train stage (demo data)
 	$(BIN)/python benchmarks/train.py
 
-bench-serve: install ## STJ's server vs mlflow models serve (run `make run` first)
+bench-serve: install system-deps ## STJ's server vs mlflow models serve (run `make run` first)
 	$(BIN)/python benchmarks/serve.py
 
-soak: install ## 10 minutes of mixed good and bad uploads at 16 clients
+bench-uploads: install ## worst-case uploads: time and peak memory, bounded vs plain decoding
+	$(BIN)/python benchmarks/uploads.py
+
+soak: install system-deps ## 10 minutes of mixed good and bad uploads at 16 clients
 	$(BIN)/python benchmarks/soak.py
 
 clean: ## remove generated data, runs and models (keeps the virtualenv)

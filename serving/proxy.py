@@ -24,11 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from configs.errors import UserError
 from configs.schema import ServeConfig
 from core.processes import die_with_parent
 
 NGINX = "nginx"
+FOLDER_PREFIX, OWNER_FILE = "stj-serve-", "owner.pid"
 # what nginx itself may answer, and how the API names it
 _ERRORS = {
     400: ("bad_request", "the request is not valid HTTP"),
@@ -110,15 +113,23 @@ def write_error_pages(folder: Path) -> None:
 
 @contextmanager
 def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
-    """Start nginx for ``serve`` (stopped, and its folder removed, on exit); gunicorn binds ``upstream``."""
+    """Start nginx for ``serve`` (stopped, and its folder removed, on exit); gunicorn binds ``upstream``.
+
+    gunicorn workers are forks of this process and unwind through this block when they exit: only the
+    process that started nginx stops it. Folders left by a server killed with SIGKILL are removed here.
+    """
     binary = shutil.which(NGINX) or shutil.which(NGINX, path="/usr/sbin:/sbin")
     if binary is None:
         raise ProxyError(
             "serve.proxy is nginx but nginx is not installed (apt-get install nginx-light, or `make system-deps`); "
             "set serve.proxy: none to let gunicorn face clients directly"
         )
-    folder = Path(tempfile.mkdtemp(prefix="stj-serve-"))
+    remove_stale_folders()
+    owner = os.getpid()
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    proc = None
     try:
+        (folder / OWNER_FILE).write_text(str(owner))
         if os.geteuid() == 0:
             folder.chmod(0o711)
         socket_path = folder / "gunicorn.sock"
@@ -134,18 +145,33 @@ def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
                 stderr=stderr,
                 preexec_fn=die_with_parent,
             )
-        try:
-            _wait_listening(proc, log, serve.host, serve.port)
-            yield Proxy(url=f"http://{serve.host}:{serve.port}", upstream=f"unix:{socket_path}")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _wait_listening(proc, log, serve.host, serve.port)
+        yield Proxy(url=f"http://{serve.host}:{serve.port}", upstream=f"unix:{socket_path}")
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if os.getpid() == owner:
+            if proc is not None:
+                _stop(proc)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_folders() -> None:
+    """Remove the private folders of servers that are gone (killed before they could clean up)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        if not psutil.pid_exists(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _wait_listening(proc: subprocess.Popen, log: Path, host: str, port: int, seconds: float = 10.0) -> None:

@@ -68,6 +68,12 @@ class StjServer(BaseApplication):
         return create_app(self.stj_config)
 
 
+def _remove_if_owner(folder: str, owner: int) -> None:
+    # gunicorn workers are forks that unwind through serve() when they exit: the folder is the master's
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def serve(config: Config) -> None:
     """Serve until interrupted (nginx first, when configured). With several workers, Prometheus metrics are
     pooled in a folder that lives as long as the server (unless ``PROMETHEUS_MULTIPROC_DIR`` names one)."""
@@ -77,7 +83,7 @@ def serve(config: Config) -> None:
     with ExitStack() as stack:
         if config.serve.workers > 1 and not os.environ.get(MULTIPROC_ENV):
             folder = tempfile.mkdtemp(prefix="stj-metrics-")
-            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            stack.callback(_remove_if_owner, folder, os.getpid())
             os.environ[MULTIPROC_ENV] = folder  # before any worker imports prometheus_client
         if serve_config.proxy == "nginx":
             proxy = stack.enter_context(running_proxy(serve_config))

@@ -147,12 +147,32 @@ def test_errors_before_flask_are_json(stj_server, proxy: str) -> None:
         assert resp.status_code == 200, resp.text
 
 
-def test_kill_9_leaves_no_process_behind(stj_server) -> None:
-    with stj_server("serve.workers=2") as server:
+def test_kill_9_leaves_no_process_behind(stj_server, tmp_path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with stj_server("serve.workers=2", env={"TMPDIR": str(temp)}) as server:
         family = server.family()
         names = " ".join(p.name() for p in family)
         assert "nginx" in names and len(family) >= 5, names  # master, 2 workers, nginx x2, watchdog
+        # a worker that exits (gunicorn replaces it) must not take nginx or the private folder with it
+        worker = next(
+            p
+            for p in server.family()[1:]
+            if p.ppid() == server.proc.pid
+            and p.name().startswith("py")
+            and "core.processes" not in " ".join(p.cmdline())
+        )
+        worker.terminate()
+        psutil.wait_procs([worker], timeout=15)
+        time.sleep(1)
+        assert all(p.is_running() for p in family if p.name() == "nginx")
+        assert requests.get(f"{server.base}/health", timeout=10).ok
+        below = server.family()[1:]  # the replacement worker included
         server.proc.kill()
         server.proc.wait()
-        gone, alive = psutil.wait_procs(family[1:], timeout=8)
+        _, alive = psutil.wait_procs(below, timeout=8)
         assert not alive, [(p.pid, p.name()) for p in alive]
+    stale = list(temp.glob("stj-serve-*"))
+    assert stale  # SIGKILL left no chance to clean up...
+    with stj_server(env={"TMPDIR": str(temp)}):
+        assert not any(folder.exists() for folder in stale)  # ...so the next server removes it
