@@ -59,7 +59,7 @@ class Proxy:
     upstream: str  # gunicorn's bind address, ``unix:/…``
 
 
-def nginx_config(serve: ServeConfig, folder: Path, socket_path: Path) -> str:
+def nginx_config(serve: ServeConfig, folder: Path, socket_path: Path, port: int | None = None) -> str:
     """The nginx configuration for ``serve``: its own pid/temp paths under ``folder``, JSON error pages."""
     framing = 65536  # multipart boundaries and form fields around the photos
     single, batch = serve.max_upload_bytes + framing, serve.max_upload_bytes * serve.max_files + framing
@@ -87,7 +87,7 @@ http {{
     large_client_header_buffers 4 16k;
     upstream stj {{ server unix:{socket_path}; keepalive 16; }}
     server {{
-        listen {serve.host}:{serve.port};
+        listen {f"[{serve.host}]" if ":" in serve.host else serve.host}:{port or serve.port};
         proxy_request_buffering on;
         proxy_buffering on;
         proxy_http_version 1.1;
@@ -134,7 +134,8 @@ def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
             folder.chmod(0o711)
         socket_path = folder / "gunicorn.sock"
         conf = folder / "nginx.conf"
-        conf.write_text(nginx_config(serve, folder, socket_path))
+        port = serve.port or _free_port(serve.host)  # 0: any free port, chosen here so it can be told
+        conf.write_text(nginx_config(serve, folder, socket_path, port))
         write_error_pages(folder / "errors")
         log = folder / "nginx.log"
         with log.open("wb") as stderr:  # a file, not a pipe nobody reads: nginx must never block on it
@@ -145,8 +146,8 @@ def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
                 stderr=stderr,
                 preexec_fn=die_with_parent,
             )
-        _wait_listening(proc, log, serve.host, serve.port)
-        yield Proxy(url=f"http://{serve.host}:{serve.port}", upstream=f"unix:{socket_path}")
+        _wait_listening(proc, log, serve.host, port)
+        yield Proxy(url=f"http://{serve.host}:{port}", upstream=f"unix:{socket_path}")
     finally:
         if os.getpid() == owner:
             if proc is not None:
@@ -163,6 +164,12 @@ def remove_stale_folders() -> None:
             continue  # not ours, or still being set up
         if not psutil.pid_exists(owner):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -182,7 +189,7 @@ def _wait_listening(proc: subprocess.Popen, log: Path, host: str, port: int, sec
             reason = lines[-1] if lines else f"exit code {proc.returncode}"
             raise ProxyError(f"nginx could not start on {host}:{port}: {reason}")
         try:
-            with socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.2):
+            with socket.create_connection((host if host not in ("0.0.0.0", "::") else "localhost", port), 0.2):
                 return
         except OSError:
             time.sleep(0.05)
