@@ -28,7 +28,7 @@ demo: install system-deps ## catalog + full pipeline on the demo config, then se
 	  $(BIN)/stj run --config $(CONFIG) || exit $$?; \
 	  kill $$pid 2>/dev/null; \
 	  img=$$(ls data/demo/raw/jeans/*.jpg | head -1); \
-	  echo; echo "Model published. Try it once the server prints "stj: serving on …":"; \
+	  echo; echo "Model published. Try it once the server prints 'stj: serving on …':"; \
 	  echo "  curl -F image=@$$img http://127.0.0.1:8000/predict"; echo; \
 	  $(BIN)/stj serve --config $(CONFIG)
 
