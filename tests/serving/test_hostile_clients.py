@@ -147,6 +147,14 @@ def test_errors_before_flask_are_json(stj_server, proxy: str) -> None:
         assert resp.status_code == 200, resp.text
 
 
+def _is_worker(process: psutil.Process, master: int) -> bool:
+    try:
+        line = " ".join(process.cmdline())
+        return process.ppid() == master and "flows.cli" in line and "core.processes" not in line
+    except psutil.Error:  # gone already
+        return False
+
+
 def test_kill_9_leaves_no_process_behind(stj_server, tmp_path) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -155,17 +163,12 @@ def test_kill_9_leaves_no_process_behind(stj_server, tmp_path) -> None:
         names = " ".join(p.name() for p in family)
         assert "nginx" in names and len(family) >= 5, names  # master, 2 workers, nginx x2, watchdog
         # a worker that exits (gunicorn replaces it) must not take nginx or the private folder with it
-        worker = next(
-            p
-            for p in server.family()[1:]
-            if p.ppid() == server.proc.pid
-            and p.name().startswith("py")
-            and "core.processes" not in " ".join(p.cmdline())
-        )
+        nginx = [p for p in family if p.name() == "nginx"]
+        worker = next(p for p in family if _is_worker(p, server.proc.pid))
         worker.terminate()
         psutil.wait_procs([worker], timeout=15)
         time.sleep(1)
-        assert all(p.is_running() for p in family if p.name() == "nginx")
+        assert all(p.is_running() for p in nginx)
         assert requests.get(f"{server.base}/health", timeout=10).ok
         below = server.family()[1:]  # the replacement worker included
         server.proc.kill()
