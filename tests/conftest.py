@@ -22,13 +22,21 @@ os.environ["PREFECT_LOCAL_STORAGE_PATH"] = _PREFECT_STORAGE
 atexit.register(shutil.rmtree, _PREFECT_STORAGE, ignore_errors=True)
 
 import json  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 import pytest  # noqa: E402
+import requests  # noqa: E402
 
 from catalog import CatalogServer, running_catalog  # noqa: E402
 from catalog.settings import CatalogConfig  # noqa: E402
@@ -139,6 +147,70 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    """`stj serve` in a subprocess."""
+
+    base: str
+    proc: subprocess.Popen
+    log: Path
+
+    def family(self) -> list[psutil.Process]:
+        """The server and everything below it (gunicorn workers, nginx, the watchdog)."""
+        parent = psutil.Process(self.proc.pid)
+        return [parent, *parent.children(recursive=True)]
+
+
+@pytest.fixture
+def serve_subprocess(tmp_path: Path) -> Callable[..., object]:
+    """Start `stj serve --config configs/demo.yaml` with ``--set`` overrides on a free port, wait for
+    ``/ready``; stopped (SIGTERM, then SIGKILL) when the ``with`` block ends."""
+
+    @contextmanager
+    def start(overrides: list[str], env: dict[str, str] | None = None) -> Iterator[RunningServer]:
+        port = free_port()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `stj serve` makes its own for several workers
+        sets = [arg for o in [*overrides, f"serve.port={port}"] for arg in ("--set", o)]
+        log = tmp_path / f"serve-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", *sets],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                try:
+                    if requests.get(f"{server.base}/ready", timeout=5).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                assert time.monotonic() < deadline, "server not ready in 180 s"
+                time.sleep(0.5)
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    return start
 
 
 @pytest.fixture(scope="session")

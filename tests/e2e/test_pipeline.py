@@ -177,40 +177,10 @@ def test_bad_top_k_and_unknown_route(client) -> None:
     assert resp.status_code == 404 and "error" in resp.get_json()
 
 
-def test_gunicorn_server_answers(trained, tmp_path: Path) -> None:
+def test_gunicorn_server_answers(trained, serve_subprocess) -> None:
     config, overrides, _ = trained
-    port = _free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `stj serve` makes its own for two workers
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "serve",
-            "--config",
-            "configs/demo.yaml",
-            *_as_set(overrides),
-            "--set",
-            f"serve.port={port}",
-            "--set",
-            "serve.workers=2",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/ready", timeout=5).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(1)
+    with serve_subprocess([*overrides, "serve.workers=2"]) as server:
+        base = server.base
         photo = next((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg"))
         resp = requests.post(f"{base}/predict", files={"image": photo.open("rb")}, timeout=30)
         assert resp.status_code == 200 and resp.json()["label"] in CLASSES
@@ -222,14 +192,6 @@ def test_gunicorn_server_answers(trained, tmp_path: Path) -> None:
         # whichever worker answers reports both workers' counts (pooling itself: tests/serving/test_metrics.py)
         assert 'stj_requests_total{endpoint="/health",status="200"} 20.0' in text
         assert 'stj_model_version{name="stj-classifier",version="1"} 1.0' in text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        log.close()
 
 
 def _as_set(overrides: list[str]) -> list[str]:

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
-import requests
 
 from configs.schema import CLASS_NAMES_DEFAULT
 
@@ -94,64 +86,11 @@ def registry(tmp_path_factory) -> Registry:
     return reg
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class RunningServer:
-    """`stj serve` in a subprocess."""
-
-    base: str
-    proc: subprocess.Popen
-    log: Path
-
-    def family(self) -> list[psutil.Process]:
-        """The server and everything below it (gunicorn workers, nginx, the watchdog)."""
-        parent = psutil.Process(self.proc.pid)
-        return [parent, *parent.children(recursive=True)]
-
-
 @pytest.fixture
-def stj_server(registry: Registry, tmp_path: Path) -> Callable[..., object]:
+def stj_server(registry: Registry, serve_subprocess) -> Callable[..., object]:
     """Start `stj serve` on the registry's model with extra ``--set`` overrides; stopped at the end."""
 
-    @contextmanager
-    def start(*extra: str, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
-        port = free_port()
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        sets = [arg for o in [*registry.overrides, f"serve.port={port}", *extra] for arg in ("--set", o)]
-        log = tmp_path / f"serve-{port}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", *sets],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                try:
-                    if requests.get(f"{server.base}/ready", timeout=5).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "server not ready in 180 s"
-                time.sleep(0.5)
-            yield server
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    def start(*extra: str, env: dict[str, str] | None = None):
+        return serve_subprocess([*registry.overrides, *extra], env=env)
 
     return start
