@@ -51,7 +51,11 @@ class _Caller(threading.Thread):
     def run(self) -> None:
         photo = _photo()
         while not self.stop.is_set():
-            resp = requests.post(f"{self.base}/predict", files={"image": ("p.jpg", photo)}, timeout=30)
+            try:
+                resp = requests.post(f"{self.base}/predict", files={"image": ("p.jpg", photo)}, timeout=30)
+            except requests.RequestException:
+                self.statuses[-1] += 1  # a connection error: counted, and the loop goes on
+                continue
             self.statuses[resp.status_code] += 1
             if resp.ok and resp.headers["X-Model-Version"] != resp.json()["model"]["version"]:
                 self.mismatches.append((resp.headers["X-Model-Version"], resp.json()["model"]["version"]))
