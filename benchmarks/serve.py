@@ -6,7 +6,8 @@ each in the demo experiment, or ``--backbones``): the runtime the server would u
 batch-of-16 images/s measured; then `stj serve` serves that run's model (one gunicorn worker, 16 threads) and is
 driven at 1 and 16 concurrent clients, each request one JPEG from the demo photos. Printed: requests/s,
 p50/p99 latency, errors, the load generator's own CPU use, and **efficiency** = server images/s at 16
-clients / raw batch-16 images/s (what decoding, HTTP and Python per request cost). Then `mlflow models serve`
+clients / raw batch-16 images/s (what decoding, HTTP and Python per request cost), and the first backbone
+once more with gunicorn facing clients directly (``serve.proxy=none``) for what nginx costs. Then `mlflow models serve`
 on the champion (decoded pixels as JSON, its API) for the ratio STJ/MLflow.
 
 Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--backbones ...]
@@ -95,6 +96,14 @@ def main() -> None:
             args.config, port, 16, extra=[f"serve.model_uri={uri}", "tracking.imagenet_model=null"]
         )
         results.update(_measure(backbone, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds))
+    first = next(iter(raw))  # the same server without nginx in front: what the proxy costs
+    port = free_port()
+    uri = latest_run_per_backbone(config, [first])[first]
+    server = start_stj_server(
+        args.config, port, 16, extra=[f"serve.model_uri={uri}", "tracking.imagenet_model=null", "serve.proxy=none"]
+    )
+    direct = _measure(f"{first} direct", server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds)
+    results.update(direct)
 
     port = free_port()
     env = {
@@ -120,6 +129,9 @@ def main() -> None:
             f"{name:18s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d} "
             f"{r['client_cores']:21.2f}"
         )
+    for clients in (1, 16):
+        ratio = results[(first, clients)]["rps"] / max(1e-9, results[(f"{first} direct", clients)]["rps"])
+        print(f"ratio nginx in front / gunicorn direct ({first}) at {clients} client(s): {ratio:.2f}")
     for backbone, (runtime, rate) in raw.items():
         served = results[(backbone, 16)]["rps"]
         print(
