@@ -7,8 +7,10 @@ chromedriver starts Chromium):
   them SIGTERM when their parent dies.
 - :func:`guard_children`, once per command: a small watchdog process, in a session of its own, that keeps
   a list of the command's descendants (every 0.5 s) and, the moment the command is gone however it ended,
-  terminates whatever on that list still runs (SIGTERM, then SIGKILL after 3 s). psutil matches processes
-  by pid *and* start time, so a reused pid is never hit.
+  terminates whatever on that list still runs (SIGTERM, then SIGKILL after 3 s), and whatever carries the
+  command's mark in its environment (``STJ_OWNER``, inherited by every descendant): that catches those
+  started since the last look. psutil matches processes by pid *and* start time, so a reused pid is never
+  hit.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import sys
 import psutil
 
 _PR_SET_PDEATHSIG = 1
+OWNER_ENV = "STJ_OWNER"
 POLL_S = 0.5
 GRACE_S = 3.0
+SWEEPS = 3
 
 
 def die_with_parent() -> None:
@@ -37,6 +41,7 @@ def guard_children() -> subprocess.Popen | None:
     """Start the watchdog for this process (Linux; elsewhere nothing). It exits by itself after cleaning up."""
     if not sys.platform.startswith("linux"):
         return None
+    os.environ[OWNER_ENV] = str(os.getpid())  # before anything is started: every child inherits it
     return subprocess.Popen(
         [sys.executable, "-m", "core.processes", str(os.getpid())],
         stdin=subprocess.DEVNULL,
@@ -54,8 +59,8 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def terminate_all(processes: list[psutil.Process], grace_s: float = GRACE_S) -> list[psutil.Process]:
-    """SIGTERM the ones still running, SIGKILL those alive after ``grace_s``; returns the ones that were hit."""
+def terminate_all(processes: list[psutil.Process], grace_s: float = GRACE_S) -> None:
+    """SIGTERM the ones still running, SIGKILL those alive after ``grace_s``."""
     alive = [p for p in processes if p.is_running()]
     for process in alive:
         try:
@@ -69,7 +74,6 @@ def terminate_all(processes: list[psutil.Process], grace_s: float = GRACE_S) -> 
         except psutil.Error:
             pass
     psutil.wait_procs(stubborn, timeout=grace_s)
-    return alive
 
 
 def watch(pid: int) -> None:
@@ -89,7 +93,25 @@ def watch(pid: int) -> None:
         known = {k: p for k, p in known.items() if p.is_running()}
         if poller.poll(POLL_S * 1000):  # readable: the process ended
             break
-    terminate_all(list(known.values()))
+    targets = list(known.values())
+    for _ in range(SWEEPS):  # again while marked ones remain: one may have been starting during the last sweep
+        targets += [p for p in marked(pid) if p.pid != me]
+        if not targets:
+            break
+        terminate_all(targets)
+        targets = []
+
+
+def marked(pid: int) -> list[psutil.Process]:
+    """Processes whose environment says command ``pid`` started them (directly or not)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get(OWNER_ENV) == str(pid):
+                found.append(process)
+        except psutil.Error:  # gone, or not ours to read
+            continue
+    return found
 
 
 if __name__ == "__main__":
