@@ -120,9 +120,9 @@ def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel
     The artifacts are downloaded into a temporary folder that is gone when this returns: everything is
     read into memory first, so loading versions (a server following its alias) leaves nothing on disk.
     """
-    info = mlflow.models.get_model_info(model_uri)
     with tempfile.TemporaryDirectory(prefix="stj-model-") as folder:
         local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(Path(folder) / "model"))
+        info = mlflow.models.Model.load(local)  # its MLmodel, already here: no second trip to the store
         model = mlflow.tensorflow.load_model(local)
         ir, record = None, None
         if with_embedder and info.run_id:

@@ -20,7 +20,7 @@ from flask import Flask, Response, g, request
 from configs.schema import Config
 from serving import api, ops, pages
 from serving.batcher import Overloaded
-from serving.errors import buffer_chunked_body, error_body, register_error_handlers
+from serving.errors import error_body, register_error_handlers
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import DEFAULT, IMAGENET, ModelRoutes, load_followed
@@ -28,6 +28,7 @@ from serving.multipart import accept_latin1_part_headers
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.state import EXTENSION, Served
+from serving.uploads import buffer_chunked_body
 
 
 def create_app(config: Config, predictor: Predictor | None = None, imagenet: Predictor | None = None) -> Flask:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
-from flask import Flask, Request, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 
 class ApiError(Exception):
@@ -41,18 +39,3 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(err: Exception):
         app.logger.exception("unexpected error")
         return jsonify(error_body("internal_error", "the server failed to handle this request")), 500
-
-
-def buffer_chunked_body(req: Request) -> None:
-    """Read a chunked body (no Content-Length) up to the request's limit: 413 beyond it, as for a declared
-    length. werkzeug would otherwise cut it at the limit without a word and parse the truncated upload."""
-    chunked = req.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
-    if req.content_length is not None or not chunked or req.max_content_length is None:
-        return
-    data = req.environ["wsgi.input"].read(req.max_content_length + 1)
-    if len(data) > req.max_content_length:
-        raise RequestEntityTooLarge()
-    req.environ["wsgi.input"] = io.BytesIO(data)  # from here on an ordinary body of known length
-    req.environ["CONTENT_LENGTH"] = str(len(data))
-    del req.environ["HTTP_TRANSFER_ENCODING"]
-    req.__dict__.pop("content_length", None)  # werkzeug cached None (chunked)

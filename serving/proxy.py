@@ -29,6 +29,7 @@ import psutil
 from configs.errors import UserError
 from configs.schema import ServeConfig
 from core.processes import die_with_parent
+from serving.errors import error_body
 
 NGINX = "nginx"
 FOLDER_PREFIX, OWNER_FILE = "stj-serve-", "owner.pid"
@@ -59,7 +60,7 @@ class Proxy:
     upstream: str  # gunicorn's bind address, ``unix:/…``
 
 
-def nginx_config(serve: ServeConfig, folder: Path, socket_path: Path, port: int | None = None) -> str:
+def nginx_config(serve: ServeConfig, folder: Path, socket_path: Path, port: int) -> str:
     """The nginx configuration for ``serve``: its own pid/temp paths under ``folder``, JSON error pages."""
     framing = 65536  # multipart boundaries and form fields around the photos
     single, batch = serve.max_upload_bytes + framing, serve.max_upload_bytes * serve.max_files + framing
@@ -87,7 +88,7 @@ http {{
     large_client_header_buffers 4 16k;
     upstream stj {{ server unix:{socket_path}; keepalive 16; }}
     server {{
-        listen {f"[{serve.host}]" if ":" in serve.host else serve.host}:{port or serve.port};
+        listen {f"[{serve.host}]" if ":" in serve.host else serve.host}:{port};
         proxy_request_buffering on;
         proxy_buffering on;
         proxy_http_version 1.1;
@@ -108,16 +109,13 @@ def write_error_pages(folder: Path) -> None:
     """One JSON body per status nginx may answer itself (served with that status by ``error_page``)."""
     folder.mkdir()
     for status, (code, message) in _ERRORS.items():
-        (folder / f"{status}.json").write_text(json.dumps({"error": {"code": code, "message": message}}))
+        (folder / f"{status}.json").write_text(json.dumps(error_body(code, message)))
 
 
 @contextmanager
 def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
     """Start nginx for ``serve`` (stopped, and its folder removed, on exit); gunicorn binds ``upstream``.
-
-    gunicorn workers are forks of this process and unwind through this block when they exit: only the
-    process that started nginx stops it. Folders left by a server killed with SIGKILL are removed here.
-    """
+    Folders left by a server killed with SIGKILL are removed first."""
     binary = shutil.which(NGINX) or shutil.which(NGINX, path="/usr/sbin:/sbin")
     if binary is None:
         raise ProxyError(
@@ -125,11 +123,10 @@ def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
             "set serve.proxy: none to let gunicorn face clients directly"
         )
     remove_stale_folders()
-    owner = os.getpid()
     folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     proc = None
     try:
-        (folder / OWNER_FILE).write_text(str(owner))
+        (folder / OWNER_FILE).write_text(str(os.getpid()))
         if os.geteuid() == 0:
             folder.chmod(0o711)
         socket_path = folder / "gunicorn.sock"
@@ -149,10 +146,9 @@ def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
         _wait_listening(proc, log, serve.host, port)
         yield Proxy(url=f"http://{serve.host}:{port}", upstream=f"unix:{socket_path}")
     finally:
-        if os.getpid() == owner:
-            if proc is not None:
-                _stop(proc)
-            shutil.rmtree(folder, ignore_errors=True)
+        if proc is not None:
+            _stop(proc)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_stale_folders() -> None:

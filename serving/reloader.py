@@ -64,7 +64,6 @@ def check_for_new_version(
         return False
     old = holder.current().ref.version
     holder.swap(new)
-    del new
     release_memory()
     log.info("hot reload: version %s -> %s", old, version)
     return True

@@ -13,8 +13,10 @@ Config keys: ``serve.host``, ``serve.port``, ``serve.workers``, ``serve.threads`
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import ExitStack
 
@@ -22,14 +24,14 @@ import gunicorn.util
 from gunicorn.app.base import BaseApplication
 
 from configs.schema import Config
+from serving.errors import error_body
 from serving.metrics import MULTIPROC_ENV, mark_worker_dead
 from serving.proxy import running_proxy
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's error response (bad request line, headers too large, …) in the API's JSON shape."""
-    code = reason.lower().replace(" ", "_")
-    body = json.dumps({"error": {"code": code, "message": mesg or reason}}).encode()
+    body = json.dumps(error_body(reason.lower().replace(" ", "_"), mesg or reason)).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -68,10 +70,20 @@ class StjServer(BaseApplication):
         return create_app(self.stj_config)
 
 
-def _remove_if_owner(folder: str, owner: int) -> None:
-    # gunicorn workers are forks that unwind through serve() when they exit: the folder is the master's
-    if os.getpid() == owner:
-        shutil.rmtree(folder, ignore_errors=True)
+def run_master(server: StjServer) -> None:
+    """Run gunicorn's master. Its workers are forks of this process: when one exits, gunicorn raises
+    ``SystemExit`` in it, which would unwind through the caller's ``with`` blocks and run the master's
+    clean-up (stop nginx, remove folders) from the worker. A worker ends here instead."""
+    master = os.getpid()
+    try:
+        server.run()
+    except SystemExit as exc:
+        if os.getpid() != master:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        raise
 
 
 def serve(config: Config) -> None:
@@ -83,11 +95,11 @@ def serve(config: Config) -> None:
     with ExitStack() as stack:
         if config.serve.workers > 1 and not os.environ.get(MULTIPROC_ENV):
             folder = tempfile.mkdtemp(prefix="stj-metrics-")
-            stack.callback(_remove_if_owner, folder, os.getpid())
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
             os.environ[MULTIPROC_ENV] = folder  # before any worker imports prometheus_client
         if serve_config.proxy == "nginx":
             proxy = stack.enter_context(running_proxy(serve_config))
             print(f"stj: serving on {proxy.url} (nginx in front of gunicorn)", flush=True)
-            StjServer(config, bind=proxy.upstream, proxied=True).run()
+            run_master(StjServer(config, bind=proxy.upstream, proxied=True))
         else:
-            StjServer(config, bind=f"{serve_config.host}:{serve_config.port}", proxied=False).run()
+            run_master(StjServer(config, bind=f"{serve_config.host}:{serve_config.port}", proxied=False))

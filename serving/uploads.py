@@ -5,10 +5,12 @@ Config keys: ``serve.max_upload_bytes``, ``serve.min_side``, ``serve.top_k``.
 
 from __future__ import annotations
 
+import io
 from datetime import date
 
 import numpy as np
-from flask import request
+from flask import Request, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.images import ImageRejected, open_image
 from core.model_input import SQUASH, to_model_input
@@ -37,6 +39,21 @@ def read_upload() -> bytes:
     if request.mimetype.startswith("image/"):
         return request.get_data()
     raise ApiError(415, "unsupported_media_type", "send multipart/form-data with field 'image', or an image/* body")
+
+
+def buffer_chunked_body(req: Request) -> None:
+    """Read a chunked body (no Content-Length) up to the request's limit: 413 beyond it, as for a declared
+    length. werkzeug would otherwise cut it at the limit without a word and parse the truncated upload."""
+    chunked = req.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+    if req.content_length is not None or not chunked or req.max_content_length is None:
+        return
+    data = req.environ["wsgi.input"].read(req.max_content_length + 1)
+    if len(data) > req.max_content_length:
+        raise RequestEntityTooLarge()
+    req.environ["wsgi.input"] = io.BytesIO(data)  # from here on an ordinary body of known length
+    req.environ["CONTENT_LENGTH"] = str(len(data))
+    del req.environ["HTTP_TRANSFER_ENCODING"]
+    req.__dict__.pop("content_length", None)  # werkzeug cached None (chunked)
 
 
 def read_uploads(max_files: int, max_bytes: int) -> list[bytes]:
