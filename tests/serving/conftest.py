@@ -86,6 +86,18 @@ def registry(tmp_path_factory) -> Registry:
     return reg
 
 
+@pytest.fixture(scope="session")
+def jpeg() -> bytes:
+    """A small valid JPEG upload."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (30, 60, 200)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
 @pytest.fixture
 def stj_server(registry: Registry, serve_subprocess) -> Callable[..., object]:
     """Start `stj serve` on the registry's model with extra ``--set`` overrides; stopped at the end."""

@@ -3,7 +3,6 @@ killed: others keep being answered within a second, every error is JSON, nothing
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -11,15 +10,8 @@ import time
 import psutil
 import pytest
 import requests
-from PIL import Image
 
 pytestmark = pytest.mark.slow
-
-
-def _photo() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (30, 60, 200)).save(buf, "JPEG")
-    return buf.getvalue()
 
 
 def _raw(base: str, data: bytes, timeout: float = 10.0) -> tuple[int, str, bytes]:
@@ -62,7 +54,7 @@ class _Dribbler(threading.Thread):
         self.closed_after = time.monotonic() - started
 
 
-def test_slow_and_stalled_clients_do_not_starve_others(stj_server) -> None:
+def test_slow_and_stalled_clients_do_not_starve_others(stj_server, jpeg: bytes) -> None:
     with stj_server("serve.threads=2", "serve.client_timeout_s=3") as server:
         base = server.base
         slow = []
@@ -86,7 +78,7 @@ def test_slow_and_stalled_clients_do_not_starve_others(stj_server) -> None:
         for client in slow:
             client.start()
         time.sleep(0.5)
-        photo, latencies = _photo(), []
+        photo, latencies = jpeg, []
         try:
             for _ in range(8):
                 for send in (
@@ -110,7 +102,7 @@ def test_slow_and_stalled_clients_do_not_starve_others(stj_server) -> None:
 
 
 @pytest.mark.parametrize("proxy", ["nginx", "none"])
-def test_errors_before_flask_are_json(stj_server, proxy: str) -> None:
+def test_errors_before_flask_are_json(stj_server, jpeg: bytes, proxy: str) -> None:
     with stj_server(f"serve.proxy={proxy}", "serve.max_upload_bytes=100000") as server:
         cases = {
             "bad request line": b"GARBAGE\r\n\r\n",
@@ -135,7 +127,7 @@ def test_errors_before_flask_are_json(stj_server, proxy: str) -> None:
             f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="'.encode()
             + "café photo ü.jpg".encode("latin-1")
             + b'"\r\nContent-Type: image/jpeg\r\n\r\n'
-            + _photo()
+            + jpeg
             + f"\r\n--{boundary}--\r\n".encode()
         )
         resp = requests.post(
