@@ -61,4 +61,4 @@ def override_config(config: C, overrides: list[str]) -> C:
     try:
         return type(config).model_validate(apply_overrides(config.model_dump(mode="json"), overrides))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "sweep grid")) from None
+        raise ConfigError(format_validation_error(exc, "sweep grid", type(config))) from None

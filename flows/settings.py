@@ -9,7 +9,7 @@ Config keys: ``catalog`` (see ``catalog.settings``) and every section of ``confi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydantic import model_validator
@@ -33,6 +33,8 @@ class RunConfig(Config):
         return self
 
 
-def load_run_config(path: str | Path | None, overrides: Iterable[str] = ()) -> RunConfig:
+def load_run_config(
+    path: str | Path | None, overrides: Iterable[str] = (), environ: Mapping[str, str] | None = None
+) -> RunConfig:
     """Read, override and validate a config file for the ``stj`` command (see :func:`configs.load_config`)."""
-    return load_config(path, overrides, schema=RunConfig)
+    return load_config(path, overrides, schema=RunConfig, environ=environ)

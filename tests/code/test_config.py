@@ -33,7 +33,7 @@ def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
     bad.write_text("train:\n  epocs: 3\n")
     with pytest.raises(ConfigError) as err:
         load_config(bad)
-    assert str(err.value) == f"{bad}: train.epocs: unknown key"
+    assert str(err.value) == f"{bad}: train.epocs: unknown key (did you mean 'train.epochs'?)"
 
 
 def test_invalid_value_names_key(tmp_path: Path) -> None:
@@ -111,3 +111,41 @@ def test_bad_extends_is_one_line_naming_the_file(tmp_path: Path, text: str, mess
     with pytest.raises(ConfigError) as err:
         load_config(preset)
     assert str(err.value) == f"{preset}: {message}"
+
+
+def test_environment_sits_between_the_file_and_set() -> None:
+    env = {"STJ_TRAIN__EPOCHS": "7", "MLFLOW_TRACKING_URI": "sqlite:///other.db", "STJ_OWNER": "123", "HOME": "/x"}
+    config = load_run_config("configs/demo.yaml", [], environ=env)
+    assert config.train.epochs == 7 and config.tracking.uri == "sqlite:///other.db"  # over the file
+    assert load_run_config("configs/demo.yaml", ["train.epochs=9"], environ=env).train.epochs == 9  # --set wins
+    assert load_run_config("configs/demo.yaml", [], environ={}).train.epochs != 7  # nothing read unless given
+    nested = load_run_config("configs/demo.yaml", [], environ={"STJ_TRAIN__FINETUNE__EPOCHS": "3"})
+    assert nested.train.finetune.epochs == 3
+
+
+def test_a_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"environment STJ_TRAIN__EPOCHS\): train.epochs: .*integer"):
+        load_run_config("configs/demo.yaml", [], environ={"STJ_TRAIN__EPOCHS": "many"})
+    with pytest.raises(ConfigError, match=r"trian: unknown key \(did you mean 'train'\?\)"):
+        load_run_config("configs/demo.yaml", [], environ={"STJ_TRIAN__EPOCHS": "3"})
+
+
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [
+        ("train.epoch=3", "did you mean 'train.epochs'?"),
+        ("train.finetune.unfreeze=2", "did you mean 'train.finetune.unfreeze_layers'?"),
+        ("serve.prot=80", "did you mean 'serve.port'?"),
+        ("catalog.prot=80", "did you mean 'catalog.port'?"),
+    ],
+)
+def test_an_unknown_key_close_to_a_known_one_gets_a_suggestion(override: str, suggestion: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_run_config("configs/demo.yaml", [override])
+    assert str(err.value).endswith(f"unknown key ({suggestion})")
+
+
+def test_an_unknown_key_far_from_any_gets_none() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_run_config("configs/demo.yaml", ["train.zzzzzz=1"])
+    assert str(err.value).endswith("train.zzzzzz: unknown key")
