@@ -19,7 +19,7 @@ from configs.schema import Config
 from configs.sweep import override_config
 from training.candidate import train_candidate
 from training.features import load_features
-from training.track import configure_tracking, log_candidate
+from training.track import configure_tracking, log_candidate, tracked_run
 from training.train import TrainResult, record_run
 
 
@@ -43,11 +43,11 @@ def sweep(
     points = [override_config(config, overrides) for overrides in grid_points]
     features = load_features(config, split_file)
     configure_tracking(config.tracking)
-    with mlflow.start_run(run_name=f"sweep-{len(grid_points)}") as parent:
+    with tracked_run(run_name=f"sweep of {len(grid_points)} (training)") as parent:
         mlflow.set_tag("sweep.points", json.dumps(grid_points))
         candidates = []
         for index, (point, overrides) in enumerate(zip(points, grid_points, strict=True)):
-            with mlflow.start_run(run_name=f"point-{index}", nested=True):
+            with tracked_run(run_name=f"point {index + 1}: {' '.join(overrides)}", nested=True):
                 mlflow.set_tag("sweep.overrides", " ".join(overrides))
                 candidate = train_candidate(point, features)
                 log_candidate(point, candidate)
@@ -62,4 +62,5 @@ def sweep(
             config_source=config_source,
             report_file=report_file,
             started=started,
+            kind=f"sweep of {len(grid_points)}, best {' '.join(grid_points[best])} · ",
         )

@@ -12,6 +12,10 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,24 @@ from training.evaluate import confusion_matrix_png, misclassified_png, roc_curve
 from training.features import Features
 from training.validate import STATS_NAME
 
+# MLflow 3 opens an experiment of unknown kind on its GenAI overview; this kind opens it on the training runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+# The params that shape the model and its data. The rest (the catalog's test switches, serving, alerts, where
+# runs are stored) is in the run's config.json, not among the params the UI compares.
+PARAM_KEYS = (
+    "project.seed",
+    "scrape.classes",
+    "scrape.max_pages",
+    "scrape.max_images_per_class",
+    "scrape.min_side",
+    "scrape.near_duplicate_distance",
+    "scrape.skip_sponsored",
+    "split",
+    "labels.enabled",
+    "train",
+)
+
 
 def configure_tracking(cfg: TrackingConfig) -> str:
     """Point MLflow at the configured store and experiment (created with our artifact folder); returns its id."""
@@ -36,11 +58,37 @@ def configure_tracking(cfg: TrackingConfig) -> str:
     if experiment is None:
         location = Path(cfg.artifact_dir).resolve()
         location.mkdir(parents=True, exist_ok=True)
-        experiment_id = mlflow.create_experiment(cfg.experiment, artifact_location=location.as_uri())
+        experiment_id = mlflow.create_experiment(
+            cfg.experiment, artifact_location=location.as_uri(), tags=EXPERIMENT_KIND
+        )
     else:
         experiment_id = experiment.experiment_id
+        for key, value in EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+@contextmanager
+def tracked_run(**start_run_args: Any) -> Iterator[mlflow.ActiveRun]:
+    """``mlflow.start_run``, except that a run cut short from outside ends KILLED, not FAILED: the MLflow UI
+    then tells a stopped run from a broken one. "From outside" is any exception that is not an ``Exception``:
+    Ctrl-C's ``KeyboardInterrupt``, ``SystemExit``, or what an orchestrator raises on SIGTERM (Prefect's
+    ``TerminationSignal``)."""
+    with mlflow.start_run(**start_run_args) as run:
+        try:
+            yield run
+        except Exception:
+            raise
+        except BaseException:
+            mlflow.end_run("KILLED")
+            raise
+
+
+def run_title(backbone: str, precision: str, photos: int, when: datetime | None = None) -> str:
+    """A run's name in the UI: what was trained, how, on how much, when."""
+    return f"{backbone} · {precision} · {photos} photos · {(when or datetime.now()):%Y-%m-%d %H:%M}"
 
 
 def run_link(cfg: TrackingConfig, run_id: str) -> str:
@@ -63,6 +111,15 @@ def flatten_config(config: Config) -> dict[str, str]:
 
     walk("", config.model_dump(mode="json"))
     return flat
+
+
+def model_params(config: Config) -> dict[str, str]:
+    """The config values logged as MLflow params: those under :data:`PARAM_KEYS`."""
+    return {
+        key: value
+        for key, value in flatten_config(config).items()
+        if any(key == prefix or key.startswith(f"{prefix}.") for prefix in PARAM_KEYS)
+    }
 
 
 def code_version() -> str:
@@ -89,8 +146,8 @@ def log_history(history: dict[str, list[float]], prefix: str = "") -> None:
 
 
 def log_candidate(config: Config, candidate: Candidate) -> None:
-    """The config as params, the training curves and the candidate's test metrics."""
-    mlflow.log_params(flatten_config(config))
+    """The config's model and data params, the training curves and the candidate's test metrics."""
+    mlflow.log_params(model_params(config))
     log_history(candidate.history)
     if candidate.finetune_history:
         log_history(candidate.finetune_history, "finetune_")
@@ -126,9 +183,11 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
     )
     manifest = read_manifest(manifest_path(config.project.data_dir))
     frame = features.split.merge(manifest[["path", "asin", "image_id", "query"]], on="path", how="left")
-    dataset = mlflow.data.from_pandas(
-        frame, source=str(manifest_path(config.project.data_dir)), name="stj-products", targets="class"
-    )
+    with warnings.catch_warnings():  # a local path matches MLflow's local-artifact source twice; either is right
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = mlflow.data.from_pandas(
+            frame, source=str(manifest_path(config.project.data_dir)), name="stj-products", targets="class"
+        )
     mlflow.log_input(dataset, context="training")
     mlflow.log_dict(config.model_dump(mode="json"), "config.json")
     mlflow.log_dict(candidate.precision.summary(), "precision.json")
@@ -178,6 +237,21 @@ def log_speed(features: Features, candidate: Candidate, pixels: np.ndarray) -> f
     return head_ms
 
 
+def summary_table(config: Config, features: Features, candidate: Candidate) -> str:
+    """``summary.md``: the metrics that decide, first, then per class, then how the model was made."""
+    m = candidate.metrics
+    rows = [
+        ("test macro F1", f"{m['test_macro_f1']:.4f}"),
+        ("test accuracy", f"{m['test_accuracy']:.4f}"),
+        ("best validation loss", f"{candidate.val_loss:.4f} (epoch {candidate.best_epoch})"),
+        *((f"test F1 {name}", f"{m[f'test_{name}_f1']:.4f}") for name in config.class_names),
+        ("photos train / val / test", " / ".join(str(features.count(side)) for side in ("train", "val", "test"))),
+        ("backbone", f"{features.base.backbone.name} (weights {features.base.weights.used})"),
+        ("runtime", candidate.runtime.name),
+    ]
+    return "| metric | value |\n|---|---|\n" + "".join(f"| {name} | {value} |\n" for name, value in rows)
+
+
 def log_baselines(config: Config, features: Features, candidate: Candidate, head_ms: float) -> None:
     """k-NN and a decision tree on the same features as child runs, and ``comparison.md`` with the head."""
     scores = [ModelScore("cnn_head", candidate.metrics, head_ms)]
@@ -187,7 +261,7 @@ def log_baselines(config: Config, features: Features, candidate: Candidate, head
         class_names=config.class_names,
         seed=config.project.seed,
     ):
-        with mlflow.start_run(run_name=f"baseline-{score.name}", nested=True):
+        with tracked_run(run_name=f"baseline {score.name}", nested=True):
             mlflow.set_tag("baseline", score.name)
             mlflow.log_metrics({**score.metrics, "ms_per_image": score.ms_per_image})
         scores.append(score)

@@ -25,6 +25,9 @@ from training.track import (
     log_model,
     log_plots,
     log_speed,
+    run_title,
+    summary_table,
+    tracked_run,
 )
 
 log = logging.getLogger(__name__)
@@ -54,11 +57,15 @@ def record_run(
     config_source: str,
     report_file: Path | None,
     started: float,
+    kind: str = "",
 ) -> TrainResult:
-    """Complete the active run with the chosen candidate: metrics, context, plots, timing, baselines and the
-    model (the ending ``train`` and ``sweep`` share)."""
+    """Complete the active run with the chosen candidate: name, metrics, context, plots, timing, baselines and
+    the model (the ending ``train`` and ``sweep`` share; ``kind`` prefixes the run's name)."""
+    photos = sum(features.count(side) for side in ("train", "val", "test"))
+    mlflow.set_tag("mlflow.runName", kind + run_title(features.base.backbone.name, candidate.runtime.precision, photos))
     log_candidate(config, candidate)
     log_context(config=config, features=features, candidate=candidate, source=config_source, report=report_file)
+    mlflow.log_text(summary_table(config, features, candidate), "summary.md")
     log_plots(features, candidate, config.class_names)
     pixels = load_images(features.part_paths("test")[:20], config.train.image_size)
     head_ms = log_speed(features, candidate, pixels)
@@ -101,7 +108,7 @@ def train(config: Config, split_file: Path, config_source: str = "", report_file
     started = time.monotonic()
     features = load_features(config, split_file)
     configure_tracking(config.tracking)
-    with mlflow.start_run(run_name=f"{features.base.backbone.name}-{features.base.weights.used}") as run:
+    with tracked_run(run_name=f"{features.base.backbone.name} (training)") as run:
         candidate = train_candidate(config, features)
         return record_run(
             config,
