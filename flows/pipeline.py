@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from catalog.server import catalog_for
 from configs.errors import UserError
+from flows.interrupts import entering, leaving
 from flows.notify import STAGE_NOTE, alert_on_failure
 from flows.settings import RunConfig
 from flows.tasks import (
@@ -111,9 +112,11 @@ class StageFailed(UserError):
 
 def run_stage(name: str, stage_flow, *args: Any) -> Any:
     """Run one stage; a user-fixable failure becomes :class:`StageFailed` naming the stage, and any failure
-    carries the stage's name in its notes (for the alert)."""
+    carries the stage's name in its notes (for the alert). An interrupt leaves the stage marked as running,
+    so the command can say which one it stopped."""
+    entering(name)
     try:
-        return stage_flow(*args)
+        result = stage_flow(*args)
     except UserError as exc:
         failed = StageFailed(f"stage '{name}' failed: {exc}")
         failed.add_note(f"{STAGE_NOTE}{name}")
@@ -121,6 +124,8 @@ def run_stage(name: str, stage_flow, *args: Any) -> Any:
     except Exception as exc:
         exc.add_note(f"{STAGE_NOTE}{name}")
         raise
+    leaving(name)
+    return result
 
 
 def finish(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:

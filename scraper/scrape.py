@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -45,6 +46,12 @@ class _Crawl:
 
     def __init__(self, config: Config, pages: PageSource, photos: ThreadPoolExecutor, kept: Collection) -> None:
         self.config, self.pages, self.photos, self.kept = config, pages, photos, kept
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Stop soon: queued photo downloads are dropped, each query ends after its current page."""
+        self.stopped.set()
+        self.photos.shutdown(wait=False, cancel_futures=True)
 
     def query(self, label: str, query: str, url: str | None, position: int, show_progress: bool) -> None:
         """Follow one query's result pages until the last page, ``max_pages`` or the class's cap."""
@@ -54,7 +61,11 @@ class _Crawl:
             total=sc.max_pages, desc=f"{label}: {query}", unit="page", position=position, disable=not show_progress
         )
         for page in range(1, sc.max_pages + 1):
-            if url is None or (sc.max_images_per_class and self.kept.count(label) >= sc.max_images_per_class):
+            if (
+                self.stopped.is_set()
+                or url is None
+                or (sc.max_images_per_class and self.kept.count(label) >= sc.max_images_per_class)
+            ):
                 break
             try:
                 html = self.pages.get(url, query)
@@ -126,13 +137,19 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
                 qs.submit(crawl.query, label, query, search_url(base, sc.search_path, query), position, show_progress)
                 for position, (label, query) in enumerate(jobs)
             ]
-            for future in futures:
-                future.result()
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # an interrupt too: the executors would otherwise finish every query first
+                crawl.stop()
+                for future in futures:
+                    future.cancel()
+                raise
     finally:
         pages.close()
+        write_manifest(kept.rows, mpath)  # photos saved so far stay listed, however the scrape ended
     report.add(retries=fetcher.retries)
     report.seconds = round(time.monotonic() - started, 2)
-    write_manifest(kept.rows, mpath)
     atomic_write_text(data_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2))
     log.info("%s", report.summary())
     return report

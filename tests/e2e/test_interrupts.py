@@ -1,0 +1,135 @@
+"""Ctrl-C (SIGINT to the whole process group, as a terminal sends it) and SIGTERM (to the command alone, as
+`kill` sends it) stop each command within seconds: exit code 130, one line naming what was interrupted, no
+traceback, no MLflow run left RUNNING or model version made after it, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
+STOP_WITHIN_S = 30
+
+
+def _start(args: list[str], overrides: list[str], log: Path) -> subprocess.Popen:
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args, *sets],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: SIGINT to the group is a terminal's Ctrl-C
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, log: Path, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+def _interrupt(proc: subprocess.Popen, how: str, log: Path) -> tuple[str, list[psutil.Process]]:
+    """Send the signal; wait for the command to end; return its output and what ran below it."""
+    below = psutil.Process(proc.pid).children(recursive=True)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"still running {STOP_WITHIN_S} s after {how}: {log.read_text()[-3000:]}")
+    return log.read_text(), below
+
+
+def _assert_clean_stop(proc: subprocess.Popen, output: str, below: list[psutil.Process], what: str) -> None:
+    assert proc.returncode == 130, output[-3000:]
+    lines = [line for line in output.splitlines() if line.startswith("stj: interrupted")]
+    assert len(lines) == 1 and lines[0].startswith(f"stj: interrupted {what}"), output[-3000:]
+    assert "Traceback" not in output, output[-5000:]
+    _, alive = psutil.wait_procs(below, timeout=10)
+    assert not alive, [" ".join(p.cmdline())[:100] for p in alive if p.is_running()]
+
+
+def _store(root: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def _runs(client: MlflowClient, query: str = "") -> list:
+    return client.search_runs([e.experiment_id for e in client.search_experiments()], query)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_run_stops_mid_scrape(tmp_path: Path, overrides_for, how: str) -> None:
+    overrides = [*overrides_for(tmp_path), f"scrape.base_url=http://127.0.0.1:{free_port()}", "scrape.delay_s=0.5"]
+    log = tmp_path / "run.log"
+    proc = _start(["run", "-c", "configs/demo.yaml"], overrides, log)
+    manifest = tmp_path / "data" / "manifest.csv"
+    _wait_for(lambda: manifest.exists() or "scraping" in log.read_text() or "saree" in log.read_text(), proc, log)
+    time.sleep(2)  # well into the scrape
+    output, below = _interrupt(proc, how, log)
+    _assert_clean_stop(proc, output, below, "stj run during scrape")
+    assert not (tmp_path / "mlflow.db").exists() or _store(tmp_path).search_registered_models() == []
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_run_stops_mid_training_and_marks_the_run_killed(tmp_path: Path, overrides_for, how: str) -> None:
+    overrides = [
+        *overrides_for(tmp_path),
+        f"scrape.base_url=http://127.0.0.1:{free_port()}",
+        "train.compare_backbones=[]",
+        "train.epochs=100000",  # training outlasts the test's patience
+        "train.patience=100000",
+    ]
+    log = tmp_path / "run.log"
+    proc = _start(["run", "-c", "configs/demo.yaml"], overrides, log)
+
+    def training() -> bool:
+        if not (tmp_path / "mlflow.db").exists():
+            return False
+        try:
+            return bool(_runs(_store(tmp_path), "attributes.status = 'RUNNING'"))
+        except Exception:  # the store is being created
+            return False
+
+    _wait_for(training, proc, log)
+    output, below = _interrupt(proc, how, log)
+    _assert_clean_stop(proc, output, below, "stj run during train")
+    client = _store(tmp_path)
+    runs = _runs(client)
+    assert runs and {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status) for r in runs]
+    assert client.search_model_versions() == []
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_serve_stops(tmp_path: Path, trained, how: str) -> None:
+    _, overrides, _ = trained
+    log = tmp_path / "serve.log"
+    proc = _start(["serve", "-c", "configs/demo.yaml", "--port", str(free_port())], overrides, log)
+    _wait_for(lambda: "stj: serving on" in log.read_text() and "loaded" in log.read_text(), proc, log, 180)
+    output, below = _interrupt(proc, how, log)
+    _assert_clean_stop(proc, output, below, "stj serve")
+
+
+def test_catalog_stops(tmp_path: Path) -> None:
+    log = tmp_path / "catalog.log"
+    proc = _start(["catalog", "-c", "configs/demo.yaml", "--port", str(free_port())], [], log)
+    _wait_for(lambda: "stj: catalog at" in log.read_text(), proc, log, 120)
+    output, below = _interrupt(proc, "ctrl-c", log)
+    _assert_clean_stop(proc, output, below, "stj catalog")
