@@ -1,24 +1,28 @@
-"""``stj``: the one entry point.
+"""``stj``: the one entry point. ``stj --help`` lists the commands, ``stj COMMAND --help`` shows examples.
 
-    stj run      --config configs/demo.yaml [--set section.key=value ...]   run the whole pipeline once
-    stj train    --config configs/demo.yaml [--sweep configs/sweep.yaml]    re-train on the scraped data
-    stj serve    --config configs/demo.yaml                                 serve the champion model
-    stj schedule --config configs/stj.yaml --cron "0 3 * * 1"              run the pipeline on a cron schedule
-    stj catalog  --config configs/demo.yaml [--port N]                      serve the local Amazon-like catalog
-
-User mistakes (bad config, missing weights, no model yet) print one line and exit non-zero.
+Config values come from, highest first: ``--set section.key=value``, the environment (``STJ_SECTION__KEY``,
+``MLFLOW_TRACKING_URI``), the ``--config`` file (default ``$STJ_CONFIG`` or ``configs/stj.yaml``), defaults.
+User mistakes (bad config, missing weights, no model yet) print one line and exit 2; an interrupt (Ctrl-C,
+SIGTERM) stops the command, says what was interrupted, and exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
+import re
 import signal
 import sys
+import tempfile
+import warnings
+
+from flows.interrupts import interrupted_message
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
 def _quiet_environment() -> None:
@@ -27,31 +31,125 @@ def _quiet_environment() -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "scraper,training,serving")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars with ANSI codes in piped logs
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
+    # Keras warns on every call of a model whose one input is named ("image") when given a plain tensor: the
+    # call is right, the warning says nothing a user can act on.
+    warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match the expected structure")
+    # A logged model is loaded to predict, never to resume training: its optimizer's state is not needed.
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+
+
+EXAMPLES = {
+    "run": """examples:
+  stj run --config configs/demo.yaml                  # the offline demo: local catalog, train, publish
+  stj run --config configs/stj.yaml --set train.epochs=10
+  STJ_TRAIN__BACKBONE=efficientnet_lite0 stj run -c configs/demo.yaml""",
+    "train": """examples:
+  stj train -c configs/demo.yaml                      # re-train on the photos already scraped
+  stj train -c configs/demo.yaml --sweep configs/sweep.yaml""",
+    "scrape": """examples:
+  stj scrape -c configs/demo.yaml                     # the scrape stage alone, then its report
+  stj scrape -c configs/stj.yaml --set scrape.max_pages=2""",
+    "serve": """examples:
+  stj serve -c configs/demo.yaml                      # http://127.0.0.1:8000
+  stj serve -c configs/demo.yaml --host 0.0.0.0 --port 9000""",
+    "predict": """examples:
+  stj predict -c configs/demo.yaml photo.jpg shop/ "more/*.png"
+  stj predict -c configs/demo.yaml data/demo/raw/jeans --format jsonl --output scores.jsonl
+  stj predict --url http://127.0.0.1:8000 photo.jpg   # against a running `stj serve`""",
+    "export": """examples:
+  stj export -c configs/demo.yaml --format openvino --output exported/
+  stj export -c configs/demo.yaml --format saved_model --output exported/ --version 3""",
+    "status": """examples:
+  stj status -c configs/demo.yaml
+  stj status -c configs/demo.yaml --json | jq .champion""",
+    "schedule": """examples:
+  stj schedule -c configs/stj.yaml --cron "0 3 * * 1"  # every Monday at 03:00
+  PREFECT_API_URL=http://127.0.0.1:4200/api stj schedule -c configs/stj.yaml --cron "@daily\"""",
+    "catalog": """examples:
+  stj catalog -c configs/demo.yaml                    # then open http://127.0.0.1:8765/s?k=saree
+  stj catalog -c configs/demo.yaml --port 9999""",
+}
+
+
+# What TensorFlow's C++ side prints on import, once per shared library, whatever TF_CPP_MIN_LOG_LEVEL says
+# (it is written before absl's logging is initialised): nothing a user can act on.
+TF_IMPORT_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow")
+NEEDS_TENSORFLOW = {"run", "train", "serve", "predict", "export"}
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with standard error held back, then pass on every line but its start-up notices."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        for line in held.read().decode(errors="replace").splitlines():
+            if not TF_IMPORT_NOISE.search(line):
+                print(line, file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
-    parser = argparse.ArgumentParser(prog="stj", description="Scrape, train, track and serve a product classifier.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="stj",
+        description="Scrape product photos, train, track and serve an image classifier.",
+        epilog="`stj COMMAND --help` shows a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--config", "-c", default="configs/stj.yaml", help="YAML config file (default: %(default)s)")
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument(
+            "--config",
+            "-c",
+            default=os.environ.get("STJ_CONFIG", "configs/stj.yaml"),
+            help="YAML config file (default: $STJ_CONFIG or configs/stj.yaml)",
+        )
         p.add_argument(
             "--set",
             dest="overrides",
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override one config value, e.g. --set train.epochs=5 (repeatable)",
+            help="override one config value, e.g. --set train.epochs=5 (repeatable; wins over the environment)",
         )
+        loudness = p.add_mutually_exclusive_group()
+        loudness.add_argument("--quiet", "-q", action="store_true", help="only warnings, errors and the result")
+        loudness.add_argument("--verbose", "-v", action="store_true", help="debug logs too")
         return p
 
-    add("run", "run scrape -> prepare -> train -> publish once")
-    train = add("train", "prepare -> train (or a sweep) -> publish on already scraped data")
+    add("run", "run scrape -> validate -> prepare -> train -> publish once")
+    train = add("train", "prepare -> train (or a sweep) -> publish on the photos already scraped")
     train.add_argument("--sweep", default=None, help="YAML file with a 'grid' of config values to try")
-    add("serve", "serve the registered model over HTTP (gunicorn)")
+    add("scrape", "run the scrape stage alone and print its report")
+    serve = add("serve", "serve the registered model over HTTP (nginx + gunicorn)")
+    serve.add_argument("--host", default=None, help="address to listen on (default: serve.host)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serve.port)")
+    predict = add("predict", "score image files, folders or globs with the registered model (or a server)")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image file, folder (searched recursively) or glob")
+    predict.add_argument("--url", default=None, help="a running `stj serve` to ask instead of loading the model")
+    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default: csv)")
+    predict.add_argument("--output", "-o", default=None, help="write here instead of standard output")
+    export = add("export", "write the registered model in a format other tools load")
+    export.add_argument("--format", required=True, choices=["onnx", "openvino", "saved_model"])
+    export.add_argument("--output", "-o", required=True, help="folder to write into (created)")
+    export.add_argument("--version", default=None, help="model version (default: the alias, e.g. @champion)")
+    status = add("status", "show the champion, the last run and its gate decision, and the data per class")
+    status.add_argument("--json", action="store_true", help="print it as JSON")
     schedule = add("schedule", "serve the pipeline as a Prefect deployment on a cron schedule")
     schedule.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * 1"')
     schedule.add_argument("--name", default="stj-scheduled", help="deployment name (default: %(default)s)")
@@ -60,120 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _preflight(config) -> None:
-    """Fail in a second, before any stage runs, on what would otherwise fail after the scrape."""
-    from core.model import get_backbone
-
-    for name in [config.train.backbone, *config.train.compare_backbones]:
-        get_backbone(name).resolve_weights(config.train.weights, config.train.weights_fallback)
-
-
-def _cmd_run(config, args) -> int:
-    _preflight(config)
-    from flows.pipeline import pipeline
-
-    summary = pipeline(config, config_source=args.config)
-    _print_outcome(config, summary)
-    print(f"stj: images per class {summary['scrape']['per_class']}")
-    return 0
-
-
-def _print_outcome(config, summary) -> None:
-    siblings = summary["train"].get("siblings", [])
-    if len(siblings) > 1:
-        for run in siblings:
-            chosen = "  <- candidate" if run["run_id"] == summary["train"]["run_id"] else ""
-            print(
-                f"stj: {run['backbone']:<19} weights {run['weights_used']:<8} val loss {run['val_loss']:.4f}  "
-                f"test accuracy {run['metrics']['test_accuracy']:.3f} ({run['runtime']}){chosen}"
-            )
-    metrics, outcome = summary["train"]["metrics"], summary["publish"]
-    verdict = f"now @{config.tracking.alias}" if outcome["promoted"] else f"NOT promoted ({outcome['reason']})"
-    print(
-        f"stj: {config.tracking.model_name} version {outcome['version']} {verdict} - test accuracy "
-        f"{metrics['test_accuracy']:.3f}, macro F1 {metrics['test_macro_f1']:.3f} "
-        f"(weights: {summary['train']['weights_used']}, run {summary['train']['run_id']})"
-    )
-
-
-def _cmd_train(config, args) -> int:
-    _preflight(config)
-    from configs.sweep import read_grid
-    from flows.pipeline import train_pipeline
-
-    grid = read_grid(args.sweep) if args.sweep else None
-    if grid:
-        from configs.sweep import override_config
-
-        for overrides in grid:  # fail on a bad grid before anything runs
-            override_config(config, overrides)
-    _print_outcome(config, train_pipeline(config, config_source=args.config, grid_points=grid))
-    return 0
-
-
-def _cmd_serve(config, args) -> int:
-    from mlflow.exceptions import MlflowException
-
-    from serving.predictor import resolve_model
-    from serving.server import serve
-
-    try:
-        resolve_model(config.model_uri, config.tracking.uri)
-    except MlflowException:
-        print(
-            f"stj: error: no model at {config.model_uri} in {config.tracking.uri}; run `stj run` first", file=sys.stderr
-        )
-        return EXIT_USER_ERROR
-    serve(config)
-    return 0
-
-
-def _cmd_schedule(config, args) -> int:
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.schedules import Cron
-
-    from flows.pipeline import pipeline
-
-    try:
-        schedule = Cron(args.cron)
-    except ValueError as exc:
-        print(f"stj: error: --cron {args.cron!r}: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    pipeline.serve(
-        name=args.name,
-        schedules=[schedule],
-        # Runs share one data folder and registry: a run due while the last one is still going is cancelled.
-        global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-        parameters={"config": config.model_dump(mode="json"), "config_source": args.config},
-    )
-    return 0
-
-
-def _cmd_catalog(config, args) -> int:
-    import time
-
-    from catalog import running_catalog
-
-    if config.catalog is None:
-        print(f"stj: error: {args.config}: no 'catalog' section", file=sys.stderr)
-        return EXIT_USER_ERROR
-    with running_catalog(config.catalog, port=args.port) as server:
-        print(f"stj: catalog at {server.base_url}/s?k=saree (Ctrl-C to stop)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-    return 0
-
-
-COMMANDS = {
-    "run": _cmd_run,
-    "train": _cmd_train,
-    "serve": _cmd_serve,
-    "schedule": _cmd_schedule,
-    "catalog": _cmd_catalog,
-}
+def suggest_command(argv: list[str], commands: list[str]) -> str | None:
+    """A "did you mean" line when the first word is not a command but is close to one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word is None or word in commands:
+        return None
+    close = difflib.get_close_matches(word, commands, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"stj: error: unknown command '{word}'; {hint}(commands: {', '.join(commands)})"
 
 
 def _terminate_like_interrupt(signum: int, frame: object) -> None:
@@ -182,26 +174,44 @@ def _terminate_like_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def configure_logging(args: argparse.Namespace) -> None:
+    """INFO by default; ``--quiet``: warnings and up; ``--verbose``: debug for STJ's own loggers."""
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", logging.getLevelName(max(level, logging.INFO)))
+    for name in ("scraper", "training", "serving", "core", "catalog", "flows"):
+        logging.getLogger(name).setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load the config once, run the subcommand; returns the exit code."""
+    from flows.commands import COMMANDS
+
+    argv = sys.argv[1:] if argv is None else argv
+    if message := suggest_command(argv, list(COMMANDS)):
+        print(message, file=sys.stderr)
+        return EXIT_USER_ERROR
     signal.signal(signal.SIGTERM, _terminate_like_interrupt)
     args = build_parser().parse_args(argv)
     from core.processes import guard_children
 
     guard_children()  # whatever this command starts ends with it, even on kill -9
     _quiet_environment()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args)
+    if args.command in NEEDS_TENSORFLOW and not getattr(args, "url", None):
+        import_tensorflow_quietly()
     from configs import UserError
     from flows.settings import load_run_config
 
     try:
-        config = load_run_config(args.config, args.overrides)
+        config = load_run_config(args.config, args.overrides, environ=os.environ)
         return COMMANDS[args.command](config, args)
     except UserError as exc:
         print(f"stj: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        return 130
+        print(interrupted_message(args.command), file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

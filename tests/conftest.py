@@ -172,7 +172,7 @@ class RunningServer:
 
 @pytest.fixture
 def serve_subprocess(tmp_path: Path) -> Callable[..., object]:
-    """Start `stj serve --config configs/demo.yaml` with ``--set`` overrides on a free port, wait for
+    """Start `stj serve --config configs/demo.yaml --port N` with ``--set`` overrides on a free port, wait for
     ``/ready``; stopped (SIGTERM, then SIGKILL) when the ``with`` block ends."""
 
     @contextmanager
@@ -180,7 +180,7 @@ def serve_subprocess(tmp_path: Path) -> Callable[..., object]:
         port = free_port()
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `stj serve` makes its own for several workers
-        sets = [arg for o in [*overrides, f"serve.port={port}"] for arg in ("--set", o)]
+        sets = ["--port", str(port), *(arg for o in overrides for arg in ("--set", o))]
         log = tmp_path / f"serve-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -225,3 +225,6 @@ def prefect_harness() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, and `stj` reads it as tracking.uri: a test's
+    # subprocesses must not inherit the store an earlier test pointed this process at
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

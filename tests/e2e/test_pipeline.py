@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,18 +22,6 @@ from flows.settings import load_run_config
 
 pytestmark = pytest.mark.slow
 CLASSES = list(CLASS_NAMES_DEFAULT)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, overrides_for, prefect_harness):
-    """Run the parent flow once on the tiny catalog (the catalog is started by the scrape flow itself)."""
-    from flows.pipeline import pipeline
-
-    root = tmp_path_factory.mktemp("pipeline")
-    overrides = [*overrides_for(root), f"scrape.base_url=http://127.0.0.1:{_free_port()}"]
-    config = load_run_config("configs/demo.yaml", overrides)
-    summary = pipeline(config, config_source="configs/demo.yaml")
-    return config, overrides, summary
 
 
 def _free_port() -> int:
@@ -67,7 +54,15 @@ def test_run_is_recorded_and_champion_set(trained) -> None:
     assert len(val_loss) == metrics["epochs_run"] >= 1
     assert run.data.tags["weights.used"] == "none" and run.data.tags["weights.fell_back"] == "false"
     assert run.data.params["train.image_size"] == "64"
+    assert not [k for k in run.data.params if k.split(".")[0] in {"catalog", "serve", "notify", "tracking"}]
+    assert run.info.run_name.startswith(
+        f"{run.data.tags['backbone']} · {run.data.tags['precision.chosen']} · 36 photos"
+    )
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on the runs
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    summary_md = Path(client.download_artifacts(run.info.run_id, "summary.md")).read_text().splitlines()
+    assert summary_md[2].startswith("| test macro F1 | ")  # what decides comes first
     assert {
         "confusion_matrix.png",
         "roc_curves.png",
@@ -194,23 +189,9 @@ def test_gunicorn_server_answers(trained, serve_subprocess) -> None:
         assert 'stj_model_version{name="stj-classifier",version="1"} 1.0' in text
 
 
-def _as_set(overrides: list[str]) -> list[str]:
-    return [arg for o in overrides for arg in ("--set", o)]
-
-
-def _stj(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path, overrides_for) -> None:
+def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path, overrides_for, stj) -> None:
     overrides = [*overrides_for(tmp_path), "train.weights=imagenet", "train.weights_fallback=error"]
-    proc = _stj(["run", "--config", "configs/demo.yaml", *_as_set(overrides)], {"KERAS_HOME": str(tmp_path / "kh")})
+    proc = stj(["run", "--config", "configs/demo.yaml"], overrides, {"KERAS_HOME": str(tmp_path / "kh")})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("stj: error:")]
@@ -220,7 +201,7 @@ def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path, override
     assert not (tmp_path / "data").exists()  # nothing was scraped
 
 
-def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for) -> None:
+def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for, stj) -> None:
     """Queries the catalog has no results for: scrape saves nothing, validation stops the run, nothing after it
     runs."""
     overrides = [
@@ -228,7 +209,7 @@ def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for) -> None:
         f"scrape.base_url=http://127.0.0.1:{_free_port()}",
         "scrape.classes={saree: {queries: [laptop]}, jeans: {queries: [phone case]}}",
     ]
-    proc = _stj(["run", "--config", "configs/demo.yaml", *_as_set(overrides)])
+    proc = stj(["run", "--config", "configs/demo.yaml"], overrides)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("stj: error:")]
     assert errors == [
@@ -251,7 +232,13 @@ def test_sweep_runs_children_over_one_cache(trained) -> None:
     parent = client.get_run(result.run_id)
     assert parent.data.tags["sweep.best"] in {" ".join(p) for p in points}
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
-    assert sorted(c.info.run_name for c in children) == ["baseline-decision_tree", "baseline-knn", "point-0", "point-1"]
+    assert sorted(c.info.run_name for c in children) == [
+        "baseline decision_tree",
+        "baseline knn",
+        "point 1: train.learning_rate=0.001",
+        "point 2: train.learning_rate=0.01 train.dropout=[0.5, 0.3]",
+    ]
+    assert parent.info.run_name.startswith(f"sweep of 2, best {parent.data.tags['sweep.best']} · ")
     assert parent.data.metrics["embed_images"] == 0  # the cache from the first run served every image
 
 
@@ -454,7 +441,7 @@ def test_the_gate_scores_both_models_on_the_candidate_test_photos(trained) -> No
     assert outcome["promoted"] is promoted and f"{recorded['gate.champion_score']:.4f}" in outcome["reason"]
 
 
-def test_schedule_serves_a_cron_deployment(tmp_path: Path) -> None:
+def test_schedule_serves_a_cron_deployment(tmp_path: Path, stj) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -483,5 +470,5 @@ def test_schedule_serves_a_cron_deployment(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=60)
     assert any("stj-pipeline/stj-test-weekly" in line for line in seen), "".join(seen[-20:])
-    bad = _stj(["schedule", "--config", "configs/demo.yaml", "--cron", "every monday"])
+    bad = stj(["schedule", "--config", "configs/demo.yaml", "--cron", "every monday"])
     assert bad.returncode == 2 and "stj: error: --cron 'every monday'" in bad.stderr

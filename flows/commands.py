@@ -1,0 +1,163 @@
+"""The ``stj`` subcommands: each takes the loaded config and the parsed arguments and returns an exit code.
+Heavy libraries (TensorFlow, Prefect, MLflow) are imported inside the commands, so ``stj --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from configs.errors import UserError
+from flows.interrupts import entering, leaving
+from flows.model_commands import cmd_export, cmd_predict, cmd_status
+
+
+def _preflight(config) -> None:
+    """Fail in a second, before any stage runs, on what would otherwise fail after the scrape."""
+    from core.model import get_backbone
+
+    for name in [config.train.backbone, *config.train.compare_backbones]:
+        get_backbone(name).resolve_weights(config.train.weights, config.train.weights_fallback)
+
+
+def print_outcome(config, summary: dict[str, Any]) -> None:
+    """The result of a pipeline run in a few lines: each sibling, the verdict, where to look next."""
+    siblings = summary["train"].get("siblings", [])
+    if len(siblings) > 1:
+        for run in siblings:
+            chosen = "  <- candidate" if run["run_id"] == summary["train"]["run_id"] else ""
+            print(
+                f"stj: {run['backbone']:<19} weights {run['weights_used']:<8} val loss {run['val_loss']:.4f}  "
+                f"test accuracy {run['metrics']['test_accuracy']:.3f} ({run['runtime']}){chosen}"
+            )
+    metrics, outcome = summary["train"]["metrics"], summary["publish"]
+    verdict = f"now @{config.tracking.alias}" if outcome["promoted"] else f"NOT promoted ({outcome['reason']})"
+    print(
+        f"stj: {config.tracking.model_name} version {outcome['version']} {verdict} - test accuracy "
+        f"{metrics['test_accuracy']:.3f}, macro F1 {metrics['test_macro_f1']:.3f} "
+        f"(weights: {summary['train']['weights_used']}, run {summary['train']['run_id']})"
+    )
+    serve = config.serve
+    print(
+        f"stj: next: `stj serve -c <config>` then open http://{serve.host}:{serve.port}/ ; "
+        f"runs: `make mlflow-ui` then {config.tracking.ui_url}"
+    )
+
+
+def cmd_run(config, args) -> int:
+    """The whole pipeline once."""
+    _preflight(config)
+    from flows.pipeline import pipeline
+    from flows.prefect_server import prefect_api
+
+    with prefect_api():
+        summary = pipeline(config, config_source=args.config)
+    print(f"stj: images per class {summary['scrape']['per_class']}")
+    print_outcome(config, summary)
+    return 0
+
+
+def cmd_train(config, args) -> int:
+    """Prepare, train (or sweep) and publish on the photos already scraped."""
+    _preflight(config)
+    from configs.sweep import override_config, read_grid
+    from flows.pipeline import train_pipeline
+    from flows.prefect_server import prefect_api
+
+    grid = read_grid(args.sweep) if args.sweep else None
+    for overrides in grid or []:  # fail on a bad grid before anything runs
+        override_config(config, overrides)
+    with prefect_api():
+        print_outcome(config, train_pipeline(config, config_source=args.config, grid_points=grid))
+    return 0
+
+
+def cmd_scrape(config, args) -> int:
+    """The scrape stage alone (no Prefect), against the local catalog when the config has one."""
+    from contextlib import nullcontext
+
+    from catalog.server import catalog_for
+    from scraper.scrape import scrape
+
+    entering("scrape")
+    site = catalog_for(config.catalog, config.scrape.base_url) if config.catalog else nullcontext(None)
+    with site as base_url:
+        report = scrape(config, base_url=base_url, show_progress=not args.quiet)
+    leaving("scrape")
+    print(report.summary())
+    return 0
+
+
+def cmd_serve(config, args) -> int:
+    """Serve the registered model (``--host`` / ``--port`` over the config's ``serve`` section)."""
+    from mlflow.exceptions import MlflowException
+
+    from serving.predictor import resolve_model
+    from serving.server import serve
+
+    given = {"host": args.host, "port": args.port}
+    config = config.model_copy(
+        update={"serve": config.serve.model_copy(update={k: v for k, v in given.items() if v is not None})}
+    )
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: expected 0..65535")
+    try:
+        resolve_model(config.model_uri, config.tracking.uri)
+    except MlflowException:
+        raise UserError(f"no model at {config.model_uri} in {config.tracking.uri}; run `stj run` first") from None
+    entering("serve")
+    try:
+        serve(config)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    # gunicorn's master ends cleanly only when a signal (Ctrl-C, SIGTERM) told it to stop
+    raise KeyboardInterrupt
+
+
+def cmd_schedule(config, args) -> int:
+    """Serve the pipeline as a Prefect deployment on a cron schedule."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.schedules import Cron
+
+    from flows.pipeline import pipeline
+
+    try:
+        schedule = Cron(args.cron)
+    except ValueError as exc:
+        raise UserError(f"--cron {args.cron!r}: {exc}") from None
+    entering("schedule")
+    pipeline.serve(
+        name=args.name,
+        schedules=[schedule],
+        # Runs share one data folder and registry: a run due while the last one is still going is cancelled.
+        global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+        parameters={"config": config.model_dump(mode="json"), "config_source": args.config},
+    )
+    return 0
+
+
+def cmd_catalog(config, args) -> int:
+    """Serve the local Amazon-like catalog until interrupted."""
+    from catalog import running_catalog
+
+    if config.catalog is None:
+        raise UserError(f"{args.config}: no 'catalog' section")
+    entering("catalog")
+    with running_catalog(config.catalog, port=args.port) as server:
+        print(f"stj: catalog at {server.base_url}/s?k=saree (Ctrl-C to stop)", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "train": cmd_train,
+    "scrape": cmd_scrape,
+    "serve": cmd_serve,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "status": cmd_status,
+    "schedule": cmd_schedule,
+    "catalog": cmd_catalog,
+}

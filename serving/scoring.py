@@ -1,0 +1,158 @@
+"""Batch scoring of image files (``stj predict``): with a loaded model, or by asking a running server.
+
+Each file becomes one :class:`Scored` row: its label and every class's probability, or why it could not be
+scored (a file that is not an image does not stop the others).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import requests
+
+from core.images import ImageRejected, open_image
+from core.model_input import to_model_input
+from serving.uploads import decoded_pixel_limit
+
+if TYPE_CHECKING:  # TensorFlow loads with it: `stj predict --url` needs none of it
+    from serving.predictor import Predictor
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+BATCH = 16
+
+
+class NoImages(ValueError):
+    """The paths given name no image file."""
+
+
+@dataclass
+class Scored:
+    """One file's result: ``label`` and ``probabilities``, or ``error``."""
+
+    file: str
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def expand_paths(paths: Iterable[str]) -> list[Path]:
+    """Files, folders (searched recursively for images) and glob patterns, in order, each file once.
+
+    Raises:
+        NoImages: a path matches nothing, or nothing matched is an image file.
+    """
+    found: dict[Path, None] = {}
+    for given in paths:
+        matches = [Path(p) for p in sorted(glob.glob(given, recursive=True))] or [Path(given)]
+        for match in matches:
+            if match.is_dir():
+                for file in sorted(match.rglob("*")):
+                    if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+                        found.setdefault(file)
+            elif match.is_file():
+                found.setdefault(match)
+            else:
+                raise NoImages(f"{given}: no such file, folder or match")
+    if not found:
+        raise NoImages(f"no image files in {', '.join(paths)}")
+    return list(found)
+
+
+def _row(file: Path, probs: np.ndarray, class_names: list[str]) -> Scored:
+    best = int(np.argmax(probs))
+    return Scored(
+        file=str(file),
+        label=class_names[best],
+        confidence=round(float(probs[best]), 6),
+        probabilities={name: round(float(p), 6) for name, p in zip(class_names, probs, strict=True)},
+    )
+
+
+def _model_input(file: Path, predictor: Predictor) -> np.ndarray:
+    size = predictor.image_size  # decoded as the server decodes an upload, so both give the same numbers
+    img = open_image(file.read_bytes(), fit=2 * size, max_decoded_pixels=decoded_pixel_limit(size))
+    return to_model_input(img, size, predictor.resize)
+
+
+def score_with_model(predictor: Predictor, files: list[Path]) -> Iterator[Scored]:
+    """Score ``files`` in batches with a loaded model; rows come in the files' order."""
+    for start in range(0, len(files), BATCH):
+        chunk, pixels, failed = files[start : start + BATCH], [], {}
+        for file in chunk:
+            try:
+                pixels.append(_model_input(file, predictor))
+            except (ImageRejected, OSError) as exc:
+                failed[file] = f"not scored: {exc}"
+        probs = iter(predictor.predict(np.stack(pixels)) if pixels else [])
+        for file in chunk:
+            if file in failed:
+                yield Scored(file=str(file), error=failed[file])
+            else:
+                yield _row(file, next(probs), predictor.class_names)
+
+
+def _ask_server(session: requests.Session, url: str, top_k: int, file: Path) -> Scored:
+    try:
+        with file.open("rb") as handle:
+            response = session.post(
+                f"{url}/predict", params={"top_k": top_k}, files={"image": (file.name, handle)}, timeout=60
+            )
+        body = response.json()
+    except (OSError, requests.RequestException, ValueError) as exc:
+        return Scored(file=str(file), error=f"not scored: {exc}")
+    if not response.ok:
+        return Scored(file=str(file), error=f"HTTP {response.status_code}: {body.get('error', {}).get('message')}")
+    ranked = body["top_k"]
+    return Scored(
+        file=str(file),
+        label=body["label"],
+        confidence=body["confidence"],
+        probabilities={item["label"]: item["probability"] for item in ranked},
+    )
+
+
+def server_classes(url: str) -> list[str]:
+    """The class names a running server's model predicts (its ``/metadata``).
+
+    Raises:
+        requests.RequestException: the server cannot be reached or does not answer as ``stj serve`` does.
+    """
+    response = requests.get(f"{url.rstrip('/')}/metadata", timeout=10)
+    response.raise_for_status()
+    return list(response.json()["classes"])
+
+
+def score_with_server(url: str, files: list[Path], classes: list[str], concurrency: int = 4) -> Iterator[Scored]:
+    """Score ``files`` by POSTing each to ``url``/predict (every class's probability asked for), a few at
+    a time; rows come in the files' order."""
+    url = url.rstrip("/")
+    with requests.Session() as session, ThreadPoolExecutor(max_workers=concurrency) as pool:
+        yield from pool.map(lambda file: _ask_server(session, url, len(classes), file), files)
+
+
+def write_rows(rows: Iterable[Scored], out: io.TextIOBase, fmt: str, class_names: list[str] | None) -> int:
+    """Write rows as CSV (``file,label,confidence,<class>...,error``) or JSON lines; returns how many."""
+    count = 0
+    writer = None
+    for row in rows:
+        if fmt == "jsonl":
+            out.write(json.dumps({k: v for k, v in row.__dict__.items() if v not in (None, {})}) + "\n")
+        else:
+            names = class_names or list(row.probabilities)
+            if writer is None:
+                writer = csv.writer(out)
+                writer.writerow(["file", "label", "confidence", *names, "error"])
+            probs = [row.probabilities.get(name, "") for name in names]
+            writer.writerow([row.file, row.label or "", row.confidence or "", *probs, row.error or ""])
+        count += 1
+    return count

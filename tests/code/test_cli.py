@@ -1,0 +1,55 @@
+"""The command line's own logic: suggestions for a mistyped command, the interrupt line, batch-scoring paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows import interrupts
+from flows.cli import build_parser, suggest_command
+from serving.scoring import NoImages, expand_paths
+
+COMMANDS = ["run", "train", "scrape", "serve", "predict", "export", "status", "schedule", "catalog"]
+
+
+def test_a_mistyped_command_gets_the_closest_one() -> None:
+    assert "did you mean 'status'?" in suggest_command(["stauts", "-c", "x.yaml"], COMMANDS)
+    assert "did you mean" not in suggest_command(["zzz"], COMMANDS)
+    assert suggest_command(["run", "-c", "x.yaml"], COMMANDS) is None
+    assert suggest_command(["--help"], COMMANDS) is None
+
+
+def test_every_command_has_examples_in_its_help() -> None:
+    parser = build_parser()
+    for name in COMMANDS:
+        sub = parser._subparsers._group_actions[0].choices[name]
+        assert f"stj {name}" in sub.format_help() and "examples:" in sub.format_help(), name
+
+
+def test_serve_takes_host_and_port() -> None:
+    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "9000"])
+    assert (args.host, args.port) == ("0.0.0.0", 9000)
+
+
+def test_the_interrupt_line_names_the_stage_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interrupts, "_running", [])
+    assert interrupts.interrupted_message("catalog") == "stj: interrupted stj catalog; the catalog is stopped."
+    interrupts.entering("scrape")
+    interrupts.entering("train")
+    interrupts.leaving("scrape")
+    assert interrupts.interrupted_message("run").startswith("stj: interrupted stj run during train; no model")
+
+
+def test_paths_expand_files_folders_and_globs_once_each(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    for name in ["a/1.jpg", "a/2.PNG", "a/notes.txt", "3.webp"]:
+        (tmp_path / name).write_bytes(b"x")
+    found = expand_paths([str(tmp_path / "a"), str(tmp_path / "*.webp"), str(tmp_path / "a" / "1.jpg")])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/1.jpg", "a/2.PNG", "3.webp"]
+    with pytest.raises(NoImages, match="nowhere: no such file"):
+        expand_paths([str(tmp_path / "nowhere")])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("x")
+    with pytest.raises(NoImages, match="no image files"):
+        expand_paths([str(tmp_path / "b")])

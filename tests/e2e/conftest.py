@@ -1,0 +1,52 @@
+"""End-to-end fixtures: one tiny pipeline run shared by the modules that read its store, and the `stj`
+command run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+
+import pytest
+
+from flows.settings import load_run_config
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, overrides_for, prefect_harness):
+    """Run the parent flow once on the tiny catalog (the catalog is started by the scrape flow itself);
+    yields (config, overrides, summary). Tests may add runs and versions, never remove them."""
+    from flows.pipeline import pipeline
+
+    root = tmp_path_factory.mktemp("pipeline")
+    overrides = [*overrides_for(root), f"scrape.base_url=http://127.0.0.1:{free_port()}"]
+    config = load_run_config("configs/demo.yaml", overrides)
+    summary = pipeline(config, config_source="configs/demo.yaml")
+    return config, overrides, summary
+
+
+def _environment() -> dict[str, str]:
+    # mlflow.set_tracking_uri() in this process exports MLFLOW_TRACKING_URI, which `stj` reads as tracking.uri
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
+@pytest.fixture(scope="session")
+def stj() -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``stj ARGS`` (``python -m flows.cli``) with ``--set`` for each override; output captured."""
+
+    def run(
+        args: list[str], overrides: Iterable[str] = (), env: dict[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        sets = [arg for o in overrides for arg in ("--set", o)]
+        return subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args, *sets],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
+
+    return run

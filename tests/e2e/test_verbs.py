@@ -1,0 +1,136 @@
+"""The verbs on the demo store, as a user types them: `stj status`, `stj predict` (model and server agree),
+`stj export` (the exported model gives the registered model's probabilities), and the command line's
+conventions (did you mean, environment over file, --set over environment)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def test_status_names_the_champion_last_run_and_data(trained, stj) -> None:
+    config, overrides, _ = trained
+    proc = stj(["status", "-c", "configs/demo.yaml", "--json"], overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status = json.loads(proc.stdout)
+    champion = MlflowClient(tracking_uri=config.tracking.uri).get_model_version_by_alias("stj-classifier", "champion")
+    assert status["champion"]["version"] == str(champion.version)
+    assert set(status["champion"]["metrics"]) == {"test_macro_f1", "test_accuracy", "best_val_loss"}
+    assert status["last_run"]["status"] == "FINISHED" and status["last_run"]["gate"] in {"promoted", "rejected"}
+    assert status["data"]["photos"] == {"jeans": 12, "saree": 12, "trousers": 12}
+    assert sum(sum(side.values()) for side in status["data"]["split"].values()) == 36
+    text = stj(["status", "-c", "configs/demo.yaml"], overrides).stdout
+    assert f"champion  version {champion.version}" in text and "jeans 12" in text
+
+
+def test_predict_scores_files_folders_and_globs_like_the_server(tmp_path, trained, stj, serve_subprocess) -> None:
+    config, overrides, _ = trained
+    raw = Path(config.project.data_dir) / "raw"
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a photo")
+    paths = [str(raw / "jeans"), str(raw / "saree" / "*.jpg"), str(not_an_image)]
+    local = stj(["predict", "-c", "configs/demo.yaml", *paths, "--format", "jsonl"], overrides)
+    assert local.returncode == 0, local.stderr[-3000:]
+    rows = [json.loads(line) for line in local.stdout.splitlines()]
+    assert len(rows) == 12 + 12 + 1
+    assert rows[-1]["file"] == str(not_an_image) and "not scored" in rows[-1]["error"]
+    for row in rows[:-1]:
+        assert row["label"] in config.class_names and abs(sum(row["probabilities"].values()) - 1) < 1e-3
+    with serve_subprocess(overrides) as server:
+        remote = stj(["predict", "--url", server.base, *paths[:2], "--format", "csv"], overrides)
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    table = list(csv.DictReader(io.StringIO(remote.stdout)))
+    assert [r["file"] for r in table] == [r["file"] for r in rows[:-1]]
+    for mine, theirs in zip(rows, table, strict=False):
+        assert mine["label"] == theirs["label"]
+        for name in config.class_names:
+            assert abs(mine["probabilities"][name] - float(theirs[name])) < 1e-3
+
+
+def test_predict_refuses_what_it_cannot_score_in_one_line(tmp_path, trained, stj) -> None:
+    _, overrides, _ = trained
+    missing = stj(["predict", "-c", "configs/demo.yaml", str(tmp_path / "nowhere.jpg")], overrides)
+    assert missing.returncode == 2 and missing.stderr.strip().endswith("no such file, folder or match")
+    photo = next(Path(trained[0].project.data_dir, "raw", "jeans").glob("*.jpg"))
+    down = stj(["predict", "--url", "http://127.0.0.1:9", str(photo)], overrides)
+    assert down.returncode == 2 and down.stderr.startswith("stj: error: --url http://127.0.0.1:9: not a running")
+    assert len(down.stderr.splitlines()) == 1  # asking a server loads no TensorFlow, so nothing else is printed
+    assert "Traceback" not in missing.stderr + down.stderr
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "saved_model"])
+def test_export_gives_the_registered_models_probabilities(tmp_path, trained, stj, fmt) -> None:
+    import mlflow
+
+    from core.logged_model import load_logged_model
+    from core.model_input import load_images
+
+    config, overrides, _ = trained
+    proc = stj(["export", "-c", "configs/demo.yaml", "--format", fmt, "--output", str(tmp_path)], overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / fmt
+    description = json.loads((folder / "stj.json").read_text())
+    assert description["class_names"] == config.class_names and description["source"].startswith("models:/")
+    mlflow.set_tracking_uri(config.tracking.uri)
+    logged = load_logged_model(description["source"], with_embedder=False)
+    photos = sorted((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg"))[:4]
+    pixels = load_images(photos, logged.image_size, resize=logged.resize)
+    expected = logged.model.predict(pixels, verbose=0)
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(folder / description["file"]), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: pixels})[0]
+    elif fmt == "openvino":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(
+            str(folder / description["file"]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+        )
+        got = compiled(pixels)[0]  # f32 asked for: OpenVINO would pick bf16 on CPUs that have it
+    else:
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(folder / description["file"]))  # kept: its variables live with it
+        got = loaded.serve(tf.constant(pixels)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert [p.name for p in tmp_path.iterdir()] == [fmt]  # nothing half-written beside it
+
+
+def test_command_line_conventions(tmp_path, trained, stj) -> None:
+    _, overrides, _ = trained
+    typo = stj(["stauts", "-c", "configs/demo.yaml"])
+    assert typo.returncode == 2 and "did you mean 'status'?" in typo.stderr
+    key = stj(["status", "-c", "configs/demo.yaml", "--set", "train.epoch=3"])
+    assert key.returncode == 2 and "train.epoch: unknown key (did you mean 'train.epochs'?)" in key.stderr
+    # the environment names the store; --set wins over it
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
+    from_env = stj(["status", "-c", "configs/demo.yaml", "--json"], overrides[:0], env)
+    assert json.loads(from_env.stdout)["tracking_uri"] == env["MLFLOW_TRACKING_URI"], from_env.stderr[-2000:]
+    over = stj(["status", "-c", "configs/demo.yaml", "--json"], overrides, env)
+    assert json.loads(over.stdout)["champion"] is not None
+    bad_env = stj(["status", "-c", "configs/demo.yaml"], [], {"STJ_TRAIN__EPOCHS": "many"})
+    assert bad_env.returncode == 2 and "STJ_TRAIN__EPOCHS" in bad_env.stderr and "train.epochs" in bad_env.stderr
+    helped = stj(["predict", "--help"])
+    assert "examples:" in helped.stdout and "stj predict" in helped.stdout
+
+
+def test_scrape_alone_fills_the_manifest_and_prints_its_report(tmp_path, overrides_for, stj) -> None:
+    from core.manifest import manifest_path, read_manifest
+    from tests.conftest import free_port
+
+    overrides = [*overrides_for(tmp_path), f"scrape.base_url=http://127.0.0.1:{free_port()}"]
+    proc = stj(["scrape", "-c", "configs/demo.yaml", "--quiet"], overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("scrape summary") and "36 saved" in proc.stdout, proc.stdout
+    manifest = read_manifest(manifest_path(tmp_path / "data"))
+    assert manifest["class"].value_counts().to_dict() == {"saree": 12, "trousers": 12, "jeans": 12}
+    assert not (tmp_path / "mlflow.db").exists()  # the scrape alone trains and records nothing

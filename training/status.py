@@ -1,0 +1,116 @@
+"""Where a project stands (``stj status``): the champion and its metrics, the last run and what the quality
+gate decided, and the photos per class in the manifest and the split. Read-only.
+
+Config keys: ``tracking.*``, ``project.data_dir``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from configs.schema import Config
+from core.manifest import manifest_path, read_manifest
+from training.split import read_split, split_path
+
+HEADLINE = ("test_macro_f1", "test_accuracy", "best_val_loss")
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds") if ms else "-"
+
+
+def _champion(client: MlflowClient, config: Config) -> dict[str, Any] | None:
+    try:
+        version = client.get_model_version_by_alias(config.tracking.model_name, config.tracking.alias)
+    except MlflowException:
+        return None
+    metrics = client.get_run(version.run_id).data.metrics
+    return {
+        "version": str(version.version),
+        "run_id": version.run_id,
+        "registered": _when(version.creation_timestamp),
+        "metrics": {k: round(metrics[k], 4) for k in HEADLINE if k in metrics},
+    }
+
+
+def _last_run(client: MlflowClient, config: Config) -> dict[str, Any] | None:
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return None
+    recent = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=50)
+    # the train stage's runs: they have a validation loss and no parent (baselines and sweep points do)
+    runs = [r for r in recent if "best_val_loss" in r.data.metrics and "mlflow.parentRunId" not in r.data.tags]
+    if not runs:
+        return None
+    # of sibling runs (one per backbone), the one the gate judged; else the newest (not published yet)
+    run = next((r for r in runs if "gate.decision" in r.data.tags), runs[0])
+    return {
+        "run_id": run.info.run_id,
+        "name": run.info.run_name,
+        "status": run.info.status,
+        "started": _when(run.info.start_time),
+        "gate": run.data.tags.get("gate.decision", "not published"),
+        "reason": run.data.tags.get("gate.reason", ""),
+        "metrics": {k: round(run.data.metrics[k], 4) for k in HEADLINE if k in run.data.metrics},
+    }
+
+
+def _data(data_dir: Path) -> dict[str, Any]:
+    manifest = read_manifest(manifest_path(data_dir))
+    manifest = manifest[~manifest["conflict"].astype(bool)]  # listed under two classes: kept out of training
+    classes = {str(k): int(v) for k, v in manifest["class"].value_counts().sort_index().items()}
+    split: dict[str, dict[str, int]] = {}
+    if split_path(data_dir).exists():
+        frame = read_split(split_path(data_dir))
+        for side, part in frame.groupby("split"):
+            split[str(side)] = {str(k): int(v) for k, v in part["class"].value_counts().sort_index().items()}
+    return {"photos": classes, "split": split}
+
+
+def project_status(config: Config) -> dict[str, Any]:
+    """The champion, the last train-stage run and the data, as a JSON-ready dict (``None`` where absent)."""
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    return {
+        "model": f"{config.tracking.model_name}@{config.tracking.alias}",
+        "tracking_uri": config.tracking.uri,
+        "champion": _champion(client, config),
+        "last_run": _last_run(client, config),
+        "data": _data(Path(config.project.data_dir)),
+    }
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in metrics.items()) or "no metrics"
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """The status as a few lines for a terminal."""
+    champion, last, data = status["champion"], status["last_run"], status["data"]
+    lines = [f"model     {status['model']} in {status['tracking_uri']}"]
+    if champion:
+        lines.append(
+            f"champion  version {champion['version']} (registered {champion['registered']}): "
+            f"{_metrics(champion['metrics'])}"
+        )
+    else:
+        lines.append("champion  none yet (run `stj run`)")
+    if last:
+        reason = f": {last['reason']}" if last["reason"] else ""
+        lines.append(f"last run  {last['name']} [{last['status']}] started {last['started']}")
+        lines.append(f"          gate {last['gate']}{reason}; {_metrics(last['metrics'])}")
+    else:
+        lines.append("last run  none")
+    photos = data["photos"]
+    lines.append(
+        "data      " + (", ".join(f"{k} {v}" for k, v in photos.items()) + f" (total {sum(photos.values())})")
+        if photos
+        else "data      no photos scraped yet"
+    )
+    for side, counts in data["split"].items():
+        lines.append(f"  {side:<7} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return "\n".join(lines)
