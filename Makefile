@@ -5,6 +5,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
+PORT    ?= 5000
 
 .PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve bench-uploads soak clean
 
@@ -50,8 +51,8 @@ test-fast: install ## unit tests only (seconds)
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:$(PORT) (e.g. make mlflow-ui PORT=5001)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(PORT)
 
 # Scrapy's ImagesPipeline needs Pillow in Scrapy's own environment: without it the pipeline is silently
 # disabled and the spider saves nothing.
@@ -78,5 +79,5 @@ bench-uploads: install ## worst-case uploads: time and peak memory, bounded vs p
 soak: install system-deps ## 10 minutes of mixed good and bad uploads at 16 clients
 	$(BIN)/python benchmarks/soak.py
 
-clean: ## remove generated data, runs and models (keeps the virtualenv)
-	rm -rf data mlflow.db mlartifacts checkpoints
+clean: ## remove what the demo made: data, runs, models, prediction history, exports (keeps the virtualenv)
+	rm -rf data mlflow.db mlartifacts checkpoints history.db exported

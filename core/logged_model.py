@@ -81,6 +81,8 @@ def log_classifier(
 ) -> str:
     """Log the whole image -> probabilities model to the active run (and register it under
     ``registered_name``, if given); returns its model URI. ``resize``: how photos become its input."""
+    # MLflow runs the input example through model.predict, whose progress bar would land in the logs
+    keras.config.disable_interactive_logging()
     info = mlflow.tensorflow.log_model(
         model,
         name=MODEL_ARTIFACT,
