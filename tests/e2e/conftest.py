@@ -14,10 +14,11 @@ from flows.settings import load_run_config
 from tests.conftest import free_port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def trained(tmp_path_factory, overrides_for, prefect_harness):
-    """Run the parent flow once on the tiny catalog (the catalog is started by the scrape flow itself);
-    yields (config, overrides, summary). Tests may add runs and versions, never remove them."""
+    """Run the parent flow once per module on the tiny catalog (the catalog is started by the scrape flow
+    itself); yields (config, overrides, summary). Once per module, not per session: a module's tests read
+    the newest Prefect artifacts, which another module's pipeline run would replace."""
     from flows.pipeline import pipeline
 
     root = tmp_path_factory.mktemp("pipeline")

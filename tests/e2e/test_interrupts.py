@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import psutil
@@ -101,11 +103,11 @@ def test_run_stops_mid_training_and_marks_the_run_killed(tmp_path: Path, overrid
     proc = _start(["run", "-c", "configs/demo.yaml"], overrides, log)
 
     def training() -> bool:
-        if not (tmp_path / "mlflow.db").exists():
-            return False
+        # read-only SQL, not an MlflowClient: a client would race the command's own schema migration
         try:
-            return bool(_runs(_store(tmp_path), "attributes.status = 'RUNNING'"))
-        except Exception:  # the store is being created
+            with closing(sqlite3.connect(f"file:{tmp_path / 'mlflow.db'}?mode=ro", uri=True)) as db:
+                return bool(db.execute("SELECT count(*) FROM runs WHERE status = 'RUNNING'").fetchone()[0])
+        except sqlite3.Error:  # not created yet, or its tables not yet
             return False
 
     _wait_for(training, proc, log)
