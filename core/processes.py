@@ -19,6 +19,7 @@ import ctypes
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 
@@ -35,6 +36,23 @@ def die_with_parent() -> None:
     """``preexec_fn`` for :class:`subprocess.Popen`: SIGTERM this child when the parent dies (Linux)."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Stop a child STJ started: SIGTERM, SIGKILL if it is still running after ``grace_s``; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on now at ``host`` (IPv4 or IPv6), for a child server to bind."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def guard_children() -> subprocess.Popen | None:
@@ -93,13 +111,12 @@ def watch(pid: int) -> None:
         known = {k: p for k, p in known.items() if p.is_running()}
         if poller.poll(POLL_S * 1000):  # readable: the process ended
             break
-    targets = list(known.values())
-    for _ in range(SWEEPS):  # again while marked ones remain: one may have been starting during the last sweep
-        targets += [p for p in marked(pid) if p.pid != me]
-        if not targets:
+    terminate_all(list(known.values()))
+    for _ in range(SWEEPS):  # the marked ones, again while any remain: one may have been starting meanwhile
+        left = [p for p in marked(pid) if p.pid != me]
+        if not left:
             break
-        terminate_all(targets)
-        targets = []
+        terminate_all(left)
 
 
 def marked(pid: int) -> list[psutil.Process]:

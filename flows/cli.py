@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import logging
 import os
 import re
@@ -168,6 +169,15 @@ def suggest_command(argv: list[str], commands: list[str]) -> str | None:
     return f"stj: error: unknown command '{word}'; {hint}(commands: {', '.join(commands)})"
 
 
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """Options that are config values (``stj serve --host/--port``) as overrides, validated by the schema like
+    any ``--set`` and applied after them."""
+    if args.command != "serve":
+        return []
+    given = {"host": args.host, "port": args.port}
+    return [f"serve.{key}={json.dumps(value)}" for key, value in given.items() if value is not None]
+
+
 def _terminate_like_interrupt(signum: int, frame: object) -> None:
     # SIGTERM's default ends the process without running exit handlers, orphaning children such as
     # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.settings import load_run_config
 
     try:
-        config = load_run_config(args.config, args.overrides, environ=os.environ)
+        config = load_run_config(args.config, [*args.overrides, *flag_overrides(args)], environ=os.environ)
         return COMMANDS[args.command](config, args)
     except UserError as exc:
         print(f"stj: error: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ from typing import Any
 
 from configs.errors import UserError
 from flows.interrupts import entering, leaving
-from flows.model_commands import cmd_export, cmd_predict, cmd_status
+from flows.model_commands import cmd_export, cmd_predict, cmd_status, no_model
 
 
 def _preflight(config) -> None:
@@ -89,22 +89,16 @@ def cmd_scrape(config, args) -> int:
 
 
 def cmd_serve(config, args) -> int:
-    """Serve the registered model (``--host`` / ``--port`` over the config's ``serve`` section)."""
+    """Serve the registered model (``--host`` / ``--port`` arrive as ``serve.*`` overrides)."""
     from mlflow.exceptions import MlflowException
 
     from serving.predictor import resolve_model
     from serving.server import serve
 
-    given = {"host": args.host, "port": args.port}
-    config = config.model_copy(
-        update={"serve": config.serve.model_copy(update={k: v for k, v in given.items() if v is not None})}
-    )
-    if args.port is not None and not 0 <= args.port <= 65535:
-        raise UserError(f"--port {args.port}: expected 0..65535")
     try:
         resolve_model(config.model_uri, config.tracking.uri)
     except MlflowException:
-        raise UserError(f"no model at {config.model_uri} in {config.tracking.uri}; run `stj run` first") from None
+        raise no_model(config, config.model_uri) from None
     entering("serve")
     try:
         serve(config)

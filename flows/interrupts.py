@@ -10,13 +10,13 @@ _running: list[str] = []  # the stage being run, innermost last (a process runs 
 
 RESUMES = {
     "scrape": "photos saved so far stay in the manifest; the next run scrapes only what is missing",
-    "validate": "nothing was written; the next run checks again",
+    "validate": "the next run checks the data again",
     "prepare": "the split is written whole or not at all; the next run makes it again",
     "train": "no model was published, an open MLflow run is marked KILLED; the next run trains again",
     "publish": "the gate decides again on the next run",
     "serve": "the server and its workers are stopped",
     "catalog": "the catalog is stopped",
-    "schedule": "the deployment is no longer served; runs already started were cancelled",
+    "schedule": "the deployment is no longer served",
 }
 
 

@@ -12,19 +12,20 @@ from pathlib import Path
 from configs.errors import UserError
 
 
-def _model_uri(config, version: str | None) -> str:
-    return f"models:/{config.tracking.model_name}/{version}" if version else config.model_uri
+def no_model(config, model_uri: str) -> UserError:
+    """The one-line error for a model URI the store does not have."""
+    return UserError(f"no model at {model_uri} in {config.tracking.uri}; run `stj run` first")
 
 
-def _load_predictor(config, model_uri: str):
+def _load_predictor(config):
     from mlflow.exceptions import MlflowException
 
     from serving.predictor import Predictor
 
     try:
-        return Predictor.load(model_uri, config.tracking.uri, runtime=config.serve.runtime)
+        return Predictor.load(config.model_uri, config.tracking.uri, runtime=config.serve.runtime)
     except MlflowException:
-        raise UserError(f"no model at {model_uri} in {config.tracking.uri}; run `stj run` first") from None
+        raise no_model(config, config.model_uri) from None
 
 
 def cmd_predict(config, args) -> int:
@@ -44,7 +45,7 @@ def cmd_predict(config, args) -> int:
             raise UserError(f"--url {args.url}: not a running `stj serve` ({exc})") from None
         rows = score_with_server(args.url, files, classes)
     else:
-        predictor = _load_predictor(config, config.model_uri)
+        predictor = _load_predictor(config)
         classes, rows = predictor.class_names, score_with_model(predictor, files)
     target = Path(args.output) if args.output else None
     try:
@@ -67,13 +68,13 @@ def cmd_export(config, args) -> int:
     from core.logged_model import load_logged_model
     from serving.predictor import resolve_model
 
-    uri = _model_uri(config, args.version)
+    uri = f"models:/{config.tracking.model_name}/{args.version}" if args.version else config.model_uri
     try:
         ref = resolve_model(uri, config.tracking.uri)
         mlflow.set_tracking_uri(config.tracking.uri)  # models:/ URIs resolve against the global store
         logged = load_logged_model(ref.uri, with_embedder=False)
     except MlflowException:
-        raise UserError(f"no model at {uri} in {config.tracking.uri}; run `stj run` first") from None
+        raise no_model(config, uri) from None
     path = export_model(logged, args.format, args.output, source=ref.uri)
     print(f"stj: {ref.uri} exported as {args.format} -> {path}")
     return 0

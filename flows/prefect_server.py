@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +22,13 @@ from pathlib import Path
 import requests
 
 from configs.errors import UserError
-from core.processes import die_with_parent
+from core.processes import die_with_parent, free_port, stop_process
 
 log = logging.getLogger(__name__)
 
 API_ENV = "PREFECT_API_URL"
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_command(port: int) -> list[str]:
@@ -77,15 +70,6 @@ def _wait_healthy(process: subprocess.Popen, api: str, timeout_s: float) -> bool
     raise UserError(f"the temporary Prefect server did not answer in {timeout_s:.0f} s; set {API_ENV} to use one")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def _drain_reports(timeout_s: float = 5.0) -> None:
     """Send the logs and events Prefect still holds, while the server is up (else they fail at exit)."""
     from prefect.events.worker import EventsWorker
@@ -118,7 +102,7 @@ def prefect_api() -> Iterator[str]:
     log.info("starting a temporary Prefect server (set %s to report to your own)", API_ENV)
     started = time.monotonic()
     while True:
-        port = _free_port()
+        port = free_port()
         api = f"http://127.0.0.1:{port}/api"
         process = subprocess.Popen(
             server_command(port),
@@ -131,7 +115,7 @@ def prefect_api() -> Iterator[str]:
             if _wait_healthy(process, api, timeout_s):
                 break
         except BaseException:
-            _stop(process)
+            stop_process(process)
             raise
     log.info("Prefect server ready in %.1f s", time.monotonic() - started)
     os.environ[API_ENV] = api
@@ -142,4 +126,4 @@ def prefect_api() -> Iterator[str]:
         _drain_reports()
         del os.environ[API_ENV]
         refresh_global_settings_context()
-        _stop(process)
+        stop_process(process)

@@ -28,7 +28,7 @@ import psutil
 
 from configs.errors import UserError
 from configs.schema import ServeConfig
-from core.processes import die_with_parent
+from core.processes import die_with_parent, free_port, stop_process
 from serving.errors import error_body
 
 NGINX = "nginx"
@@ -131,7 +131,7 @@ def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
             folder.chmod(0o711)
         socket_path = folder / "gunicorn.sock"
         conf = folder / "nginx.conf"
-        port = serve.port or _free_port(serve.host)  # 0: any free port, chosen here so it can be told
+        port = serve.port or free_port(serve.host)  # 0: any free port, chosen here so it can be told
         conf.write_text(nginx_config(serve, folder, socket_path, port))
         write_error_pages(folder / "errors")
         log = folder / "nginx.log"
@@ -147,7 +147,7 @@ def running_proxy(serve: ServeConfig) -> Iterator[Proxy]:
         yield Proxy(url=f"http://{serve.host}:{port}", upstream=f"unix:{socket_path}")
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -160,21 +160,6 @@ def remove_stale_folders() -> None:
             continue  # not ours, or still being set up
         if not psutil.pid_exists(owner):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _wait_listening(proc: subprocess.Popen, log: Path, host: str, port: int, seconds: float = 10.0) -> None:

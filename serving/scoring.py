@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import requests
 
-from core.images import ImageRejected, open_image
-from core.model_input import to_model_input
-from serving.uploads import decoded_pixel_limit
+from serving.errors import ApiError
+from serving.uploads import decode_upload
 
 if TYPE_CHECKING:  # TensorFlow loads with it: `stj predict --url` needs none of it
     from serving.predictor import Predictor
@@ -78,20 +77,17 @@ def _row(file: Path, probs: np.ndarray, class_names: list[str]) -> Scored:
     )
 
 
-def _model_input(file: Path, predictor: Predictor) -> np.ndarray:
-    size = predictor.image_size  # decoded as the server decodes an upload, so both give the same numbers
-    img = open_image(file.read_bytes(), fit=2 * size, max_decoded_pixels=decoded_pixel_limit(size))
-    return to_model_input(img, size, predictor.resize)
-
-
 def score_with_model(predictor: Predictor, files: list[Path]) -> Iterator[Scored]:
     """Score ``files`` in batches with a loaded model; rows come in the files' order."""
     for start in range(0, len(files), BATCH):
         chunk, pixels, failed = files[start : start + BATCH], [], {}
         for file in chunk:
-            try:
-                pixels.append(_model_input(file, predictor))
-            except (ImageRejected, OSError) as exc:
+            try:  # decoded as the server decodes an upload, so both give the same numbers
+                data = file.read_bytes()
+                pixels.append(decode_upload(data, predictor.image_size, name=file.name, resize=predictor.resize))
+            except ApiError as exc:
+                failed[file] = f"not scored: {exc.message}"
+            except OSError as exc:
                 failed[file] = f"not scored: {exc}"
         probs = iter(predictor.predict(np.stack(pixels)) if pixels else [])
         for file in chunk:
@@ -140,19 +136,21 @@ def score_with_server(url: str, files: list[Path], classes: list[str], concurren
         yield from pool.map(lambda file: _ask_server(session, url, len(classes), file), files)
 
 
-def write_rows(rows: Iterable[Scored], out: io.TextIOBase, fmt: str, class_names: list[str] | None) -> int:
+def write_rows(rows: Iterable[Scored], out: io.TextIOBase, fmt: str, class_names: list[str]) -> int:
     """Write rows as CSV (``file,label,confidence,<class>...,error``) or JSON lines; returns how many."""
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer:
+        writer.writerow(["file", "label", "confidence", *class_names, "error"])
     count = 0
-    writer = None
     for row in rows:
-        if fmt == "jsonl":
+        count += 1
+        if writer is None:
             out.write(json.dumps({k: v for k, v in row.__dict__.items() if v not in (None, {})}) + "\n")
         else:
-            names = class_names or list(row.probabilities)
-            if writer is None:
-                writer = csv.writer(out)
-                writer.writerow(["file", "label", "confidence", *names, "error"])
-            probs = [row.probabilities.get(name, "") for name in names]
-            writer.writerow([row.file, row.label or "", row.confidence or "", *probs, row.error or ""])
-        count += 1
+            probs = [row.probabilities.get(name, "") for name in class_names]
+            writer.writerow([row.file, row.label or "", _blank(row.confidence), *probs, row.error or ""])
     return count
+
+
+def _blank(value: float | None) -> float | str:
+    return "" if value is None else value

@@ -22,7 +22,6 @@ os.environ["PREFECT_LOCAL_STORAGE_PATH"] = _PREFECT_STORAGE
 atexit.register(shutil.rmtree, _PREFECT_STORAGE, ignore_errors=True)
 
 import json  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
@@ -41,6 +40,7 @@ import requests  # noqa: E402
 from catalog import CatalogServer, running_catalog  # noqa: E402
 from catalog.settings import CatalogConfig  # noqa: E402
 from configs.schema import CLASS_NAMES_DEFAULT  # noqa: E402
+from core.processes import free_port, stop_process  # noqa: E402
 from flows.settings import RunConfig, load_run_config  # noqa: E402
 
 CLASSES = list(CLASS_NAMES_DEFAULT)
@@ -149,13 +149,6 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
         thread.join()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class RunningServer:
     """`stj serve` in a subprocess."""
@@ -203,12 +196,7 @@ def serve_subprocess(tmp_path: Path) -> Callable[..., object]:
                 time.sleep(0.5)
             yield server
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace_s=60)
 
     return start
 

@@ -79,16 +79,15 @@ def tracked_run(**start_run_args: Any) -> Iterator[mlflow.ActiveRun]:
     with mlflow.start_run(**start_run_args) as run:
         try:
             yield run
-        except Exception:
-            raise
-        except BaseException:
-            mlflow.end_run("KILLED")
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                mlflow.end_run("KILLED")
             raise
 
 
-def run_title(backbone: str, precision: str, photos: int, when: datetime | None = None) -> str:
-    """A run's name in the UI: what was trained, how, on how much, when."""
-    return f"{backbone} · {precision} · {photos} photos · {(when or datetime.now()):%Y-%m-%d %H:%M}"
+def run_title(backbone: str, precision: str, photos: int) -> str:
+    """A run's name in the UI: what was trained, how, on how much, when (now)."""
+    return f"{backbone} · {precision} · {photos} photos · {datetime.now():%Y-%m-%d %H:%M}"
 
 
 def run_link(cfg: TrackingConfig, run_id: str) -> str:

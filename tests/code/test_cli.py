@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from configs import ConfigError
 from flows import interrupts
-from flows.cli import build_parser, suggest_command
+from flows.cli import build_parser, flag_overrides, suggest_command
+from flows.settings import load_run_config
 from serving.scoring import NoImages, expand_paths
 
 COMMANDS = ["run", "train", "scrape", "serve", "predict", "export", "status", "schedule", "catalog"]
@@ -27,9 +29,14 @@ def test_every_command_has_examples_in_its_help() -> None:
         assert f"stj {name}" in sub.format_help() and "examples:" in sub.format_help(), name
 
 
-def test_serve_takes_host_and_port() -> None:
-    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "9000"])
-    assert (args.host, args.port) == ("0.0.0.0", 9000)
+def test_serve_host_and_port_are_config_values_checked_by_the_schema() -> None:
+    args = build_parser().parse_args(["serve", "--set", "serve.port=1", "--host", "::", "--port", "9000"])
+    config = load_run_config("configs/demo.yaml", [*args.overrides, *flag_overrides(args)])
+    assert (config.serve.host, config.serve.port) == ("::", 9000)  # over the file and over --set
+    too_big = build_parser().parse_args(["serve", "--port", "70000"])
+    with pytest.raises(ConfigError, match="serve.port: Input should be less than or equal to 65535"):
+        load_run_config("configs/demo.yaml", flag_overrides(too_big))
+    assert flag_overrides(build_parser().parse_args(["catalog", "--port", "9"])) == []  # the catalog's own
 
 
 def test_the_interrupt_line_names_the_stage_running(monkeypatch: pytest.MonkeyPatch) -> None:

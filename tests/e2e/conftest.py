@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
+from core.processes import free_port
 from flows.settings import load_run_config
-from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +28,6 @@ def trained(tmp_path_factory, overrides_for, prefect_harness):
     return config, overrides, summary
 
 
-def _environment() -> dict[str, str]:
-    # mlflow.set_tracking_uri() in this process exports MLFLOW_TRACKING_URI, which `stj` reads as tracking.uri
-    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-
-
 @pytest.fixture(scope="session")
 def stj() -> Callable[..., subprocess.CompletedProcess]:
     """Run ``stj ARGS`` (``python -m flows.cli``) with ``--set`` for each override; output captured."""
@@ -46,7 +41,7 @@ def stj() -> Callable[..., subprocess.CompletedProcess]:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
             stdin=subprocess.DEVNULL,
         )
 

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import free_port
+from core.processes import free_port
 
 pytestmark = pytest.mark.slow
 STOP_WITHIN_S = 30

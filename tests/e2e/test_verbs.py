@@ -113,7 +113,7 @@ def test_command_line_conventions(tmp_path, trained, stj) -> None:
     assert key.returncode == 2 and "train.epoch: unknown key (did you mean 'train.epochs'?)" in key.stderr
     # the environment names the store; --set wins over it
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
-    from_env = stj(["status", "-c", "configs/demo.yaml", "--json"], overrides[:0], env)
+    from_env = stj(["status", "-c", "configs/demo.yaml", "--json"], [], env)
     assert json.loads(from_env.stdout)["tracking_uri"] == env["MLFLOW_TRACKING_URI"], from_env.stderr[-2000:]
     over = stj(["status", "-c", "configs/demo.yaml", "--json"], overrides, env)
     assert json.loads(over.stdout)["champion"] is not None
@@ -125,7 +125,7 @@ def test_command_line_conventions(tmp_path, trained, stj) -> None:
 
 def test_scrape_alone_fills_the_manifest_and_prints_its_report(tmp_path, overrides_for, stj) -> None:
     from core.manifest import manifest_path, read_manifest
-    from tests.conftest import free_port
+    from core.processes import free_port
 
     overrides = [*overrides_for(tmp_path), f"scrape.base_url=http://127.0.0.1:{free_port()}"]
     proc = stj(["scrape", "-c", "configs/demo.yaml", "--quiet"], overrides)
