@@ -14,12 +14,11 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
 import tempfile
 import warnings
 
-from flows.interrupts import interrupted_message
+from flows.interrupts import install_handlers, interrupted_message
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
@@ -178,12 +177,6 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"serve.{key}={json.dumps(value)}" for key, value in given.items() if value is not None]
 
 
-def _terminate_like_interrupt(signum: int, frame: object) -> None:
-    # SIGTERM's default ends the process without running exit handlers, orphaning children such as
-    # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
-    raise KeyboardInterrupt
-
-
 def configure_logging(args: argparse.Namespace) -> None:
     """INFO by default; ``--quiet``: warnings and up; ``--verbose``: debug for STJ's own loggers."""
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
@@ -201,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if message := suggest_command(argv, list(COMMANDS)):
         print(message, file=sys.stderr)
         return EXIT_USER_ERROR
-    signal.signal(signal.SIGTERM, _terminate_like_interrupt)
+    install_handlers()
     args = build_parser().parse_args(argv)
     from core.processes import guard_children
 

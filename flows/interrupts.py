@@ -1,10 +1,16 @@
 """What an interrupted command tells its user: which stage was running, and what happens next.
 
 The pipeline marks the stage it enters (:func:`entering`); Ctrl-C or SIGTERM then ends the command with one
-line from :func:`interrupted_message` instead of a traceback.
+line from :func:`interrupted_message` instead of a traceback. :func:`install_handlers` makes SIGTERM stop a
+command the way Ctrl-C does, and makes sure neither is lost.
 """
 
 from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
 
 _running: list[str] = []  # the stage being run, innermost last (a process runs one command)
 
@@ -18,6 +24,40 @@ RESUMES = {
     "catalog": "the catalog is stopped",
     "schedule": "the deployment is no longer served",
 }
+
+
+def _terminate_like_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM's default ends the process without running exit handlers, orphaning children such as
+    # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
+    raise KeyboardInterrupt
+
+
+def _swallowed_signal(exc: BaseException | None) -> int | None:
+    """The signal behind an interrupt exception (KeyboardInterrupt, Prefect's TerminationSignal), if it is one."""
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    if type(exc).__name__ == "TerminationSignal" and isinstance(getattr(exc, "signal", None), int):
+        return exc.signal
+    return None
+
+
+def _redeliver_swallowed_interrupts(unraisable: object) -> None:
+    # A signal's exception raised while a finalizer (``__del__``, e.g. GitPython's Repo during a garbage
+    # collection) runs is printed and dropped by Python, and the command would go on as if never told to
+    # stop. Send the signal again, from another thread so that it lands in ordinary code.
+    signum = _swallowed_signal(getattr(unraisable, "exc_value", None))
+    if signum is None:
+        sys.__unraisablehook__(unraisable)
+        return
+    resend = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+    resend.daemon = True
+    resend.start()
+
+
+def install_handlers() -> None:
+    """SIGTERM stops the command like Ctrl-C; an interrupt swallowed by a finalizer is sent again."""
+    signal.signal(signal.SIGTERM, _terminate_like_interrupt)
+    sys.unraisablehook = _redeliver_swallowed_interrupts
 
 
 def entering(stage: str) -> None:
