@@ -37,7 +37,7 @@ from training.validate import accept, validate
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any]:
     """Scrape every class's queries (resumes from the manifest on retry)."""
-    return scrape(config, base_url=base_url, show_progress=False).to_dict()
+    return scrape(config, base_url=base_url).to_dict()
 
 
 # Cached: the split is a function of the config and these files; a hit needs all of them unchanged

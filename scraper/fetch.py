@@ -58,7 +58,9 @@ def make_session(config: ScrapeConfig) -> requests.Session:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=max(4, config.concurrency))
+    # one connection per thread that can fetch at once: the query threads and the photo threads (both up to
+    # ``concurrency``); fewer, and urllib3 warns "Connection pool is full" and opens throw-away connections
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=2 * max(2, config.concurrency))
     session = requests.Session()
     session.mount("http://", adapter)
     session.mount("https://", adapter)

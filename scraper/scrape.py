@@ -21,11 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-from tqdm import tqdm
-
 from configs.files import atomic_write_text
 from configs.schema import Config
 from core.manifest import REPORT_NAME, manifest_path, read_manifest, rows_from_frame, write_manifest
+from core.progress import Progress
 from scraper.collection import Collection, Listing
 from scraper.fetch import Fetcher, FetchError
 from scraper.pages import PageSource
@@ -57,9 +56,7 @@ class _Crawl:
         """Follow one query's result pages until the last page, ``max_pages`` or the class's cap."""
         sc, data_dir = self.config.scrape, Path(self.config.project.data_dir)
         report = self.pages.report
-        bar = tqdm(
-            total=sc.max_pages, desc=f"{label}: {query}", unit="page", position=position, disable=not show_progress
-        )
+        bar = Progress(sc.max_pages, f"{label}: {query}", "page", enabled=show_progress, position=position)
         for page in range(1, sc.max_pages + 1):
             if (
                 self.stopped.is_set()
@@ -90,6 +87,7 @@ class _Crawl:
             ]
             outcomes = list(self.photos.map(self._photo, listings))
             self.kept.keep(listings, outcomes)
+            bar.note(f"{self.kept.count(label)} {label} photos kept")
             bar.update(1)
             url = parsed.next_url
         bar.close()

@@ -22,7 +22,7 @@ from core.runtime import RuntimeSpec
 from training.evaluate import classification_metrics, roc_auc
 from training.features import PARTS, Features
 from training.finetune import fine_tune
-from training.fit import fit_head
+from training.fit import EpochProgress, fit_head
 from training.precision import PrecisionChoice, choose_precision
 
 
@@ -78,6 +78,7 @@ def train_candidate(config: Config, features: Features) -> Candidate:
         config=tc,
         checkpoint_dir=checkpoint_folder(config, features),
         seed=config.project.seed,
+        callbacks=[EpochProgress(tc.epochs, "head epochs")],
     )
     fit_seconds = time.monotonic() - started
     test_y = features.part("test")[1]

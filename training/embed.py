@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from configs.files import atomic_write_bytes
 from core.model_input import load_images
+from core.progress import Progress
 from core.runtime.spec import Runtime
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def embed_files(
     todo = cache.missing(shas)
     by_sha = dict(zip(shas, paths, strict=True))
     chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-    bar = tqdm(total=len(todo), desc=f"embedding ({runtime.name})", unit="img", disable=not show_progress)
+    bar = Progress(len(todo), f"embedding ({runtime.name})", "img", enabled=show_progress)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stj-decode") as loader:
         # decode the next batch while the runtime works on this one
         pending = loader.submit(load_images, [by_sha[s] for s in chunks[0]], image_size) if chunks else None

@@ -17,6 +17,7 @@ import numpy as np
 from keras import layers
 
 from configs.schema import FineTuneConfig
+from training.fit import EpochProgress
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ def fine_tune(
         epochs=config.epochs,
         verbose=0,
         callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+            EpochProgress(config.epochs, "fine-tune epochs"),
         ],
     )
     base.trainable = False

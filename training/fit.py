@@ -23,6 +23,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from configs.files import atomic_write_bytes
 from configs.schema import TrainConfig
 from core.model import build_head
+from core.progress import Progress
 
 STATE_FILE = "state.npz"
 
@@ -88,6 +89,32 @@ class Validation(keras.callbacks.Callback):
         val_loss, val_accuracy = self._fn(self._x, self._y)
         if logs is not None:
             logs["val_loss"], logs["val_accuracy"] = float(val_loss), float(val_accuracy)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """A bar (or a line in a piped log) over the epochs, with the best validation loss so far; after
+    :class:`Validation`, which puts ``val_loss`` in the logs."""
+
+    def __init__(self, epochs: int, what: str = "epochs") -> None:
+        super().__init__()
+        self.epochs, self.what = epochs, what
+        self.progress: Progress | None = None
+        self.best, self.best_epoch = float("inf"), 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.progress = Progress(self.epochs, self.what, "epoch", summary=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.progress.done == 0 and epoch > 0:  # resumed: the epochs before ran in an earlier attempt
+            self.progress.update(epoch)
+        val_loss = (logs or {}).get("val_loss")
+        if val_loss is not None and val_loss < self.best:
+            self.best, self.best_epoch = float(val_loss), epoch + 1
+            self.progress.note(f"best val_loss {self.best:.4f} at epoch {self.best_epoch}")
+        self.progress.update(1)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.progress.close()
 
 
 def _num(value: float | None) -> float | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from core.model import head_probabilities
 from core.runtime import RuntimeSpec
 from training.features import Features
 
@@ -43,7 +44,7 @@ class PrecisionChoice:
 
 
 def _accuracy(head: keras.Model, features: np.ndarray, labels: np.ndarray) -> float:
-    return float((head.predict(features, verbose=0).argmax(axis=1) == labels).mean())
+    return float((head_probabilities(head, features).argmax(axis=1) == labels).mean())
 
 
 def choose_precision(features: Features, head: keras.Model, tolerance: float, fixed: bool) -> PrecisionChoice:
@@ -65,7 +66,7 @@ def choose_precision(features: Features, head: keras.Model, tolerance: float, fi
     val_accuracy, test_probs = {}, {}
     for spec in candidates:
         val_accuracy[spec.precision] = _accuracy(head, features.vectors_for(spec, "val"), val_y)
-        test_probs[spec.precision] = head.predict(features.vectors_for(spec, "test"), verbose=0)
+        test_probs[spec.precision] = head_probabilities(head, features.vectors_for(spec, "test"))
     reference = val_accuracy["f32"]  # every candidate list holds f32, the reference
     # On a small validation split one photo is more than the tolerance; a single flip is not a finding.
     allowed = max(tolerance, 1 / max(1, len(val_y)))

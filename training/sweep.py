@@ -17,6 +17,7 @@ import numpy as np
 
 from configs.schema import Config
 from configs.sweep import override_config
+from core.progress import Progress
 from training.candidate import train_candidate
 from training.features import load_features
 from training.track import configure_tracking, log_candidate, tracked_run
@@ -46,12 +47,16 @@ def sweep(
     with tracked_run(run_name=f"sweep of {len(grid_points)} (training)") as parent:
         mlflow.set_tag("sweep.points", json.dumps(grid_points))
         candidates = []
-        for index, (point, overrides) in enumerate(zip(points, grid_points, strict=True)):
-            with tracked_run(run_name=f"point {index + 1}: {' '.join(overrides)}", nested=True):
-                mlflow.set_tag("sweep.overrides", " ".join(overrides))
-                candidate = train_candidate(point, features)
-                log_candidate(point, candidate)
-            candidates.append(candidate)
+        with Progress(len(points), "sweep points", "point", summary=True) as progress:
+            for index, (point, overrides) in enumerate(zip(points, grid_points, strict=True)):
+                with tracked_run(run_name=f"point {index + 1}: {' '.join(overrides)}", nested=True):
+                    mlflow.set_tag("sweep.overrides", " ".join(overrides))
+                    candidate = train_candidate(point, features)
+                    log_candidate(point, candidate)
+                candidates.append(candidate)
+                best = min(candidates, key=lambda c: c.val_loss)
+                progress.note(f"best val_loss {best.val_loss:.4f} ({' '.join(grid_points[candidates.index(best)])})")
+                progress.update(1)
         best = int(np.argmin([c.val_loss for c in candidates]))
         mlflow.set_tag("sweep.best", " ".join(grid_points[best]))
         return record_run(

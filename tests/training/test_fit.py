@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import keras
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from configs.schema import TrainConfig
-from training.fit import fit_head
+from core.model import head_probabilities
+from training.fit import EpochProgress, fit_head
 
 
 def _features(seed: int = 0, n: int = 90):
@@ -65,3 +67,24 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path: Path) -> N
     np.testing.assert_allclose(resumed_history["val_loss"], full_history["val_loss"], rtol=1e-6)
     for wa, wb in zip(full.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, atol=1e-6)
+
+
+def test_the_epoch_line_reports_the_epochs_run_and_the_best_validation_loss(tmp_path: Path, caplog) -> None:
+    xt, yt, xv, yv = _features()
+    caplog.set_level(logging.INFO, logger="core.progress")
+    _, history, best = fit_head(
+        (xt, yt), (xv, yv), 3, _config(), tmp_path, seed=1, callbacks=[EpochProgress(12, "head epochs")]
+    )
+    [line] = [r.getMessage() for r in caplog.records if r.name == "core.progress"]
+    ran = len(history["val_loss"])
+    assert line.startswith(f"head epochs: {ran}/12 epoch (")
+    assert line.endswith(f"best val_loss {min(history['val_loss']):.4f} at epoch {best}")
+
+
+def test_head_probabilities_match_keras_predict_in_any_batching(tmp_path: Path) -> None:
+    xt, yt, xv, yv = _features()
+    head, _, _ = fit_head((xt, yt), (xv, yv), 3, _config(), None, seed=1)
+    expected = head.predict(xv, verbose=0)
+    np.testing.assert_allclose(head_probabilities(head, xv), expected, atol=1e-6)
+    np.testing.assert_allclose(head_probabilities(head, xv, batch_size=7), expected, atol=1e-6)
+    assert head_probabilities(head, xv[:0]).shape == (0, 3)
