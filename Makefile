@@ -24,14 +24,7 @@ system-deps: ## from Debian: nginx (in front of `stj serve`), Chromium + chromed
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver nginx-light; fi
 
 demo: install system-deps ## catalog + full pipeline on the demo config, then serve the champion model
-	@$(BIN)/stj catalog --config $(CONFIG) > /dev/null 2>&1 & pid=$$!; \
-	  trap "kill $$pid 2>/dev/null" EXIT; \
-	  $(BIN)/stj run --config $(CONFIG) || exit $$?; \
-	  kill $$pid 2>/dev/null; \
-	  img=$$(ls data/demo/raw/jeans/*.jpg | head -1); \
-	  echo; echo "Model published. Try it once the server prints 'stj: serving on …':"; \
-	  echo "  curl -F image=@$$img http://127.0.0.1:8000/predict"; echo; \
-	  $(BIN)/stj serve --config $(CONFIG)
+	@exec $(BIN)/stj demo --config $(CONFIG)
 
 run: install ## the pipeline once, on CONFIG
 	$(BIN)/stj run --config $(CONFIG)

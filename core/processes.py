@@ -57,8 +57,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def guard_children() -> subprocess.Popen | None:
     """Start the watchdog for this process (Linux; elsewhere nothing). It exits by itself after cleaning up."""
-    if not sys.platform.startswith("linux"):
-        return None
+    if not sys.platform.startswith("linux") or os.environ.get(OWNER_ENV) == str(os.getpid()):
+        return None  # elsewhere: no pidfd; same pid: this process exec'd another command, whose watchdog stays
     os.environ[OWNER_ENV] = str(os.getpid())  # before anything is started: every child inherits it
     return subprocess.Popen(
         [sys.executable, "-m", "core.processes", str(os.getpid())],

@@ -45,6 +45,8 @@ EXAMPLES = {
   stj run --config configs/demo.yaml                  # the offline demo: local catalog, train, publish
   stj run --config configs/stj.yaml --set train.epochs=10
   STJ_TRAIN__BACKBONE=efficientnet_lite0 stj run -c configs/demo.yaml""",
+    "demo": """examples:
+  stj demo -c configs/demo.yaml                       # offline catalog, train, publish, then serve on :8000""",
     "train": """examples:
   stj train -c configs/demo.yaml                      # re-train on the photos already scraped
   stj train -c configs/demo.yaml --sweep configs/sweep.yaml""",
@@ -76,7 +78,7 @@ EXAMPLES = {
 # What TensorFlow's C++ side prints on import, once per shared library, whatever TF_CPP_MIN_LOG_LEVEL says
 # (it is written before absl's logging is initialised): nothing a user can act on.
 TF_IMPORT_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow")
-NEEDS_TENSORFLOW = {"run", "train", "serve", "predict", "export"}
+NEEDS_TENSORFLOW = {"run", "demo", "train", "serve", "predict", "export"}
 
 
 def import_tensorflow_quietly() -> None:
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("run", "run scrape -> validate -> prepare -> train -> publish once")
+    add("demo", "run the pipeline once, then serve its champion (what `make demo` runs)")
     train = add("train", "prepare -> train (or a sweep) -> publish on the photos already scraped")
     train.add_argument("--sweep", default=None, help="YAML file with a 'grid' of config values to try")
     add("scrape", "run the scrape stage alone and print its report")

@@ -4,6 +4,8 @@ Heavy libraries (TensorFlow, Prefect, MLflow) are imported inside the commands, 
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any
 
@@ -115,20 +117,51 @@ def cmd_schedule(config, args) -> int:
     from prefect.schedules import Cron
 
     from flows.pipeline import pipeline
+    from flows.prefect_server import prefect_api
 
     try:
         schedule = Cron(args.cron)
     except ValueError as exc:
         raise UserError(f"--cron {args.cron!r}: {exc}") from None
     entering("schedule")
-    pipeline.serve(
-        name=args.name,
-        schedules=[schedule],
-        # Runs share one data folder and registry: a run due while the last one is still going is cancelled.
-        global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-        parameters={"config": config.model_dump(mode="json"), "config_source": args.config},
-    )
-    return 0
+    with prefect_api(scheduler=True) as api:
+        print(
+            f"stj: serving deployment 'stj-pipeline/{args.name}' on cron {args.cron!r}, Prefect API {api} "
+            "(Ctrl-C to stop)",
+            flush=True,
+        )
+        try:
+            pipeline.serve(
+                name=args.name,
+                schedules=[schedule],
+                # Runs share one data folder and registry: a run due while the last one is going is cancelled.
+                global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+                parameters={"config": config.model_dump(mode="json"), "config_source": args.config},
+                print_starting_message=False,
+            )
+        except SystemExit as exc:  # Prefect's runner ends on SIGTERM with sys.exit(0)
+            if exc.code not in (0, None):
+                raise
+    # serving ends only when interrupted (Prefect's runner swallows the KeyboardInterrupt of a Ctrl-C)
+    raise KeyboardInterrupt
+
+
+def cmd_demo(config, args) -> int:
+    """The whole pipeline, then ``stj serve`` in this same process (``exec``): a Ctrl-C or a SIGTERM to the
+    one command stops whichever part is running (``make demo`` runs this)."""
+    from pathlib import Path
+
+    cmd_run(config, args)
+    photo = next(iter(sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))), None)
+    serve = config.serve
+    print("\nModel published. Try it once the server prints 'stj: serving on ...':")
+    print(f"  curl -F image=@{photo or 'photo.jpg'} http://{serve.host}:{serve.port}/predict\n", flush=True)
+    sys.stderr.flush()
+    command = [sys.executable, "-m", "flows.cli", "serve", "--config", args.config]
+    command += [arg for override in args.overrides for arg in ("--set", override)]
+    command += ["--quiet"] if args.quiet else ["--verbose"] if args.verbose else []
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 def cmd_catalog(config, args) -> int:
@@ -146,6 +179,7 @@ def cmd_catalog(config, args) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "demo": cmd_demo,
     "train": cmd_train,
     "scrape": cmd_scrape,
     "serve": cmd_serve,

@@ -88,17 +88,30 @@ def _configured_api() -> str | None:
     return get_current_settings().api.url
 
 
+class _NoUiLinks(logging.Filter):
+    """Drops Prefect's "View at <url>" lines: the temporary server has no UI for them to open."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("View at ")
+
+
 @contextmanager
-def prefect_api() -> Iterator[str]:
+def prefect_api(scheduler: bool = False) -> Iterator[str]:
     """Yield the Prefect API URL the flows in this block report to, starting a temporary server if none is
-    configured (stopped when the block ends, however it ends)."""
+    configured (stopped when the block ends, however it ends).
+
+    ``scheduler``: the temporary server also runs Prefect's services, the scheduler among them, which turns
+    a deployment's cron into runs (an ephemeral server runs none, and a served deployment would wait forever).
+    """
     if configured := _configured_api():
         yield configured
         return
     from prefect.context import refresh_global_settings_context
 
     timeout_s = float(os.environ.get(STARTUP_TIMEOUT_ENV, "120"))
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_FINAL": "1"}
+    if not scheduler:
+        env["PREFECT__SERVER_EPHEMERAL"] = "1"
     log.info("starting a temporary Prefect server (set %s to report to your own)", API_ENV)
     started = time.monotonic()
     while True:
@@ -120,10 +133,13 @@ def prefect_api() -> Iterator[str]:
     log.info("Prefect server ready in %.1f s", time.monotonic() - started)
     os.environ[API_ENV] = api
     refresh_global_settings_context()
+    no_links, flow_runs = _NoUiLinks(), logging.getLogger("prefect.flow_runs")
+    flow_runs.addFilter(no_links)
     try:
         yield api
     finally:
         _drain_reports()
+        flow_runs.removeFilter(no_links)
         del os.environ[API_ENV]
         refresh_global_settings_context()
         stop_process(process)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 from mlflow import MlflowClient
 
 from core.processes import free_port
@@ -24,15 +25,24 @@ pytestmark = pytest.mark.slow
 STOP_WITHIN_S = 30
 
 
-def _start(args: list[str], overrides: list[str], log: Path) -> subprocess.Popen:
-    sets = [arg for o in overrides for arg in ("--set", o)]
+def _start(args: list[str], overrides: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    """``stj ARGS --set …``; with ``args[0] == "make"``, that make target with the overrides in the environment.
+    ``env`` entries set to ``None`` are removed from the environment."""
+    if args[0] == "make":
+        command = args
+        env = {
+            **(env or {}),
+            **{f"STJ_{k.replace('.', '__').upper()}": v for k, v in (o.split("=", 1) for o in overrides)},
+        }
+    else:
+        command = [sys.executable, "-m", "flows.cli", *args, *(arg for o in overrides for arg in ("--set", o))]
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args, *sets],
+        command,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: SIGINT to the group is a terminal's Ctrl-C
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env={k: v for k, v in {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}.items() if v is not None},
     )
 
 
@@ -60,8 +70,10 @@ def _interrupt(proc: subprocess.Popen, how: str, log: Path) -> tuple[str, list[p
     return log.read_text(), below
 
 
-def _assert_clean_stop(proc: subprocess.Popen, output: str, below: list[psutil.Process], what: str) -> None:
-    assert proc.returncode == 130, output[-3000:]
+def _assert_clean_stop(
+    proc: subprocess.Popen, output: str, below: list[psutil.Process], what: str, code: int = 130
+) -> None:
+    assert proc.returncode == code, output[-3000:]
     lines = [line for line in output.splitlines() if line.startswith("stj: interrupted")]
     assert len(lines) == 1 and lines[0].startswith(f"stj: interrupted {what}"), output[-3000:]
     assert "Traceback" not in output, output[-5000:]
@@ -90,33 +102,70 @@ def test_run_stops_mid_scrape(tmp_path: Path, overrides_for, how: str) -> None:
     assert not (tmp_path / "mlflow.db").exists() or _store(tmp_path).search_registered_models() == []
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_run_stops_mid_training_and_marks_the_run_killed(tmp_path: Path, overrides_for, how: str) -> None:
-    overrides = [
-        *overrides_for(tmp_path),
+def _training_overrides(root: Path, overrides_for) -> list[str]:
+    return [
+        *overrides_for(root),
         f"scrape.base_url=http://127.0.0.1:{free_port()}",
         "train.compare_backbones=[]",
         "train.epochs=100000",  # training outlasts the test's patience
         "train.patience=100000",
     ]
-    log = tmp_path / "run.log"
-    proc = _start(["run", "-c", "configs/demo.yaml"], overrides, log)
+
+
+def _training(root: Path) -> Callable[[], bool]:
+    """True once the store under ``root`` has a run in progress."""
 
     def training() -> bool:
         # read-only SQL, not an MlflowClient: a client would race the command's own schema migration
         try:
-            with closing(sqlite3.connect(f"file:{tmp_path / 'mlflow.db'}?mode=ro", uri=True)) as db:
+            with closing(sqlite3.connect(f"file:{root / 'mlflow.db'}?mode=ro", uri=True)) as db:
                 return bool(db.execute("SELECT count(*) FROM runs WHERE status = 'RUNNING'").fetchone()[0])
         except sqlite3.Error:  # not created yet, or its tables not yet
             return False
 
-    _wait_for(training, proc, log)
-    output, below = _interrupt(proc, how, log)
-    _assert_clean_stop(proc, output, below, "stj run during train")
-    client = _store(tmp_path)
+    return training
+
+
+def _assert_runs_killed_and_nothing_registered(root: Path) -> None:
+    client = _store(root)
     runs = _runs(client)
     assert runs and {r.info.status for r in runs} == {"KILLED"}, [(r.info.run_name, r.info.status) for r in runs]
     assert client.search_model_versions() == []
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_run_stops_mid_training_and_marks_the_run_killed(tmp_path: Path, overrides_for, how: str) -> None:
+    log = tmp_path / "run.log"
+    proc = _start(["run", "-c", "configs/demo.yaml"], _training_overrides(tmp_path, overrides_for), log)
+    _wait_for(_training(tmp_path), proc, log)
+    output, below = _interrupt(proc, how, log)
+    _assert_clean_stop(proc, output, below, "stj run during train")
+    _assert_runs_killed_and_nothing_registered(tmp_path)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_make_demo_stops_mid_training(tmp_path: Path, overrides_for, how: str) -> None:
+    # make's own exit: re-raised SIGINT on Ctrl-C; on SIGTERM it forwards the signal to its child (stj) first
+    log = tmp_path / "demo.log"
+    proc = _start(["make", "--no-print-directory", "demo"], _training_overrides(tmp_path, overrides_for), log)
+    _wait_for(_training(tmp_path), proc, log)
+    output, below = _interrupt(proc, how, log)
+    signum = signal.SIGINT if how == "ctrl-c" else signal.SIGTERM
+    _assert_clean_stop(proc, output, below, "stj demo during train", code=-signum)
+    _assert_runs_killed_and_nothing_registered(tmp_path)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_schedule_stops_mid_scheduled_run(tmp_path: Path, overrides_for, how: str) -> None:
+    # no PREFECT_API_URL: stj's temporary server must itself turn the cron into runs
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PREFECT_API_URL": None}
+    args = ["schedule", "-c", "configs/demo.yaml", "--cron", "* * * * *", "--name", "stj-interrupt-test"]
+    log = tmp_path / "schedule.log"
+    proc = _start(args, _training_overrides(tmp_path, overrides_for), log, env)
+    _wait_for(_training(tmp_path), proc, log, timeout_s=400)
+    output, below = _interrupt(proc, how, log)
+    _assert_clean_stop(proc, output, below, "stj schedule")
+    _assert_runs_killed_and_nothing_registered(tmp_path)
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
@@ -135,3 +184,17 @@ def test_catalog_stops(tmp_path: Path) -> None:
     _wait_for(lambda: "stj: catalog at" in log.read_text(), proc, log, 120)
     output, below = _interrupt(proc, "ctrl-c", log)
     _assert_clean_stop(proc, output, below, "stj catalog")
+
+
+def test_demo_serves_its_champion_in_the_same_process_then_stops(tmp_path: Path, overrides_for) -> None:
+    port = free_port()
+    overrides = [*overrides_for(tmp_path), f"scrape.base_url=http://127.0.0.1:{free_port()}", f"serve.port={port}"]
+    log = tmp_path / "demo.log"
+    proc = _start(["demo", "-c", "configs/demo.yaml"], overrides, log)
+    _wait_for(lambda: "stj: serving on" in log.read_text() and "loaded" in log.read_text(), proc, log, 400)
+    output = log.read_text()
+    assert "Model published." in output and f"http://127.0.0.1:{port}/predict" in output, output[-3000:]
+    ready = requests.get(f"http://127.0.0.1:{port}/ready", timeout=10)
+    assert ready.ok and ready.json()["model"]["version"] == "1", ready.text
+    output, below = _interrupt(proc, "ctrl-c", log)
+    _assert_clean_stop(proc, output, below, "stj serve")  # the same process, now `stj serve` (exec)
