@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from configs import ConfigError
-from flows import interrupts
+from flows import commands, interrupts
 from flows.cli import build_parser, flag_overrides, suggest_command
 from flows.settings import load_run_config
 from serving.scoring import NoImages, expand_paths
 
-COMMANDS = ["run", "train", "scrape", "serve", "predict", "export", "status", "schedule", "catalog"]
+COMMANDS = list(commands.COMMANDS)
 
 
 def test_a_mistyped_command_gets_the_closest_one() -> None:
@@ -24,6 +24,7 @@ def test_a_mistyped_command_gets_the_closest_one() -> None:
 
 def test_every_command_has_examples_in_its_help() -> None:
     parser = build_parser()
+    assert sorted(parser._subparsers._group_actions[0].choices) == sorted(COMMANDS)
     for name in COMMANDS:
         sub = parser._subparsers._group_actions[0].choices[name]
         assert f"stj {name}" in sub.format_help() and "examples:" in sub.format_help(), name
