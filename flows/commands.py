@@ -113,11 +113,11 @@ def cmd_serve(config, args) -> int:
 
 def cmd_schedule(config, args) -> int:
     """Serve the pipeline as a Prefect deployment on a cron schedule."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
     from flows.pipeline import pipeline
     from flows.prefect_server import prefect_api
+    from flows.schedule import build_runner, serve_until_stopped
 
     try:
         schedule = Cron(args.cron)
@@ -125,25 +125,15 @@ def cmd_schedule(config, args) -> int:
         raise UserError(f"--cron {args.cron!r}: {exc}") from None
     entering("schedule")
     with prefect_api(scheduler=True) as api:
+        parameters = {"config": config.model_dump(mode="json"), "config_source": args.config}
+        runner = build_runner(pipeline, args.name, schedule, parameters)
         print(
             f"stj: serving deployment 'stj-pipeline/{args.name}' on cron {args.cron!r}, Prefect API {api} "
             "(Ctrl-C to stop)",
             flush=True,
         )
-        try:
-            pipeline.serve(
-                name=args.name,
-                schedules=[schedule],
-                # Runs share one data folder and registry: a run due while the last one is going is cancelled.
-                global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-                parameters={"config": config.model_dump(mode="json"), "config_source": args.config},
-                print_starting_message=False,
-            )
-        except SystemExit as exc:  # Prefect's runner ends on SIGTERM with sys.exit(0)
-            if exc.code not in (0, None):
-                raise
-    # serving ends only when interrupted (Prefect's runner swallows the KeyboardInterrupt of a Ctrl-C)
-    raise KeyboardInterrupt
+        serve_until_stopped(runner)
+    return 0  # not reached: serving ends with an interrupt
 
 
 def cmd_demo(config, args) -> int:

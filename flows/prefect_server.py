@@ -27,6 +27,7 @@ from core.processes import die_with_parent, free_port, stop_process
 log = logging.getLogger(__name__)
 
 API_ENV = "PREFECT_API_URL"
+UI_ENV = "PREFECT_UI_URL"
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind
 
@@ -88,13 +89,6 @@ def _configured_api() -> str | None:
     return get_current_settings().api.url
 
 
-class _NoUiLinks(logging.Filter):
-    """Drops Prefect's "View at <url>" lines: the temporary server has no UI for them to open."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("View at ")
-
-
 @contextmanager
 def prefect_api(scheduler: bool = False) -> Iterator[str]:
     """Yield the Prefect API URL the flows in this block report to, starting a temporary server if none is
@@ -131,15 +125,18 @@ def prefect_api(scheduler: bool = False) -> Iterator[str]:
             stop_process(process)
             raise
     log.info("Prefect server ready in %.1f s", time.monotonic() - started)
-    os.environ[API_ENV] = api
+    saved = {name: os.environ.get(name) for name in (API_ENV, UI_ENV)}
+    # no UI: an empty UI URL stops Prefect's "View at <link>" lines (here and in flow-run processes)
+    os.environ.update({API_ENV: api, UI_ENV: ""})
     refresh_global_settings_context()
-    no_links, flow_runs = _NoUiLinks(), logging.getLogger("prefect.flow_runs")
-    flow_runs.addFilter(no_links)
     try:
         yield api
     finally:
         _drain_reports()
-        flow_runs.removeFilter(no_links)
-        del os.environ[API_ENV]
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         refresh_global_settings_context()
         stop_process(process)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -59,16 +60,31 @@ def quantize_int8(
     logging.getLogger("nncf").setLevel(logging.WARNING)
     # One calibration item holding the whole batch: measured, per-image items gave worse ranges (min
     # cosine 0.9992 against 0.9998 for the same 32 images).
-    quantized = nncf.quantize(
-        converted,
-        nncf.Dataset([calibration]),
-        subset_size=1,
-        preset=nncf.QuantizationPreset.MIXED,
-        fast_bias_correction=not thorough,
-    )
+    log.info("calibrating int8 on %d photos (NNCF%s)", len(calibration), ", full bias correction" if thorough else "")
+    with _quiet_rich():  # NNCF draws rich bars ("Statistics collection ━━━"), with ANSI codes in piped logs
+        quantized = nncf.quantize(
+            converted,
+            nncf.Dataset([calibration]),
+            subset_size=1,
+            preset=nncf.QuantizationPreset.MIXED,
+            fast_bias_correction=not thorough,
+        )
     check = check if len(check) else calibration
     runtime = OpenVINORuntime(quantized, hint, INT8_NAME)
     return quantized, runtime, cosines(OpenVINORuntime(converted, "f32")(check), runtime(check))
+
+
+@contextmanager
+def _quiet_rich() -> Iterator[None]:
+    """Rich's global console prints nothing inside the block."""
+    import rich
+
+    console = rich.get_console()
+    was_quiet, console.quiet = console.quiet, True
+    try:
+        yield
+    finally:
+        console.quiet = was_quiet
 
 
 def int8_files(folder: Path, key: str) -> tuple[Path, Path]:

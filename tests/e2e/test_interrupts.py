@@ -143,6 +143,23 @@ def test_run_stops_mid_training_and_marks_the_run_killed(tmp_path: Path, overrid
     _assert_runs_killed_and_nothing_registered(tmp_path)
 
 
+def test_run_stops_mid_embedding_and_starts_no_mlflow_run(tmp_path: Path, overrides_for) -> None:
+    overrides = [
+        *_training_overrides(tmp_path, overrides_for),
+        "catalog.products_per_class=60",  # ~180 photos at 160 px: embedding lasts several seconds
+        "scrape.max_pages=10",
+        "train.image_size=160",
+    ]
+    log = tmp_path / "run.log"
+    proc = _start(["run", "-c", "configs/demo.yaml"], overrides, log)
+    _wait_for(lambda: "inference runtime:" in log.read_text(), proc, log)  # embedding starts now
+    time.sleep(1)
+    output, below = _interrupt(proc, "ctrl-c", log)
+    _assert_clean_stop(proc, output, below, "stj run during train")
+    assert "embeddings:" not in output, "embedding finished before the interrupt: the test proves nothing"
+    assert not (tmp_path / "mlflow.db").exists() or _runs(_store(tmp_path)) == []
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_make_demo_stops_mid_training(tmp_path: Path, overrides_for, how: str) -> None:
     # make's own exit: re-raised SIGINT on Ctrl-C; on SIGTERM it forwards the signal to its child (stj) first
