@@ -75,19 +75,17 @@ def log_classifier(
     model: keras.Model,
     class_names: list[str],
     image_size: int,
-    example: np.ndarray,
     resize: str = SQUASH,
     registered_name: str | None = None,
 ) -> str:
     """Log the whole image -> probabilities model to the active run (and register it under
     ``registered_name``, if given); returns its model URI. ``resize``: how photos become its input."""
-    # MLflow runs the input example through model.predict, whose progress bar would land in the logs
-    keras.config.disable_interactive_logging()
+    # No input example: the signature already gives the input's shape and type, and MLflow would reload the
+    # model to run the example through Model.predict (seconds per model, a tf.data C++ error line, a bar).
     info = mlflow.tensorflow.log_model(
         model,
         name=MODEL_ARTIFACT,
         signature=model_signature(image_size, len(class_names)),
-        input_example=example,
         pip_requirements=_pinned_requirements(),
         metadata={"class_names": class_names, "image_size": image_size, "resize": resize},
         registered_model_name=registered_name,

@@ -33,6 +33,7 @@ def _quiet_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars with ANSI codes in piped logs
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
+    logging.getLogger("absl").setLevel(logging.WARNING)  # Keras logs its progress bars (ANSI codes) here
     # Keras warns on every call of a model whose one input is named ("image") when given a plain tensor: the
     # call is right, the warning says nothing a user can act on.
     warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match the expected structure")

@@ -58,6 +58,9 @@ class StjServer(BaseApplication):
             "accesslog": "-",
             "preload_app": False,
             "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
+            # gunicorn 25+ opens a control socket at one fixed path per user (~/.gunicorn/gunicorn.ctl): two
+            # servers would take it from each other, and STJ stops its server with signals anyway
+            "control_socket_disable": True,
         }
         if self.proxied:
             options["forwarded_allow_ips"] = "*"  # only nginx can reach the private socket

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 import mlflow
-import numpy as np
 from mlflow import MlflowClient
 
 from configs.schema import TrackingConfig
@@ -64,7 +63,6 @@ def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
             model=model,
             class_names=imagenet_class_names(),
             image_size=size,
-            example=np.zeros((1, size, size, 3), np.float32),
             resize=CENTER_CROP,
         )
     version = str(mlflow.register_model(uri, name, tags={"checkpoint_sha256": sha}).version)

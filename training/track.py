@@ -267,7 +267,7 @@ def log_baselines(config: Config, features: Features, candidate: Candidate, head
     mlflow.log_text(comparison_table(scores), "comparison.md")
 
 
-def log_model(config: Config, features: Features, candidate: Candidate, example: np.ndarray) -> str:
+def log_model(config: Config, features: Features, candidate: Candidate) -> str:
     """The model in the logged-model format (with the embedder as training ran it); returns its URI."""
     base, chosen = features.base, candidate.precision.chosen
     if candidate.classifier is None and chosen.backend == "openvino" and base.ir_file(chosen).exists():
@@ -275,6 +275,4 @@ def log_model(config: Config, features: Features, candidate: Candidate, example:
         hint = base.float_hint if chosen.is_int8 else chosen.precision
         log_embedder(xml, EmbedderRecord(runtime=chosen, hint=hint, xml=xml.name, int8=base.int8))
     classifier = candidate.classifier or build_classifier(base.embedder, candidate.head)
-    return log_classifier(
-        model=classifier, class_names=config.class_names, image_size=config.train.image_size, example=example
-    )
+    return log_classifier(model=classifier, class_names=config.class_names, image_size=config.train.image_size)

@@ -72,7 +72,7 @@ def record_run(
     log_baselines(config=config, features=features, candidate=candidate, head_ms=head_ms)
     log.info("logging the model to MLflow (%s, %s)", features.base.backbone.name, candidate.runtime.name)
     logging_started = time.monotonic()
-    model_uri = log_model(config=config, features=features, candidate=candidate, example=pixels[:1])
+    model_uri = log_model(config=config, features=features, candidate=candidate)
     log.info("model logged in %.1f s: %s", time.monotonic() - logging_started, model_uri)
     seconds = round(time.monotonic() - started, 2)
     mlflow.log_metric("train_stage_seconds", seconds)

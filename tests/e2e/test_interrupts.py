@@ -191,6 +191,7 @@ def test_serve_stops(tmp_path: Path, trained, how: str) -> None:
     log = tmp_path / "serve.log"
     proc = _start(["serve", "-c", "configs/demo.yaml", "--port", str(free_port())], overrides, log)
     _wait_for(lambda: "stj: serving on" in log.read_text() and "loaded" in log.read_text(), proc, log, 180)
+    assert "Control socket" not in log.read_text()  # gunicorn's per-user socket would be shared by all servers
     output, below = _interrupt(proc, how, log)
     _assert_clean_stop(proc, output, below, "stj serve")
 

@@ -41,7 +41,7 @@ class Registry:
         features = np.random.default_rng(seed).normal(size=(8, 1280)).astype("float32")
         model = build_classifier(embedder, build_head(len(CLASSES), (16, 8), (0.3, 0.2), features))
         with mlflow.start_run():
-            log_classifier(model, CLASSES, 32, np.zeros((1, 32, 32, 3), np.float32), registered_name=MODEL)
+            log_classifier(model, CLASSES, 32, registered_name=MODEL)
             xml = self.root / f"embedder-{seed}" / "embedder.xml"
             save_ir(convert_to_openvino(embedder), xml)  # as training logs it: the server runs this IR
             log_embedder(xml, EmbedderRecord(RuntimeSpec("openvino", "f32"), "f32", xml.name))
