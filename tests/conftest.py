@@ -216,3 +216,17 @@ def _repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, and `stj` reads it as tracking.uri: a test's
     # subprocesses must not inherit the store an earlier test pointed this process at
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CACHES = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_left_as_found() -> Iterator[None]:
+    """The suite writes only under temporary folders: a file a test leaves in the checkout (a default
+    ``history.db``, ``mlflow.db``, ``data/``) would also change what the next test run or demo finds."""
+    before = set(os.listdir(REPO_ROOT))
+    yield
+    added = set(os.listdir(REPO_ROOT)) - before - CACHES
+    assert not added, f"tests left these in the checkout: {sorted(added)}"

@@ -26,10 +26,17 @@ def predictor(make_predictor) -> Predictor:
 
 
 @pytest.fixture(scope="module")
-def http(predictor):
+def http(predictor, tmp_path_factory):
+    history = tmp_path_factory.mktemp("history") / "history.db"  # not the default ./history.db of a checkout
     config = load_run_config(
         "configs/demo.yaml",
-        ["serve.max_upload_bytes=300000", "serve.max_files=4", "serve.min_side=16", "serve.max_wait_ms=1"],
+        [
+            "serve.max_upload_bytes=300000",
+            "serve.max_files=4",
+            "serve.min_side=16",
+            "serve.max_wait_ms=1",
+            f"serve.history_path={history}",
+        ],
     )
     return create_app(config, predictor).test_client()
 
