@@ -18,8 +18,9 @@ import sys
 import tempfile
 import warnings
 
-from flows.interrupts import install_handlers, interrupted_message
+from flows.interrupts import install_handlers, interrupted_message, redeliver_swallowed_interrupts
 
+STJ_LOGGERS = ("scraper", "training", "serving", "core", "catalog", "flows")
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -28,7 +29,7 @@ EXIT_INTERRUPTED = 130
 def _quiet_environment() -> None:
     # Set before TensorFlow / Prefect are imported: both read these at import time.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "scraper,training,serving")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(STJ_LOGGERS))
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars with ANSI codes in piped logs
@@ -186,8 +187,22 @@ def configure_logging(args: argparse.Namespace) -> None:
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", logging.getLevelName(max(level, logging.INFO)))
-    for name in ("scraper", "training", "serving", "core", "catalog", "flows"):
+    for name in STJ_LOGGERS:
         logging.getLogger(name).setLevel(level)
+
+
+def adopt_command_settings(environ: dict[str, str] | None = None) -> None:
+    """In a process Prefect started for a scheduled run (not through ``stj``): STJ's loggers at the level the
+    ``stj schedule`` command chose (``PREFECT_LOGGING_LEVEL``, inherited), and interrupts a finalizer swallowed
+    sent again. Prefect keeps its own SIGTERM handling there (a cancelled run ends Cancelled). Any other
+    process (the ``stj`` command, a test calling the flow) is left as it is."""
+    environ = os.environ if environ is None else environ
+    if "PREFECT__FLOW_RUN_ID" not in environ:  # set by Prefect's runner for the run's process only
+        return
+    level = environ.get("PREFECT_LOGGING_LEVEL", "INFO")
+    for name in STJ_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    redeliver_swallowed_interrupts()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,7 +144,9 @@ def cmd_demo(config, args) -> int:
     cmd_run(config, args)
     photo = next(iter(sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))), None)
     serve = config.serve
-    print("\nModel published. Try it once the server prints 'stj: serving on ...':")
+    print(
+        f"\nServing {config.tracking.model_name}@{config.tracking.alias} next. Try it once the server prints 'stj: serving on ...':"
+    )
     print(f"  curl -F image=@{photo or 'photo.jpg'} http://{serve.host}:{serve.port}/predict\n", flush=True)
     sys.stderr.flush()
     command = [sys.executable, "-m", "flows.cli", "serve", "--config", args.config]

@@ -41,23 +41,30 @@ def _swallowed_signal(exc: BaseException | None) -> int | None:
     return None
 
 
-def _redeliver_swallowed_interrupts(unraisable: object) -> None:
-    # A signal's exception raised while a finalizer (``__del__``, e.g. GitPython's Repo during a garbage
-    # collection) runs is printed and dropped by Python, and the command would go on as if never told to
-    # stop. Send the signal again, from another thread so that it lands in ordinary code.
-    signum = _swallowed_signal(getattr(unraisable, "exc_value", None))
-    if signum is None:
-        sys.__unraisablehook__(unraisable)
-        return
-    resend = threading.Timer(0.05, os.kill, (os.getpid(), signum))
-    resend.daemon = True
-    resend.start()
+def redeliver_swallowed_interrupts() -> None:
+    """An interrupt (Ctrl-C, or Prefect's SIGTERM exception) swallowed by a finalizer is sent again; any other
+    unraisable exception goes to the hook installed before."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: object) -> None:
+        # A signal's exception raised while a finalizer (``__del__``, e.g. GitPython's Repo during a garbage
+        # collection) runs is printed and dropped by Python, and the command would go on as if never told to
+        # stop. Send the signal again, from another thread so that it lands in ordinary code.
+        signum = _swallowed_signal(getattr(unraisable, "exc_value", None))
+        if signum is None:
+            previous(unraisable)
+            return
+        resend = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        resend.daemon = True
+        resend.start()
+
+    sys.unraisablehook = hook
 
 
 def install_handlers() -> None:
     """SIGTERM stops the command like Ctrl-C; an interrupt swallowed by a finalizer is sent again."""
     signal.signal(signal.SIGTERM, _terminate_like_interrupt)
-    sys.unraisablehook = _redeliver_swallowed_interrupts
+    redeliver_swallowed_interrupts()
 
 
 def entering(stage: str) -> None:

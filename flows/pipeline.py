@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from catalog.server import catalog_for
 from configs.errors import UserError
+from flows.cli import adopt_command_settings
 from flows.interrupts import entering, leaving
 from flows.notify import STAGE_NOTE, alert_on_failure
 from flows.settings import RunConfig
@@ -150,6 +151,7 @@ def finish(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
 @flow(name="stj-pipeline", on_failure=[alert_on_failure])
 def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     """Scrape -> validate -> prepare -> train -> publish; a failed stage stops the ones after it."""
+    adopt_command_settings()  # a scheduled run's process was started by Prefect, not by `stj`
     report = run_stage("scrape", scrape_flow, config)
     stats = run_stage("validate", validate_flow, config)
     split_file = run_stage("prepare", prepare_flow, config)

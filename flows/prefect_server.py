@@ -126,13 +126,15 @@ def prefect_api(scheduler: bool = False) -> Iterator[str]:
             raise
     log.info("Prefect server ready in %.1f s", time.monotonic() - started)
     saved = {name: os.environ.get(name) for name in (API_ENV, UI_ENV)}
-    # no UI: an empty UI URL stops Prefect's "View at <link>" lines (here and in flow-run processes)
-    os.environ.update({API_ENV: api, UI_ENV: ""})
-    refresh_global_settings_context()
     try:
-        yield api
-    finally:
-        _drain_reports()
+        # no UI: an empty UI URL stops Prefect's "View at <link>" lines (here and in flow-run processes)
+        os.environ.update({API_ENV: api, UI_ENV: ""})
+        refresh_global_settings_context()
+        try:
+            yield api
+        finally:
+            _drain_reports()
+    finally:  # also when a second interrupt cuts the drain short
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -10,6 +10,7 @@ reaches the flow-run processes with the terminal's SIGINT and stops the runner a
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 from prefect import Flow
@@ -40,6 +41,8 @@ async def _serve(runner: Runner) -> None:
 
     async def stop_on_sigterm() -> None:
         await stopping.wait()
+        while not runner.started:  # a SIGTERM during start-up: astop() refuses a runner not yet started
+            await asyncio.sleep(0.1)
         await runner.astop()
 
     watcher = asyncio.create_task(stop_on_sigterm())
@@ -51,5 +54,9 @@ async def _serve(runner: Runner) -> None:
 
 def serve_until_stopped(runner: Runner) -> None:
     """Run ``runner`` until Ctrl-C or SIGTERM; then raise :class:`KeyboardInterrupt` (serving ends no other way)."""
-    asyncio.run(_serve(runner))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        asyncio.run(_serve(runner))
+    finally:  # the runner's handler points at a closed loop now: a later SIGTERM stops the clean-up as usual
+        signal.signal(signal.SIGTERM, previous)
     raise KeyboardInterrupt

@@ -56,41 +56,40 @@ class _Crawl:
         """Follow one query's result pages until the last page, ``max_pages`` or the class's cap."""
         sc, data_dir = self.config.scrape, Path(self.config.project.data_dir)
         report = self.pages.report
-        bar = Progress(sc.max_pages, f"{label}: {query}", "page", enabled=show_progress, position=position)
-        for page in range(1, sc.max_pages + 1):
-            if (
-                self.stopped.is_set()
-                or url is None
-                or (sc.max_images_per_class and self.kept.count(label) >= sc.max_images_per_class)
-            ):
-                break
-            try:
-                html = self.pages.get(url, query)
-            except FetchError as exc:
-                report.add_error(str(exc))
-                log.error("search page failed, moving to the next query: %s", exc)
-                break
-            parsed = parse_search_page(html, url, skip_sponsored=sc.skip_sponsored)
-            report.add_skipped(parsed.skipped)
-            todo = self.kept.triage(parsed.results, label)
-            if sc.max_images_per_class:
-                todo = todo[: max(0, sc.max_images_per_class - self.kept.count(label))]
-            listings = [
-                Listing(
-                    label=label,
-                    query=query,
-                    page=page,
-                    result=r,
-                    dest=data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg",
-                )
-                for r in todo
-            ]
-            outcomes = list(self.photos.map(self._photo, listings))
-            self.kept.keep(listings, outcomes)
-            bar.note(f"{self.kept.count(label)} {label} photos kept")
-            bar.update(1)
-            url = parsed.next_url
-        bar.close()
+        with Progress(sc.max_pages, f"{label}: {query}", "page", enabled=show_progress, position=position) as bar:
+            for page in range(1, sc.max_pages + 1):
+                if (
+                    self.stopped.is_set()
+                    or url is None
+                    or (sc.max_images_per_class and self.kept.count(label) >= sc.max_images_per_class)
+                ):
+                    break
+                try:
+                    html = self.pages.get(url, query)
+                except FetchError as exc:
+                    report.add_error(str(exc))
+                    log.error("search page failed, moving to the next query: %s", exc)
+                    break
+                parsed = parse_search_page(html, url, skip_sponsored=sc.skip_sponsored)
+                report.add_skipped(parsed.skipped)
+                todo = self.kept.triage(parsed.results, label)
+                if sc.max_images_per_class:
+                    todo = todo[: max(0, sc.max_images_per_class - self.kept.count(label))]
+                listings = [
+                    Listing(
+                        label=label,
+                        query=query,
+                        page=page,
+                        result=r,
+                        dest=data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg",
+                    )
+                    for r in todo
+                ]
+                outcomes = list(self.photos.map(self._photo, listings))
+                self.kept.keep(listings, outcomes)
+                bar.note(f"{self.kept.count(label)} {label} photos kept")
+                bar.update(1)
+                url = parsed.next_url
 
     def _photo(self, listing: Listing) -> Photo | str:
         return fetch_photo(

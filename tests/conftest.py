@@ -224,8 +224,9 @@ CACHES = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 
 @pytest.fixture(scope="session", autouse=True)
 def _checkout_left_as_found() -> Iterator[None]:
-    """The suite writes only under temporary folders: a file a test leaves in the checkout (a default
-    ``history.db``, ``mlflow.db``, ``data/``) would also change what the next test run or demo finds."""
+    """The suite writes only under temporary folders: a file or folder a test leaves at the top of the
+    checkout (a default ``history.db`` or ``mlflow.db``) would also change what the next run or demo finds.
+    Top level only: writes inside folders that already exist (``data/`` after a demo) are not seen."""
     before = set(os.listdir(REPO_ROOT))
     yield
     added = set(os.listdir(REPO_ROOT)) - before - CACHES

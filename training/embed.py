@@ -76,18 +76,17 @@ def embed_files(
     todo = cache.missing(shas)
     by_sha = dict(zip(shas, paths, strict=True))
     chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-    bar = Progress(len(todo), f"embedding ({runtime.name})", "img", enabled=show_progress)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stj-decode") as loader:
-        # decode the next batch while the runtime works on this one
-        pending = loader.submit(load_images, [by_sha[s] for s in chunks[0]], image_size) if chunks else None
-        for index, chunk in enumerate(chunks):
-            pixels = pending.result()
-            if index + 1 < len(chunks):
-                pending = loader.submit(load_images, [by_sha[s] for s in chunks[index + 1]], image_size)
-            for sha, vec in zip(chunk, runtime(pixels), strict=True):
-                cache.vectors[sha] = vec.astype(np.float32)
-            bar.update(len(chunk))
-    bar.close()
+    with Progress(len(todo), f"embedding ({runtime.name})", "img", enabled=show_progress) as bar:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stj-decode") as loader:
+            # decode the next batch while the runtime works on this one
+            pending = loader.submit(load_images, [by_sha[s] for s in chunks[0]], image_size) if chunks else None
+            for index, chunk in enumerate(chunks):
+                pixels = pending.result()
+                if index + 1 < len(chunks):
+                    pending = loader.submit(load_images, [by_sha[s] for s in chunks[index + 1]], image_size)
+                for sha, vec in zip(chunk, runtime(pixels), strict=True):
+                    cache.vectors[sha] = vec.astype(np.float32)
+                bar.update(len(chunk))
     if todo:
         cache.save()
     log.info("embeddings: %d computed, %d from cache", len(todo), len(set(shas)) - len(todo))

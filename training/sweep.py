@@ -54,10 +54,9 @@ def sweep(
                     candidate = train_candidate(point, features)
                     log_candidate(point, candidate)
                 candidates.append(candidate)
-                best = min(candidates, key=lambda c: c.val_loss)
-                progress.note(f"best val_loss {best.val_loss:.4f} ({' '.join(grid_points[candidates.index(best)])})")
+                best = int(np.argmin([c.val_loss for c in candidates]))
+                progress.note(f"best val_loss {candidates[best].val_loss:.4f} ({' '.join(grid_points[best])})")
                 progress.update(1)
-        best = int(np.argmin([c.val_loss for c in candidates]))
         mlflow.set_tag("sweep.best", " ".join(grid_points[best]))
         return record_run(
             points[best],

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import pytest
 
 from configs import ConfigError
 from flows import commands, interrupts
-from flows.cli import build_parser, flag_overrides, suggest_command
+from flows.cli import STJ_LOGGERS, adopt_command_settings, build_parser, flag_overrides, suggest_command
 from flows.settings import load_run_config
 from serving.scoring import NoImages, expand_paths
 
@@ -61,3 +63,18 @@ def test_paths_expand_files_folders_and_globs_once_each(tmp_path: Path) -> None:
     (tmp_path / "b" / "notes.txt").write_text("x")
     with pytest.raises(NoImages, match="no image files"):
         expand_paths([str(tmp_path / "b")])
+
+
+def test_only_a_scheduled_runs_process_takes_the_commands_log_level(monkeypatch) -> None:
+    saved = {name: logging.getLogger(name).level for name in STJ_LOGGERS}
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored after the test
+    try:
+        for name in STJ_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        adopt_command_settings({"PREFECT_LOGGING_LEVEL": "WARNING"})  # not a run's process: untouched
+        assert {logging.getLogger(name).level for name in STJ_LOGGERS} == {logging.NOTSET}
+        adopt_command_settings({"PREFECT__FLOW_RUN_ID": "0", "PREFECT_LOGGING_LEVEL": "WARNING"})
+        assert {logging.getLogger(name).level for name in STJ_LOGGERS} == {logging.WARNING}
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
