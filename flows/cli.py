@@ -192,14 +192,10 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 
 def adopt_command_settings(environ: dict[str, str] | None = None) -> None:
-    """In a process Prefect started for a scheduled run (not through ``stj``): STJ's loggers at the level the
+    """For a process Prefect started to run a deployment (not through ``stj``): STJ's loggers at the level the
     ``stj schedule`` command chose (``PREFECT_LOGGING_LEVEL``, inherited), and interrupts a finalizer swallowed
-    sent again. Prefect keeps its own SIGTERM handling there (a cancelled run ends Cancelled). Any other
-    process (the ``stj`` command, a test calling the flow) is left as it is."""
-    environ = os.environ if environ is None else environ
-    if "PREFECT__FLOW_RUN_ID" not in environ:  # set by Prefect's runner for the run's process only
-        return
-    level = environ.get("PREFECT_LOGGING_LEVEL", "INFO")
+    sent again. Prefect keeps its own SIGTERM handling there (a cancelled run ends Cancelled)."""
+    level = (os.environ if environ is None else environ).get("PREFECT_LOGGING_LEVEL", "INFO")
     for name in STJ_LOGGERS:
         logging.getLogger(name).setLevel(level)
     redeliver_swallowed_interrupts()

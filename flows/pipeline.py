@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from catalog.server import catalog_for
 from configs.errors import UserError
@@ -151,7 +151,8 @@ def finish(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
 @flow(name="stj-pipeline", on_failure=[alert_on_failure])
 def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     """Scrape -> validate -> prepare -> train -> publish; a failed stage stops the ones after it."""
-    adopt_command_settings()  # a scheduled run's process was started by Prefect, not by `stj`
+    if deployment.id is not None:  # a scheduled run: its process was started by Prefect, not by `stj`
+        adopt_command_settings()
     report = run_stage("scrape", scrape_flow, config)
     stats = run_stage("validate", validate_flow, config)
     split_file = run_stage("prepare", prepare_flow, config)
