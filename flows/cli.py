@@ -18,9 +18,9 @@ import sys
 import tempfile
 import warnings
 
-from flows.interrupts import install_handlers, interrupted_message, redeliver_swallowed_interrupts
+from flows.interrupts import install_handlers, interrupted_message
+from flows.logs import STJ_LOGGERS, set_stj_level
 
-STJ_LOGGERS = ("scraper", "training", "serving", "core", "catalog", "flows")
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -187,18 +187,7 @@ def configure_logging(args: argparse.Namespace) -> None:
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", logging.getLevelName(max(level, logging.INFO)))
-    for name in STJ_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-
-
-def adopt_command_settings(environ: dict[str, str] | None = None) -> None:
-    """For a process Prefect started to run a deployment (not through ``stj``): STJ's loggers at the level the
-    ``stj schedule`` command chose (``PREFECT_LOGGING_LEVEL``, inherited), and interrupts a finalizer swallowed
-    sent again. Prefect keeps its own SIGTERM handling there (a cancelled run ends Cancelled)."""
-    level = (os.environ if environ is None else environ).get("PREFECT_LOGGING_LEVEL", "INFO")
-    for name in STJ_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-    redeliver_swallowed_interrupts()
+    set_stj_level(level)
 
 
 def main(argv: list[str] | None = None) -> int:

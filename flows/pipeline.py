@@ -15,8 +15,8 @@ from prefect.runtime import deployment, flow_run
 
 from catalog.server import catalog_for
 from configs.errors import UserError
-from flows.cli import adopt_command_settings
 from flows.interrupts import entering, leaving
+from flows.logs import adopt_command_settings
 from flows.notify import STAGE_NOTE, alert_on_failure
 from flows.settings import RunConfig
 from flows.tasks import (

@@ -54,42 +54,45 @@ class _Crawl:
 
     def query(self, label: str, query: str, url: str | None, position: int, show_progress: bool) -> None:
         """Follow one query's result pages until the last page, ``max_pages`` or the class's cap."""
-        sc, data_dir = self.config.scrape, Path(self.config.project.data_dir)
-        report = self.pages.report
+        sc = self.config.scrape
         with Progress(sc.max_pages, f"{label}: {query}", "page", enabled=show_progress, position=position) as bar:
             for page in range(1, sc.max_pages + 1):
-                if (
-                    self.stopped.is_set()
-                    or url is None
-                    or (sc.max_images_per_class and self.kept.count(label) >= sc.max_images_per_class)
-                ):
+                if self.stopped.is_set() or url is None or self._class_full(label):
                     break
                 try:
                     html = self.pages.get(url, query)
                 except FetchError as exc:
-                    report.add_error(str(exc))
+                    self.pages.report.add_error(str(exc))
                     log.error("search page failed, moving to the next query: %s", exc)
                     break
-                parsed = parse_search_page(html, url, skip_sponsored=sc.skip_sponsored)
-                report.add_skipped(parsed.skipped)
-                todo = self.kept.triage(parsed.results, label)
-                if sc.max_images_per_class:
-                    todo = todo[: max(0, sc.max_images_per_class - self.kept.count(label))]
-                listings = [
-                    Listing(
-                        label=label,
-                        query=query,
-                        page=page,
-                        result=r,
-                        dest=data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg",
-                    )
-                    for r in todo
-                ]
-                outcomes = list(self.photos.map(self._photo, listings))
-                self.kept.keep(listings, outcomes)
+                url = self._keep_page(label, query, page, url, html)
                 bar.note(f"{self.kept.count(label)} {label} photos kept")
                 bar.update(1)
-                url = parsed.next_url
+
+    def _class_full(self, label: str) -> bool:
+        cap = self.config.scrape.max_images_per_class
+        return bool(cap) and self.kept.count(label) >= cap
+
+    def _keep_page(self, label: str, query: str, page: int, url: str, html: str) -> str | None:
+        """Download and keep the new photos of one result page; the next page's URL (``None``: the last)."""
+        sc, data_dir = self.config.scrape, Path(self.config.project.data_dir)
+        parsed = parse_search_page(html, url, skip_sponsored=sc.skip_sponsored)
+        self.pages.report.add_skipped(parsed.skipped)
+        todo = self.kept.triage(parsed.results, label)
+        if sc.max_images_per_class:
+            todo = todo[: max(0, sc.max_images_per_class - self.kept.count(label))]
+        listings = [
+            Listing(
+                label=label,
+                query=query,
+                page=page,
+                result=r,
+                dest=data_dir / "raw" / label / f"{image_id_from_url(r.image_url)}.jpg",
+            )
+            for r in todo
+        ]
+        self.kept.keep(listings, list(self.photos.map(self._photo, listings)))
+        return parsed.next_url
 
     def _photo(self, listing: Listing) -> Photo | str:
         return fetch_photo(

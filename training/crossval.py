@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from configs.schema import TrainConfig
-from core.model import head_probabilities
+from core.runtime import TensorFlowRuntime
 from training.baselines import baseline_models
 from training.evaluate import classification_metrics
 from training.fit import fit_head
@@ -71,7 +71,7 @@ def cross_validate(
     for fold, (fit_rows, held_out) in enumerate(splitter.split(features, labels)):
         train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])
         head, _, _ = fit_head(train, held, len(class_names), config, None, seed + fold)
-        probabilities["head"][held_out] = head_probabilities(head, held[0])
+        probabilities["head"][held_out] = TensorFlowRuntime(head)(held[0])
         for name, model in baseline_models(seed).items():
             model.fit(*train)
             proba = np.zeros((len(held_out), len(class_names)), np.float32)

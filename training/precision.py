@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from core.model import head_probabilities
-from core.runtime import RuntimeSpec
+from core.runtime import RuntimeSpec, TensorFlowRuntime
 from training.features import Features
 
 
@@ -43,8 +42,8 @@ class PrecisionChoice:
         }
 
 
-def _accuracy(head: keras.Model, features: np.ndarray, labels: np.ndarray) -> float:
-    return float((head_probabilities(head, features).argmax(axis=1) == labels).mean())
+def _accuracy(score: TensorFlowRuntime, features: np.ndarray, labels: np.ndarray) -> float:
+    return float((score(features).argmax(axis=1) == labels).mean())
 
 
 def choose_precision(features: Features, head: keras.Model, tolerance: float, fixed: bool) -> PrecisionChoice:
@@ -63,10 +62,12 @@ def choose_precision(features: Features, head: keras.Model, tolerance: float, fi
     else:
         candidates = base.candidates()
     val_y = features.part("val")[1]
+    # the head under one traced function, not Model.predict (a tf.data pipeline per call, a C++ error line, a bar)
+    score = TensorFlowRuntime(head)
     val_accuracy, test_probs = {}, {}
     for spec in candidates:
-        val_accuracy[spec.precision] = _accuracy(head, features.vectors_for(spec, "val"), val_y)
-        test_probs[spec.precision] = head_probabilities(head, features.vectors_for(spec, "test"))
+        val_accuracy[spec.precision] = _accuracy(score, features.vectors_for(spec, "val"), val_y)
+        test_probs[spec.precision] = score(features.vectors_for(spec, "test"))
     reference = val_accuracy["f32"]  # every candidate list holds f32, the reference
     # On a small validation split one photo is more than the tolerance; a single flip is not a finding.
     allowed = max(tolerance, 1 / max(1, len(val_y)))

@@ -6,7 +6,7 @@ Importing this package registers the custom layers a saved STJ model contains, s
 
 from core.model import layers  # noqa: F401 - registers the preprocessing layers
 from core.model.backbones import Backbone, build_embedder, build_frozen, get_backbone
-from core.model.head import build_classifier, build_head, head_probabilities
+from core.model.head import build_classifier, build_head
 from core.model.seeding import seed_weights, weights_fingerprint
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "build_frozen",
     "build_head",
     "get_backbone",
-    "head_probabilities",
     "seed_weights",
     "weights_fingerprint",
 ]

@@ -45,19 +45,6 @@ def build_head(
     return seed_weights(keras.Model(features, probs, name="head"), seed)
 
 
-def head_probabilities(head: keras.Model, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Class probabilities for cached ``features``, in inference mode, as a NumPy array.
-
-    Direct calls, not ``Model.predict``: that builds a tf.data pipeline per call, whose graph rewrite makes
-    this TensorFlow print a C++ error line (``use_unbounded_threadpool``) every time, and draws a progress bar.
-    """
-    parts = [
-        keras.ops.convert_to_numpy(head(features[start : start + batch_size], training=False))
-        for start in range(0, len(features), batch_size)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, head.output_shape[-1]), np.float32)
-
-
 def build_classifier(embedder: keras.Model, head: keras.Model) -> keras.Model:
     """The exported model: raw pixels in, class probabilities out."""
     pixels = keras.Input(embedder.input_shape[1:], name="image")

@@ -10,7 +10,8 @@ import pytest
 
 from configs import ConfigError
 from flows import commands, interrupts
-from flows.cli import STJ_LOGGERS, adopt_command_settings, build_parser, flag_overrides, suggest_command
+from flows.cli import build_parser, flag_overrides, suggest_command
+from flows.logs import STJ_LOGGERS, adopt_command_settings
 from flows.settings import load_run_config
 from serving.scoring import NoImages, expand_paths
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
+from keras import ops
 
 from core.runtime import RuntimeSpec
 from training.precision import choose_precision
@@ -12,11 +14,12 @@ from training.precision import choose_precision
 F32, BF16, INT8 = (RuntimeSpec("openvino", p) for p in ("f32", "bf16", "int8"))
 
 
-class _Head:
+def _head() -> keras.Model:
     """Predicts class = the feature's first column (rounded)."""
-
-    def __call__(self, x, training=False):
-        return np.eye(3)[np.clip(np.rint(x[:, 0]).astype(int), 0, 2)]
+    first = keras.layers.Lambda(lambda x: ops.clip(ops.round(x[:, 0]), 0, 2))
+    one_hot = keras.layers.Lambda(lambda c: ops.one_hot(ops.cast(c, "int32"), 3))
+    features = keras.Input((1,))
+    return keras.Model(features, one_hot(first(features)))
 
 
 @dataclass
@@ -47,7 +50,7 @@ class _Features:
 
 def test_the_fastest_precision_within_tolerance_wins() -> None:
     base = _Base(INT8, {"f32": 30.0, "bf16": 20.0, "int8": 100.0})
-    choice = choose_precision(_Features(base, {"int8": 1}), _Head(), tolerance=0.02, fixed=False)
+    choice = choose_precision(_Features(base, {"int8": 1}), _head(), tolerance=0.02, fixed=False)
     assert choice.chosen == INT8  # one photo of 50 is within one photo's grace
     assert set(choice.val_accuracy) == {"f32", "int8"}  # bf16 is slower than f32 here: never checked
     assert choice.val_accuracy == {"f32": 1.0, "int8": 0.98} and set(choice.test_probs) == {"f32", "int8"}
@@ -55,15 +58,15 @@ def test_the_fastest_precision_within_tolerance_wins() -> None:
 
 def test_a_precision_that_costs_accuracy_is_passed_over() -> None:
     base = _Base(INT8, {"f32": 30.0, "bf16": 60.0, "int8": 100.0})
-    choice = choose_precision(_Features(base, {"int8": 5, "bf16": 1}), _Head(), tolerance=0.02, fixed=False)
+    choice = choose_precision(_Features(base, {"int8": 5, "bf16": 1}), _head(), tolerance=0.02, fixed=False)
     assert choice.chosen == BF16 and choice.val_accuracy["int8"] == 0.9
-    choice = choose_precision(_Features(base, {"int8": 5, "bf16": 5}), _Head(), tolerance=0.02, fixed=False)
+    choice = choose_precision(_Features(base, {"int8": 5, "bf16": 5}), _head(), tolerance=0.02, fixed=False)
     assert choice.chosen == F32
 
 
 def test_a_fixed_precision_is_kept_and_compared_with_f32() -> None:
     base = _Base(INT8, {"f32": 30.0, "bf16": 60.0, "int8": 100.0})
-    choice = choose_precision(_Features(base, {"int8": 10}), _Head(), tolerance=0.02, fixed=True)
+    choice = choose_precision(_Features(base, {"int8": 10}), _head(), tolerance=0.02, fixed=True)
     assert choice.chosen == INT8 and set(choice.val_accuracy) == {"f32", "int8"}
     assert choice.summary()["chosen"] == "openvino-int8"
 
@@ -71,5 +74,5 @@ def test_a_fixed_precision_is_kept_and_compared_with_f32() -> None:
 def test_a_fixed_precision_is_used_even_when_measured_slower_than_f32() -> None:
     """``train.precision: bf16`` on a CPU where bf16 runs slower than f32 (measured so on AVX-512 without AMX)."""
     base = _Base(BF16, {"f32": 30.0, "bf16": 18.0, "int8": 100.0})
-    choice = choose_precision(_Features(base, {"bf16": 1}), _Head(), tolerance=0.02, fixed=True)
+    choice = choose_precision(_Features(base, {"bf16": 1}), _head(), tolerance=0.02, fixed=True)
     assert choice.chosen == BF16 and set(choice.test_probs) == {"bf16", "f32"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs.schema import TrainConfig
-from core.model import head_probabilities
+from core.runtime import TensorFlowRuntime
 from training.fit import EpochProgress, fit_head
 
 
@@ -81,10 +81,11 @@ def test_the_epoch_line_reports_the_epochs_run_and_the_best_validation_loss(tmp_
     assert line.endswith(f"best val_loss {min(history['val_loss']):.4f} at epoch {best}")
 
 
-def test_head_probabilities_match_keras_predict_in_any_batching(tmp_path: Path) -> None:
+def test_head_scoring_without_predict_matches_keras_predict_in_any_batch_size(tmp_path: Path) -> None:
     xt, yt, xv, yv = _features()
     head, _, _ = fit_head((xt, yt), (xv, yv), 3, _config(), None, seed=1)
     expected = head.predict(xv, verbose=0)
-    np.testing.assert_allclose(head_probabilities(head, xv), expected, atol=1e-6)
-    np.testing.assert_allclose(head_probabilities(head, xv, batch_size=7), expected, atol=1e-6)
-    assert head_probabilities(head, xv[:0]).shape == (0, 3)
+    score = TensorFlowRuntime(head)  # what precision choice and the label-issue folds score the head with
+    np.testing.assert_allclose(score(xv), expected, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([score(xv[:7]), score(xv[7:])]), expected, atol=1e-6)
+    assert score(xv[:0]).shape == (0, 3)
