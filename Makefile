@@ -18,10 +18,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the `stj` command
 
-system-deps: ## from Debian: nginx (in front of `stj serve`), Chromium + chromedriver (browser tests); root or sudo
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x /usr/sbin/nginx ]; then echo "system packages present"; \
+system-deps: ## from Debian: nginx + its headers-more module (in front of `stj serve`), Chromium + chromedriver (browser tests); root or sudo
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x /usr/sbin/nginx ] \
+	  && [ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ]; then echo "system packages present"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver nginx-light; fi
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver \
+	    nginx-light libnginx-mod-http-headers-more-filter; fi
 
 demo: install system-deps ## catalog + full pipeline on the demo config, then serve the champion model
 	@exec $(BIN)/stj demo --config $(CONFIG)

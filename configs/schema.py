@@ -216,6 +216,25 @@ class ServeConfig(_Strict):
         default=10.0, gt=0, le=300, description="nginx drops a client that sends nothing for this long"
     )
     decode_concurrency: int = Field(default=2, ge=1, le=64, description="uploads decoded at once per worker")
+    auth: Literal["none", "optional", "required"] = Field(
+        default="optional",
+        description="none: no accounts, one shared history (private servers); optional: anyone may predict, "
+        "a history needs an account; required: everything but sign-in and health needs an account",
+    )
+    signup: bool = Field(default=True, description="whether visitors may create accounts")
+    allowed_hosts: list[str] | None = Field(
+        default=None, description="Host names answered; default: loopback names, serve.host and public_url's host"
+    )
+    public_url: str | None = Field(
+        default=None, description="the address users reach the server at (https:// makes session cookies Secure)"
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
 
 class NotifyConfig(_Strict):

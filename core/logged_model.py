@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
 EMBEDDER_ARTIFACT = "openvino"
 EMBEDDER_RECORD = "runtime.json"
+EVALUATION_ARTIFACT = "evaluation.json"  # the run's test confusion matrix as numbers (read by the about page)
 
 
 @dataclass(frozen=True)

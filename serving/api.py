@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, g, jsonify, request
 
+from serving.auth import owner
 from serving.explain import overlay_png
 from serving.history import thumbnail_jpeg
 from serving.models import Route
@@ -44,13 +45,16 @@ def requested_route() -> Route:
 @bp.post("/predict")
 def predict():
     state, route = served(), requested_route()
+    keep = request.args.get("history") == "1"  # the web page keeps its predictions; API callers opt in
+    keeper = owner() if keep else None  # before the work: an anonymous request for a history is a 401
     model = route.current()
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
     pixels = state.decode(read_upload(), model)
     probs, g.model = route.inference.predict(pixels)
     body = prediction(g.model, probs, top_k)
-    if request.args.get("history") == "1":  # the web page keeps its predictions; API callers opt in
+    if keep:
         body["history_id"] = state.history.add(
+            owner=keeper,
             label=body["label"],
             confidence=body["confidence"],
             model_version=str(g.model.ref.version),

@@ -2,8 +2,9 @@
 
 It serves STJ's classifier and, when registered, the ImageNet top-5 model (``serving.models``).
 
-Blueprints: ``serving.api`` (predict, batch, explain, metadata), ``serving.ops`` (health, ready, metrics,
-OpenAPI) and ``serving.pages`` (the web page and its history). Every response carries the model name and
+Blueprints: ``serving.api`` (predict, batch, explain, metadata), ``serving.auth`` (accounts and API tokens),
+``serving.ops`` (health, ready, metrics, OpenAPI) and ``serving.pages`` (the web pages and the history).
+``serving.security`` adds the Host allow-list, the same-origin check and the security headers. Every response carries the model name and
 version (``X-Model-Name``, ``X-Model-Version``): the model that computed it for inference routes, the
 current one otherwise. Every client mistake is a JSON 4xx ``{"error": {"code", "message"}}``.
 
@@ -18,8 +19,10 @@ import time
 from flask import Flask, Response, g, request
 
 from configs.schema import Config
-from serving import api, ops, pages
+from serving import api, auth, ops, pages
+from serving.accounts import Accounts
 from serving.batcher import Overloaded
+from serving.database import Database
 from serving.errors import error_body, register_error_handlers
 from serving.history import History
 from serving.metrics import ServerMetrics
@@ -27,6 +30,7 @@ from serving.models import DEFAULT, IMAGENET, ModelRoutes, load_followed
 from serving.multipart import accept_latin1_part_headers
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
+from serving.security import install_security
 from serving.state import EXTENSION, Served
 from serving.uploads import buffer_chunked_body
 
@@ -39,6 +43,12 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
     app.config["MAX_CONTENT_LENGTH"] = serve.max_upload_bytes * serve.max_files
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     register_error_handlers(app)
+    install_security(app, serve)
+    database = Database(serve.history_path)
+    app.secret_key = database.secret()
+    store = Accounts(database)  # its tables exist in every mode: history rows refer to users
+    accounts = store if serve.auth != "none" else None
+    auth.install_login(app, accounts, serve.auth)
     metrics = ServerMetrics()
 
     def on_swap(current: Predictor) -> None:
@@ -52,7 +62,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
             followed[IMAGENET] = ModelHolder(imagenet)
     models = ModelRoutes(config, followed, on_batch=metrics.batch.observe)
     decodes = threading.BoundedSemaphore(serve.decode_concurrency)
-    app.extensions[EXTENSION] = Served(config, models, History(serve.history_path), metrics, decodes)
+    app.extensions[EXTENSION] = Served(config, models, History(database), accounts, metrics, decodes)
 
     @app.before_request
     def _start_timer() -> None:
@@ -75,6 +85,6 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
     def _overloaded(exc: Overloaded):
         return error_body("overloaded", str(exc)), 503, {"Retry-After": "1"}
 
-    for blueprint in (api.bp, ops.bp, pages.bp):
+    for blueprint in (api.bp, auth.bp, ops.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app

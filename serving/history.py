@@ -1,21 +1,26 @@
-"""Past predictions made from the web page, in SQLite: thumbnail, label, confidence, model version, time.
+"""Past predictions made from the web page, in SQLite: thumbnail, label, confidence, model version, time, owner.
 
-Config keys: ``serve.history_path``.
+Each row belongs to one account (``user_id``); with ``serve.auth: none`` rows have no owner and form the one
+shared history of a private, loopback-only server. Every query is scoped to one owner, so another account's row
+is simply not found.
+
+Config keys: ``serve.history_path``, ``serve.auth``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image
 
-_SCHEMA = """
+from serving.database import Database
+
+_OWNER = "user_id INTEGER REFERENCES users(id) ON DELETE CASCADE"  # NULL: no accounts (serve.auth: none)
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS predictions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at TEXT NOT NULL,
@@ -23,7 +28,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     confidence REAL NOT NULL,
     model_version TEXT NOT NULL,
     top_k TEXT NOT NULL,
-    thumbnail BLOB NOT NULL
+    thumbnail BLOB NOT NULL,
+    {_OWNER}
 );
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created_at);
 """
@@ -47,36 +53,48 @@ class Page:
 
 
 class History:
-    """A thread-safe SQLite store of predictions."""
+    """Predictions in the server's database, each read and written on behalf of one owner (``None``: no accounts)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.executescript(_SCHEMA)
+    def __init__(self, database: Database | str | Path) -> None:
+        self.database = database if isinstance(database, Database) else Database(database)
+        with self.database.write() as db:
+            db.executescript(_SCHEMA)
+        if "user_id" not in self.database.columns("predictions"):  # a file from before accounts
+            with self.database.write() as db:
+                db.execute(f"ALTER TABLE predictions ADD COLUMN {_OWNER}")
+        with self.database.write() as db:
+            db.execute("CREATE INDEX IF NOT EXISTS predictions_owner ON predictions (user_id, id)")
 
-    def add(self, label: str, confidence: float, model_version: str, top_k: list[dict], thumbnail: bytes) -> int:
-        """Store one prediction; returns its id."""
+    def add(
+        self,
+        label: str,
+        confidence: float,
+        model_version: str,
+        top_k: list[dict],
+        thumbnail: bytes,
+        owner: int | None = None,
+    ) -> int:
+        """Store one prediction for ``owner``; returns its id."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._lock, self._db:
-            cur = self._db.execute(
-                "INSERT INTO predictions (created_at, label, confidence, model_version, top_k, thumbnail) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (now, label, confidence, model_version, json.dumps(top_k), thumbnail),
+        with self.database.write() as db:
+            cur = db.execute(
+                "INSERT INTO predictions (created_at, label, confidence, model_version, top_k, thumbnail, user_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (now, label, confidence, model_version, json.dumps(top_k), thumbnail, owner),
             )
             return int(cur.lastrowid)
 
     def page(
         self,
+        owner: int | None = None,
         page: int = 1,
         per_page: int = 20,
         date_from: str | None = None,
         date_to: str | None = None,
         model_version: str | None = None,
     ) -> Page:
-        """Rows newest first; ``date_from``/``date_to`` are ISO dates (inclusive), ``model_version`` exact."""
-        where, args = [], []
+        """``owner``'s rows newest first; ``date_from``/``date_to`` are ISO dates (inclusive), ``model_version`` exact."""
+        where, args = ["user_id IS ?"], [owner]
         if date_from:
             where.append("created_at >= ?")
             args.append(date_from)
@@ -86,10 +104,10 @@ class History:
         if model_version:
             where.append("model_version = ?")
             args.append(model_version)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self._lock:
-            total = self._db.execute(f"SELECT COUNT(*) FROM predictions {clause}", args).fetchone()[0]
-            rows = self._db.execute(
+        clause = f"WHERE {' AND '.join(where)}"
+        with self.database.read() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM predictions {clause}", args).fetchone()[0]
+            rows = db.execute(
                 f"SELECT id, created_at, label, confidence, model_version, top_k FROM predictions {clause} "
                 "ORDER BY id DESC LIMIT ? OFFSET ?",
                 [*args, per_page, (page - 1) * per_page],
@@ -97,18 +115,21 @@ class History:
         keys = ("id", "created_at", "label", "confidence", "model_version", "top_k")
         return Page([{**dict(zip(keys, r, strict=True)), "top_k": json.loads(r[5])} for r in rows], total)
 
-    def thumbnail(self, row_id: int) -> bytes | None:
-        """The stored thumbnail JPEG, or ``None``."""
-        with self._lock:
-            row = self._db.execute("SELECT thumbnail FROM predictions WHERE id = ?", (row_id,)).fetchone()
+    def thumbnail(self, row_id: int, owner: int | None = None) -> bytes | None:
+        """The stored thumbnail JPEG of ``owner``'s row, or ``None``."""
+        with self.database.read() as db:
+            row = db.execute(
+                "SELECT thumbnail FROM predictions WHERE id = ? AND user_id IS ?", (row_id, owner)
+            ).fetchone()
         return row[0] if row else None
 
-    def delete(self, row_id: int) -> bool:
-        """Remove one prediction; returns whether it existed."""
-        with self._lock, self._db:
-            return self._db.execute("DELETE FROM predictions WHERE id = ?", (row_id,)).rowcount > 0
+    def delete(self, row_id: int, owner: int | None = None) -> bool:
+        """Remove one of ``owner``'s predictions; returns whether it existed."""
+        with self.database.write() as db:
+            return db.execute("DELETE FROM predictions WHERE id = ? AND user_id IS ?", (row_id, owner)).rowcount > 0
 
-    def versions(self) -> list[str]:
-        """Model versions present in the history."""
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT model_version FROM predictions ORDER BY 1")]
+    def versions(self, owner: int | None = None) -> list[str]:
+        """Model versions present in ``owner``'s history."""
+        with self.database.read() as db:
+            rows = db.execute("SELECT DISTINCT model_version FROM predictions WHERE user_id IS ? ORDER BY 1", (owner,))
+            return [r[0] for r in rows]

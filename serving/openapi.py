@@ -11,6 +11,35 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}} for c in codes}
 
 
+def _json_op(summary: str, errors: tuple[int, ...], body: dict | None = None, ok: str = "200") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {ok: {"description": "ok"}, **_errors(*errors)}}
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object", "properties": body}}},
+        }
+    return op
+
+
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+_STRING = {"type": "string"}
+_ACCOUNT_PATHS = {
+    "/api/signup": {"post": _json_op("Create an account (and sign in)", (403, 409, 415, 422), {"email": _STRING, "password": _STRING}, "201")},
+    "/api/login": {"post": _json_op("Sign in (a session cookie)", (401, 415, 429), {"email": _STRING, "password": _STRING})},
+    "/api/logout": {"post": _json_op("Sign out (every session of the account)", (403,), ok="204")},
+    "/api/me": {"get": _json_op("The auth mode and who is signed in", ())},
+    "/api/account": {"delete": _json_op("Delete the account, its history and tokens", (401, 403, 415), {"password": _STRING}, "204")},
+    "/api/tokens": {
+        "get": _json_op("Your API tokens (never their secrets)", (401,)),
+        "post": _json_op("Make an API token (the answer holds it, once)", (401, 415, 422), {"name": _STRING}, "201"),
+    },
+    "/api/tokens/{id}": {"delete": {**_json_op("Revoke a token", (401, 404), ok="204"), "parameters": _ID}},
+    "/api/history": {"get": _json_op("Your past predictions (page, per_page, from, to, model_version)", (401, 422))},
+    "/api/history/{id}": {"delete": {**_json_op("Delete one of your predictions", (401, 403, 404), ok="204"), "parameters": _ID}},
+    "/api/about": {"get": _json_op("The served model's training run, scores and data, from MLflow", ())},
+}  # fmt: skip
+
+
 def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
     """The API document, with the configured limits filled in."""
     image_part = {
@@ -94,8 +123,13 @@ def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
                 }
             },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            **_ACCOUNT_PATHS,
         },
+        "security": [{}, {"bearer": []}],  # anonymous where serve.auth allows it, else an API token
         "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "an API token made on /account"}
+            },
             "schemas": {
                 "Model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
                 "Prediction": {
@@ -125,6 +159,6 @@ def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
                         }
                     },
                 },
-            }
+            },
         },
     }

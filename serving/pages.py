@@ -1,6 +1,9 @@
-"""The web page (``/``), the history page (``/history``) and the history's JSON API (``/api/history``).
+"""The web pages (``/``, ``/history``, ``/login``, ``/account``, ``/docs``, ``/about``), the history's JSON API
+(``/api/history``) and the about page's facts (``/api/about``).
 
-Config keys: ``serve.history_path``.
+Each signed-in user sees only their own history: another user's row answers 404, as if it did not exist.
+
+Config keys: ``serve.history_path``, ``serve.auth``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request, send_from_directory
 
+from serving.about import about
+from serving.auth import owner
 from serving.errors import ApiError
 from serving.state import served
 from serving.uploads import date_arg, int_arg
@@ -28,14 +33,46 @@ def history_page():
     return send_from_directory(STATIC, "history.html")
 
 
+@bp.get("/login")
+def login_page():
+    return send_from_directory(STATIC, "login.html")
+
+
+@bp.get("/account")
+def account_page():
+    return send_from_directory(STATIC, "account.html")
+
+
+@bp.get("/about")
+def about_page():
+    return send_from_directory(STATIC, "about.html")
+
+
+@bp.get("/api/about")
+def about_facts():
+    state = served()
+    return jsonify(about(state.config.tracking.uri, state.holder.current()))
+
+
+@bp.get("/docs")
+def docs():
+    return send_from_directory(STATIC, "docs.html")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    return send_from_directory(STATIC, "icon.svg", mimetype="image/svg+xml")
+
+
 @bp.get("/api/history")
 def history_list():
-    history = served().history
+    history, keeper = served().history, owner()
     page, per_page = (
         int_arg(name="page", default=1, low=1, high=100000),
         int_arg(name="per_page", default=20, low=1, high=100),
     )
     found = history.page(
+        owner=keeper,
         page=page,
         per_page=per_page,
         date_from=date_arg("from"),
@@ -43,13 +80,19 @@ def history_list():
         model_version=request.args.get("model_version") or None,
     )
     return jsonify(
-        {"rows": found.rows, "total": found.total, "page": page, "per_page": per_page, "versions": history.versions()}
+        {
+            "rows": found.rows,
+            "total": found.total,
+            "page": page,
+            "per_page": per_page,
+            "versions": history.versions(keeper),
+        }
     )
 
 
 @bp.get("/api/history/<int:row_id>/thumbnail")
 def history_thumbnail(row_id: int):
-    data = served().history.thumbnail(row_id)
+    data = served().history.thumbnail(row_id, owner())
     if data is None:
         raise ApiError(404, "not_found", f"no prediction {row_id} in the history")
     return Response(data, mimetype="image/jpeg")
@@ -57,6 +100,6 @@ def history_thumbnail(row_id: int):
 
 @bp.delete("/api/history/<int:row_id>")
 def history_delete(row_id: int):
-    if not served().history.delete(row_id):
+    if not served().history.delete(row_id, owner()):
         raise ApiError(404, "not_found", f"no prediction {row_id} in the history")
     return Response(status=204)

@@ -32,6 +32,8 @@ from core.processes import die_with_parent, free_port, stop_process
 from serving.errors import error_body
 
 NGINX = "nginx"
+# Debian's libnginx-mod-http-headers-more-filter: the only way to send no Server header at all
+HEADERS_MORE = Path("/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so")
 FOLDER_PREFIX, OWNER_FILE = "stj-serve-", "owner.pid"
 # what nginx itself may answer, and how the API names it
 _ERRORS = {
@@ -70,7 +72,10 @@ def nginx_config(serve: ServeConfig, folder: Path, socket_path: Path, port: int)
         f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach the private folder
-    return f"""{user}worker_processes 1;
+    module, no_banner = "", ""
+    if HEADERS_MORE.exists():
+        module, no_banner = f"load_module {HEADERS_MORE};\n", "    more_clear_headers Server;\n"
+    return f"""{module}{user}worker_processes 1;
 daemon off;
 pid {folder / "nginx.pid"};
 error_log {folder / "nginx.log"} crit;  # client mistakes are answered, not logged
@@ -78,7 +83,7 @@ events {{ worker_connections 1024; }}
 http {{
     access_log off;
     server_tokens off;
-{temp}
+{no_banner}{temp}
     client_header_timeout {timeout};
     client_body_timeout {timeout};
     send_timeout {timeout};

@@ -22,11 +22,15 @@ from contextlib import ExitStack
 
 import gunicorn.util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.wsgi import Response as GunicornResponse
 
 from configs.schema import Config
 from serving.errors import error_body
 from serving.metrics import MULTIPROC_ENV, mark_worker_dead
 from serving.proxy import running_proxy
+from serving.security import exposure_warning
+
+_gunicorn_headers = GunicornResponse.default_headers
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
@@ -37,6 +41,11 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode("latin-1")
     gunicorn.util.write_nonblock(sock, head + body)
+
+
+def headers_without_banner(response: GunicornResponse) -> list[str]:
+    """gunicorn's status line and default headers, less ``Server: gunicorn`` (no banner for scanners)."""
+    return [line for line in _gunicorn_headers(response) if not line.startswith("Server:")]
 
 
 class StjServer(BaseApplication):
@@ -93,8 +102,11 @@ def serve(config: Config) -> None:
     """Serve until interrupted (nginx first, when configured). With several workers, Prometheus metrics are
     pooled in a folder that lives as long as the server (unless ``PROMETHEUS_MULTIPROC_DIR`` names one)."""
     gunicorn.util.write_error = write_json_error  # gunicorn looks it up here for every error it answers
+    GunicornResponse.default_headers = headers_without_banner
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in the server log
     serve_config = config.serve
+    if warning := exposure_warning(serve_config):
+        print(f"\n{'!' * 80}\nstj: {warning}\n{'!' * 80}\n", file=sys.stderr, flush=True)
     with ExitStack() as stack:
         if config.serve.workers > 1 and not os.environ.get(MULTIPROC_ENV):
             folder = tempfile.mkdtemp(prefix="stj-metrics-")

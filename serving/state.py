@@ -1,4 +1,5 @@
-"""What the blueprints share: the config, the served models (each with its inference queue), history, metrics."""
+"""What the blueprints share: the config, the served models (each with its inference queue), history, accounts,
+metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from flask import current_app
 
 from configs.schema import Config
+from serving.accounts import Accounts
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
@@ -26,6 +28,7 @@ class Served:
     config: Config
     models: ModelRoutes
     history: History
+    accounts: Accounts | None  # None: serve.auth is none
     metrics: ServerMetrics
     decodes: threading.BoundedSemaphore  # serve.decode_concurrency places
 

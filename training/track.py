@@ -23,7 +23,7 @@ import mlflow
 import numpy as np
 
 from configs.schema import Config, TrackingConfig
-from core.logged_model import EmbedderRecord, log_classifier, log_embedder
+from core.logged_model import EVALUATION_ARTIFACT, EmbedderRecord, log_classifier, log_embedder
 from core.manifest import manifest_path, read_manifest
 from core.model import build_classifier
 from training.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
@@ -208,7 +208,11 @@ def _log_png(png: bytes | None, name: str) -> None:
 def log_plots(features: Features, candidate: Candidate, class_names: list[str]) -> None:
     """Confusion matrix, ROC curves and the most confident mistakes, on the test split."""
     test_y = features.part("test")[1]
-    _log_png(confusion_matrix_png(test_y, candidate.probs.argmax(axis=1), class_names), "confusion_matrix.png")
+    predicted = candidate.probs.argmax(axis=1)
+    _log_png(confusion_matrix_png(test_y, predicted, class_names), "confusion_matrix.png")
+    counts = np.zeros((len(class_names), len(class_names)), dtype=int)  # rows: true class, columns: predicted
+    np.add.at(counts, (np.asarray(test_y, dtype=int), predicted), 1)
+    mlflow.log_dict({"classes": list(class_names), "confusion_matrix": counts.tolist()}, EVALUATION_ARTIFACT)
     _log_png(roc_curves_png(test_y, candidate.probs, class_names), "roc_curves.png")
     paths = features.part_paths("test")
     _log_png(
@@ -231,6 +235,8 @@ def log_speed(features: Features, candidate: Candidate, pixels: np.ndarray) -> f
             "embed_seconds": round(features.embed_seconds, 3),
             "ms_per_image_head": head_ms,
             "ms_per_image_end_to_end": embed_ms + head_ms,
+            "params_backbone": features.base.base.count_params(),
+            "params_head": candidate.head.count_params(),
         }
     )
     return head_ms

@@ -1,11 +1,23 @@
-// STJ page: load a photo (file or camera), shrink it, predict, occlude, explain.
+// STJ page: load a photo (file, drop, paste, camera or example), shrink it, predict, occlude, explain.
 const MAX_SIDE = 1500;
 const $ = (id) => document.getElementById(id);
 const photo = $("photo"), ctx = photo.getContext("2d");
 let clean = null;          // canvas holding the photo without strokes
 let drawing = false, last = null;
+let keepHistory = false;   // signed in, or a server without accounts
 
 function showError(message) { $("error").textContent = message || ""; }
+
+function busy(message) {
+  // progress while the server works; every action button waits
+  $("busy").textContent = message || "";
+  document.body.classList.toggle("waiting", !!message);
+}
+
+function showResults() {
+  $("results").hidden = false;
+  $("results").scrollIntoView({ behavior: "smooth", block: "start" });
+}
 
 const MODEL_TITLES = { stj: "saree · trousers · jeans", imagenet: "ImageNet, top 5 of 1000 classes" };
 
@@ -41,15 +53,34 @@ function loadImage(source) {
   showError("");
 }
 
-$("file").addEventListener("change", (event) => {
-  const file = event.target.files[0];
-  if (!file) return;
-  const url = URL.createObjectURL(file);
+function openImage(url, revoke) {
   const img = new Image();
-  img.onload = () => { loadImage(img); URL.revokeObjectURL(url); predict(false); };
+  img.onload = () => { loadImage(img); if (revoke) URL.revokeObjectURL(url); predict(false); };
   img.onerror = () => showError("That file is not an image this browser can open.");
   img.src = url;
+}
+
+function openFile(file) {
+  if (!file) return;
+  if (!file.type.startsWith("image/")) { showError("That file is not an image."); return; }
+  openImage(URL.createObjectURL(file), true);
+}
+
+$("file").addEventListener("change", (event) => openFile(event.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault(); drop.classList.remove("over");
+  openFile(event.dataTransfer.files[0]);
 });
+document.addEventListener("paste", (event) => {
+  const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
+  if (item) openFile(item.getAsFile());
+});
+for (const example of document.querySelectorAll(".example")) {
+  example.addEventListener("click", () => openImage(example.dataset.src, false));
+}
 
 $("camera-start").addEventListener("click", async () => {
   try {
@@ -68,7 +99,7 @@ $("capture").addEventListener("click", () => {
 function toBlob(canvas) { return new Promise((ok) => canvas.toBlob(ok, "image/jpeg", 0.92)); }
 
 function renderChart(el, topK) {
-  el.innerHTML = "";
+  el.replaceChildren();
   for (const { label, probability } of topK) {
     const row = document.createElement("div");
     row.className = "bar"; row.dataset.label = label; row.dataset.probability = probability;
@@ -90,8 +121,13 @@ async function send(canvas, path, extra) {
 
 async function predict(occluded) {
   const canvas = occluded ? photo : clean;
-  const response = await send(canvas, "/predict", `?model=${chosenModel()}&history=1`);
+  busy("Predicting…");
+  let response;
+  try {
+    response = await send(canvas, "/predict", `?model=${chosenModel()}${keepHistory ? "&history=1" : ""}`);
+  } catch (e) { busy(); showError("The server is not reachable."); return; }
   const body = await response.json();
+  busy();
   if (!response.ok) { showError(body.error.message); return; }
   const suffix = occluded ? "-after" : "";
   $("label" + suffix).textContent = body.label;
@@ -99,8 +135,9 @@ async function predict(occluded) {
   renderChart($("chart" + suffix), body.top_k);
   $((occluded ? "after" : "before") + "-img").src = canvas.toDataURL("image/jpeg", 0.85);
   $("used-version").textContent = `${body.model.name} v${body.model.version}`;
-  $("results").hidden = false;
+  $("api-snippet").textContent = `curl -F image=@photo.jpg "${location.origin}/predict?model=${chosenModel()}"`;
   if (occluded) $("after").hidden = false;
+  showResults();
 }
 
 $("predict").addEventListener("click", () => predict(false));
@@ -108,11 +145,15 @@ $("predict-occluded").addEventListener("click", () => predict(true));
 $("clear").addEventListener("click", () => { ctx.drawImage(clean, 0, 0); $("predict-occluded").disabled = true; });
 
 $("explain").addEventListener("click", async () => {
-  const response = await send(clean, "/explain", `?model=${chosenModel()}`);
+  busy("Computing the Grad-CAM heatmap (a few seconds)…");
+  const response = await send(clean, "/explain", `?model=${chosenModel()}`).catch(() => null);
+  busy();
+  if (!response) { showError("The server is not reachable."); return; }
   if (!response.ok) { showError((await response.json()).error.message); return; }
   $("heatmap").src = URL.createObjectURL(await response.blob());
   $("cam-label").textContent = response.headers.get("X-Explained-Label");
-  $("cam").hidden = false; $("results").hidden = false;
+  $("cam").hidden = false;
+  showResults();
 });
 
 function point(event) {
@@ -135,3 +176,8 @@ photo.addEventListener("pointermove", stroke);
 window.addEventListener("pointerup", () => { drawing = false; last = null; });
 
 metadata();
+stjMe.then((me) => {
+  keepHistory = me.auth === "none" || !!me.user;
+  $("history-note").textContent = me.auth === "none" ? "Predictions are kept in the history."
+    : me.user ? "Your predictions are kept in your history." : "Sign in to keep a history of your predictions.";
+});

@@ -1,31 +1,52 @@
-// STJ history: paginated, filterable list of past predictions with delete.
+// STJ history: the signed-in user's past predictions, paginated and filterable, with delete.
 const $ = (id) => document.getElementById(id);
 const PER_PAGE = 10;
 let page = 1;
+
+function cell(child) {
+  const td = document.createElement("td");
+  if (typeof child === "string") td.textContent = child; else td.append(child);  // text is never markup
+  return td;
+}
+
+function row(item) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = item.id;
+  const img = document.createElement("img");
+  img.src = `/api/history/${item.id}/thumbnail`; img.alt = `photo predicted as ${item.label}`;
+  const label = cell(item.label); label.className = "label";
+  const version = cell(`v${item.model_version}`); version.className = "version";
+  const remove = document.createElement("button");
+  remove.type = "button"; remove.className = "delete danger"; remove.textContent = "Delete";
+  remove.setAttribute("aria-label", `Delete the ${item.label} prediction of ${item.created_at}`);
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Delete this prediction (${item.label})?`)) return;
+    await fetch(`/api/history/${item.id}`, { method: "DELETE" });
+    load();
+  });
+  tr.append(cell(img), label, cell(`${(item.confidence * 100).toFixed(1)}%`), version,
+    cell(item.created_at.replace("T", " ").replace("+00:00", "")), cell(remove));
+  return tr;
+}
 
 async function load() {
   const params = new URLSearchParams({ page, per_page: PER_PAGE });
   if ($("from").value) params.set("from", $("from").value);
   if ($("to").value) params.set("to", $("to").value);
   if ($("version").value) params.set("model_version", $("version").value);
-  const body = await (await fetch("/api/history?" + params)).json();
+  const response = await fetch("/api/history?" + params);
+  const body = await response.json();
+  if (response.status === 401) { $("signed-out").hidden = false; $("history").hidden = true; return; }
   const select = $("version"), chosen = select.value;
-  select.innerHTML = '<option value="">all</option>' + body.versions.map((v) => `<option value="${v}">${v}</option>`).join("");
+  const all = document.createElement("option");
+  all.value = ""; all.textContent = "all";
+  select.replaceChildren(all, ...body.versions.map((v) => {
+    const option = document.createElement("option");
+    option.value = v; option.textContent = v;
+    return option;
+  }));
   select.value = chosen;
-  const tbody = document.querySelector("#rows tbody");
-  tbody.innerHTML = "";
-  for (const row of body.rows) {
-    const tr = document.createElement("tr");
-    tr.dataset.id = row.id;
-    tr.innerHTML = `<td><img src="/api/history/${row.id}/thumbnail" alt=""></td><td class="label">${row.label}</td>` +
-      `<td>${(row.confidence * 100).toFixed(1)}%</td><td class="version">v${row.model_version}</td>` +
-      `<td>${row.created_at.replace("T", " ").replace("+00:00", "")}</td><td><button class="delete" type="button">Delete</button></td>`;
-    tr.querySelector(".delete").addEventListener("click", async () => {
-      await fetch(`/api/history/${row.id}`, { method: "DELETE" });
-      load();
-    });
-    tbody.appendChild(tr);
-  }
+  document.querySelector("#rows tbody").replaceChildren(...body.rows.map(row));
   const pages = Math.max(1, Math.ceil(body.total / PER_PAGE));
   $("empty").hidden = body.total > 0;
   $("page-info").textContent = `page ${page} of ${pages} (${body.total} predictions)`;

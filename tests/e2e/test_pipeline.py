@@ -123,6 +123,24 @@ def client(trained):
     return create_app(config).test_client(), config
 
 
+def test_about_reads_the_champions_run_from_mlflow(client) -> None:
+    http, config = client
+    facts = http.get("/api/about").get_json()
+    run = facts["run"]
+    champion = MlflowClient(config.tracking.uri).get_model_version_by_alias("stj-classifier", "champion")
+    assert run["run_id"] == champion.run_id and run["backbone"] == config.train.backbone
+    metrics = MlflowClient(config.tracking.uri).get_run(champion.run_id).data.metrics
+    assert run["metrics"]["macro_f1"] == metrics["test_macro_f1"]
+    assert [c["f1"] for c in run["per_class"]] == [metrics[f"test_{name}_f1"] for name in CLASSES]
+    assert run["parameters"]["head"] > 0 and run["parameters"]["backbone"] > run["parameters"]["head"]
+    matrix = np.array(run["confusion_matrix"]["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == metrics["n_test"]
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(metrics["test_accuracy"])
+    photos = run["photos"]
+    assert sum(photos[name].get("test", 0) for name in CLASSES) == metrics["n_test"]
+    assert facts["last_run"]["started"] and facts["last_run"]["status"] == "FINISHED"
+
+
 def test_predict_a_real_image(client) -> None:
     http, config = client
     photo = next((Path(config.project.data_dir) / "raw" / "saree").glob("*.jpg"))

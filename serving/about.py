@@ -1,0 +1,120 @@
+"""What the about page shows, read from the registry: the served model's run (backbone, head, parameter counts,
+test metrics, per-class scores, confusion matrix, photos per class and split) and when the pipeline last ran.
+
+Read once per served version and kept (a run's record does not change); the last-run time is re-read at most
+once a minute. A model that did not come from the registry (tests) shows only what it knows itself.
+
+Config keys: ``tracking.uri``, ``train.dense_units``/``train.dropout`` as logged with the run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from core.logged_model import EVALUATION_ARTIFACT
+
+_lock = threading.Lock()
+_runs: dict[tuple[str, str, str], dict | None] = {}
+_last_run: dict[str, tuple[float, dict | None]] = {}
+
+
+def _when(ms: int | None) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds") if ms else None
+
+
+def _artifact_text(client: MlflowClient, run_id: str, name: str) -> str | None:
+    try:
+        path = client.download_artifacts(run_id, name)
+    except (MlflowException, OSError):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _photos(split_csv: str | None) -> dict[str, dict[str, int]] | None:
+    if not split_csv:
+        return None
+    frame = pd.read_csv(io.StringIO(split_csv), usecols=["class", "split"])
+    counts = frame.groupby(["class", "split"]).size()
+    return {label: {side: int(n) for side, n in counts[label].items()} for label in counts.index.levels[0]}
+
+
+def run_facts(client: MlflowClient, name: str, version: str, classes: list[str]) -> dict | None:
+    """The registered version's training run as the about page shows it, or ``None`` if the registry lacks it."""
+    try:
+        run = client.get_run(client.get_model_version(name, version).run_id)
+    except MlflowException:
+        return None
+    metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
+    evaluation = _artifact_text(client, run.info.run_id, EVALUATION_ARTIFACT)
+    return {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "trained": _when(run.info.end_time or run.info.start_time),
+        "experiment_id": run.info.experiment_id,
+        "backbone": tags.get("backbone"),
+        "weights": tags.get("weights.used"),
+        "runtime": tags.get("runtime"),
+        "precision": tags.get("precision.chosen"),
+        "finetune": tags.get("finetune"),
+        "head": {"dense_units": params.get("train.dense_units"), "dropout": params.get("train.dropout")},
+        "parameters": {
+            "backbone": metrics.get("params_backbone"),
+            "head": metrics.get("params_head"),
+        },
+        "image_size": params.get("train.image_size"),
+        "metrics": {k: metrics.get(f"test_{k}") for k in ("accuracy", "macro_f1", "macro_precision", "macro_recall")},
+        "per_class": [
+            {k: metrics.get(f"test_{label}_{k}") for k in ("precision", "recall", "f1")} | {"class": label}
+            for label in classes
+        ],
+        "confusion_matrix": json.loads(evaluation) if evaluation else None,
+        "photos": _photos(_artifact_text(client, run.info.run_id, "split.csv")),
+        "split": {side: metrics.get(f"n_{side}") for side in ("train", "val", "test")},
+    }
+
+
+def last_run(client: MlflowClient, experiment_id: str) -> dict | None:
+    """The experiment's newest top-level run: when it started and how it ended."""
+    found = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"], max_results=50)
+    top = [run for run in found if "mlflow.parentRunId" not in run.data.tags]  # not a run's baselines or folds
+    if not top:
+        return None
+    info = top[0].info
+    return {"started": _when(info.start_time), "status": info.status, "name": info.run_name}
+
+
+def about(tracking_uri: str, model: Any) -> dict:
+    """Everything ``/api/about`` answers for the served ``model`` (a ``Predictor``)."""
+    ref = model.ref
+    facts: dict[str, Any] = {
+        "model": {"name": ref.name, "version": ref.version, "classes": model.class_names,
+                  "image_size": model.image_size, "runtime": model.runtime.name},
+        "run": None,
+        "last_run": None,
+    }  # fmt: skip
+    if not str(ref.uri).startswith("models:/"):
+        return facts  # not from the registry
+    client = MlflowClient(tracking_uri=tracking_uri)
+    key = (tracking_uri, ref.name, str(ref.version))
+    with _lock:
+        if key not in _runs:
+            _runs[key] = run_facts(client, ref.name, str(ref.version), model.class_names)
+        facts["run"] = _runs[key]
+        if facts["run"] is not None:
+            experiment = facts["run"]["experiment_id"]
+            read_at, newest = _last_run.get(experiment, (0.0, None))
+            if time.monotonic() - read_at > 60:
+                newest = last_run(client, experiment)
+                _last_run[experiment] = (time.monotonic(), newest)
+            facts["last_run"] = newest
+    return facts

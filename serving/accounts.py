@@ -1,0 +1,219 @@
+"""Accounts in the server's database: users (email + argon2 hash), API tokens (SHA-256, shown once), login throttling.
+
+A user's session id carries a nonce that changes when they log out or delete a token-less session, so a copied
+cookie stops working at logout even though Flask sessions live in the cookie. API tokens are long random
+strings, so a fast hash is enough to store them; passwords get argon2id (``argon2-cffi``'s defaults).
+Failed logins are counted in the database, so the limit holds across gunicorn workers.
+
+Config keys: ``serve.history_path`` (the database), ``serve.signup``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+
+from serving.database import Database
+from serving.errors import ApiError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    session_nonce TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS login_failures (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
+"""
+MIN_PASSWORD, MAX_PASSWORD = 10, 128
+TOKEN_PREFIX = "stj_"
+_COMMON = {"password123", "1234567890", "123456789a", "qwertyuiop", "iloveyou12", "password12", "letmein123"}
+_HASHER = PasswordHasher()
+_DUMMY_HASH = _HASHER.hash("not a password anyone has")  # checked for unknown emails: same time as a real one
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in user as Flask-Login sees it; ``get_id`` includes the session nonce."""
+
+    id: int
+    email: str
+    nonce: str
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_anonymous: bool = False
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.nonce}"
+
+    def public(self) -> dict:
+        """What the API shows of a user."""
+        return {"id": self.id, "email": self.email}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def normalize_email(email: object) -> str:
+    """The normalised address, or a 422 ``invalid_email`` saying what is wrong with it."""
+    if not isinstance(email, str) or not email.strip():
+        raise ApiError(422, "invalid_email", "an email address is required")
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ApiError(422, "invalid_email", str(exc)) from None
+
+
+def check_password_policy(password: object, email: str) -> str:
+    """``password`` if it is acceptable, else a 422 ``weak_password`` naming the rule it breaks."""
+    if not isinstance(password, str):
+        raise ApiError(422, "weak_password", "a password is required")
+    lowered = password.lower()
+    if len(password) < MIN_PASSWORD:
+        raise ApiError(422, "weak_password", f"use at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise ApiError(422, "weak_password", f"use at most {MAX_PASSWORD} characters")
+    if lowered in (email.lower(), email.split("@")[0].lower()):
+        raise ApiError(422, "weak_password", "the password must not be your email address")
+    if len(set(password)) < 5 or lowered in _COMMON:
+        raise ApiError(422, "weak_password", "that password is too easy to guess")
+    return password
+
+
+def token_hash(token: str) -> str:
+    """How an API token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    """Users, their API tokens and failed-login counts in ``database``."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        with database.write() as db:
+            db.executescript(_SCHEMA)
+
+    def create(self, email: object, password: object) -> User:
+        """A new user (email validated, password checked against the policy); 409 if the email is taken."""
+        address = normalize_email(email)
+        hashed = _HASHER.hash(check_password_policy(password, address))
+        nonce = secrets.token_hex(8)
+        with self.database.write() as db:
+            if db.execute("SELECT 1 FROM users WHERE email = ?", (address,)).fetchone():
+                raise ApiError(409, "email_taken", "an account with that email already exists; log in instead")
+            cur = db.execute(
+                "INSERT INTO users (email, password_hash, session_nonce, created_at) VALUES (?, ?, ?, ?)",
+                (address, hashed, nonce, _now()),
+            )
+        return User(int(cur.lastrowid), address, nonce)
+
+    def authenticate(self, email: object, password: object) -> User | None:
+        """The user whose email and password these are, or ``None`` (after the same work either way)."""
+        address = email.strip() if isinstance(email, str) else ""
+        with self.database.read() as db:
+            row = db.execute(
+                "SELECT id, email, password_hash, session_nonce FROM users WHERE email = ?", (address,)
+            ).fetchone()
+        try:
+            _HASHER.verify(row[2] if row else _DUMMY_HASH, password if isinstance(password, str) else "")
+        except (VerificationError, InvalidHashError):
+            return None
+        return User(row[0], row[1], row[3]) if row else None
+
+    def get(self, session_id: str) -> User | None:
+        """The user a session id (``<id>.<nonce>``) names, if that session is still valid."""
+        user_id, _, nonce = session_id.partition(".")
+        if not user_id.isdigit():
+            return None
+        with self.database.read() as db:
+            row = db.execute("SELECT id, email, session_nonce FROM users WHERE id = ?", (int(user_id),)).fetchone()
+        return User(*row) if row and secrets.compare_digest(row[2], nonce) else None
+
+    def end_sessions(self, user_id: int) -> None:
+        """Invalidate every session cookie of ``user_id`` (logout)."""
+        with self.database.write() as db:
+            db.execute("UPDATE users SET session_nonce = ? WHERE id = ?", (secrets.token_hex(8), user_id))
+
+    def delete(self, user_id: int) -> None:
+        """Remove the user, their tokens and their history (foreign keys cascade)."""
+        with self.database.write() as db:
+            db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+
+    def create_token(self, user_id: int, name: object) -> dict:
+        """A new API token for ``user_id``; the returned ``token`` is the only time it is shown."""
+        label = name.strip() if isinstance(name, str) else ""
+        if not 1 <= len(label) <= 60:
+            raise ApiError(422, "invalid_name", "give the token a name of 1 to 60 characters")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        created = _now()
+        with self.database.write() as db:
+            cur = db.execute(
+                "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                (user_id, label, token_hash(token), created),
+            )
+        return {"id": int(cur.lastrowid), "name": label, "created_at": created, "last_used_at": None, "token": token}
+
+    def tokens(self, user_id: int) -> list[dict]:
+        """``user_id``'s tokens, without their secrets."""
+        with self.database.read() as db:
+            rows = db.execute(
+                "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY id", (user_id,)
+            ).fetchall()
+        return [dict(zip(("id", "name", "created_at", "last_used_at"), row, strict=True)) for row in rows]
+
+    def revoke_token(self, user_id: int, token_id: int) -> bool:
+        """Delete one of ``user_id``'s tokens; returns whether it existed."""
+        with self.database.write() as db:
+            return db.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)).rowcount > 0
+
+    def user_for_token(self, token: str) -> User | None:
+        """The owner of an API token (and the token's last use is recorded), or ``None``."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        with self.database.write() as db:
+            row = db.execute(
+                "SELECT u.id, u.email, u.session_nonce, t.id FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                "WHERE t.token_hash = ?",
+                (token_hash(token),),
+            ).fetchone()
+            if row:
+                db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (_now(), row[3]))
+        return User(*row[:3]) if row else None
+
+    def login_blocked_for(self, keys: list[str], limit: int, window_s: float) -> float:
+        """Seconds until a login may be tried again for any of ``keys`` (0: allowed now)."""
+        since = time.time() - window_s
+        wait = 0.0
+        with self.database.read() as db:
+            for key in keys:
+                row = db.execute(
+                    "SELECT COUNT(*), MIN(at) FROM login_failures WHERE key = ? AND at > ?", (key, since)
+                ).fetchone()
+                if row[0] >= limit:
+                    wait = max(wait, row[1] - since)
+        return wait
+
+    def record_login_failure(self, keys: list[str]) -> None:
+        """Count one failed login against each of ``keys`` (and forget failures older than a day)."""
+        now = time.time()
+        with self.database.write() as db:
+            db.executemany("INSERT INTO login_failures (key, at) VALUES (?, ?)", [(key, now) for key in keys])
+            db.execute("DELETE FROM login_failures WHERE at < ?", (now - 86400,))

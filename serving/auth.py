@@ -1,0 +1,169 @@
+"""Accounts over HTTP (Flask-Login): sign up, log in, log out, delete the account, API tokens; who is asking.
+
+``serve.auth`` decides what needs an account: ``none`` (no accounts; one shared history, for a private
+server), ``optional`` (anyone may predict; a history needs an account), ``required`` (everything but the
+sign-in pages and operations endpoints needs an account). Browsers sign in with a session cookie; programs
+send ``Authorization: Bearer stj_…`` with a token made on the account page.
+
+Config keys: ``serve.auth``, ``serve.signup``, ``serve.proxy`` (whose address a failed login is counted
+against).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, jsonify, redirect, request, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
+
+from serving.accounts import Accounts, User
+from serving.errors import ApiError
+from serving.state import served
+
+bp = Blueprint("auth", __name__)
+LOGIN_LIMIT, LOGIN_WINDOW_S = 5, 900  # failed logins per email, per 15 minutes (4× that per client address)
+# reachable without an account when serve.auth is required
+PUBLIC_ENDPOINTS = {"static", "ops.health", "ops.ready", "ops.prometheus", "ops.openapi", "pages.docs",
+                    "pages.login_page", "pages.favicon", "auth.signup", "auth.login", "auth.me"}  # fmt: skip
+
+
+def accounts() -> Accounts:
+    """The accounts store of the app handling the current request."""
+    found = served().accounts
+    if found is None:
+        raise ApiError(404, "accounts_disabled", "this server has no accounts (serve.auth: none)")
+    return found
+
+
+def install_login(app: Flask, store: Accounts | None, mode: str) -> None:
+    """Flask-Login on ``app``: sessions and bearer tokens from ``store`` (``None``: no accounts, nobody signs
+    in); ``serve.auth: required`` enforced."""
+    manager = LoginManager(app)
+    manager.user_loader(store.get if store is not None else lambda _session_id: None)
+    if store is None:
+        return
+
+    @manager.request_loader
+    def _bearer(req) -> User | None:
+        auth = req.authorization
+        if auth is None or auth.type != "bearer" or not auth.token:
+            return None
+        user = store.user_for_token(auth.token)
+        if user is None:
+            raise ApiError(401, "invalid_token", "that API token is not valid (revoked, or never issued)")
+        return user
+
+    @manager.unauthorized_handler
+    def _unauthorized():
+        return _login_required()
+
+    if mode == "required":
+
+        @app.before_request
+        def _require_account():
+            if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+                return _login_required()
+            return None
+
+
+def _login_required():
+    wants_page = request.method == "GET" and request.accept_mimetypes.best == "text/html"
+    if wants_page:
+        return redirect(url_for("pages.login_page", next=request.full_path.rstrip("?")))
+    raise ApiError(401, "login_required", "log in first, or send an API token (Authorization: Bearer stj_…)")
+
+
+def owner() -> int | None:
+    """Whose history a request reads and writes: the signed-in user, or ``None`` when there are no accounts.
+    With accounts, an anonymous request gets 401."""
+    if served().accounts is None:
+        return None
+    if not current_user.is_authenticated:
+        raise ApiError(401, "login_required", "log in to keep a history, or send an API token")
+    return current_user.id
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(415, "json_required", "send a JSON object (Content-Type: application/json)")
+    return body
+
+
+def _client_address() -> str:
+    # behind nginx gunicorn listens on a unix socket (no address): only nginx can have set X-Forwarded-For
+    if request.remote_addr:
+        return request.remote_addr
+    return request.headers.get("X-Forwarded-For", "").split(",")[-1].strip() or "unknown"
+
+
+@bp.get("/api/me")
+def me():
+    mode = served().config.serve.auth
+    user = current_user.public() if current_user.is_authenticated else None
+    return jsonify({"auth": mode, "signup": served().config.serve.signup and mode != "none", "user": user})
+
+
+@bp.post("/api/signup")
+def signup():
+    store = accounts()
+    if not served().config.serve.signup:
+        raise ApiError(403, "signup_closed", "this server does not take new accounts (serve.signup: false)")
+    body = _json_body()
+    user = store.create(body.get("email"), body.get("password"))
+    login_user(user)
+    return jsonify({"user": user.public()}), 201
+
+
+@bp.post("/api/login")
+def login():
+    store, body = accounts(), _json_body()
+    email = str(body.get("email") or "").strip().lower()
+    keys = [f"email:{email}", f"addr:{_client_address()}"]
+    wait = max(
+        store.login_blocked_for(keys[:1], LOGIN_LIMIT, LOGIN_WINDOW_S),
+        store.login_blocked_for(keys[1:], 4 * LOGIN_LIMIT, LOGIN_WINDOW_S),
+    )
+    if wait > 0:
+        raise ApiError(429, "too_many_attempts", f"too many failed logins; try again in {int(wait) + 1} s")
+    user = store.authenticate(body.get("email"), body.get("password"))
+    if user is None:
+        store.record_login_failure(keys)
+        raise ApiError(401, "invalid_credentials", "wrong email or password")
+    login_user(user)
+    return jsonify({"user": user.public()})
+
+
+@bp.post("/api/logout")
+def logout():
+    if current_user.is_authenticated:
+        accounts().end_sessions(current_user.id)  # the cookie, even if copied, no longer works
+    logout_user()
+    return Response(status=204)
+
+
+@bp.delete("/api/account")
+def delete_account():
+    store, user_id = accounts(), owner()
+    body = _json_body()
+    if store.authenticate(current_user.email, body.get("password")) is None:
+        raise ApiError(403, "invalid_credentials", "confirm with your current password")
+    store.delete(user_id)
+    logout_user()
+    return Response(status=204)
+
+
+@bp.get("/api/tokens")
+def list_tokens():
+    return jsonify({"tokens": accounts().tokens(owner())})
+
+
+@bp.post("/api/tokens")
+def create_token():
+    store, user_id = accounts(), owner()
+    return jsonify(store.create_token(user_id, _json_body().get("name"))), 201
+
+
+@bp.delete("/api/tokens/<int:token_id>")
+def revoke_token(token_id: int):
+    if not accounts().revoke_token(owner(), token_id):
+        raise ApiError(404, "not_found", f"no token {token_id} on this account")
+    return Response(status=204)

@@ -1,0 +1,216 @@
+"""Accounts and the rules that make the server safe to expose, through Flask's test client on a real SQLite file:
+sign-up rules, login throttling, per-user history, API tokens, logout, account deletion, the same-origin
+check, the Host allow-list, security headers and ``serve.auth`` modes."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows.settings import load_run_config
+from serving.app import create_app
+from serving.history import History
+from serving.security import exposure_warning
+
+PASSWORD = "correct horse battery"
+SAME = {"Origin": "http://localhost"}  # what a browser sends from the server's own page
+
+
+@pytest.fixture(scope="module")
+def predictor(make_predictor):
+    return make_predictor()
+
+
+@pytest.fixture
+def make_app(predictor, tmp_path):
+    def make(*overrides: str):
+        config = load_run_config(
+            "configs/demo.yaml", ["serve.max_wait_ms=1", f"serve.history_path={tmp_path / 'history.db'}", *overrides]
+        )
+        return create_app(config, predictor)
+
+    return make
+
+
+def _jpeg(seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _signup(client, email: str, password: str = PASSWORD):
+    return client.post("/api/signup", json={"email": email, "password": password}, headers=SAME)
+
+
+def _predict(client, headers=SAME, history: bool = True):
+    query = "?history=1" if history else ""
+    return client.post(f"/predict{query}", data={"image": (io.BytesIO(_jpeg()), "p.jpg")}, headers=headers)
+
+
+def test_signup_validates_email_and_password(make_app) -> None:
+    client = make_app().test_client()
+    assert _signup(client, "not-an-email").get_json()["error"]["code"] == "invalid_email"
+    for weak in ("short", "aaaaaaaaaaaaaa", "password123", "ann@example.org"):
+        answer = _signup(client, "ann@example.org", weak)
+        assert (answer.status_code, answer.get_json()["error"]["code"]) == (422, "weak_password"), weak
+    assert _signup(client, "Ann@Example.org").status_code == 201
+    assert client.get("/api/me").get_json()["user"]["email"] == "Ann@example.org"
+    taken = _signup(make_app().test_client(), "ann@example.org")
+    assert (taken.status_code, taken.get_json()["error"]["code"]) == (409, "email_taken")
+    stored = sqlite3.connect(make_app().extensions["stj"].history.database.path).execute(
+        "SELECT password_hash FROM users"
+    )
+    assert next(stored)[0].startswith("$argon2id$")  # never the password itself
+
+
+def test_each_user_sees_only_their_own_history(make_app) -> None:
+    app = make_app()
+    ann, bob = app.test_client(), app.test_client()
+    _signup(ann, "ann@example.org")
+    _signup(bob, "bob@example.org")
+    row = _predict(ann).get_json()["history_id"]
+    assert ann.get("/api/history").get_json()["total"] == 1
+    assert bob.get("/api/history").get_json()["total"] == 0
+    assert bob.get(f"/api/history/{row}/thumbnail").status_code == 404
+    assert bob.delete(f"/api/history/{row}", headers=SAME).status_code == 404
+    assert ann.get(f"/api/history/{row}/thumbnail").mimetype == "image/jpeg"
+    assert ann.delete(f"/api/history/{row}", headers=SAME).status_code == 204
+
+
+def test_anonymous_may_predict_but_keeps_no_history_when_auth_is_optional(make_app) -> None:
+    client = make_app().test_client()
+    assert _predict(client, history=False).status_code == 200
+    refused = _predict(client)
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (401, "login_required")
+    assert client.get("/api/history").status_code == 401
+
+
+def test_required_auth_guards_everything_but_sign_in_and_operations(make_app) -> None:
+    client = make_app("serve.auth=required").test_client()
+    assert _predict(client, history=False).status_code == 401
+    assert client.get("/metadata").status_code == 401
+    page = client.get("/history", headers={"Accept": "text/html"})
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login?next=/history")
+    for open_path in ("/health", "/ready", "/login", "/openapi.json", "/api/me"):
+        assert client.get(open_path).status_code == 200, open_path
+    _signup(client, "ann@example.org")
+    assert _predict(client).status_code == 200
+
+
+def test_login_is_throttled_per_email(make_app) -> None:
+    app = make_app()
+    _signup(app.test_client(), "ann@example.org")
+    client = app.test_client()
+    wrong = {"email": "ann@example.org", "password": "wrong password!"}
+    for _ in range(5):
+        assert client.post("/api/login", json=wrong, headers=SAME).status_code == 401
+    right = client.post("/api/login", json={"email": "ann@example.org", "password": PASSWORD}, headers=SAME)
+    assert right.status_code == 429 and "try again in" in right.get_json()["error"]["message"]
+    other = app.test_client().post("/api/login", json={"email": "bob@example.org", "password": "x" * 12})
+    assert other.status_code == 401  # another email is not locked out by ann's failures
+
+
+def test_logout_ends_the_session_even_for_a_copied_cookie(make_app) -> None:
+    app = make_app()
+    client = app.test_client()
+    _signup(client, "ann@example.org")
+    cookie = client.get_cookie("stj_session")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+    assert client.post("/api/logout", headers=SAME).status_code == 204
+    thief = app.test_client()
+    thief.set_cookie("stj_session", cookie.value)
+    assert thief.get("/api/me").get_json()["user"] is None
+    assert thief.get("/api/history").status_code == 401
+
+
+def test_api_tokens_authenticate_programs_until_revoked(make_app) -> None:
+    app = make_app("serve.auth=required")
+    client = app.test_client()
+    _signup(client, "ann@example.org")
+    made = client.post("/api/tokens", json={"name": "cron"}, headers=SAME).get_json()
+    bearer = {"Authorization": f"Bearer {made['token']}"}
+    program = app.test_client()  # no cookie, no Origin: a script
+    assert _predict(program, headers=bearer).status_code == 200
+    assert program.get("/api/history", headers=bearer).get_json()["total"] == 1
+    listed = client.get("/api/tokens").get_json()["tokens"]
+    assert [t["name"] for t in listed] == ["cron"] and "token" not in listed[0] and listed[0]["last_used_at"]
+    stored = sqlite3.connect(app.extensions["stj"].history.database.path).execute("SELECT token_hash FROM api_tokens")
+    assert next(stored)[0] != made["token"]
+    assert client.delete(f"/api/tokens/{made['id']}", headers=SAME).status_code == 204
+    revoked = program.get("/api/history", headers=bearer)
+    assert (revoked.status_code, revoked.get_json()["error"]["code"]) == (401, "invalid_token")
+
+
+def test_deleting_the_account_deletes_its_history(make_app) -> None:
+    app = make_app()
+    client = app.test_client()
+    _signup(client, "ann@example.org")
+    _predict(client)
+    wrong = client.delete("/api/account", json={"password": "not my password"}, headers=SAME)
+    assert wrong.status_code == 403
+    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+    db = sqlite3.connect(app.extensions["stj"].history.database.path)
+    assert db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+    login = app.test_client().post("/api/login", json={"email": "ann@example.org", "password": PASSWORD})
+    assert login.status_code == 401
+
+
+def test_cross_origin_state_changes_are_refused(make_app) -> None:
+    app = make_app("serve.auth=none")
+    client = app.test_client()
+    row = _predict(client, headers=SAME).get_json()["history_id"]
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Referer": "http://evil.example/x"}):
+        refused = client.delete(f"/api/history/{row}", headers=headers)
+        assert (refused.status_code, refused.get_json()["error"]["code"]) == (403, "cross_origin"), headers
+        assert _predict(client, headers=headers).status_code == 403
+    cookie_no_origin = app.test_client()
+    cookie_no_origin.set_cookie("stj_session", "anything")
+    assert cookie_no_origin.delete(f"/api/history/{row}").status_code == 403
+    assert client.get("/api/history").get_json()["total"] == 1
+    assert app.test_client().delete(f"/api/history/{row}").status_code == 204  # curl: no cookie, no Origin
+
+
+def test_security_headers_and_host_allow_list(make_app) -> None:
+    client = make_app().test_client()
+    page = client.get("/")
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert "Server" not in page.headers
+    foreign = client.get("/health", headers={"Host": "evil.example"})
+    assert foreign.status_code == 400 and foreign.get_json()["error"]["code"] == "bad_request"
+    allowed = make_app("serve.allowed_hosts=[stj.example.com]").test_client()
+    assert allowed.get("/health", headers={"Host": "stj.example.com"}).status_code == 200
+    assert allowed.get("/health", headers={"Host": "localhost"}).status_code == 400
+
+
+def test_no_accounts_mode_shares_one_history_and_warns_when_exposed(make_app) -> None:
+    client = make_app("serve.auth=none").test_client()
+    assert _signup(client, "ann@example.org").status_code == 404
+    assert _predict(client).status_code == 200 and client.get("/api/history").get_json()["total"] == 1
+    config = load_run_config("configs/demo.yaml", ["serve.auth=none", "serve.host=0.0.0.0"])
+    assert "serve.auth" in exposure_warning(config.serve)
+    for safe in (["serve.auth=none"], ["serve.host=0.0.0.0"]):
+        assert exposure_warning(load_run_config("configs/demo.yaml", safe).serve) is None
+
+
+def test_a_history_file_from_before_accounts_is_upgraded(tmp_path) -> None:
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, label TEXT "
+        "NOT NULL, confidence REAL NOT NULL, model_version TEXT NOT NULL, top_k TEXT NOT NULL, thumbnail BLOB NOT NULL)"
+    )
+    old.execute("INSERT INTO predictions VALUES (1, '2026-01-01T00:00:00+00:00', 'saree', 0.9, '1', '[]', x'00')")
+    old.commit()
+    old.close()
+    history = History(path)
+    assert history.page().total == 1  # the rows of a server without accounts
+    assert history.page(owner=7).total == 0
