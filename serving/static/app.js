@@ -32,6 +32,7 @@ async function metadata() {
       option.textContent = `${MODEL_TITLES[key] || key} (${model.name} v${model.version})`;
       picker.appendChild(option);
     }
+    if (meta.models && meta.models.stj) picker.value = "stj";  // STJ's own classes first (keys arrive sorted)
     $("picker").hidden = picker.options.length < 2;  // a choice only when several models are served
   } catch (e) { $("model").textContent = "model unavailable"; }
 }
