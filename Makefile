@@ -7,7 +7,7 @@ CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 PORT    ?= 5000
 
-.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve bench-uploads soak clean
+.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve bench-browser bench-uploads soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -68,11 +68,14 @@ bench-train: install ## reference in-graph training vs STJ's cached-embedding tr
 bench-serve: install system-deps ## STJ's server vs mlflow models serve (run `make run` first)
 	$(BIN)/python benchmarks/serve.py
 
+bench-browser: install system-deps ## the page's in-browser model vs the server on the test photos (run `make run` first)
+	$(BIN)/python benchmarks/browser.py --config $(CONFIG)
+
 bench-uploads: install ## worst-case uploads: time and peak memory, bounded vs plain decoding
 	$(BIN)/python benchmarks/uploads.py
 
 soak: install system-deps ## 10 minutes of mixed good and bad uploads at 16 clients
 	$(BIN)/python benchmarks/soak.py
 
-clean: ## remove what the demo made: data, runs, models, prediction history, exports (keeps the virtualenv)
-	rm -rf data mlflow.db mlartifacts checkpoints history.db exported
+clean: ## remove what the demo made: data, runs, models, accounts + prediction history, exports, browser models (keeps the virtualenv)
+	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models

@@ -223,7 +223,16 @@ class ServeConfig(_Strict):
     )
     signup: bool = Field(default=True, description="whether visitors may create accounts")
     allowed_hosts: list[str] | None = Field(
-        default=None, description="Host names answered; default: loopback names, serve.host and public_url's host"
+        default=None,
+        min_length=1,
+        description="Host names answered (.example.com: and its subdomains); default: loopback names, serve.host "
+        "and public_url's host",
+    )
+    browser_model: bool = Field(
+        default=True, description="offer the served model to the page (ONNX) so it classifies when the server can't"
+    )
+    browser_model_dir: Path = Field(
+        default=Path("browser-models"), description="where each served version's ONNX export is kept"
     )
     public_url: str | None = Field(
         default=None, description="the address users reach the server at (https:// makes session cookies Secure)"

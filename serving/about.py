@@ -2,7 +2,7 @@
 test metrics, per-class scores, confusion matrix, photos per class and split) and when the pipeline last ran.
 
 Read once per served version and kept (a run's record does not change); the last-run time is re-read at most
-once a minute. A model that did not come from the registry (tests) shows only what it knows itself.
+once a minute. When the store can't answer, the page shows what it has and the next request asks again. A model that did not come from the registry (tests) shows only what it knows itself.
 
 Config keys: ``tracking.uri``, ``train.dense_units``/``train.dropout`` as logged with the run.
 """
@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from core.logged_model import EVALUATION_ARTIFACT
 
 _lock = threading.Lock()
-_runs: dict[tuple[str, str, str], dict | None] = {}
+_runs: dict[tuple[str, str, str], dict] = {}
 _last_run: dict[str, tuple[float, dict | None]] = {}
 
 
@@ -48,12 +48,9 @@ def _photos(split_csv: str | None) -> dict[str, dict[str, int]] | None:
     return {label: {side: int(n) for side, n in counts[label].items()} for label in counts.index.levels[0]}
 
 
-def run_facts(client: MlflowClient, name: str, version: str, classes: list[str]) -> dict | None:
-    """The registered version's training run as the about page shows it, or ``None`` if the registry lacks it."""
-    try:
-        run = client.get_run(client.get_model_version(name, version).run_id)
-    except MlflowException:
-        return None
+def run_facts(client: MlflowClient, name: str, version: str, classes: list[str]) -> dict:
+    """The registered version's training run as the about page shows it (``MlflowException`` if unknown)."""
+    run = client.get_run(client.get_model_version(name, version).run_id)
     metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
     evaluation = _artifact_text(client, run.info.run_id, EVALUATION_ARTIFACT)
     return {
@@ -107,14 +104,28 @@ def about(tracking_uri: str, model: Any) -> dict:
     client = MlflowClient(tracking_uri=tracking_uri)
     key = (tracking_uri, ref.name, str(ref.version))
     with _lock:
-        if key not in _runs:
-            _runs[key] = run_facts(client, ref.name, str(ref.version), model.class_names)
-        facts["run"] = _runs[key]
-        if facts["run"] is not None:
-            experiment = facts["run"]["experiment_id"]
+        known = _runs.get(key)
+    if known is None:  # read outside the lock: a slow store must not hold up other requests
+        known = _read(lambda: run_facts(client, ref.name, str(ref.version), model.class_names))
+        if known is not None:  # only successes are kept; a failure is tried again next time
+            with _lock:
+                _runs[key] = known
+    facts["run"] = known
+    if known is not None:
+        experiment = known["experiment_id"]
+        with _lock:
             read_at, newest = _last_run.get(experiment, (0.0, None))
-            if time.monotonic() - read_at > 60:
-                newest = last_run(client, experiment)
+        if time.monotonic() - read_at > 60:
+            newest = _read(lambda: last_run(client, experiment))
+            with _lock:
                 _last_run[experiment] = (time.monotonic(), newest)
-            facts["last_run"] = newest
+        facts["last_run"] = newest
     return facts
+
+
+def _read(reader):
+    """``reader()``, or ``None`` when the tracking store can't answer (the page shows what it has)."""
+    try:
+        return reader()
+    except (MlflowException, OSError):
+        return None

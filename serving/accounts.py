@@ -1,9 +1,10 @@
 """Accounts in the server's database: users (email + argon2 hash), API tokens (SHA-256, shown once), login throttling.
 
-A user's session id carries a nonce that changes when they log out or delete a token-less session, so a copied
-cookie stops working at logout even though Flask sessions live in the cookie. API tokens are long random
+A user's session id carries a nonce that changes when they log out, so a copied cookie stops working at
+logout even though Flask sessions live in the cookie. API tokens are long random
 strings, so a fast hash is enough to store them; passwords get argon2id (``argon2-cffi``'s defaults).
-Failed logins are counted in the database, so the limit holds across gunicorn workers.
+Attempts (logins, sign-ups, password confirmations) are counted in the database, so limits hold across
+gunicorn workers.
 
 Config keys: ``serve.history_path`` (the database), ``serve.signup``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +41,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at TEXT NOT NULL,
     last_used_at TEXT
 );
-CREATE TABLE IF NOT EXISTS login_failures (key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
+CREATE TABLE IF NOT EXISTS attempts (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_key ON attempts (key, at);
 """
 MIN_PASSWORD, MAX_PASSWORD = 10, 128
 TOKEN_PREFIX = "stj_"
@@ -116,13 +118,14 @@ class Accounts:
         address = normalize_email(email)
         hashed = _HASHER.hash(check_password_policy(password, address))
         nonce = secrets.token_hex(8)
-        with self.database.write() as db:
-            if db.execute("SELECT 1 FROM users WHERE email = ?", (address,)).fetchone():
-                raise ApiError(409, "email_taken", "an account with that email already exists; log in instead")
-            cur = db.execute(
-                "INSERT INTO users (email, password_hash, session_nonce, created_at) VALUES (?, ?, ?, ?)",
-                (address, hashed, nonce, _now()),
-            )
+        try:
+            with self.database.write() as db:
+                cur = db.execute(
+                    "INSERT INTO users (email, password_hash, session_nonce, created_at) VALUES (?, ?, ?, ?)",
+                    (address, hashed, nonce, _now()),
+                )
+        except sqlite3.IntegrityError:  # the email is unique (case-insensitively)
+            raise ApiError(409, "email_taken", "an account with that email already exists; log in instead") from None
         return User(int(cur.lastrowid), address, nonce)
 
     def authenticate(self, email: object, password: object) -> User | None:
@@ -194,26 +197,40 @@ class Accounts:
                 "WHERE t.token_hash = ?",
                 (token_hash(token),),
             ).fetchone()
-            if row:
-                db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (_now(), row[3]))
+            if row:  # at most once a minute: every API call would otherwise write
+                db.execute(
+                    "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND "
+                    "(last_used_at IS NULL OR last_used_at < ?)",
+                    (_now(), row[3], datetime.fromtimestamp(time.time() - 60, UTC).isoformat(timespec="seconds")),
+                )
         return User(*row[:3]) if row else None
 
-    def login_blocked_for(self, keys: list[str], limit: int, window_s: float) -> float:
-        """Seconds until a login may be tried again for any of ``keys`` (0: allowed now)."""
-        since = time.time() - window_s
-        wait = 0.0
-        with self.database.read() as db:
-            for key in keys:
-                row = db.execute(
-                    "SELECT COUNT(*), MIN(at) FROM login_failures WHERE key = ? AND at > ?", (key, since)
-                ).fetchone()
-                if row[0] >= limit:
-                    wait = max(wait, row[1] - since)
-        return wait
+    def attempt(self, limits: dict[str, int], window_s: float) -> tuple[float, int | None]:
+        """Count one attempt against each key of ``limits`` (key -> attempts allowed per ``window_s``).
 
-    def record_login_failure(self, keys: list[str]) -> None:
-        """Count one failed login against each of ``keys`` (and forget failures older than a day)."""
+        Returns ``(seconds to wait, None)`` when a key is over its limit (nothing counted), else ``(0, id)``:
+        the attempt is counted before the caller checks the password, in the same transaction as the check,
+        so parallel requests cannot all slip under the limit. :meth:`forgive` takes a successful one back.
+        """
         now = time.time()
+        since = now - window_s
         with self.database.write() as db:
-            db.executemany("INSERT INTO login_failures (key, at) VALUES (?, ?)", [(key, now) for key in keys])
-            db.execute("DELETE FROM login_failures WHERE at < ?", (now - 86400,))
+            db.execute("DELETE FROM attempts WHERE at < ?", (now - 86400,))
+            wait = 0.0
+            for key, limit in limits.items():
+                count, oldest = db.execute(
+                    "SELECT COUNT(*), MIN(at) FROM attempts WHERE key = ? AND at > ?", (key, since)
+                ).fetchone()
+                if count >= limit:
+                    wait = max(wait, oldest - since)
+            if wait > 0:
+                return wait, None
+            db.executemany("INSERT INTO attempts (key, at) VALUES (?, ?)", [(key, now) for key in limits])
+            return 0.0, int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+
+    def forgive(self, limits: dict[str, int], attempt_id: int | None) -> None:
+        """Take back the attempt counted by :meth:`attempt` (it succeeded)."""
+        if attempt_id is None:
+            return
+        with self.database.write() as db:  # the rows inserted together end at attempt_id
+            db.execute("DELETE FROM attempts WHERE rowid > ? AND rowid <= ?", (attempt_id - len(limits), attempt_id))

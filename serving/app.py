@@ -3,7 +3,8 @@
 It serves STJ's classifier and, when registered, the ImageNet top-5 model (``serving.models``).
 
 Blueprints: ``serving.api`` (predict, batch, explain, metadata), ``serving.auth`` (accounts and API tokens),
-``serving.ops`` (health, ready, metrics, OpenAPI) and ``serving.pages`` (the web pages and the history).
+``serving.ops`` (health, ready, metrics, OpenAPI), ``serving.pages`` (the web pages and the history) and
+``serving.offline`` (manifest, service worker, the model for the browser).
 ``serving.security`` adds the Host allow-list, the same-origin check and the security headers. Every response carries the model name and
 version (``X-Model-Name``, ``X-Model-Version``): the model that computed it for inference routes, the
 current one otherwise. Every client mistake is a JSON 4xx ``{"error": {"code", "message"}}``.
@@ -19,9 +20,10 @@ import time
 from flask import Flask, Response, g, request
 
 from configs.schema import Config
-from serving import api, auth, ops, pages
+from serving import api, auth, offline, ops, pages
 from serving.accounts import Accounts
 from serving.batcher import Overloaded
+from serving.browser_model import BrowserModels
 from serving.database import Database
 from serving.errors import error_body, register_error_handlers
 from serving.history import History
@@ -62,7 +64,15 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
             followed[IMAGENET] = ModelHolder(imagenet)
     models = ModelRoutes(config, followed, on_batch=metrics.batch.observe)
     decodes = threading.BoundedSemaphore(serve.decode_concurrency)
-    app.extensions[EXTENSION] = Served(config, models, History(database), accounts, metrics, decodes)
+    app.extensions[EXTENSION] = Served(
+        config,
+        models,
+        History(database),
+        accounts,
+        metrics,
+        decodes,
+        BrowserModels(serve.browser_model_dir) if serve.browser_model else None,
+    )
 
     @app.before_request
     def _start_timer() -> None:
@@ -85,6 +95,6 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
     def _overloaded(exc: Overloaded):
         return error_body("overloaded", str(exc)), 503, {"Retry-After": "1"}
 
-    for blueprint in (api.bp, auth.bp, ops.bp, pages.bp):
+    for blueprint in (api.bp, auth.bp, offline.bp, ops.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app

@@ -19,10 +19,15 @@ from serving.errors import ApiError
 from serving.state import served
 
 bp = Blueprint("auth", __name__)
-LOGIN_LIMIT, LOGIN_WINDOW_S = 5, 900  # failed logins per email, per 15 minutes (4× that per client address)
+WINDOW_S = 900  # attempts are counted over 15 minutes
+# a guess at one account from one address; at one account from anywhere; anything from one address (which a
+# proxy or an office network may share: a high bar). Sign-ups: per address.
+LOGIN_LIMITS = {"email+addr": 5, "email": 20, "addr": 100}
+SIGNUP_LIMIT = 10
 # reachable without an account when serve.auth is required
 PUBLIC_ENDPOINTS = {"static", "ops.health", "ops.ready", "ops.prometheus", "ops.openapi", "pages.docs",
-                    "pages.login_page", "pages.favicon", "auth.signup", "auth.login", "auth.me"}  # fmt: skip
+                    "pages.login_page", "pages.favicon", "auth.signup", "auth.login", "auth.me",
+                    "offline.manifest", "offline.service_worker", "offline.offline_page"}  # fmt: skip
 
 
 def accounts() -> Accounts:
@@ -82,7 +87,10 @@ def owner() -> int | None:
 
 
 def _json_body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly nested JSON
+        body = None
     if not isinstance(body, dict):
         raise ApiError(415, "json_required", "send a JSON object (Content-Type: application/json)")
     return body
@@ -93,6 +101,26 @@ def _client_address() -> str:
     if request.remote_addr:
         return request.remote_addr
     return request.headers.get("X-Forwarded-For", "").split(",")[-1].strip() or "unknown"
+
+
+def _session_only() -> None:
+    """Minting tokens and deleting the account need the signed-in person, not a (possibly leaked) token."""
+    if request.authorization is not None and request.authorization.type == "bearer":
+        raise ApiError(403, "session_required", "sign in on the page for this; API tokens cannot do it")
+
+
+def _check_password(store: Accounts, email: str, password: object) -> User | None:
+    """``authenticate`` under the login limits: 429 when over them; a success is not counted."""
+    address = _client_address()
+    keys = {f"email+addr:{email}|{address}": LOGIN_LIMITS["email+addr"], f"email:{email}": LOGIN_LIMITS["email"],
+            f"addr:{address}": LOGIN_LIMITS["addr"]}  # fmt: skip
+    wait, attempt = store.attempt(keys, WINDOW_S)
+    if attempt is None:
+        raise ApiError(429, "too_many_attempts", f"too many failed attempts; try again in {int(wait) + 1} s")
+    user = store.authenticate(email, password)
+    if user is not None:
+        store.forgive(keys, attempt)
+    return user
 
 
 @bp.get("/api/me")
@@ -108,6 +136,9 @@ def signup():
     if not served().config.serve.signup:
         raise ApiError(403, "signup_closed", "this server does not take new accounts (serve.signup: false)")
     body = _json_body()
+    wait, _ = store.attempt({f"signup:{_client_address()}": SIGNUP_LIMIT}, WINDOW_S)
+    if wait > 0:
+        raise ApiError(429, "too_many_attempts", f"too many sign-ups from here; try again in {int(wait) + 1} s")
     user = store.create(body.get("email"), body.get("password"))
     login_user(user)
     return jsonify({"user": user.public()}), 201
@@ -116,17 +147,9 @@ def signup():
 @bp.post("/api/login")
 def login():
     store, body = accounts(), _json_body()
-    email = str(body.get("email") or "").strip().lower()
-    keys = [f"email:{email}", f"addr:{_client_address()}"]
-    wait = max(
-        store.login_blocked_for(keys[:1], LOGIN_LIMIT, LOGIN_WINDOW_S),
-        store.login_blocked_for(keys[1:], 4 * LOGIN_LIMIT, LOGIN_WINDOW_S),
-    )
-    if wait > 0:
-        raise ApiError(429, "too_many_attempts", f"too many failed logins; try again in {int(wait) + 1} s")
-    user = store.authenticate(body.get("email"), body.get("password"))
+    email = body.get("email").strip() if isinstance(body.get("email"), str) else ""
+    user = _check_password(store, email.lower(), body.get("password")) if email else None
     if user is None:
-        store.record_login_failure(keys)
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     login_user(user)
     return jsonify({"user": user.public()})
@@ -143,8 +166,9 @@ def logout():
 @bp.delete("/api/account")
 def delete_account():
     store, user_id = accounts(), owner()
+    _session_only()
     body = _json_body()
-    if store.authenticate(current_user.email, body.get("password")) is None:
+    if _check_password(store, current_user.email.lower(), body.get("password")) is None:
         raise ApiError(403, "invalid_credentials", "confirm with your current password")
     store.delete(user_id)
     logout_user()
@@ -159,6 +183,7 @@ def list_tokens():
 @bp.post("/api/tokens")
 def create_token():
     store, user_id = accounts(), owner()
+    _session_only()
     return jsonify(store.create_token(user_id, _json_body().get("name"))), 201
 
 

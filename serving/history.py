@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,8 +61,12 @@ class History:
         with self.database.write() as db:
             db.executescript(_SCHEMA)
         if "user_id" not in self.database.columns("predictions"):  # a file from before accounts
-            with self.database.write() as db:
-                db.execute(f"ALTER TABLE predictions ADD COLUMN {_OWNER}")
+            try:
+                with self.database.write() as db:
+                    db.execute(f"ALTER TABLE predictions ADD COLUMN {_OWNER}")
+            except sqlite3.OperationalError as exc:  # another worker added it first
+                if "duplicate column" not in str(exc):
+                    raise
         with self.database.write() as db:
             db.execute("CREATE INDEX IF NOT EXISTS predictions_owner ON predictions (user_id, id)")
 

@@ -59,15 +59,30 @@ def is_loopback(host: str) -> bool:
 
 def trusted_hosts(serve: ServeConfig) -> list[str]:
     """Host names the server answers to: ``serve.allowed_hosts``, else loopback names, a named bind address
-    and ``serve.public_url``'s host."""
+    and ``serve.public_url``'s host. A name starting with ``.`` also allows its subdomains."""
     if serve.allowed_hosts is not None:
-        return list(serve.allowed_hosts)
+        return [_bare(host) for host in serve.allowed_hosts]
     hosts = list(_LOOPBACK_NAMES)
-    if serve.host not in ("0.0.0.0", "::") and serve.host not in hosts:
-        hosts.append(serve.host)
+    if serve.host not in ("0.0.0.0", "::") and _bare(serve.host) not in hosts:
+        hosts.append(_bare(serve.host))
     if serve.public_url:
         hosts.append(urlsplit(serve.public_url).hostname or "")
     return hosts
+
+
+def _bare(host: str) -> str:
+    return host.strip().strip("[]").lower()
+
+
+def host_allowed(host_header: str, trusted: list[str]) -> bool:
+    """Whether a ``Host`` header (``name``, ``name:port``, ``[v6]:port``) names one of ``trusted``."""
+    try:
+        name = urlsplit(f"//{host_header}").hostname  # IPv6 brackets and ports handled
+    except ValueError:
+        return False
+    if not name:
+        return False
+    return any(name == t or (t.startswith(".") and (name.endswith(t) or name == t[1:])) for t in trusted)
 
 
 def exposure_warning(serve: ServeConfig) -> str | None:
@@ -86,29 +101,40 @@ def _origin_of(url: str) -> str | None:
     return parts.netloc.lower() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def check_same_origin() -> None:
-    """Refuse a state-changing browser request that comes from another origin (403 ``cross_origin``)."""
-    if request.method not in _UNSAFE or (request.authorization and request.authorization.type == "bearer"):
+def check_same_origin(public_origin: str | None = None) -> None:
+    """Refuse a state-changing browser request that comes from another origin (403 ``cross_origin``).
+    ``public_origin`` (``host[:port]`` of ``serve.public_url``) is ours too, for a proxy that rewrites Host."""
+    if request.method not in _UNSAFE:
         return
+    bearer = request.authorization is not None and request.authorization.type == "bearer"
+    if bearer and not request.cookies:
+        return  # a program with a token: no ambient credentials to abuse
     sent = request.headers.get("Origin") or request.headers.get("Referer")
     if sent is None:
         # a browser names the origin of every cross-origin POST; a client that names none and carries no
         # session cookie is not a browser acting for a signed-in user
         if request.headers.get("Sec-Fetch-Site") not in ("cross-site", "same-site") and not request.cookies:
             return
-    elif _origin_of(sent) == request.host.lower():
-        return
+    elif (origin := _origin_of(sent)) is not None and origin in (request.host.lower(), public_origin):
+        return  # ("null", a file: or data: page, has no origin of ours)
     raise ApiError(403, "cross_origin", "requests from other sites are refused")
 
 
 def install_security(app: Flask, serve: ServeConfig) -> None:
     """Host allow-list, same-origin check and security headers on every response of ``app``."""
-    app.config["TRUSTED_HOSTS"] = trusted_hosts(serve)
+    trusted = trusted_hosts(serve)
+    public_origin = urlsplit(serve.public_url).netloc.lower() if serve.public_url else None
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = bool(serve.public_url and serve.public_url.startswith("https://"))
     app.config["SESSION_COOKIE_NAME"] = "stj_session"
-    app.before_request(check_same_origin)
+
+    @app.before_request
+    def _guard() -> None:
+        # werkzeug's TRUSTED_HOSTS cannot match IPv6 names, hence this check
+        if not host_allowed(request.headers.get("Host", ""), trusted):
+            raise ApiError(400, "bad_host", "this server does not answer to that host name (serve.allowed_hosts)")
+        check_same_origin(public_origin)
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -12,6 +12,7 @@ from flask import current_app
 
 from configs.schema import Config
 from serving.accounts import Accounts
+from serving.browser_model import BrowserModels
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
@@ -31,6 +32,7 @@ class Served:
     accounts: Accounts | None  # None: serve.auth is none
     metrics: ServerMetrics
     decodes: threading.BoundedSemaphore  # serve.decode_concurrency places
+    browser: BrowserModels | None = None  # None: serve.browser_model is off
 
     def decode(self, data: bytes, model: Any, name: str = "the upload") -> np.ndarray:
         """Uploaded bytes as ``model``'s input; at most ``serve.decode_concurrency`` decodes at once."""

@@ -123,6 +123,21 @@ def make_predictor() -> Callable[..., object]:
     return make
 
 
+@pytest.fixture(scope="session")
+def lite_predictor() -> object:
+    """A small real model whose ONNX export a browser loads quickly: EfficientNet-Lite0 (random base) at 32 px
+    and a head, as version 1."""
+    from core.logged_model import LoggedModel
+    from core.model import build_classifier, build_frozen, build_head
+    from serving.predictor import ModelRef, Predictor
+
+    embedder = build_frozen("efficientnet_lite0", 32, seed=0)[1]
+    features = np.random.default_rng(0).normal(size=(8, 1280)).astype("float32")
+    head = build_head(len(CLASSES), (16, 8), (0.0, 0.0), features)
+    logged = LoggedModel(build_classifier(embedder, head), CLASSES, 32, run_id=None)
+    return Predictor(logged, ModelRef("stj-classifier", "1", "mem"), runtime="tensorflow")
+
+
 class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -1,5 +1,4 @@
 // The about page: the pipeline's and the champion's numbers, from GET /api/about (read from MLflow).
-const $ = (id) => document.getElementById(id);
 const pct = (x) => (x == null ? "–" : `${(x * 100).toFixed(1)}%`);
 const count = (n) => (n == null ? "–" : Math.round(n).toLocaleString("en"));
 
@@ -39,9 +38,9 @@ function show(facts) {
   $("photos-line").textContent = classes.length
     ? `${count(total)} photos: ${classes.map((c) => `${c} ${sides.reduce((s, side) => s + (run.photos[c][side] || 0), 0)}`).join(", ")}.` : "";
   $("split-line").textContent = `${count(run.split.train)} train, ${count(run.split.val)} validation, ${count(run.split.test)} test.`;
-  $("train-line").textContent = `${run.backbone} (weights: ${run.weights}), trained ${run.trained.replace("T", " ").replace("+00:00", " UTC")}.`;
+  $("train-line").textContent = `${run.backbone} (weights: ${run.weights}), trained ${stjWhen(run.trained)}.`;
   if (facts.last_run) {
-    $("last-run").textContent = `The pipeline last ran ${facts.last_run.started.replace("T", " ").replace("+00:00", " UTC")} (${facts.last_run.status.toLowerCase()}).`;
+    $("last-run").textContent = `The pipeline last ran ${stjWhen(facts.last_run.started)} (${facts.last_run.status.toLowerCase()}).`;
   }
   $("photos").querySelector("thead").append(headRow(["Class", "Train", "Validation", "Test"]));
   for (const c of classes) $("photos").querySelector("tbody").append(row([c, ...sides.map((s) => count(run.photos[c][s]))], true));

@@ -1,8 +1,6 @@
 // The account page: API tokens (make, list, revoke) and deleting the account.
-const $ = (id) => document.getElementById(id);
 
 function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
-function when(iso) { return iso ? iso.replace("T", " ").replace("+00:00", " UTC") : "never"; }
 
 async function loadTokens() {
   const [ok, body] = await stjJson("/api/tokens", "GET");
@@ -20,7 +18,7 @@ async function loadTokens() {
       loadTokens();
     });
     const actions = document.createElement("td"); actions.append(revoke);
-    tr.append(cell(token.name), cell(when(token.created_at)), cell(when(token.last_used_at)), actions);
+    tr.append(cell(token.name), cell(stjWhen(token.created_at)), cell(stjWhen(token.last_used_at)), actions);
     tbody.append(tr);
   }
 }

@@ -1,6 +1,5 @@
 // STJ page: load a photo (file, drop, paste, camera or example), shrink it, predict, occlude, explain.
 const MAX_SIDE = 1500;
-const $ = (id) => document.getElementById(id);
 const photo = $("photo"), ctx = photo.getContext("2d");
 let clean = null;          // canvas holding the photo without strokes
 let drawing = false, last = null;
@@ -34,7 +33,7 @@ async function metadata() {
     }
     if (meta.models && meta.models.stj) picker.value = "stj";  // STJ's own classes first (keys arrive sorted)
     $("picker").hidden = picker.options.length < 2;  // a choice only when several models are served
-  } catch (e) { $("model").textContent = "model unavailable"; }
+  } catch (e) { $("model").textContent = "offline: the model runs in your browser"; }
 }
 
 function chosenModel() { return $("model-picker").value || "stj"; }
@@ -120,22 +119,41 @@ async function send(canvas, path, extra) {
   return fetch(path + (extra || ""), { method: "POST", body: form });
 }
 
+async function askServer(canvas) {
+  // [ok, body] from the server, or null when it can't be reached
+  try {
+    const response = await send(canvas, "/predict", `?model=${chosenModel()}${keepHistory ? "&history=1" : ""}`);
+    return [response.ok, await response.json()];
+  } catch (e) { return null; }
+}
+
+async function askBrowser(canvas) {
+  if (chosenModel() !== "stj") throw new Error("Offline, only STJ's own model runs in the browser.");
+  return stjLocal.classify(canvas);
+}
+
 async function predict(occluded) {
   const canvas = occluded ? photo : clean;
   busy("Predicting…");
-  let response;
-  try {
-    response = await send(canvas, "/predict", `?model=${chosenModel()}${keepHistory ? "&history=1" : ""}`);
-  } catch (e) { busy(); showError("The server is not reachable."); return; }
-  const body = await response.json();
+  let answer = await askServer(canvas), where = "server";
+  if (answer === null) {
+    busy("The server can't be reached: classifying in your browser…");
+    try { answer = [true, await askBrowser(canvas)]; where = "browser"; }
+    catch (e) { busy(); showError(`The server can't be reached, and the browser model is not available: ${e.message}`); return; }
+  }
   busy();
-  if (!response.ok) { showError(body.error.message); return; }
+  const [ok, body] = answer;
+  if (!ok) { showError(body.error.message); return; }
+  showError("");
   const suffix = occluded ? "-after" : "";
   $("label" + suffix).textContent = body.label;
   $("confidence" + suffix).textContent = `${(body.confidence * 100).toFixed(1)}%`;
   renderChart($("chart" + suffix), body.top_k);
   $((occluded ? "after" : "before") + "-img").src = canvas.toDataURL("image/jpeg", 0.85);
   $("used-version").textContent = `${body.model.name} v${body.model.version}`;
+  $("answered-by").textContent = where === "server" ? "Answered by the server."
+    : "Answered in your browser: the server can't be reached (nothing was kept in the history).";
+  $("answered-by").dataset.where = where;
   $("api-snippet").textContent = `curl -F image=@photo.jpg "${location.origin}/predict?model=${chosenModel()}"`;
   if (occluded) $("after").hidden = false;
   showResults();
@@ -177,8 +195,21 @@ photo.addEventListener("pointermove", stroke);
 window.addEventListener("pointerup", () => { drawing = false; last = null; });
 
 metadata();
+async function prepareOffline() {
+  // fetch the browser model while online, through the service worker (which keeps it), so the page still
+  // classifies when the server can't be reached
+  const workers = navigator.serviceWorker;
+  if (workers) {
+    await workers.ready;
+    if (!workers.controller) await new Promise((ok) => workers.addEventListener("controllerchange", ok, { once: true }));
+  }
+  await stjLocal.load();
+  document.body.dataset.offlineReady = "1";
+}
+window.addEventListener("load", () => prepareOffline().catch(() => {}));
 stjMe.then((me) => {
   keepHistory = me.auth === "none" || !!me.user;
-  $("history-note").textContent = me.auth === "none" ? "Predictions are kept in the history."
+  $("history-note").textContent = me.offline ? "Offline: photos are classified in your browser and not kept."
+    : me.auth === "none" ? "Predictions are kept in the history."
     : me.user ? "Your predictions are kept in your history." : "Sign in to keep a history of your predictions.";
 });

@@ -1,5 +1,4 @@
 // STJ history: the signed-in user's past predictions, paginated and filterable, with delete.
-const $ = (id) => document.getElementById(id);
 const PER_PAGE = 10;
 let page = 1;
 
@@ -25,7 +24,7 @@ function row(item) {
     load();
   });
   tr.append(cell(img), label, cell(`${(item.confidence * 100).toFixed(1)}%`), version,
-    cell(item.created_at.replace("T", " ").replace("+00:00", "")), cell(remove));
+    cell(stjWhen(item.created_at)), cell(remove));
   return tr;
 }
 

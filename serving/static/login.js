@@ -1,7 +1,8 @@
 // Sign in or create an account, then go back where the user came from (a path on this site only).
 function nextPage() {
-  const next = new URLSearchParams(location.search).get("next") || "/";
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  // only a page of this site: "/\\evil.example" and the like resolve elsewhere, so compare resolved origins
+  const next = new URL(new URLSearchParams(location.search).get("next") || "/", location.origin);
+  return next.origin === location.origin ? next.pathname + next.search + next.hash : "/";
 }
 
 function bind(formId, path, errorId) {

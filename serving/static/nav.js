@@ -1,9 +1,14 @@
-// Shared by every page: who is signed in (GET /api/me), shown in the header with sign-in / sign-out.
-const stjMe = fetch("/api/me").then((r) => r.json()).catch(() => ({ auth: "none", user: null }));
+// Shared by every page: who is signed in (GET /api/me), shown in the header with sign-in / sign-out; the
+// service worker that makes the app installable and usable offline.
+const $ = (id) => document.getElementById(id);
+// "2026-11-23T10:00:00+00:00" -> "2026-11-23 10:00:00 UTC"
+const stjWhen = (iso) => (iso ? iso.replace("T", " ").replace("+00:00", " UTC") : "never");
+const stjMe = fetch("/api/me").then((r) => r.json()).catch(() => ({ auth: "none", user: null, offline: true }));
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
 
 stjMe.then((me) => {
   const slot = document.getElementById("account-nav");
-  if (!slot || me.auth === "none") return;
+  if (!slot || me.auth === "none" || me.offline) return;
   if (me.user) {
     const account = document.createElement("a");
     account.href = "/account"; account.textContent = me.user.email;  // user text: never markup

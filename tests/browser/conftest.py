@@ -18,9 +18,11 @@ PHONE, DESKTOP = (390, 844), (1300, 1800)
 
 
 def start_site(tmp_path_factory, predictor, *overrides: str):
-    """The app on a threaded werkzeug server on a free port; returns (url, server)."""
+    """The app on a threaded werkzeug server on a free port; returns (url, server). No browser model unless
+    ``overrides`` ask for one (its export takes CPU the other tests need)."""
     db = tmp_path_factory.mktemp("history") / "history.db"
-    config = load_run_config("configs/demo.yaml", [f"serve.history_path={db}", "serve.max_wait_ms=1", *overrides])
+    defaults = [f"serve.history_path={db}", "serve.max_wait_ms=1", "serve.browser_model=false"]
+    config = load_run_config("configs/demo.yaml", [*defaults, *overrides])
     server = make_server("127.0.0.1", 0, create_app(config, predictor), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}", server
@@ -57,10 +59,14 @@ def shots(tmp_path_factory) -> Path:
 
 
 def wait(driver, condition, timeout: float = 30):
-    """Wait until ``condition(driver)`` is truthy; returns it."""
+    """Wait until ``condition(driver)`` is truthy; returns it. Elements of a page being replaced (stale) and
+    not yet there count as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: condition(d)
+    )
 
 
 def sign_up(driver, site: str, email: str, password: str = PASSWORD) -> None:

@@ -3,7 +3,10 @@ a forged cross-origin post; the page under its CSP; axe-core at desktop and phon
 
 from __future__ import annotations
 
+import base64
 import http.server
+import io
+import json
 import threading
 from pathlib import Path
 
@@ -39,7 +42,7 @@ def _fetch(driver, path: str, method: str = "GET") -> list:
 def _history_total(driver) -> int:
     status, body = _fetch(driver, "/api/history")
     assert status == 200, body
-    return int(__import__("json").loads(body)["total"])
+    return int(json.loads(body)["total"])
 
 
 def test_sign_up_predict_with_history_sign_out_and_back_in(browser, site, shots, tmp_path) -> None:
@@ -69,7 +72,7 @@ def test_a_second_user_can_neither_see_nor_delete_the_first_users_rows(browser, 
     sign_up(browser, site, "first@example.org")
     _upload(browser, site, tmp_path)
     _, body = _fetch(browser, "/api/history")
-    row = __import__("json").loads(body)["rows"][0]["id"]
+    row = json.loads(body)["rows"][0]["id"]
     sign_up(browser, site, "second@example.org")
     browser.get(site + "/history")
     wait(browser, lambda d: d.find_element("id", "empty").is_displayed())
@@ -90,11 +93,15 @@ class _EvilPage(http.server.BaseHTTPRequestHandler):
     target = ""
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        buf = io.BytesIO()
+        draw_product("saree", 3, 120).save(buf, "JPEG")  # a photo the server would accept and keep
+        photo = base64.b64encode(buf.getvalue()).decode()
         page = f"""<!doctype html><title>win a prize</title>
 <form id="f" method="POST" action="{self.target}/api/logout"><input name="x" value="1"></form>
 <script>
 const form = new FormData();
-form.append("image", new Blob([new Uint8Array(64)], {{type: "image/jpeg"}}), "x.jpg");
+const bytes = Uint8Array.from(atob("{photo}"), (c) => c.charCodeAt(0));
+form.append("image", new Blob([bytes], {{type: "image/jpeg"}}), "x.jpg");
 fetch("{self.target}/predict?history=1", {{method: "POST", mode: "no-cors", credentials: "include", body: form}})
   .finally(() => document.getElementById("f").submit());
 </script>""".encode()

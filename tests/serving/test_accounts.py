@@ -43,6 +43,13 @@ def _jpeg(seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
+def _from(app, address: str):
+    """A client whose requests come from ``address``."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
 def _signup(client, email: str, password: str = PASSWORD):
     return client.post("/api/signup", json={"email": email, "password": password}, headers=SAME)
 
@@ -102,17 +109,61 @@ def test_required_auth_guards_everything_but_sign_in_and_operations(make_app) ->
     assert _predict(client).status_code == 200
 
 
-def test_login_is_throttled_per_email(make_app) -> None:
+def test_login_is_throttled_per_email_and_address(make_app) -> None:
     app = make_app()
     _signup(app.test_client(), "ann@example.org")
-    client = app.test_client()
+    guesser = _from(app, "203.0.113.9")
     wrong = {"email": "ann@example.org", "password": "wrong password!"}
     for _ in range(5):
-        assert client.post("/api/login", json=wrong, headers=SAME).status_code == 401
-    right = client.post("/api/login", json={"email": "ann@example.org", "password": PASSWORD}, headers=SAME)
-    assert right.status_code == 429 and "try again in" in right.get_json()["error"]["message"]
-    other = app.test_client().post("/api/login", json={"email": "bob@example.org", "password": "x" * 12})
-    assert other.status_code == 401  # another email is not locked out by ann's failures
+        assert guesser.post("/api/login", json=wrong, headers=SAME).status_code == 401
+    right = {"email": "ann@example.org", "password": PASSWORD}
+    blocked = guesser.post("/api/login", json=right, headers=SAME)
+    assert blocked.status_code == 429 and "try again in" in blocked.get_json()["error"]["message"]
+    ann = _from(app, "198.51.100.7")  # ann, elsewhere, is not locked out
+    assert ann.post("/api/login", json=right, headers=SAME).status_code == 200
+    for _ in range(3):  # her successes are not counted
+        assert ann.post("/api/login", json=right, headers=SAME).status_code == 200
+
+
+def test_parallel_guesses_cannot_slip_under_the_limit(make_app) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = make_app()
+    _signup(app.test_client(), "ann@example.org")
+
+    def guess(_: int) -> int:
+        client = _from(app, "203.0.113.9")
+        return client.post("/api/login", json={"email": "ann@example.org", "password": "x" * 12}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(guess, range(16)))
+    assert answers.count(401) == 5 and answers.count(429) == 11
+
+
+def test_tokens_cannot_mint_tokens_or_delete_the_account(make_app) -> None:
+    app = make_app()
+    client = app.test_client()
+    _signup(client, "ann@example.org")
+    bearer = {
+        "Authorization": f"Bearer {client.post('/api/tokens', json={'name': 'a'}, headers=SAME).get_json()['token']}"
+    }
+    program = app.test_client()
+    for answer in (
+        program.post("/api/tokens", json={"name": "more"}, headers=bearer),
+        program.delete("/api/account", json={"password": PASSWORD}, headers=bearer),
+    ):
+        assert (answer.status_code, answer.get_json()["error"]["code"]) == (403, "session_required")
+
+
+def test_malformed_bodies_are_json_4xx(make_app) -> None:
+    client = make_app().test_client()
+    nested = "[" * 100_000 + "]" * 100_000
+    for body in (nested, "not json", '"a string"'):
+        answer = client.post("/api/login", data=body, content_type="application/json", headers=SAME)
+        assert (answer.status_code, answer.get_json()["error"]["code"]) == (415, "json_required")
+    assert client.post("/api/signup", json={"email": 5, "password": None}, headers=SAME).status_code == 422
+    closed = make_app("serve.signup=false").test_client()
+    assert _signup(closed, "ann@example.org").get_json()["error"]["code"] == "signup_closed"
 
 
 def test_logout_ends_the_session_even_for_a_copied_cookie(make_app) -> None:
@@ -165,10 +216,20 @@ def test_cross_origin_state_changes_are_refused(make_app) -> None:
     app = make_app("serve.auth=none")
     client = app.test_client()
     row = _predict(client, headers=SAME).get_json()["history_id"]
-    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Referer": "http://evil.example/x"}):
-        refused = client.delete(f"/api/history/{row}", headers=headers)
+    foreign = (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost:8001"},  # another port is another origin
+        {"Referer": "http://evil.example/x"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://evil.example", "Authorization": "Bearer stj_x"},  # a token does not excuse a cookie
+    )
+    for headers in foreign:
+        browser = app.test_client()
+        browser.set_cookie("stj_session", "anything")
+        refused = browser.delete(f"/api/history/{row}", headers=headers)
         assert (refused.status_code, refused.get_json()["error"]["code"]) == (403, "cross_origin"), headers
-        assert _predict(client, headers=headers).status_code == 403
+        assert _predict(browser, headers=headers).status_code == 403
     cookie_no_origin = app.test_client()
     cookie_no_origin.set_cookie("stj_session", "anything")
     assert cookie_no_origin.delete(f"/api/history/{row}").status_code == 403
@@ -183,12 +244,19 @@ def test_security_headers_and_host_allow_list(make_app) -> None:
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Referrer-Policy"] == "same-origin"
-    assert "Server" not in page.headers
-    foreign = client.get("/health", headers={"Host": "evil.example"})
-    assert foreign.status_code == 400 and foreign.get_json()["error"]["code"] == "bad_request"
-    allowed = make_app("serve.allowed_hosts=[stj.example.com]").test_client()
+    for host in ("evil.example", "localhost.evil.example", "", "[::1"):
+        foreign = client.get("/health", headers={"Host": host})
+        assert (foreign.status_code, foreign.get_json()["error"]["code"]) == (400, "bad_host"), host
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
+        assert client.get("/health", headers={"Host": host}).status_code == 200, host
+    allowed = make_app("serve.allowed_hosts=[.example.com]").test_client()
     assert allowed.get("/health", headers={"Host": "stj.example.com"}).status_code == 200
+    assert allowed.get("/health", headers={"Host": "example.com:443"}).status_code == 200
     assert allowed.get("/health", headers={"Host": "localhost"}).status_code == 400
+    behind = make_app("serve.public_url=https://stj.example.com").test_client()
+    assert behind.get("/health", headers={"Host": "stj.example.com"}).status_code == 200
+    rewritten = behind.post("/api/logout", headers={"Host": "localhost", "Origin": "https://stj.example.com"})
+    assert rewritten.status_code == 204  # a proxy that rewrites Host: the public origin is still ours
 
 
 def test_no_accounts_mode_shares_one_history_and_warns_when_exposed(make_app) -> None:

@@ -140,7 +140,7 @@ def test_errors_before_flask_are_json(stj_server, jpeg: bytes, proxy: str) -> No
         # no banner, security headers, and only the allowed Host names answered
         assert "Server" not in resp.headers and resp.headers["X-Content-Type-Options"] == "nosniff"
         foreign = requests.get(f"{server.base}/health", headers={"Host": "evil.example"}, timeout=10)
-        assert foreign.status_code == 400 and foreign.json()["error"]["code"] == "bad_request"
+        assert foreign.status_code == 400 and foreign.json()["error"]["code"] == "bad_host"
 
 
 def _is_worker(process: psutil.Process, master: int) -> bool:

@@ -1,0 +1,65 @@
+"""The served STJ model for the page's offline mode: ONNX, run in the browser by onnxruntime-web.
+
+ONNX rather than TF.js: tf2onnx is already STJ's pinned exporter for Keras 3 (``stj export --format onnx``,
+checked against onnxruntime), while the TF.js converter does not install beside this TensorFlow. The
+browser runtime is onnxruntime-web's WebAssembly build (vendored, 14 MB, cached once by the service worker).
+
+Each served version is exported once, on first request, into ``serve.browser_model_dir`` (a
+``<name>-<version>`` folder, renamed into place whole; a file lock makes workers wait for one export instead
+of racing) and kept: a version's weights never change, so its URL is cached for good.
+
+Config keys: ``serve.browser_model``, ``serve.browser_model_dir``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from core.export import DESCRIPTION, export_model
+from core.logged_model import LoggedModel
+
+FILE = "model.onnx"
+
+
+class BrowserModels:
+    """ONNX exports of served versions, made on demand and kept in ``folder``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+
+    def export(self, predictor: Any) -> Path:
+        """The folder holding ``predictor``'s ONNX file and its ``stj.json`` (exported now if missing)."""
+        ref = predictor.ref
+        final = self.folder / f"{ref.name}-{ref.version}"
+        if (final / "onnx" / FILE).exists():
+            return final / "onnx"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # one export at a time: threads of this worker (the lock), and other workers (the file lock)
+        with self._lock, open(self.folder / ".export.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (final / "onnx" / FILE).exists():  # another worker may have made it while this one waited
+                logged = LoggedModel(
+                    predictor.model, predictor.class_names, predictor.image_size, None, resize=predictor.resize
+                )
+                export_model(logged, "onnx", final, source=ref.uri)
+        return final / "onnx"
+
+    def describe(self, predictor: Any) -> dict:
+        """What the page needs to run ``predictor`` itself: the file's URL, classes, input size and resize."""
+        folder = self.export(predictor)
+        description = json.loads((folder / DESCRIPTION).read_text())
+        ref = predictor.ref
+        return {
+            "name": ref.name,
+            "version": str(ref.version),
+            "url": f"/browser-model/{ref.name}/{ref.version}/{FILE}",
+            "bytes": (folder / FILE).stat().st_size,
+            "class_names": description["class_names"],
+            "image_size": description["input"]["image_size"],
+            "resize": description["input"]["resize"],
+        }
