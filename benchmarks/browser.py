@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import logging
 import statistics
 import sys
 import tempfile
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--limit", type=int, default=0, help="at most this many test photos (0: all)")
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait

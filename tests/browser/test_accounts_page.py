@@ -196,3 +196,27 @@ def test_the_upload_control_is_reachable_by_keyboard(browser, site) -> None:
     assert browser.switch_to.active_element.get_attribute("id") == "file"
     outline = browser.execute_script("return getComputedStyle(document.querySelector('label[for=file]')).outlineStyle")
     assert outline != "none"  # the visible button shows the focus
+
+
+def test_examples_drop_and_paste_predict_and_scroll_to_the_result(browser, site) -> None:
+    browser.set_window_size(1300, 700)  # the result starts below the fold
+    try:
+        browser.get(site + "/")
+        browser.find_element("css selector", ".example[data-src$='jeans.jpg']").click()
+        wait(browser, lambda d: len(d.find_elements("css selector", "#chart .bar")) == 3)
+        wait(browser, lambda d: d.execute_script("return window.scrollY") > 100)  # scrolled to the result
+        for event in ("drop", "paste"):
+            browser.get(site + "/")
+            done = browser.execute_async_script(
+                "const [kind, done] = [arguments[0], arguments[arguments.length - 1]];"
+                "fetch('/static/examples/saree.jpg').then((r) => r.blob()).then((blob) => {"
+                "  const data = new DataTransfer(); data.items.add(new File([blob], 's.jpg', {type: 'image/jpeg'}));"
+                "  const e = kind === 'drop' ? new DragEvent('drop', {dataTransfer: data, bubbles: true})"
+                "                            : new ClipboardEvent('paste', {clipboardData: data, bubbles: true});"
+                "  (kind === 'drop' ? document.getElementById('drop') : document).dispatchEvent(e); done(true); });",
+                event,
+            )
+            assert done
+            wait(browser, lambda d: len(d.find_elements("css selector", "#chart .bar")) == 3)
+    finally:
+        browser.set_window_size(*DESKTOP)
