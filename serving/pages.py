@@ -23,40 +23,29 @@ STATIC = Path(__file__).parent / "static"
 bp = Blueprint("pages", __name__)
 
 
-@bp.get("/")
-def index():
-    return send_from_directory(STATIC, "index.html")
+# endpoint -> (path, file): each page is a static file; its script asks the JSON API for what it shows
+PAGES = {
+    "index": ("/", "index.html"),
+    "history_page": ("/history", "history.html"),
+    "login_page": ("/login", "login.html"),
+    "account_page": ("/account", "account.html"),
+    "about_page": ("/about", "about.html"),
+    "docs": ("/docs", "docs.html"),
+}
 
 
-@bp.get("/history")
-def history_page():
-    return send_from_directory(STATIC, "history.html")
+def _static_page(file: str):
+    return lambda: send_from_directory(STATIC, file)
 
 
-@bp.get("/login")
-def login_page():
-    return send_from_directory(STATIC, "login.html")
-
-
-@bp.get("/account")
-def account_page():
-    return send_from_directory(STATIC, "account.html")
-
-
-@bp.get("/about")
-def about_page():
-    return send_from_directory(STATIC, "about.html")
+for _endpoint, (_path, _file) in PAGES.items():
+    bp.add_url_rule(_path, _endpoint, _static_page(_file), methods=["GET"])
 
 
 @bp.get("/api/about")
 def about_facts():
     state = served()
     return jsonify(about(state.config.tracking.uri, state.holder.current()))
-
-
-@bp.get("/docs")
-def docs():
-    return send_from_directory(STATIC, "docs.html")
 
 
 @bp.get("/favicon.ico")
