@@ -16,7 +16,17 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed ## virtualenv with the pinned dependencies and the `stj` command
+# onnxruntime-web's WebAssembly runtime (14 MB) for the page's offline mode: fetched from npm, not committed
+# (its JavaScript loader, ort.wasm.min.js, is committed at the same version)
+ORT_VERSION := 1.30.0
+ORT_WASM    := serving/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm
+$(ORT_WASM):
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent onnxruntime-web@$(ORT_VERSION) >/dev/null \
+	  && tar xzf onnxruntime-web-$(ORT_VERSION).tgz package/dist/ort-wasm-simd-threaded.wasm \
+	  && cd - >/dev/null && mv $$tmp/package/dist/ort-wasm-simd-threaded.wasm $@.part && mv $@.part $@; \
+	  status=$$?; rm -rf $$tmp; exit $$status
+
+install: $(VENV)/.installed $(ORT_WASM) ## virtualenv with the pinned dependencies and the `stj` command
 
 system-deps: ## from Debian: nginx + its headers-more module (in front of `stj serve`), Chromium + chromedriver (browser tests); root or sudo
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x /usr/sbin/nginx ] \
