@@ -7,12 +7,17 @@ command the way Ctrl-C does, and makes sure neither is lost.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 _running: list[str] = []  # the stage being run, innermost last (a process runs one command)
+_received: list[int] = []  # the interrupting signals that arrived while :func:`interrupt_wins` watched
+F = TypeVar("F", bound=Callable[..., Any])
 
 RESUMES = {
     "scrape": "photos saved so far stay in the manifest; the next run scrapes only what is missing",
@@ -29,7 +34,45 @@ RESUMES = {
 def _terminate_like_interrupt(signum: int, frame: object) -> None:
     # SIGTERM's default ends the process without running exit handlers, orphaning children such as
     # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
+    _received.append(signum)
     raise KeyboardInterrupt
+
+
+def _record_interrupt(signum: int, frame: object) -> None:
+    _received.append(signum)
+    signal.default_int_handler(signum, frame)
+
+
+def interrupt_wins(fn: F) -> F:
+    """Decorate a stage call so that an interrupt arriving during it always ends it as an interrupt.
+
+    Native code can swallow the KeyboardInterrupt a signal raises in a callback: TensorFlow, tracing a function
+    when Ctrl-C lands, turns it into ``SystemError: bad argument to internal function``. Any error raised
+    after Ctrl-C or SIGTERM arrived becomes the interrupt again, so the command stops with its one line.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        arrived = len(_received)
+        # Only in the main thread, and only over Python's own handler: asyncio installs its Ctrl-C handling
+        # only when it finds that one, so the swap lasts just this call.
+        watch = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+        if watch:
+            signal.signal(signal.SIGINT, _record_interrupt)
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            if len(_received) == arrived:
+                raise
+        finally:
+            if watch:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt  # outside the handler: the swallowed error is not this one's context
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _swallowed_signal(exc: BaseException | None) -> int | None:

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.manifest import MANIFEST_NAME, REPORT_NAME
 from flows.caching import inputs_and_files
+from flows.interrupts import interrupt_wins
 from flows.notify import post_alert
 from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
@@ -35,6 +36,7 @@ from training.validate import accept, validate
 
 # Not cached: reads a live site; the manifest already makes a re-run incremental.
 @task(name="scrape-search-results", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@interrupt_wins
 def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any]:
     """Scrape every class's queries (resumes from the manifest on retry)."""
     return scrape(config, base_url=base_url).to_dict()
@@ -74,6 +76,7 @@ def accept_task(config: RunConfig) -> None:
 
 # Not cached: each call is an MLflow run (a hit would leave none); embeddings are cached by content.
 @task(name="train-and-track", cache_policy=NO_CACHE)
+@interrupt_wins
 def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[str, Any]:
     """Embed, fit, evaluate and log one MLflow run."""
     report = Path(config.project.data_dir) / REPORT_NAME
@@ -83,6 +86,7 @@ def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[
 
 # Not cached: each call is an MLflow run (a hit would leave none); embeddings are cached by content.
 @task(name="sweep-and-track", cache_policy=NO_CACHE)
+@interrupt_wins
 def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
     """Train one child run per grid point; the best by validation loss is the candidate."""
     report = Path(config.project.data_dir) / REPORT_NAME
@@ -98,6 +102,7 @@ def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, An
 
 # Not cached: logs into the candidate's run, a new one each time.
 @task(name="find-label-issues", cache_policy=NO_CACHE)
+@interrupt_wins
 def label_issues_task(config: RunConfig, split_file: Path, run_id: str) -> dict[str, Any]:
     """k-fold on the candidate's cached embeddings: label issues and the cross-validation report, logged to
     the candidate's run."""

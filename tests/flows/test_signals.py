@@ -48,3 +48,55 @@ def test_an_interrupt_swallowed_by_a_finalizer_is_sent_again(signal_name: str) -
 def test_without_the_handlers_python_drops_a_ctrl_c_raised_in_a_finalizer() -> None:
     # the case the handlers exist for: plain Python carries on as if never interrupted
     assert _run("plain", "SIGINT") == "went on"
+
+
+# A stage whose native code swallows the interrupt raised in a callback and fails with another error, as
+# TensorFlow does when Ctrl-C lands while it traces a function.
+SWALLOWING_STAGE = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from flows.interrupts import install_handlers, interrupt_wins
+
+    install_handlers()
+
+    def stage(signal_name):
+        try:
+            if signal_name != "none":
+                os.kill(os.getpid(), getattr(signal, signal_name))
+                time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+        raise SystemError("Objects/listobject.c:338: bad argument to internal function")
+
+    if sys.argv[2] == "wrapped":
+        stage = interrupt_wins(stage)
+    try:
+        stage(sys.argv[1])
+    except KeyboardInterrupt:
+        print("interrupted")
+    except SystemError:
+        print("error")
+    print("restored" if signal.getsignal(signal.SIGINT) is signal.default_int_handler else "replaced")
+    """
+)
+
+
+def _run_stage(signal_name: str, wrapped: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", SWALLOWING_STAGE, signal_name, wrapped], capture_output=True, text=True, timeout=60
+    )
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_error_after_an_interrupt_ends_the_stage_as_the_interrupt(signal_name: str) -> None:
+    assert _run_stage(signal_name, "wrapped") == ["interrupted", "restored"]
+
+
+def test_an_error_without_an_interrupt_stays_that_error() -> None:
+    assert _run_stage("none", "wrapped") == ["error", "restored"]
+
+
+def test_unwrapped_the_swallowed_interrupt_is_lost() -> None:
+    # the case the wrapper exists for
+    assert _run_stage("SIGINT", "plain") == ["error", "restored"]
