@@ -48,11 +48,57 @@ class CrossValidation:
         return "\n".join(lines) + "\n"
 
 
+def fold_rows(labels: np.ndarray, n_classes: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold (fit rows, held-out rows) pairs; k is lowered to the smallest class's count."""
+    k = max(2, min(folds, int(np.bincount(labels, minlength=n_classes).min())))
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((len(labels), 1)), labels))
+
+
+def fit_fold(
+    features: np.ndarray,
+    labels: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray],
+    n_classes: int,
+    config: TrainConfig,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """One fold: fit the head (early-stopped on the held-out rows, which only picks the epoch) and the
+    baselines on the fit rows; each model's probabilities for the held-out rows. Independent of every other
+    fold, so folds can run anywhere (``orchestration.task_runner: dask``)."""
+    fit_rows, held_out = rows
+    train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])
+    head, _, _ = fit_head(train, held, n_classes, config, None, seed)
+    out = {"head": TensorFlowRuntime(head)(held[0])}
+    for name, model in baseline_models(seed).items():
+        model.fit(*train)
+        proba = np.zeros((len(held_out), n_classes), np.float32)
+        proba[:, model.classes_] = model.predict_proba(held[0])  # a class missing from a fold stays 0
+        out[name] = proba
+    return out
+
+
+def combine_folds(
+    labels: np.ndarray,
+    class_names: list[str],
+    rows: list[tuple[np.ndarray, np.ndarray]],
+    fold_probabilities: list[dict[str, np.ndarray]],
+) -> CrossValidation:
+    """The folds' held-out probabilities put back in input order, and each fold's scores."""
+    probabilities: dict[str, np.ndarray] = {}
+    fold_scores: dict[str, list[dict[str, float]]] = {}
+    for (_, held_out), fold in zip(rows, fold_probabilities, strict=True):
+        for name, proba in fold.items():
+            probabilities.setdefault(name, np.zeros((len(labels), len(class_names)), np.float32))[held_out] = proba
+            scores = classification_metrics(labels[held_out], proba.argmax(axis=1), class_names)
+            fold_scores.setdefault(name, []).append(scores)
+    return CrossValidation(probabilities, fold_scores)
+
+
 def cross_validate(
     features: np.ndarray, labels: np.ndarray, class_names: list[str], config: TrainConfig, folds: int, seed: int
 ) -> CrossValidation:
-    """Stratified k-fold: fit the head (early-stopped on the held-out fold, which only picks the epoch) and
-    the baselines on k-1 folds, predict the held-out one.
+    """Stratified k-fold on the head and the baselines, every fold here (see :func:`fit_fold`).
 
     Args:
         features: cached embeddings of the photos to cross-validate.
@@ -60,23 +106,8 @@ def cross_validate(
         class_names: the classes, in label order.
         config: the head's hyper-parameters.
         folds: k; lowered to the smallest class's count when a class has fewer photos.
-        seed: fixes the folds and every fit.
+        seed: fixes the folds and every fit (fold i fits with ``seed + i``).
     """
-    k = max(2, min(folds, int(np.bincount(labels, minlength=len(class_names)).min())))
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    probabilities = {
-        name: np.zeros((len(labels), len(class_names)), np.float32) for name in ("head", "knn", "decision_tree")
-    }
-    fold_scores: dict[str, list[dict[str, float]]] = {name: [] for name in probabilities}
-    for fold, (fit_rows, held_out) in enumerate(splitter.split(features, labels)):
-        train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])
-        head, _, _ = fit_head(train, held, len(class_names), config, None, seed + fold)
-        probabilities["head"][held_out] = TensorFlowRuntime(head)(held[0])
-        for name, model in baseline_models(seed).items():
-            model.fit(*train)
-            proba = np.zeros((len(held_out), len(class_names)), np.float32)
-            proba[:, model.classes_] = model.predict_proba(held[0])  # a class missing from a fold stays 0
-            probabilities[name][held_out] = proba
-        for name, proba in probabilities.items():
-            fold_scores[name].append(classification_metrics(held[1], proba[held_out].argmax(axis=1), class_names))
-    return CrossValidation(probabilities, fold_scores)
+    rows = fold_rows(labels, len(class_names), folds, seed)
+    fits = [fit_fold(features, labels, r, len(class_names), config, seed + i) for i, r in enumerate(rows)]
+    return combine_folds(labels, class_names, rows, fits)

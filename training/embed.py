@@ -33,30 +33,59 @@ def cache_key(backbone: str, weights_fp: str, image_size: int, preprocess: str) 
 
 
 class EmbeddingCache:
-    """sha256 -> feature vector, stored as one ``.npz`` per base configuration."""
+    """sha256 -> feature vector, stored as one ``.npz`` per base configuration, plus the shards that
+    embedding tasks elsewhere wrote beside it (``<key>.shards/``, merged into the file by the next
+    :meth:`save`)."""
 
     def __init__(self, folder: str | Path, key: str) -> None:
         self.path = Path(folder) / f"{key}.npz"
+        self.shard_dir = Path(folder) / f"{key}.shards"
         self.vectors: dict[str, np.ndarray] = {}
-        if self.path.exists():
-            with np.load(self.path) as data:
-                self.vectors = dict(zip(data["sha256"].tolist(), data["vectors"], strict=True))
+        self._merged: list[Path] = []
+        for file in [self.path, *sorted(self.shard_dir.glob("*.npz"))]:
+            if file.exists():
+                with np.load(file) as data:
+                    self.vectors.update(zip(data["sha256"].tolist(), data["vectors"], strict=True))
+                if file != self.path:
+                    self._merged.append(file)
 
     def missing(self, shas: Sequence[str]) -> list[str]:
         """The hashes not yet cached (order kept, duplicates removed)."""
         return [s for s in dict.fromkeys(shas) if s not in self.vectors]
 
     def save(self) -> None:
-        """Write the cache atomically."""
-        buf = io.BytesIO()
-        shas = list(self.vectors)
-        vectors = np.stack([self.vectors[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
-        np.savez(buf, sha256=np.array(shas), vectors=vectors)
-        atomic_write_bytes(self.path, buf.getvalue())
+        """Write the cache atomically (the shards read at start are in it now, and removed)."""
+        atomic_write_bytes(self.path, _npz(self.vectors, list(self.vectors)))
+        for shard in self._merged:
+            shard.unlink(missing_ok=True)
+        if self._merged and not any(self.shard_dir.iterdir()):
+            self.shard_dir.rmdir()
+        self._merged = []
+
+    def compact(self) -> None:
+        """Merge shards written since into the one file (nothing when there are none)."""
+        if self._merged:
+            self.save()
+
+    def save_shard(self, shas: Sequence[str]) -> Path:
+        """Write the vectors of ``shas`` as a shard of their own (atomically; named by its content), so that
+        tasks embedding disjoint photos at once never write the same file."""
+        name = hashlib.sha256("\n".join(shas).encode()).hexdigest()[:24]
+        shard = self.shard_dir / f"{name}.npz"
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(shard, _npz(self.vectors, shas))
+        return shard
 
     def lookup(self, shas: Sequence[str]) -> np.ndarray:
         """Vectors for the given hashes, in order."""
         return np.stack([self.vectors[s] for s in shas])
+
+
+def _npz(vectors: dict[str, np.ndarray], shas: Sequence[str]) -> bytes:
+    buf = io.BytesIO()
+    stacked = np.stack([vectors[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
+    np.savez(buf, sha256=np.array(list(shas)), vectors=stacked)
+    return buf.getvalue()
 
 
 def embed_files(
@@ -67,8 +96,9 @@ def embed_files(
     image_size: int,
     batch_size: int,
     show_progress: bool = True,
+    save: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """Features for each file, computing only those missing from the cache.
+    """Features for each file, computing only those missing from the cache (saved, unless ``save`` is off).
 
     Returns:
         (features in input order, number of images actually embedded this call).
@@ -87,7 +117,7 @@ def embed_files(
                 for sha, vec in zip(chunk, runtime(pixels), strict=True):
                     cache.vectors[sha] = vec.astype(np.float32)
                 bar.update(len(chunk))
-    if todo:
+    if todo and save:
         cache.save()
     log.info("embeddings: %d computed, %d from cache", len(todo), len(set(shas)) - len(todo))
     return cache.lookup(shas), len(todo)

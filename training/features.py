@@ -244,11 +244,16 @@ class Features:
         return int(self.mask(name).sum())
 
 
+def read_class_split(config: Config, split_file: Path) -> pd.DataFrame:
+    """The split file's rows of the configured classes."""
+    split = read_split(split_file)
+    return split[split["class"].isin(config.class_names)].reset_index(drop=True)
+
+
 def load_features(config: Config, split_file: Path, show_progress: bool = True) -> Features:
     """Build the frozen base and embed every photo of the split (only those missing from the cache)."""
     tc, data_dir = config.train, Path(config.project.data_dir)
-    split = read_split(split_file)
-    split = split[split["class"].isin(config.class_names)].reset_index(drop=True)
+    split = read_class_split(config, split_file)
     paths = [data_dir / p for p in split["path"]]
     shas = list(split["sha256"])
     base = build_base(config)
@@ -267,6 +272,7 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
         )
     else:
         vectors, embedded = cache.lookup(shas), 0
+        cache.compact()  # shards embedded elsewhere (orchestration.task_runner: dask) become the one file
     return Features(
         split=split,
         labels=split["class"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy(),

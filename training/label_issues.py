@@ -21,9 +21,10 @@ import pandas as pd
 from configs.files import atomic_write_text
 from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
-from training.crossval import cross_validate
+from training.crossval import combine_folds, cross_validate, fit_fold, fold_rows
 from training.evaluate import photo_grid_png
-from training.features import load_features
+from training.features import Features, load_features
+from training.split import read_split
 
 log = logging.getLogger(__name__)
 ISSUES_NAME = "label_issues.csv"
@@ -67,19 +68,50 @@ def read_issues(data_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(file, dtype=str) if file.exists() else pd.DataFrame(columns=ISSUE_COLUMNS)
 
 
-def check_labels(config: Config, split_file: Path, run_id: str) -> dict[str, Any]:
+def _cv_rows(config: Config, split_file: Path) -> tuple[Features, np.ndarray, list]:
+    """The features, which rows are cross-validated (train and validation, never test) and the folds."""
+    features = load_features(config, split_file, show_progress=False)
+    rows = ~features.mask("test")
+    folds = fold_rows(features.labels[rows], len(config.class_names), config.labels.folds, config.project.seed)
+    return features, rows, folds
+
+
+def fold_probabilities(config: Config, split_file: Path, fold: int) -> dict[str, np.ndarray]:
+    """Fold ``fold`` of the cross-validation alone (on the cached embeddings): each model's probabilities
+    for its held-out photos. :func:`check_labels` takes the folds' results wherever they ran."""
+    features, rows, folds = _cv_rows(config, split_file)
+    vectors, labels = features.vectors[rows], features.labels[rows]
+    return fit_fold(vectors, labels, folds[fold], len(config.class_names), config.train, config.project.seed + fold)
+
+
+def fold_count(config: Config, split_file: Path) -> int:
+    """How many folds the cross-validation has (``labels.folds``, fewer when a class has fewer photos); from
+    the split file alone."""
+    names = list(config.class_names)
+    split = read_split(split_file)
+    labels = split.loc[split["class"].isin(names) & (split["split"] != "test"), "class"].map(names.index)
+    return len(fold_rows(labels.to_numpy(), len(names), config.labels.folds, config.project.seed))
+
+
+def check_labels(
+    config: Config, split_file: Path, run_id: str, folds: list[dict[str, np.ndarray]] | None = None
+) -> dict[str, Any]:
     """Cross-validate on the cached embeddings of the training part, rank label issues, write
     ``<data_dir>/label_issues.csv`` and log it, its gallery and the cross-validation report to ``run_id``.
+
+    Args:
+        folds: each fold's :func:`fold_probabilities`, computed elsewhere; by default every fold runs here.
 
     Returns:
         ``issues`` (how many were flagged), ``worst`` (up to five rows) and the cross-validation summary.
     """
-    features = load_features(config, split_file, show_progress=False)
-    rows = ~features.mask("test")
+    features, rows, fold_splits = _cv_rows(config, split_file)
     names = list(config.class_names)
-    cv = cross_validate(
-        features.vectors[rows], features.labels[rows], names, config.train, config.labels.folds, config.project.seed
-    )
+    vectors, labels = features.vectors[rows], features.labels[rows]
+    if folds is None:
+        cv = cross_validate(vectors, labels, names, config.train, config.labels.folds, config.project.seed)
+    else:
+        cv = combine_folds(labels, names, fold_splits, folds)
     manifest = read_manifest(manifest_path(config.project.data_dir))[["path", "asin", "image_id"]]
     photos = features.split[rows].merge(manifest, on="path", how="left")
     issues = rank_label_issues(photos, features.labels[rows], cv.probabilities["head"], names)
