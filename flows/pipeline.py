@@ -15,6 +15,7 @@ from prefect.runtime import deployment, flow_run
 
 from catalog.server import catalog_for
 from configs.errors import UserError
+from flows.fanout import embed_in_shards, fans_out, folds_as_tasks, on_configured_runner
 from flows.interrupts import entering, leaving
 from flows.logs import adopt_command_settings
 from flows.notify import STAGE_NOTE, alert_on_failure
@@ -70,6 +71,9 @@ def train_flow(
     """Train and record one run per backbone (or a sweep of child runs); the best by validation is the
     candidate, returned with its siblings."""
     points = [config] if grid_points else backbone_configs(config)
+    if fans_out(config):  # embedding shards on the Dask runner; the train tasks then find them cached
+        for point in points:
+            embed_in_shards(point, split_file)
     if grid_points:
         runs = [sweep_task(config=config, grid_points=grid_points, split_file=split_file, config_source=config_source)]
     else:
@@ -88,7 +92,8 @@ def train_flow(
     chosen = choose_task(config, runs)
     if config.labels.enabled:
         point = next(p for p in points if p.train.backbone == chosen["backbone"])
-        chosen["labels"] = label_issues_task(point, split_file, chosen["run_id"])
+        folds = folds_as_tasks(point, split_file) if fans_out(config) else None
+        chosen["labels"] = label_issues_task(point, split_file, chosen["run_id"], folds)
     return {**chosen, "siblings": runs}
 
 
@@ -156,7 +161,7 @@ def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     report = run_stage("scrape", scrape_flow, config)
     stats = run_stage("validate", validate_flow, config)
     split_file = run_stage("prepare", prepare_flow, config)
-    result = run_stage("train", train_flow, config, split_file, config_source)
+    result = run_stage("train", on_configured_runner(train_flow, config), config, split_file, config_source)
     outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
     accept_task(config)
     return finish(config, {"scrape": report, "data": stats, "train": result, "publish": outcome})
@@ -168,6 +173,8 @@ def train_pipeline(
 ) -> dict[str, Any]:
     """Prepare -> train (or sweep) -> publish on the data already scraped."""
     split_file = run_stage("prepare", prepare_flow, config)
-    result = run_stage("train", train_flow, config, split_file, config_source, grid_points)
+    result = run_stage(
+        "train", on_configured_runner(train_flow, config), config, split_file, config_source, grid_points
+    )
     outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
     return finish(config, {"train": result, "publish": outcome})

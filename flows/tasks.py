@@ -25,8 +25,9 @@ from flows.summary import class_metrics_table, summary_markdown
 from scraper.scrape import scrape
 from training.compare import choose
 from training.imagenet import publish_imagenet_model
-from training.label_issues import ISSUES_NAME, check_labels
+from training.label_issues import ISSUES_NAME, check_labels, fold_probabilities
 from training.publish import publish
+from training.shards import embed_shard, plan_embedding
 from training.split import SPLIT_NAME, SPLIT_PARAMS_NAME, prepare
 from training.sweep import sweep
 from training.track import run_link
@@ -103,10 +104,34 @@ def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, An
 # Not cached: logs into the candidate's run, a new one each time.
 @task(name="find-label-issues", cache_policy=NO_CACHE)
 @interrupt_wins
-def label_issues_task(config: RunConfig, split_file: Path, run_id: str) -> dict[str, Any]:
-    """k-fold on the candidate's cached embeddings: label issues and the cross-validation report, logged to
-    the candidate's run."""
-    return check_labels(config, split_file, run_id)
+def label_issues_task(
+    config: RunConfig, split_file: Path, run_id: str, folds: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """k-fold on the candidate's cached embeddings (or the folds run elsewhere): label issues and the
+    cross-validation report, logged to the candidate's run."""
+    return check_labels(config, split_file, run_id, folds)
+
+
+# Not cached: the plan is what the embedding cache lacks right now.
+@task(name="plan-embedding", cache_policy=NO_CACHE)
+@interrupt_wins
+def plan_embedding_task(config: RunConfig, split_file: Path, shard_size: int) -> dict[str, Any]:
+    """The runtime (chosen on this machine) and the shards of photos still to embed."""
+    return plan_embedding(config, split_file, shard_size).__dict__
+
+
+# Not cached: its output is the embedding cache itself (content-addressed), which a re-run reads.
+@task(name="embed-shard", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def embed_shard_task(config: RunConfig, split_file: Path, runtime: str, shas: list[str]) -> int:
+    """Embed one shard of photos into the cache, wherever the task runner runs it."""
+    return embed_shard(config, split_file, runtime, shas)
+
+
+# Not cached: cheap next to what it would key on (the cached embeddings).
+@task(name="cross-validation-fold", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def fold_task(config: RunConfig, split_file: Path, fold: int) -> dict[str, Any]:
+    """One fold of the label-issue cross-validation, wherever the task runner runs it."""
+    return fold_probabilities(config, split_file, fold)
 
 
 # Not cached: tags the sibling runs.

@@ -51,11 +51,18 @@ PARAM_KEYS = (
 )
 
 
+def is_tracking_server(uri: str) -> bool:
+    """Whether ``uri`` is an MLflow tracking server (which keeps the artifacts too), not a database."""
+    return uri.startswith(("http://", "https://"))
+
+
 def configure_tracking(cfg: TrackingConfig) -> str:
     """Point MLflow at the configured store and experiment (created with our artifact folder); returns its id."""
     mlflow.set_tracking_uri(cfg.uri)
     experiment = mlflow.get_experiment_by_name(cfg.experiment)
-    if experiment is None:
+    if experiment is None and is_tracking_server(cfg.uri):  # the server's artifact store (mlflow server)
+        experiment_id = mlflow.create_experiment(cfg.experiment, tags=EXPERIMENT_KIND)
+    elif experiment is None:
         location = Path(cfg.artifact_dir).resolve()
         location.mkdir(parents=True, exist_ok=True)
         experiment_id = mlflow.create_experiment(
@@ -92,7 +99,7 @@ def run_title(backbone: str, precision: str, photos: int) -> str:
 
 def run_link(cfg: TrackingConfig, run_id: str) -> str:
     """The run's page in the MLflow UI (``tracking.ui_url``, or the tracking server itself)."""
-    ui = cfg.uri if cfg.uri.startswith(("http://", "https://")) else cfg.ui_url
+    ui = cfg.uri if is_tracking_server(cfg.uri) else cfg.ui_url
     experiment = mlflow.MlflowClient(tracking_uri=cfg.uri).get_run(run_id).info.experiment_id
     return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
 
