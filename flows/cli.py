@@ -71,6 +71,10 @@ EXAMPLES = {
     "schedule": """examples:
   stj schedule -c configs/stj.yaml --cron "0 3 * * 1"  # every Monday at 03:00
   PREFECT_API_URL=http://127.0.0.1:4200/api stj schedule -c configs/stj.yaml --cron "@daily\"""",
+    "deploy": """examples:
+  source .team/env                                     # after `make team-up`: the team's Prefect server
+  stj deploy -c configs/demo.yaml --cron "0 3 * * 1"   # a worker on pool 'stj' runs it every Monday at 03:00
+  stj deploy -c configs/demo.yaml --run                # register, run once now, wait for the run""",
     "catalog": """examples:
   stj catalog -c configs/demo.yaml                    # then open http://127.0.0.1:8765/s?k=saree
   stj catalog -c configs/demo.yaml --port 9999""",
@@ -80,7 +84,7 @@ EXAMPLES = {
 # What TensorFlow's C++ side prints on import, once per shared library, whatever TF_CPP_MIN_LOG_LEVEL says
 # (it is written before absl's logging is initialised): nothing a user can act on.
 TF_IMPORT_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow")
-NEEDS_TENSORFLOW = {"run", "demo", "train", "serve", "predict", "export"}
+NEEDS_TENSORFLOW = {"run", "demo", "train", "serve", "predict", "export", "deploy"}
 
 
 def import_tensorflow_quietly() -> None:
@@ -158,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = add("schedule", "serve the pipeline as a Prefect deployment on a cron schedule")
     schedule.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * 1"')
     schedule.add_argument("--name", default="stj-scheduled", help="deployment name (default: %(default)s)")
+    deploy = add("deploy", "register the pipeline on a work pool of a Prefect server (a `prefect worker` runs it)")
+    deploy.add_argument("--cron", default=None, help='cron expression, e.g. "0 3 * * 1" (default: no schedule)')
+    deploy.add_argument("--name", default="stj-team", help="deployment name (default: %(default)s)")
+    deploy.add_argument("--pool", default="stj", help="process work pool (default: %(default)s)")
+    deploy.add_argument("--run", action="store_true", help="run it once now and wait for the run to end")
     catalog = add("catalog", "serve the local Amazon-like catalog (offline stand-in for amazon.in)")
     catalog.add_argument("--port", type=int, default=None, help="port (default: catalog.port from the config)")
     return parser

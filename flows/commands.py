@@ -113,16 +113,11 @@ def cmd_serve(config, args) -> int:
 
 def cmd_schedule(config, args) -> int:
     """Serve the pipeline as a Prefect deployment on a cron schedule."""
-    from prefect.schedules import Cron
-
     from flows.pipeline import pipeline
     from flows.prefect_server import prefect_api
     from flows.schedule import build_runner, serve_until_stopped
 
-    try:
-        schedule = Cron(args.cron)
-    except ValueError as exc:
-        raise UserError(f"--cron {args.cron!r}: {exc}") from None
+    schedule = _cron(args.cron)
     entering("schedule")
     with prefect_api(scheduler=True) as api:
         parameters = {"config": config.model_dump(mode="json"), "config_source": args.config}
@@ -134,6 +129,55 @@ def cmd_schedule(config, args) -> int:
         )
         serve_until_stopped(runner)
     return 0  # not reached: serving ends with an interrupt
+
+
+def _cron(expression: str | None):
+    from prefect.schedules import Cron
+
+    try:
+        return Cron(expression) if expression else None
+    except ValueError as exc:
+        raise UserError(f"--cron {expression!r}: {exc}") from None
+
+
+def cmd_deploy(config, args) -> int:
+    """Register the pipeline on a work pool of a persistent Prefect server; optionally run it now."""
+    from pathlib import Path
+
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.deploy import FLOW_NAME, deploy_pipeline, run_now
+    from flows.prefect_server import configured_api
+
+    _cron(args.cron)
+    api = configured_api()
+    if not api:
+        raise UserError(
+            "stj deploy registers with a Prefect server that stays up: set PREFECT_API_URL "
+            "(`make team-up` starts one; then `source .team/env`)"
+        )
+    parameters = {"config": config.model_dump(mode="json"), "config_source": args.config}
+    try:
+        deploy_pipeline(parameters, args.name, args.pool, args.cron, Path.cwd())
+    except ValueError as exc:  # no such work pool
+        raise UserError(f"--pool {args.pool!r}: {exc}") from None
+    except (OSError, RuntimeError) as exc:
+        raise UserError(f"Prefect API {api}: {exc}") from None
+    when = f"on cron {args.cron!r}" if args.cron else "without a schedule"
+    print(
+        f"stj: deployment '{FLOW_NAME}/{args.name}' on work pool '{args.pool}' {when}, Prefect API {api}; "
+        f"`prefect worker start --pool {args.pool}` runs it",
+        flush=True,
+    )
+    if not args.run:
+        return 0
+    entering("deploy")
+    try:
+        run, state = run_now(args.name, wait=True)
+    except ObjectNotFound:
+        raise UserError(f"deployment '{FLOW_NAME}/{args.name}' vanished before it ran") from None
+    print(f"stj: flow run {run} of '{FLOW_NAME}/{args.name}' ended {state}", flush=True)
+    return 0 if state == "Completed" else 1
 
 
 def cmd_demo(config, args) -> int:
@@ -179,5 +223,6 @@ COMMANDS = {
     "export": cmd_export,
     "status": cmd_status,
     "schedule": cmd_schedule,
+    "deploy": cmd_deploy,
     "catalog": cmd_catalog,
 }

@@ -28,6 +28,7 @@ RESUMES = {
     "serve": "the server and its workers are stopped",
     "catalog": "the catalog is stopped",
     "schedule": "the deployment is no longer served",
+    "deploy": "the deployment stays registered; a run already started goes on on its worker",
 }
 
 

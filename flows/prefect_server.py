@@ -83,7 +83,8 @@ def _drain_reports(timeout_s: float = 5.0) -> None:
             log.debug("could not drain %s: %s", worker.__name__, exc)
 
 
-def _configured_api() -> str | None:
+def configured_api() -> str | None:
+    """The Prefect API URL from the environment or the active profile, if any."""
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url
@@ -97,7 +98,7 @@ def prefect_api(scheduler: bool = False) -> Iterator[str]:
     ``scheduler``: the temporary server also runs Prefect's services, the scheduler among them, which turns
     a deployment's cron into runs (an ephemeral server runs none, and a served deployment would wait forever).
     """
-    if configured := _configured_api():
+    if configured := configured_api():
         yield configured
         return
     from prefect.context import refresh_global_settings_context
