@@ -7,7 +7,7 @@ CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 PORT    ?= 5000
 
-.PHONY: install system-deps demo run serve catalog test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve bench-browser bench-uploads soak clean
+.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve bench-browser bench-uploads soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -28,12 +28,13 @@ $(ORT_WASM):
 
 install: $(VENV)/.installed $(ORT_WASM) ## virtualenv with the pinned dependencies and the `stj` command
 
-system-deps: ## from Debian: nginx + its headers-more module (in front of `stj serve`), Chromium + chromedriver (browser tests); root or sudo
+system-deps: ## from Debian: nginx + its headers-more module (in front of `stj serve`), Chromium + chromedriver (browser tests), PostgreSQL (make team-up); root or sudo
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x /usr/sbin/nginx ] \
-	  && [ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ]; then echo "system packages present"; \
+	  && [ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] \
+	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "system packages present"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver \
-	    nginx-light libnginx-mod-http-headers-more-filter; fi
+	    nginx-light libnginx-mod-http-headers-more-filter postgresql; fi
 
 demo: install system-deps ## catalog + full pipeline on the demo config, then serve the champion model
 	@exec $(BIN)/stj demo --config $(CONFIG)
@@ -55,6 +56,12 @@ test-fast: install ## unit tests only (seconds)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+team-up: install system-deps ## PostgreSQL, Prefect + MLflow servers on it, Dask (2 workers), a Prefect worker: `source .team/env` to use them
+	@$(BIN)/python -m team up
+
+team-down: ## stop everything team-up started
+	@$(BIN)/python -m team down
 
 mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:$(PORT) (e.g. make mlflow-ui PORT=5001)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(PORT)

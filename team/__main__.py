@@ -1,0 +1,5 @@
+import sys
+
+from team.cluster import main
+
+sys.exit(main())

@@ -1,0 +1,342 @@
+"""The team services on one machine, for trying the team setup: ``make team-up`` / ``make team-down``.
+
+What starts, in this order, each in a session of its own (so a Ctrl-C in the terminal that ran ``team-up``
+does not reach them), with its log under ``.team/logs``:
+
+- PostgreSQL (Debian's binaries; ``initdb`` into ``.team/pg``, no system service; as the ``postgres`` user
+  when run as root, which PostgreSQL requires), with two databases: ``prefect`` and ``mlflow``;
+- a Prefect server on it, and a ``process`` work pool ``stj`` with one worker;
+- an MLflow tracking server on it, serving artifacts from ``.team/mlartifacts`` (clients need no shared disk);
+- a Dask scheduler and two single-threaded workers.
+
+``.team/state.json`` records each process (pid and start time, so a reused pid is never hit);
+``team-down`` stops them all, newest first, and PostgreSQL last. ``.team/env`` holds the settings that point
+``stj`` and ``prefect`` at the services (``source .team/env``).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+HOST = "127.0.0.1"
+POOL = "stj"
+
+
+@dataclass(frozen=True)
+class Team:
+    """Where the services live and listen (ports from ``STJ_TEAM_*_PORT`` when set)."""
+
+    root: Path
+    pg_port: int
+    prefect_port: int
+    mlflow_port: int
+    dask_port: int
+
+    @classmethod
+    def from_env(cls) -> Team:
+        """The folder (``STJ_TEAM_DIR``, default ``.team``) and ports (``STJ_TEAM_<NAME>_PORT``) from the
+        environment, defaults otherwise."""
+
+        def port(name: str, default: int) -> int:
+            value = os.environ.get(f"STJ_TEAM_{name}_PORT", str(default))
+            if not value.isdigit():
+                raise TeamError(f"STJ_TEAM_{name}_PORT={value!r}: not a port number")
+            return int(value)
+
+        root = Path(os.environ.get("STJ_TEAM_DIR", ".team")).resolve()
+        return cls(root, port("PG", 55432), port("PREFECT", 4200), port("MLFLOW", 5050), port("DASK", 8786))
+
+    @property
+    def prefect_api(self) -> str:
+        """The Prefect server's API URL."""
+        return f"http://{HOST}:{self.prefect_port}/api"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The MLflow tracking server's URL."""
+        return f"http://{HOST}:{self.mlflow_port}"
+
+    @property
+    def dask_address(self) -> str:
+        """The Dask scheduler's address."""
+        return f"tcp://{HOST}:{self.dask_port}"
+
+    def database(self, name: str, driver: str = "") -> str:
+        """A SQLAlchemy URL of one of the cluster's databases."""
+        return f"postgresql{driver}://postgres@{HOST}:{self.pg_port}/{name}"
+
+    def settings(self) -> dict[str, str]:
+        """The environment that points ``stj`` (config overrides) and ``prefect`` at the services."""
+        return {
+            "PREFECT_API_URL": self.prefect_api,
+            "STJ_TRACKING__URI": self.mlflow_uri,
+            "STJ_TRACKING__UI_URL": self.mlflow_uri,
+            "STJ_ORCHESTRATION__TASK_RUNNER": "dask",
+            "STJ_ORCHESTRATION__DASK_ADDRESS": self.dask_address,
+        }
+
+
+class TeamError(Exception):
+    """A service did not start; the message says which and where its log is."""
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
+    if not found[-1]:
+        raise TeamError("PostgreSQL's server programs are missing: run `make system-deps` (Debian's postgresql)")
+    return found[-1]
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _run(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise TeamError(f"{what} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+
+
+def _wait(ready: Callable[[], bool], what: str, log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TeamError(f"{what} did not start in {timeout_s:.0f} s; see {log}")
+        time.sleep(0.5)
+
+
+def _answers(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    return check
+
+
+class Services:
+    """Starts and stops the team's processes, remembering them in ``state.json``."""
+
+    def __init__(self, team: Team) -> None:
+        self.team = team
+        self.logs = team.root / "logs"
+        self.state_file = team.root / "state.json"
+        self.started: list[dict] = json.loads(self.state_file.read_text()) if self.state_file.exists() else []
+
+    def _save(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.started, indent=2))
+        tmp.replace(self.state_file)
+
+    def alive(self) -> list[dict]:
+        """The recorded processes still running (same pid and start time)."""
+        return [entry for entry in self.started if _process(entry) is not None]
+
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Path:
+        """Start ``command`` detached (own session, output to its log); returns the log's path."""
+        log = self.logs / f"{name}.log"
+        environ = {k: v for k, v in os.environ.items() if k != "STJ_OWNER"}  # not any command's child
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**environ, **(env or {})},
+            cwd=Path.cwd(),
+        )
+        self.started.append({"name": name, "pid": proc.pid, "created": psutil.Process(proc.pid).create_time()})
+        self._save()
+        return log
+
+    def stop_all(self, grace_s: float = 20) -> list[str]:
+        """Stop every recorded process and what it started (newest first); the names stopped."""
+        stopped = []
+        for entry in reversed(self.started):
+            process = _process(entry)
+            if process is None:
+                continue
+            tree = [process, *process.children(recursive=True)]
+            for member in tree:
+                _signal(member, signal.SIGTERM)
+            _, alive = psutil.wait_procs(tree, timeout=grace_s)
+            for member in alive:
+                _signal(member, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=5)
+            stopped.append(entry["name"])
+        self.started = []
+        self._save()
+        return stopped
+
+
+def _process(entry: dict) -> psutil.Process | None:
+    try:
+        process = psutil.Process(entry["pid"])
+    except psutil.Error:
+        return None
+    if abs(process.create_time() - entry["created"]) > 0.01 or process.status() == psutil.STATUS_ZOMBIE:
+        return None
+    return process
+
+
+def _signal(process: psutil.Process, signum: int) -> None:
+    try:
+        process.send_signal(signum)
+    except psutil.Error:
+        pass
+
+
+def _pg_data(team: Team) -> Path:
+    return team.root / "pg"
+
+
+def start_postgres(team: Team) -> None:
+    """initdb on first use, then start the cluster (trust auth, loopback only, its socket in its folder)."""
+    data = _pg_data(team)
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(data, "postgres", "postgres")
+            _run(_as_postgres(["test", "-w", str(data)]), f"PostgreSQL as user postgres: reaching {data}")
+        _run(_as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]), "initdb")
+    options = f"-p {team.pg_port} -k {data} -c listen_addresses={HOST}"
+    _run(
+        _as_postgres(
+            [_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w", "start"]
+        ),
+        f"PostgreSQL (log: {data / 'server.log'})",
+    )
+    for name in ("prefect", "mlflow"):
+        exists = subprocess.run(
+            [_pg_bin("psql"), "-h", HOST, "-p", str(team.pg_port), "-U", "postgres", "-tAc",
+             f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if exists.stdout.strip() != "1":
+            _run([_pg_bin("createdb"), "-h", HOST, "-p", str(team.pg_port), "-U", "postgres", name], f"createdb {name}")
+
+
+def stop_postgres(team: Team) -> bool:
+    """Stop the cluster if it runs; whether it did."""
+    data = _pg_data(team)
+    if not (data / "postmaster.pid").exists():
+        return False
+    subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True)
+    return True
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def up(team: Team) -> None:
+    """Start everything (nothing when it already runs); on any failure, stop what was started."""
+    services = Services(team)
+    if services.alive():
+        print(f"team: already up ({', '.join(e['name'] for e in services.alive())}); `make team-down` stops it")
+        return
+    services.logs.mkdir(parents=True, exist_ok=True)
+    try:
+        start_postgres(team)
+        prefect_env = {
+            "PREFECT_HOME": str(team.root / "prefect"),
+            "PREFECT_API_DATABASE_CONNECTION_URL": team.database("prefect", "+asyncpg"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": team.prefect_api,
+        }
+        log = services.start(
+            "prefect-server",
+            [_bin("prefect"), "server", "start", "--host", HOST, "--port", str(team.prefect_port)],
+            prefect_env,
+        )
+        mlflow_log = services.start(
+            "mlflow-server",
+            [
+                _bin("mlflow"), "server", "--host", HOST, "--port", str(team.mlflow_port),
+                "--backend-store-uri", team.database("mlflow"),
+                "--artifacts-destination", str(team.root / "mlartifacts"), "--serve-artifacts", "--workers", "2",
+            ],
+        )  # fmt: skip
+        dask_log = services.start(
+            "dask-scheduler",
+            [_bin("dask"), "scheduler", "--host", HOST, "--port", str(team.dask_port), "--dashboard-address", ":0"],
+        )
+        _wait(_answers(f"{team.prefect_api}/health"), "the Prefect server", log, 240)
+        _wait(_answers(f"{team.mlflow_uri}/health"), "the MLflow server", mlflow_log, 180)
+        _wait(lambda: "Scheduler at:" in dask_log.read_text(), "the Dask scheduler", dask_log)
+        for index in (1, 2):
+            services.start(
+                f"dask-worker-{index}",
+                [_bin("dask"), "worker", team.dask_address, "--nthreads", "1", "--name", f"stj-{index}",
+                 "--dashboard-address", ":0"],
+                {"PREFECT_API_URL": team.prefect_api},
+            )  # fmt: skip
+        worker_env = {"PREFECT_HOME": str(team.root / "prefect"), "PREFECT_API_URL": team.prefect_api}
+        _run(
+            [_bin("prefect"), "work-pool", "create", POOL, "--type", "process", "--overwrite"],
+            "creating the work pool",
+        )
+        services.start(
+            "prefect-worker", [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"], worker_env
+        )
+        _wait(lambda: _dask_workers(dask_log) >= 2, "two Dask workers", dask_log)
+    except BaseException:
+        down(team, quiet=True)
+        raise
+    settings = team.settings()
+    env_file = team.root / "env"
+    env_file.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()))
+    print(
+        f"team: up - PostgreSQL :{team.pg_port}, Prefect {team.prefect_api.removesuffix('/api')} (pool '{POOL}', "
+        f"1 worker), MLflow {team.mlflow_uri}, Dask {team.dask_address} (2 workers)\n"
+        f"team: `source {env_file.relative_to(Path.cwd()) if env_file.is_relative_to(Path.cwd()) else env_file}` "
+        "points stj and prefect at them; `make team-down` stops them"
+    )
+
+
+def _dask_workers(scheduler_log: Path) -> int:
+    text = scheduler_log.read_text()
+    return text.count("Register worker") - text.count("Remove worker")
+
+
+def down(team: Team, quiet: bool = False) -> None:
+    """Stop every service team-up started, PostgreSQL last."""
+    stopped = Services(team).stop_all()
+    if stop_postgres(team):
+        stopped.append("postgresql")
+    if not quiet:
+        print(f"team: stopped {', '.join(stopped)}" if stopped else "team: nothing was running")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m team up|down``."""
+    args = argv if argv is not None else sys.argv[1:]
+    if args not in (["up"], ["down"]):
+        print("usage: python -m team up|down", file=sys.stderr)
+        return 2
+    try:
+        team = Team.from_env()
+        (up if args[0] == "up" else down)(team)
+    except TeamError as exc:
+        print(f"team: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("team: interrupted; what had started is stopped", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,131 @@
+"""The team setup end to end: `make team-up` (PostgreSQL, Prefect and MLflow servers on it, Dask, a process
+worker); `stj deploy --run` runs the pipeline through the worker with the Dask runner; the MLflow server's
+registry has the champion and a `stj serve` replica pointed at it answers /predict; `make team-down` leaves
+nothing running."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from core.processes import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    # -o: the set-up targets count as done (the suite runs in the installed checkout)
+    command = ["make", "--no-print-directory", "-o", "install", "-o", "system-deps", target]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def _read_env(file: Path) -> dict[str, str]:
+    pairs = (line.removeprefix("export ").split("=", 1) for line in file.read_text().splitlines() if line)
+    return dict(pairs)
+
+
+def _running_below(folder: Path) -> list[str]:
+    """Processes whose command line names the team folder (PostgreSQL, the servers' state)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if str(folder) in cmdline:
+            found.append(cmdline[:120])
+    return found
+
+
+@pytest.fixture
+def team_dir() -> Path:
+    # not under pytest's tmp_path: that is private to root, and PostgreSQL runs as its own user
+    folder = Path(tempfile.mkdtemp(prefix="stj-team-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
+    tmp_path: Path, team_dir: Path, overrides_for, stj
+) -> None:
+    env = {
+        **os.environ,
+        "STJ_TEAM_DIR": str(team_dir),
+        **{f"STJ_TEAM_{name}_PORT": str(free_port()) for name in ("PG", "PREFECT", "MLFLOW", "DASK")},
+    }
+    env.pop("PREFECT_API_URL", None)  # the suite's own server must not be the team's
+    up = _make("team-up", env)
+    try:
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        assert "team: up" in up.stdout
+        started = json.loads((team_dir / "state.json").read_text())
+        assert {e["name"] for e in started} == {
+            "prefect-server", "mlflow-server", "dask-scheduler", "dask-worker-1", "dask-worker-2", "prefect-worker"
+        }  # fmt: skip
+        team = {**env, **_read_env(team_dir / "env")}
+        assert team["STJ_ORCHESTRATION__TASK_RUNNER"] == "dask"
+        mlflow_url = team["STJ_TRACKING__URI"]
+
+        # the config's paths stay the test's; tracking and orchestration come from the team's settings
+        overrides = [
+            o for o in overrides_for(tmp_path) if not o.startswith(("tracking.uri=", "tracking.artifact_dir="))
+        ]
+        overrides += [f"scrape.base_url=http://127.0.0.1:{free_port()}", "orchestration.embed_shard_size=8"]
+        deployed = stj(["deploy", "-c", "configs/demo.yaml", "--name", "stj-e2e", "--run"], overrides, env=team)
+        assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        assert "of 'stj-pipeline/stj-e2e' ended Completed" in deployed.stdout
+
+        worker_log = (team_dir / "logs" / "prefect-worker.log").read_text()
+        assert f"shard tasks on {team['STJ_ORCHESTRATION__DASK_ADDRESS']}" in worker_log, worker_log[-3000:]
+        scheduler_log = (team_dir / "logs" / "dask-scheduler.log").read_text()
+        assert "Register worker" in scheduler_log
+
+        client = MlflowClient(tracking_uri=mlflow_url)
+        champion = client.get_model_version_by_alias("stj-classifier", "champion")
+        assert client.get_run(champion.run_id).info.status == "FINISHED"
+        # artifacts went through the server, into the team's artifact store
+        assert any((team_dir / "mlartifacts").rglob("MLmodel"))
+
+        port = free_port()
+        log = tmp_path / "serve.log"
+        replica = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", "-c", "configs/demo.yaml", "--port", str(port),
+             *[arg for o in overrides for arg in ("--set", o)]],
+            stdout=log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=team,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert replica.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).ok:
+                        break
+                except requests.RequestException:  # not listening yet, or still loading
+                    pass
+                time.sleep(1)
+            photo = next((tmp_path / "data" / "raw").rglob("*.jpg"))
+            answer = requests.post(f"http://127.0.0.1:{port}/predict", files={"image": photo.read_bytes()}, timeout=60)
+            assert answer.ok, answer.text
+            assert answer.json()["model"] == {"name": "stj-classifier", "version": champion.version}
+        finally:
+            os.killpg(replica.pid, signal.SIGINT)
+            replica.wait(60)
+    finally:
+        down = _make("team-down", env)
+    assert down.returncode == 0, down.stderr[-3000:]
+    pids = [psutil.Process(e["pid"]) for e in started if psutil.pid_exists(e["pid"])]
+    gone, alive = psutil.wait_procs(pids, timeout=10)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
+    assert not _running_below(team_dir), _running_below(team_dir)
