@@ -7,7 +7,7 @@ CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 PORT    ?= 5000
 
-.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-serve bench-browser bench-uploads soak clean
+.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-scale bench-serve bench-browser bench-uploads soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -81,6 +81,9 @@ bench-scrape: install bench-venv ## STJ's scraper vs Scrapy on the local catalog
 
 bench-train: install ## reference in-graph training vs STJ's cached-embedding train stage (demo data)
 	$(BIN)/python benchmarks/train.py
+
+bench-scale: install ## per-photo costs (verify, near-duplicates at growing N, embed in-process vs Dask shards, head) for docs/scaling.md
+	$(BIN)/python benchmarks/scale.py
 
 bench-serve: install system-deps ## STJ's server vs mlflow models serve (run `make run` first)
 	$(BIN)/python benchmarks/serve.py

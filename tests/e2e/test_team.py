@@ -1,7 +1,7 @@
 """The team setup end to end: `make team-up` (PostgreSQL, Prefect and MLflow servers on it, Dask, a process
 worker); `stj deploy --run` runs the pipeline through the worker with the Dask runner; the MLflow server's
-registry has the champion and a `stj serve` replica pointed at it answers /predict; `make team-down` leaves
-nothing running."""
+registry has the champion; two `stj serve` replicas pointed at it answer /predict and both follow the alias
+when it moves; `make team-down` leaves nothing running."""
 
 from __future__ import annotations
 
@@ -46,6 +46,40 @@ def _running_below(folder: Path) -> list[str]:
     return found
 
 
+def _start_replica(log: Path, overrides: list[str], env: dict[str, str]) -> tuple[int, subprocess.Popen, Path]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "-c", "configs/demo.yaml", "--port", str(port),
+         *[arg for o in [*overrides, "serve.reload_interval_s=1"] for arg in ("--set", o)]],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+    )  # fmt: skip
+    return port, proc, log
+
+
+def _ready(port: int) -> dict | None:
+    try:
+        answer = requests.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+    except requests.RequestException:  # not listening yet, or still loading
+        return None
+    return answer.json() if answer.ok else None
+
+
+def _wait_for_version(port: int, version: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while (_ready(port) or {}).get("model", {}).get("version") != version:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(1)
+
+
+def _wait_ready(port: int, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while _ready(port) is None:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(1)
+
+
 @pytest.fixture
 def team_dir() -> Path:
     # not under pytest's tmp_path: that is private to root, and PostgreSQL runs as its own user
@@ -85,6 +119,9 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
         assert "of 'stj-pipeline/stj-e2e' ended Completed" in deployed.stdout
 
+        no_pool = stj(["deploy", "-c", "configs/demo.yaml", "--pool", "nope"], overrides, env=team)
+        assert no_pool.returncode == 2 and "--pool 'nope'" in no_pool.stderr, no_pool.stderr[-2000:]
+
         worker_log = (team_dir / "logs" / "prefect-worker.log").read_text()
         assert f"shard tasks on {team['STJ_ORCHESTRATION__DASK_ADDRESS']}" in worker_log, worker_log[-3000:]
         scheduler_log = (team_dir / "logs" / "dask-scheduler.log").read_text()
@@ -96,32 +133,33 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
         # artifacts went through the server, into the team's artifact store
         assert any((team_dir / "mlartifacts").rglob("MLmodel"))
 
-        port = free_port()
-        log = tmp_path / "serve.log"
-        replica = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "serve", "-c", "configs/demo.yaml", "--port", str(port),
-             *[arg for o in overrides for arg in ("--set", o)]],
-            stdout=log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=team,
-            start_new_session=True,
-        )  # fmt: skip
+        replicas = [_start_replica(tmp_path / f"serve-{i}.log", overrides, team) for i in range(2)]
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert replica.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).ok:
-                        break
-                except requests.RequestException:  # not listening yet, or still loading
-                    pass
-                time.sleep(1)
+            for port, proc, log in replicas:
+                _wait_ready(port, proc, log)
             photo = next((tmp_path / "data" / "raw").rglob("*.jpg"))
-            answer = requests.post(f"http://127.0.0.1:{port}/predict", files={"image": photo.read_bytes()}, timeout=60)
-            assert answer.ok, answer.text
-            assert answer.json()["model"] == {"name": "stj-classifier", "version": champion.version}
+            for port, _, _ in replicas:
+                answer = requests.post(
+                    f"http://127.0.0.1:{port}/predict", files={"image": photo.read_bytes()}, timeout=60
+                )
+                assert answer.ok, answer.text
+                assert answer.json()["model"] == {"name": "stj-classifier", "version": champion.version}
+
+            # the alias moves on the server: every replica follows it
+            moved = client.create_model_version(
+                "stj-classifier",
+                champion.source,
+                run_id=champion.run_id,
+                model_id=champion.source.removeprefix("models:/"),
+            )
+            client.set_registered_model_alias("stj-classifier", "champion", moved.version)
+            for port, proc, log in replicas:
+                _wait_for_version(port, moved.version, proc, log)
         finally:
-            os.killpg(replica.pid, signal.SIGINT)
-            replica.wait(60)
+            for _, proc, _ in replicas:
+                os.killpg(proc.pid, signal.SIGINT)
+            for _, proc, _ in replicas:
+                proc.wait(60)
     finally:
         down = _make("team-down", env)
     assert down.returncode == 0, down.stderr[-3000:]

@@ -134,3 +134,14 @@ def test_scrape_alone_fills_the_manifest_and_prints_its_report(tmp_path, overrid
     manifest = read_manifest(manifest_path(tmp_path / "data"))
     assert manifest["class"].value_counts().to_dict() == {"saree": 12, "trousers": 12, "jeans": 12}
     assert not (tmp_path / "mlflow.db").exists()  # the scrape alone trains and records nothing
+
+
+def test_deploy_needs_a_prefect_server_and_a_real_pool_and_says_so_in_one_line(tmp_path, stj) -> None:
+    no_server = {"PREFECT_API_URL": "", "PREFECT_HOME": str(tmp_path / "prefect")}
+    done = stj(["deploy", "-c", "configs/demo.yaml"], env=no_server)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("stj: error: stj deploy registers with a Prefect server")
+    assert "Traceback" not in done.stderr
+
+    bad_cron = stj(["deploy", "-c", "configs/demo.yaml", "--cron", "every day"], env=no_server)
+    assert bad_cron.returncode == 2 and "--cron 'every day'" in bad_cron.stderr, bad_cron.stderr[-2000:]
