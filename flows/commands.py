@@ -159,7 +159,9 @@ def cmd_deploy(config, args) -> int:
     parameters = {"config": config.model_dump(mode="json"), "config_source": args.config}
     try:
         deploy_pipeline(parameters, args.name, args.pool, args.cron, Path.cwd())
-    except ValueError as exc:  # no such work pool
+    except ValueError as exc:
+        if "work pool" not in str(exc):
+            raise
         raise UserError(f"--pool {args.pool!r}: {exc}") from None
     except (OSError, RuntimeError) as exc:
         raise UserError(f"Prefect API {api}: {exc}") from None

@@ -13,9 +13,9 @@ from typing import Any
 
 from prefect import Flow, get_run_logger
 
+from configs.sweep import override_config
 from flows.settings import OrchestrationConfig, RunConfig
-from flows.tasks import embed_shard_task, fold_task, plan_embedding_task
-from training.label_issues import fold_count
+from flows.tasks import cv_inputs_task, embed_shard_task, fold_task, plan_embedding_task
 
 
 def fans_out(config: RunConfig) -> bool:
@@ -38,8 +38,16 @@ def on_configured_runner(stage: Flow, config: RunConfig) -> Flow:
     return stage.with_options(task_runner=task_runner(config.orchestration)) if fans_out(config) else stage
 
 
+def with_absolute_paths(config: RunConfig, split_file: Path) -> tuple[RunConfig, Path]:
+    """The config and split file with absolute paths, as they are here: a worker resolves a relative path
+    against its own folder."""
+    data_dir = Path(config.project.data_dir).resolve()
+    return override_config(config, [f"project.data_dir={data_dir}"]), Path(split_file).resolve()
+
+
 def embed_in_shards(config: RunConfig, split_file: Path) -> int:
     """Embed the photos missing from the cache, one task per shard; how many were embedded."""
+    config, split_file = with_absolute_paths(config, split_file)
     plan = plan_embedding_task(config, split_file, config.orchestration.embed_shard_size)
     futures = [embed_shard_task.submit(config, split_file, plan["runtime"], shard) for shard in plan["shards"]]
     embedded = sum(future.result() for future in futures)
@@ -54,6 +62,8 @@ def embed_in_shards(config: RunConfig, split_file: Path) -> int:
 
 
 def folds_as_tasks(config: RunConfig, split_file: Path) -> list[dict[str, Any]]:
-    """Each fold of the label-issue cross-validation as a task; their results in fold order."""
-    futures = [fold_task.submit(config, split_file, fold) for fold in range(fold_count(config, split_file))]
+    """Each fold of the label-issue cross-validation as a task, on features read here from the cache; their
+    results in fold order."""
+    vectors, labels, folds = cv_inputs_task(config, split_file)
+    futures = [fold_task.submit(config, vectors, labels, rows, fold) for fold, rows in enumerate(folds)]
     return [future.result() for future in futures]

@@ -49,7 +49,9 @@ def interrupt_wins(fn: F) -> F:
 
     Native code can swallow the KeyboardInterrupt a signal raises in a callback: TensorFlow, tracing a function
     when Ctrl-C lands, turns it into ``SystemError: bad argument to internal function``. Any error raised
-    after Ctrl-C or SIGTERM arrived becomes the interrupt again, so the command stops with its one line.
+    after Ctrl-C or SIGTERM arrived becomes the interrupt again (so does a normal return after one), so the
+    command stops with its one line. SIGTERM is seen where :func:`install_handlers` ran (the ``stj``
+    commands); in a deployment's flow-run process Prefect handles SIGTERM itself.
     """
 
     @functools.wraps(fn)
@@ -64,13 +66,16 @@ def interrupt_wins(fn: F) -> F:
         if watch:
             signal.signal(signal.SIGINT, _record_interrupt)
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except Exception:
             if len(_received) == arrived:
                 raise
         finally:
             if watch:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+        if len(_received) == arrived:
+            return result
+        # swallowed, then an error or even a normal return: either way the command was told to stop
         raise KeyboardInterrupt  # outside the handler: the swallowed error is not this one's context
 
     return wrapper  # type: ignore[return-value]

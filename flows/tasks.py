@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -24,8 +25,9 @@ from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
 from scraper.scrape import scrape
 from training.compare import choose
+from training.crossval import fit_fold
 from training.imagenet import publish_imagenet_model
-from training.label_issues import ISSUES_NAME, check_labels, fold_probabilities
+from training.label_issues import ISSUES_NAME, check_labels, cv_inputs
 from training.publish import publish
 from training.shards import embed_shard, plan_embedding
 from training.split import SPLIT_NAME, SPLIT_PARAMS_NAME, prepare
@@ -127,11 +129,22 @@ def embed_shard_task(config: RunConfig, split_file: Path, runtime: str, shas: li
     return embed_shard(config, split_file, runtime, shas)
 
 
-# Not cached: cheap next to what it would key on (the cached embeddings).
+# Not cached: reads the embedding cache, which is already content-addressed.
+@task(name="cross-validation-inputs", cache_policy=NO_CACHE)
+@interrupt_wins
+def cv_inputs_task(config: RunConfig, split_file: Path) -> tuple[np.ndarray, np.ndarray, list]:
+    """The cross-validated photos' cached features and labels, and the folds' rows."""
+    return cv_inputs(config, split_file)
+
+
+# Not cached: cheap next to hashing its inputs (the features of every cross-validated photo).
 @task(name="cross-validation-fold", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def fold_task(config: RunConfig, split_file: Path, fold: int) -> dict[str, Any]:
+def fold_task(
+    config: RunConfig, vectors: np.ndarray, labels: np.ndarray, rows: tuple[np.ndarray, np.ndarray], fold: int
+) -> dict[str, Any]:
     """One fold of the label-issue cross-validation, wherever the task runner runs it."""
-    return fold_probabilities(config, split_file, fold)
+    n_classes, seed = len(config.class_names), config.project.seed + fold
+    return fit_fold(vectors, labels, rows, n_classes, config.train, seed)
 
 
 # Not cached: tags the sibling runs.

@@ -4,7 +4,9 @@ What starts, in this order, each in a session of its own (so a Ctrl-C in the ter
 does not reach them), with its log under ``.team/logs``:
 
 - PostgreSQL (Debian's binaries; ``initdb`` into ``.team/pg``, no system service; as the ``postgres`` user
-  when run as root, which PostgreSQL requires), with two databases: ``prefect`` and ``mlflow``;
+  when run as root, which PostgreSQL requires), with two databases: ``prefect`` and ``mlflow``; password
+  authentication, the generated password in ``.team/pg-password`` (mode 600), handed to the servers in
+  their environment (``PGPASSWORD``), never on a command line;
 - a Prefect server on it, and a ``process`` work pool ``stj`` with one worker;
 - an MLflow tracking server on it, serving artifacts from ``.team/mlartifacts`` (clients need no shared disk);
 - a Dask scheduler and two single-threaded workers.
@@ -16,11 +18,14 @@ does not reach them), with its log under ``.team/logs``:
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from configs.files import atomic_write_text
 
 HOST = "127.0.0.1"
 POOL = "stj"
@@ -75,8 +82,18 @@ class Team:
         return f"tcp://{HOST}:{self.dask_port}"
 
     def database(self, name: str, driver: str = "") -> str:
-        """A SQLAlchemy URL of one of the cluster's databases."""
+        """A SQLAlchemy URL of one of the cluster's databases (the password comes from ``PGPASSWORD``)."""
         return f"postgresql{driver}://postgres@{HOST}:{self.pg_port}/{name}"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Each service's port."""
+        return {
+            "PostgreSQL": self.pg_port,
+            "Prefect": self.prefect_port,
+            "MLflow": self.mlflow_port,
+            "Dask": self.dask_port,
+        }
 
     def settings(self) -> dict[str, str]:
         """The environment that points ``stj`` (config overrides) and ``prefect`` at the services."""
@@ -105,18 +122,26 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True)
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise TeamError(f"{what} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    return done
 
 
-def _wait(ready: Callable[[], bool], what: str, log: Path, timeout_s: float = 120) -> None:
+def _wait(ready: Callable[[], bool], what: str, log: Path, alive: Callable[[], bool], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not ready():
+        if not alive():
+            raise TeamError(f"{what} exited while starting; see {log}")
         if time.monotonic() > deadline:
             raise TeamError(f"{what} did not start in {timeout_s:.0f} s; see {log}")
         time.sleep(0.5)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((HOST, port)) == 0
 
 
 def _answers(url: str) -> Callable[[], bool]:
@@ -140,30 +165,30 @@ class Services:
         self.started: list[dict] = json.loads(self.state_file.read_text()) if self.state_file.exists() else []
 
     def _save(self) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.started, indent=2))
-        tmp.replace(self.state_file)
+        atomic_write_text(self.state_file, json.dumps(self.started, indent=2))
 
     def alive(self) -> list[dict]:
         """The recorded processes still running (same pid and start time)."""
         return [entry for entry in self.started if _process(entry) is not None]
 
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Path:
-        """Start ``command`` detached (own session, output to its log); returns the log's path."""
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> tuple[Path, Callable]:
+        """Start ``command`` detached (own session, output to a fresh log); its log and a "still running?"."""
         log = self.logs / f"{name}.log"
         environ = {k: v for k, v in os.environ.items() if k != "STJ_OWNER"}  # not any command's child
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**environ, **(env or {})},
-            cwd=Path.cwd(),
-        )
-        self.started.append({"name": name, "pid": proc.pid, "created": psutil.Process(proc.pid).create_time()})
+        with log.open("wb") as output:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**environ, **(env or {})},
+                cwd=Path.cwd(),
+            )
+        entry = {"name": name, "pid": proc.pid, "created": psutil.Process(proc.pid).create_time()}
+        self.started.append(entry)
         self._save()
-        return log
+        return log, lambda: proc.poll() is None
 
     def stop_all(self, grace_s: float = 20) -> list[str]:
         """Stop every recorded process and what it started (newest first); the names stopped."""
@@ -188,9 +213,9 @@ class Services:
 def _process(entry: dict) -> psutil.Process | None:
     try:
         process = psutil.Process(entry["pid"])
+        if abs(process.create_time() - entry["created"]) > 0.01 or process.status() == psutil.STATUS_ZOMBIE:
+            return None
     except psutil.Error:
-        return None
-    if abs(process.create_time() - entry["created"]) > 0.01 or process.status() == psutil.STATUS_ZOMBIE:
         return None
     return process
 
@@ -206,15 +231,29 @@ def _pg_data(team: Team) -> Path:
     return team.root / "pg"
 
 
-def start_postgres(team: Team) -> None:
-    """initdb on first use, then start the cluster (trust auth, loopback only, its socket in its folder)."""
-    data = _pg_data(team)
+def _pg_password(team: Team) -> str:
+    """The cluster's password, made on first use (``.team/pg-password``, readable by its owner only)."""
+    file = team.root / "pg-password"
+    if not file.exists():
+        team.root.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(24))
+    return file.read_text().strip()
+
+
+def start_postgres(team: Team) -> dict[str, str]:
+    """initdb on first use (password authentication), then start the cluster (loopback only, its socket in
+    its folder) and create the databases; the environment that lets a client in."""
+    data, password = _pg_data(team), _pg_password(team)
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
+        pwfile = team.root / "pg-password"
         if os.geteuid() == 0:
             shutil.chown(data, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")  # initdb reads it as postgres; root reads anything
             _run(_as_postgres(["test", "-w", str(data)]), f"PostgreSQL as user postgres: reaching {data}")
-        _run(_as_postgres([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]), "initdb")
+        initdb = [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256", f"--pwfile={pwfile}"]
+        _run(_as_postgres(initdb), "initdb")
     options = f"-p {team.pg_port} -k {data} -c listen_addresses={HOST}"
     _run(
         _as_postgres(
@@ -222,23 +261,26 @@ def start_postgres(team: Team) -> None:
         ),
         f"PostgreSQL (log: {data / 'server.log'})",
     )
+    client = {"PGPASSWORD": password}
+    where = ["-h", HOST, "-p", str(team.pg_port), "-U", "postgres"]
     for name in ("prefect", "mlflow"):
-        exists = subprocess.run(
-            [_pg_bin("psql"), "-h", HOST, "-p", str(team.pg_port), "-U", "postgres", "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        exists = _run(
+            [_pg_bin("psql"), *where, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], "psql", client
+        )
         if exists.stdout.strip() != "1":
-            _run([_pg_bin("createdb"), "-h", HOST, "-p", str(team.pg_port), "-U", "postgres", name], f"createdb {name}")
+            _run([_pg_bin("createdb"), *where, name], f"createdb {name}", client)
+    return client
 
 
-def stop_postgres(team: Team) -> bool:
-    """Stop the cluster if it runs; whether it did."""
+def stop_postgres(team: Team) -> str | None:
+    """Stop the cluster if it runs: ``None`` when it did not run, else what happened."""
     data = _pg_data(team)
     if not (data / "postmaster.pid").exists():
-        return False
-    subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True)
-    return True
+        return None
+    done = subprocess.run(
+        _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True, text=True
+    )
+    return "postgresql" if done.returncode == 0 else f"postgresql NOT stopped ({done.stderr.strip()[-200:]})"
 
 
 def _bin(name: str) -> str:
@@ -246,68 +288,77 @@ def _bin(name: str) -> str:
 
 
 def up(team: Team) -> None:
-    """Start everything (nothing when it already runs); on any failure, stop what was started."""
+    """Start everything; on any failure (or Ctrl-C), stop what was started."""
     services = Services(team)
-    if services.alive():
-        print(f"team: already up ({', '.join(e['name'] for e in services.alive())}); `make team-down` stops it")
+    if running := services.alive():
+        names = {e["name"] for e in running}
+        dead = [e["name"] for e in services.started if e["name"] not in names]
+        if dead:
+            raise TeamError(f"partly up ({', '.join(dead)} not running): `make team-down`, then `make team-up`")
+        print(f"team: already up ({', '.join(sorted(names))}); `make team-down` stops it")
         return
+    taken = [f"{name} :{port}" for name, port in team.ports.items() if _port_taken(port)]
+    if taken:
+        raise TeamError(f"ports in use: {', '.join(taken)} (choose others with STJ_TEAM_<NAME>_PORT)")
     services.logs.mkdir(parents=True, exist_ok=True)
     try:
-        start_postgres(team)
-        prefect_env = {
-            "PREFECT_HOME": str(team.root / "prefect"),
-            "PREFECT_API_DATABASE_CONNECTION_URL": team.database("prefect", "+asyncpg"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": team.prefect_api,
-        }
-        log = services.start(
-            "prefect-server",
-            [_bin("prefect"), "server", "start", "--host", HOST, "--port", str(team.prefect_port)],
-            prefect_env,
-        )
-        mlflow_log = services.start(
-            "mlflow-server",
-            [
-                _bin("mlflow"), "server", "--host", HOST, "--port", str(team.mlflow_port),
-                "--backend-store-uri", team.database("mlflow"),
-                "--artifacts-destination", str(team.root / "mlartifacts"), "--serve-artifacts", "--workers", "2",
-            ],
-        )  # fmt: skip
-        dask_log = services.start(
-            "dask-scheduler",
-            [_bin("dask"), "scheduler", "--host", HOST, "--port", str(team.dask_port), "--dashboard-address", ":0"],
-        )
-        _wait(_answers(f"{team.prefect_api}/health"), "the Prefect server", log, 240)
-        _wait(_answers(f"{team.mlflow_uri}/health"), "the MLflow server", mlflow_log, 180)
-        _wait(lambda: "Scheduler at:" in dask_log.read_text(), "the Dask scheduler", dask_log)
-        for index in (1, 2):
-            services.start(
-                f"dask-worker-{index}",
-                [_bin("dask"), "worker", team.dask_address, "--nthreads", "1", "--name", f"stj-{index}",
-                 "--dashboard-address", ":0"],
-                {"PREFECT_API_URL": team.prefect_api},
-            )  # fmt: skip
-        worker_env = {"PREFECT_HOME": str(team.root / "prefect"), "PREFECT_API_URL": team.prefect_api}
-        _run(
-            [_bin("prefect"), "work-pool", "create", POOL, "--type", "process", "--overwrite"],
-            "creating the work pool",
-        )
-        services.start(
-            "prefect-worker", [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"], worker_env
-        )
-        _wait(lambda: _dask_workers(dask_log) >= 2, "two Dask workers", dask_log)
+        _start_all(team, services)
     except BaseException:
-        down(team, quiet=True)
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C must not cut the clean-up short
+            down(team, quiet=True)
         raise
-    settings = team.settings()
     env_file = team.root / "env"
-    env_file.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()))
+    atomic_write_text(env_file, "".join(f"export {k}={v}\n" for k, v in team.settings().items()))
+    shown = env_file.relative_to(Path.cwd()) if env_file.is_relative_to(Path.cwd()) else env_file
     print(
         f"team: up - PostgreSQL :{team.pg_port}, Prefect {team.prefect_api.removesuffix('/api')} (pool '{POOL}', "
         f"1 worker), MLflow {team.mlflow_uri}, Dask {team.dask_address} (2 workers)\n"
-        f"team: `source {env_file.relative_to(Path.cwd()) if env_file.is_relative_to(Path.cwd()) else env_file}` "
-        "points stj and prefect at them; `make team-down` stops them"
+        f"team: `source {shown}` points stj and prefect at them; `make team-down` stops them"
     )
+
+
+def _start_all(team: Team, services: Services) -> None:
+    database = start_postgres(team)
+    api = {"PREFECT_HOME": str(team.root / "prefect"), "PREFECT_API_URL": team.prefect_api}
+    prefect_log, prefect_alive = services.start(
+        "prefect-server",
+        [_bin("prefect"), "server", "start", "--host", HOST, "--port", str(team.prefect_port)],
+        {
+            **api,
+            **database,
+            "PREFECT_API_DATABASE_CONNECTION_URL": team.database("prefect", "+asyncpg"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        },
+    )
+    mlflow_log, mlflow_alive = services.start(
+        "mlflow-server",
+        [
+            _bin("mlflow"), "server", "--host", HOST, "--port", str(team.mlflow_port),
+            "--artifacts-destination", str(team.root / "mlartifacts"), "--serve-artifacts", "--workers", "2",
+        ],
+        {**database, "MLFLOW_BACKEND_STORE_URI": team.database("mlflow")},
+    )  # fmt: skip
+    dask_log, dask_alive = services.start(
+        "dask-scheduler",
+        [_bin("dask"), "scheduler", "--host", HOST, "--port", str(team.dask_port), "--dashboard-address", ":0"],
+    )
+    _wait(_answers(f"{team.prefect_api}/health"), "the Prefect server", prefect_log, prefect_alive, 240)
+    _wait(_answers(f"{team.mlflow_uri}/health"), "the MLflow server", mlflow_log, mlflow_alive, 180)
+    _wait(lambda: "Scheduler at:" in dask_log.read_text(), "the Dask scheduler", dask_log, dask_alive)
+    for index in (1, 2):
+        services.start(
+            f"dask-worker-{index}",
+            [_bin("dask"), "worker", team.dask_address, "--nthreads", "1", "--name", f"stj-{index}",
+             "--dashboard-address", ":0"],
+            {"PREFECT_API_URL": team.prefect_api},
+        )  # fmt: skip
+    pool = ["work-pool", "create", POOL, "--type", "process", "--overwrite"]
+    _run([_bin("prefect"), *pool], "creating the work pool", api)
+    worker_log, worker_alive = services.start(
+        "prefect-worker", [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"], api
+    )
+    _wait(lambda: _dask_workers(dask_log) >= 2, "two Dask workers", dask_log, dask_alive)
+    _wait(worker_alive, "the Prefect worker", worker_log, worker_alive, 0)
 
 
 def _dask_workers(scheduler_log: Path) -> int:
@@ -318,8 +369,8 @@ def _dask_workers(scheduler_log: Path) -> int:
 def down(team: Team, quiet: bool = False) -> None:
     """Stop every service team-up started, PostgreSQL last."""
     stopped = Services(team).stop_all()
-    if stop_postgres(team):
-        stopped.append("postgresql")
+    if (postgres := stop_postgres(team)) is not None:
+        stopped.append(postgres)
     if not quiet:
         print(f"team: stopped {', '.join(stopped)}" if stopped else "team: nothing was running")
 

@@ -9,6 +9,7 @@ Config keys: ``train.embed_batch_size``, ``train.runtime``, ``project.data_dir``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -43,11 +44,13 @@ class EmbeddingCache:
         self.vectors: dict[str, np.ndarray] = {}
         self._merged: list[Path] = []
         for file in [self.path, *sorted(self.shard_dir.glob("*.npz"))]:
-            if file.exists():
+            try:
                 with np.load(file) as data:
                     self.vectors.update(zip(data["sha256"].tolist(), data["vectors"], strict=True))
-                if file != self.path:
-                    self._merged.append(file)
+            except FileNotFoundError:  # none yet, or a shard another process merged meanwhile
+                continue
+            if file != self.path:
+                self._merged.append(file)
 
     def missing(self, shas: Sequence[str]) -> list[str]:
         """The hashes not yet cached (order kept, duplicates removed)."""
@@ -58,8 +61,9 @@ class EmbeddingCache:
         atomic_write_bytes(self.path, _npz(self.vectors, list(self.vectors)))
         for shard in self._merged:
             shard.unlink(missing_ok=True)
-        if self._merged and not any(self.shard_dir.iterdir()):
-            self.shard_dir.rmdir()
+        if self._merged:
+            with contextlib.suppress(OSError):  # not empty (a shard written meanwhile) or already gone
+                self.shard_dir.rmdir()
         self._merged = []
 
     def compact(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import time
@@ -146,8 +147,10 @@ def _sample_pixels(frozen: FrozenBase, split: pd.DataFrame, config: Config) -> n
 def measured_speeds(
     frozen: FrozenBase, specs: dict[str, RuntimeSpec], pixels: Callable[[], np.ndarray], batch: int
 ) -> dict[str, float]:
-    """Images/s of each precision on this CPU, measured once per base and CPU and kept beside the cache."""
-    record_file = frozen.folder / f"{frozen.key}-speeds.json"
+    """Images/s of each precision on this CPU, measured once per base and CPU and kept beside the cache (a
+    file per CPU model: machines sharing the data folder each keep their own)."""
+    cpu_tag = hashlib.sha256(cpu_model().encode()).hexdigest()[:8]
+    record_file = frozen.folder / f"{frozen.key}-speeds-{cpu_tag}.json"
     record = json.loads(record_file.read_text()) if record_file.exists() else {}
     if record.get("cpu") != cpu_model() or record.get("batch") != batch:
         record = {"cpu": cpu_model(), "batch": batch, "img_s": {}}

@@ -21,10 +21,9 @@ import pandas as pd
 from configs.files import atomic_write_text
 from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
-from training.crossval import combine_folds, cross_validate, fit_fold, fold_rows
+from training.crossval import combine_folds, cross_validate, fold_rows
 from training.evaluate import photo_grid_png
 from training.features import Features, load_features
-from training.split import read_split
 
 log = logging.getLogger(__name__)
 ISSUES_NAME = "label_issues.csv"
@@ -76,21 +75,12 @@ def _cv_rows(config: Config, split_file: Path) -> tuple[Features, np.ndarray, li
     return features, rows, folds
 
 
-def fold_probabilities(config: Config, split_file: Path, fold: int) -> dict[str, np.ndarray]:
-    """Fold ``fold`` of the cross-validation alone (on the cached embeddings): each model's probabilities
-    for its held-out photos. :func:`check_labels` takes the folds' results wherever they ran."""
+def cv_inputs(config: Config, split_file: Path) -> tuple[np.ndarray, np.ndarray, list]:
+    """What each fold of the cross-validation needs, to run it elsewhere with
+    :func:`training.crossval.fit_fold`: the cached features and labels of the cross-validated photos, and the
+    folds' (fit rows, held-out rows). :func:`check_labels` takes the folds' results back."""
     features, rows, folds = _cv_rows(config, split_file)
-    vectors, labels = features.vectors[rows], features.labels[rows]
-    return fit_fold(vectors, labels, folds[fold], len(config.class_names), config.train, config.project.seed + fold)
-
-
-def fold_count(config: Config, split_file: Path) -> int:
-    """How many folds the cross-validation has (``labels.folds``, fewer when a class has fewer photos); from
-    the split file alone."""
-    names = list(config.class_names)
-    split = read_split(split_file)
-    labels = split.loc[split["class"].isin(names) & (split["split"] != "test"), "class"].map(names.index)
-    return len(fold_rows(labels.to_numpy(), len(names), config.labels.folds, config.project.seed))
+    return features.vectors[rows], features.labels[rows], folds
 
 
 def check_labels(
@@ -100,7 +90,8 @@ def check_labels(
     ``<data_dir>/label_issues.csv`` and log it, its gallery and the cross-validation report to ``run_id``.
 
     Args:
-        folds: each fold's :func:`fold_probabilities`, computed elsewhere; by default every fold runs here.
+        folds: each fold's :func:`training.crossval.fit_fold` result, in fold order, computed elsewhere (see
+            :func:`cv_inputs`); by default every fold runs here.
 
     Returns:
         ``issues`` (how many were flagged), ``worst`` (up to five rows) and the cross-validation summary.

@@ -66,6 +66,8 @@ SWALLOWING_STAGE = textwrap.dedent(
                 time.sleep(5)
         except KeyboardInterrupt:
             pass
+        if sys.argv[3] == "returns":
+            return "carried on"
         raise SystemError("Objects/listobject.c:338: bad argument to internal function")
 
     if sys.argv[2] == "wrapped":
@@ -81,9 +83,12 @@ SWALLOWING_STAGE = textwrap.dedent(
 )
 
 
-def _run_stage(signal_name: str, wrapped: str) -> list[str]:
+def _run_stage(signal_name: str, wrapped: str, ending: str = "raises") -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", SWALLOWING_STAGE, signal_name, wrapped], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", SWALLOWING_STAGE, signal_name, wrapped, ending],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return done.stdout.split()
 
@@ -91,6 +96,10 @@ def _run_stage(signal_name: str, wrapped: str) -> list[str]:
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_an_error_after_an_interrupt_ends_the_stage_as_the_interrupt(signal_name: str) -> None:
     assert _run_stage(signal_name, "wrapped") == ["interrupted", "restored"]
+
+
+def test_a_stage_that_swallows_an_interrupt_and_returns_still_ends_as_the_interrupt() -> None:
+    assert _run_stage("SIGINT", "wrapped", "returns") == ["interrupted", "restored"]
 
 
 def test_an_error_without_an_interrupt_stays_that_error() -> None:
