@@ -1,9 +1,10 @@
-"""Fanning the heavy work out (``orchestration.task_runner: dask``): embedding in shards and the k-fold
-folds become Prefect tasks on a Dask cluster, an existing one (``orchestration.dask_address``) or a local
-one started for the stage. With ``local`` the stages do the same work in their own process.
+"""Fanning the heavy work out (``orchestration.task_runner: dask``): scraping per query, embedding in shards
+and the k-fold folds become Prefect tasks on a Dask cluster, an existing one (``orchestration.dask_address``)
+or a local one started for the stage. With ``local`` the stages do the same work in their own process.
 
-The shards write into the same content-addressed embedding cache that a local run fills, and the folds
-return what the local loop computes, so both give the same model.
+The query scrapes are merged into the one manifest by the rules a single scrape applies as photos arrive
+(``scraper.parts``); the shards write into the same content-addressed embedding cache that a local run
+fills, and the folds return what the local loop computes, so the model is the same.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from prefect import Flow, get_run_logger
 
 from configs.sweep import override_config
 from flows.settings import OrchestrationConfig, RunConfig
-from flows.tasks import cv_inputs_task, embed_shard_task, fold_task, plan_embedding_task
+from flows.tasks import (
+    cv_inputs_task,
+    embed_shard_task,
+    fold_task,
+    merge_parts_task,
+    plan_embedding_task,
+    plan_parts_task,
+    scrape_part_task,
+)
 
 
 def fans_out(config: RunConfig) -> bool:
@@ -45,6 +54,29 @@ def with_absolute_paths(config: RunConfig, split_file: Path) -> tuple[RunConfig,
     return override_config(config, [f"project.data_dir={data_dir}"]), Path(split_file).resolve()
 
 
+def scrape_per_query(config: RunConfig, base_url: str | None) -> dict[str, Any]:
+    """Scrape each query as a task, then merge what they kept into the manifest (what finished is merged
+    even when a task failed; the failure is raised after)."""
+    config = with_absolute_paths(config, Path(config.project.data_dir))[0]
+    jobs = plan_parts_task(config)
+    futures = [scrape_part_task.submit(config, base_url, label, query, part) for label, query, part in jobs]
+    failed = None
+    for future in futures:
+        try:
+            future.result()
+        except Exception as exc:  # every part is waited for before the merge
+            failed = failed or exc
+    report = merge_parts_task(config, [part for _, _, part in jobs])
+    if failed is not None:
+        raise failed
+    get_run_logger().info("scraped %d queries as tasks on %s", len(jobs), _where(config))
+    return report
+
+
+def _where(config: RunConfig) -> str:
+    return config.orchestration.dask_address or "a local Dask cluster"
+
+
 def embed_in_shards(config: RunConfig, split_file: Path) -> int:
     """Embed the photos missing from the cache, one task per shard; how many were embedded."""
     config, split_file = with_absolute_paths(config, split_file)
@@ -56,7 +88,7 @@ def embed_in_shards(config: RunConfig, split_file: Path) -> int:
         embedded,
         plan["runtime"],
         len(futures),
-        config.orchestration.dask_address or "a local Dask cluster",
+        _where(config),
     )
     return embedded
 

@@ -15,7 +15,7 @@ from prefect.runtime import deployment, flow_run
 
 from catalog.server import catalog_for
 from configs.errors import UserError
-from flows.fanout import embed_in_shards, fans_out, folds_as_tasks, on_configured_runner
+from flows.fanout import embed_in_shards, fans_out, folds_as_tasks, on_configured_runner, scrape_per_query
 from flows.interrupts import entering, leaving
 from flows.logs import adopt_command_settings
 from flows.notify import STAGE_NOTE, alert_on_failure
@@ -41,11 +41,12 @@ from training.compare import backbone_configs
 def scrape_flow(config: RunConfig) -> dict[str, Any]:
     """Scrape; with a ``catalog`` section, against the local catalog (started here if not running)."""
     logger = get_run_logger()
+    run = scrape_per_query if fans_out(config) else scrape_task
     if config.catalog is None:
-        report = scrape_task(config)
+        report = run(config, None)
     else:
         with catalog_for(config.catalog, config.scrape.base_url) as base_url:
-            report = scrape_task(config, base_url)
+            report = run(config, base_url)
     logger.info(
         "scraped: %s saved, %s per class, %s rejected", report["saved"], report["per_class"], report["rejected"]
     )
@@ -158,7 +159,7 @@ def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     """Scrape -> validate -> prepare -> train -> publish; a failed stage stops the ones after it."""
     if deployment.id is not None:  # a scheduled run: its process was started by Prefect, not by `stj`
         adopt_command_settings()
-    report = run_stage("scrape", scrape_flow, config)
+    report = run_stage("scrape", on_configured_runner(scrape_flow, config), config)
     stats = run_stage("validate", validate_flow, config)
     split_file = run_stage("prepare", prepare_flow, config)
     result = run_stage("train", on_configured_runner(train_flow, config), config, split_file, config_source)

@@ -23,6 +23,7 @@ from flows.interrupts import interrupt_wins
 from flows.notify import post_alert
 from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
+from scraper.parts import merge_parts, plan_parts, scrape_part
 from scraper.scrape import scrape
 from training.compare import choose
 from training.crossval import fit_fold
@@ -43,6 +44,28 @@ from training.validate import accept, validate
 def scrape_task(config: RunConfig, base_url: str | None = None) -> dict[str, Any]:
     """Scrape every class's queries (resumes from the manifest on retry)."""
     return scrape(config, base_url=base_url).to_dict()
+
+
+# Not cached: clears what a killed per-query scrape left.
+@task(name="plan-query-scrapes", cache_policy=NO_CACHE)
+def plan_parts_task(config: RunConfig) -> list[tuple[str, str, str]]:
+    """(class, query, part file) for each per-query scrape task."""
+    return plan_parts(config)
+
+
+# Not cached: reads a live site.
+@task(name="scrape-query", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def scrape_part_task(config: RunConfig, base_url: str | None, label: str, query: str, part: str) -> dict[str, Any]:
+    """One query's scrape into its own part file, wherever the task runner runs it."""
+    return scrape_part(config, base_url, label, query, part)
+
+
+# Not cached: writes the manifest.
+@task(name="merge-query-scrapes", cache_policy=NO_CACHE)
+@interrupt_wins
+def merge_parts_task(config: RunConfig, parts: list[str]) -> dict[str, Any]:
+    """The parts' photos adopted into the manifest in query order; the stage's report."""
+    return merge_parts(config, parts).to_dict()
 
 
 # Cached: the split is a function of the config and these files; a hit needs all of them unchanged

@@ -36,7 +36,14 @@ class Listing:
 class Collection:
     """The manifest rows, and the indexes that decide which search results are worth downloading."""
 
-    def __init__(self, rows: Sequence[ManifestRow], max_distance: int, data_dir: Path, report: ScrapeReport) -> None:
+    def __init__(
+        self,
+        rows: Sequence[ManifestRow],
+        max_distance: int,
+        data_dir: Path,
+        report: ScrapeReport,
+        manifest_file: Path | None = None,
+    ) -> None:
         self._rows = {row.image_id: row for row in rows}  # insertion order is the manifest's order
         self._known_asins = {row.asin for row in rows}
         self._seen_asins: set[str] = set()
@@ -46,6 +53,7 @@ class Collection:
             if row.phash:
                 self._hashes.add(row.phash, row.image_id, row.label)
         self._data_dir, self._report = data_dir, report
+        self._manifest_file = manifest_file or manifest_path(data_dir)  # a scrape task's part: its own file
         self._lock = threading.Lock()
         report.per_class.update(row.label for row in rows)
 
@@ -93,21 +101,60 @@ class Collection:
                 if isinstance(outcome, str):
                     self._report.rejected[outcome] += 1
                     self._report.rejected_per_class[listing.label] += 1
-                elif not self._is_near_copy(listing, outcome):
+                elif not self._is_near_copy(listing.label, outcome.phash, listing.dest.stem, listing.dest):
                     self._add(listing, outcome, now)
-            write_manifest(list(self._rows.values()), manifest_path(self._data_dir))
+            write_manifest(list(self._rows.values()), self._manifest_file)
 
-    def _is_near_copy(self, listing: Listing, photo: Photo) -> bool:
-        match = self._hashes.nearest(photo.phash)
+    def adopt(self, row: ManifestRow, cap: int | None) -> bool:
+        """Keep a photo another scrape task kept on its own (saved, not yet in this manifest) unless the photos
+        kept so far make it a duplicate, a near-duplicate, a conflict or one over the class's ``cap``; the
+        file of one not kept is removed. Whether it was kept."""
+        with self._lock:
+            file = self._data_dir / row.path
+            earlier_label = self._seen_images.get(row.image_id)
+            if earlier_label == row.label:  # the same photo, found by another query of the class: one file
+                self._report.duplicates += 1
+                return False
+            if earlier_label is not None:  # the same photo under another class
+                if row.image_id in self._rows and not self._rows[row.image_id].conflict:
+                    self._mark_conflict(image_id=row.image_id, label=row.label, other_id=row.image_id, distance=0)
+                file.unlink(missing_ok=True)
+                return False
+            if row.asin in self._known_asins or row.asin in self._seen_asins:
+                self._report.duplicates += 1
+                file.unlink(missing_ok=True)
+                return False
+            if (cap and self._report.per_class[row.label] >= cap) or (
+                row.phash and self._is_near_copy(row.label, row.phash, row.image_id, file)
+            ):
+                file.unlink(missing_ok=True)
+                return False
+            self._rows[row.image_id] = row
+            self._seen_asins.add(row.asin)
+            self._seen_images[row.image_id] = row.label
+            self._index(row)
+            return True
+
+    def flag_conflict(self, image_id: str) -> None:
+        """Mark a kept photo as a conflict that another scrape task found (its report has the details)."""
+        with self._lock:
+            if image_id in self._rows:
+                self._rows[image_id] = dataclasses.replace(self._rows[image_id], conflict=True)
+
+    def write(self) -> None:
+        """Rewrite the manifest (atomically)."""
+        with self._lock:
+            write_manifest(list(self._rows.values()), self._manifest_file)
+
+    def _is_near_copy(self, label: str, phash: str, image_id: str, file: Path) -> bool:
+        match = self._hashes.nearest(phash)
         if match is None:
             return False
-        if match.label == listing.label:
+        if match.label == label:
             self._report.near_duplicates += 1
         elif not self._rows[match.image_id].conflict:
-            self._mark_conflict(
-                image_id=match.image_id, label=listing.label, other_id=listing.dest.stem, distance=match.distance
-            )
-        listing.dest.unlink(missing_ok=True)
+            self._mark_conflict(image_id=match.image_id, label=label, other_id=image_id, distance=match.distance)
+        file.unlink(missing_ok=True)
         return True
 
     def _add(self, listing: Listing, photo: Photo, now: str) -> None:
@@ -127,10 +174,15 @@ class Collection:
             scraped_at=now,
             phash=photo.phash,
         )
-        self._hashes.add(photo.phash, image_id, listing.label)
+        self._index(self._rows[image_id])
+
+    def _index(self, row: ManifestRow) -> None:
+        """Count a newly kept row and make it findable as a near-duplicate."""
+        if row.phash:
+            self._hashes.add(row.phash, row.image_id, row.label)
         self._report.saved += 1
-        self._report.per_class[listing.label] += 1
-        self._report.saved_per_class[listing.label] += 1
+        self._report.per_class[row.label] += 1
+        self._report.saved_per_class[row.label] += 1
 
     def _mark_conflict(self, image_id: str, label: str, other_id: str, distance: int) -> None:
         """Flag the kept photo ``image_id`` as also shown under ``label``."""

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 from configs.files import atomic_write_text
 from configs.schema import Config
-from core.manifest import REPORT_NAME, manifest_path, read_manifest, rows_from_frame, write_manifest
+from core.manifest import REPORT_NAME, manifest_path, read_manifest, rows_from_frame
 from core.progress import Progress
 from scraper.collection import Collection, Listing
 from scraper.fetch import Fetcher, FetchError
@@ -100,21 +100,41 @@ class _Crawl:
         )
 
 
-def scrape(config: Config, base_url: str | None = None, show_progress: bool = True) -> ScrapeReport:
+def query_jobs(config: Config) -> list[tuple[str, str]]:
+    """Every (class, query) of the config, in order."""
+    return [(label, query) for label, spec in config.scrape.classes.items() for query in spec.queries]
+
+
+def remove_partial_downloads(data_dir: Path) -> None:
+    """Delete the temporary files a kill -9 mid-write leaves (complete photos are renamed into place)."""
+    for leftover in (data_dir / "raw").rglob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def scrape(
+    config: Config,
+    base_url: str | None = None,
+    show_progress: bool = True,
+    jobs: list[tuple[str, str]] | None = None,
+    part: Path | None = None,
+) -> ScrapeReport:
     """Run the scrape stage.
 
     Args:
         config: the STJ config (``scrape`` and ``project.data_dir`` are used).
         base_url: overrides ``scrape.base_url`` (e.g. a site on an ephemeral port).
         show_progress: draw a progress bar per query.
+        jobs: the (class, query) pairs to run; default: all of them.
+        part: a scrape task's own manifest file (``scraper.parts``): the manifest is only read, the photos
+            kept go to this file and the report beside it (``.json``).
 
     Returns:
-        The run report (also written to ``<data_dir>/scrape_report.json``).
+        The run report (also written to ``<data_dir>/scrape_report.json``, or beside ``part``).
     """
     started = time.monotonic()
     sc, data_dir = config.scrape, Path(config.project.data_dir)
-    for leftover in (data_dir / "raw").rglob(".*.tmp"):  # a kill -9 mid-write leaves only these
-        leftover.unlink()
+    if part is None:  # a task leaves them to its flow: another task may be writing its own right now
+        remove_partial_downloads(data_dir)
     mpath = manifest_path(data_dir)
     report = ScrapeReport(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
     kept = Collection(
@@ -122,11 +142,12 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
         max_distance=sc.near_duplicate_distance,
         data_dir=data_dir,
         report=report,
+        manifest_file=part,
     )
     fetcher = Fetcher(sc)
     pages = PageSource(sc, fetcher, report)
     base = base_url or sc.base_url
-    jobs = [(label, query) for label, spec in sc.classes.items() for query in spec.queries]
+    jobs = jobs or query_jobs(config)
     try:
         with (
             ThreadPoolExecutor(max_workers=sc.concurrency, thread_name_prefix="stj-photo") as photos,
@@ -147,9 +168,10 @@ def scrape(config: Config, base_url: str | None = None, show_progress: bool = Tr
                 raise
     finally:
         pages.close()
-        write_manifest(kept.rows, mpath)  # photos saved so far stay listed, however the scrape ended
+        kept.write()  # photos saved so far stay listed, however the scrape ended
     report.add(retries=fetcher.retries)
     report.seconds = round(time.monotonic() - started, 2)
-    atomic_write_text(data_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2))
+    report_file = data_dir / REPORT_NAME if part is None else part.with_suffix(".json")
+    atomic_write_text(report_file, json.dumps(report.to_dict(), indent=2))
     log.info("%s", report.summary())
     return report

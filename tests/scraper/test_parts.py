@@ -1,0 +1,85 @@
+"""Merging per-query scrape parts keeps what one scrape would keep: each photo once, conflicts flagged,
+near-duplicates and photos over the class cap dropped (their files too), failed parts skipped."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from core.manifest import ManifestRow, manifest_path, read_manifest, write_manifest
+from scraper.parts import merge_parts
+from scraper.report import ScrapeReport
+
+FAR = "0" * 64  # pHashes: FAR and NEAR are 1 bit apart, OTHER is 128 bits from both
+NEAR = "0" * 63 + "1"
+OTHER = "f" * 32 + "0" * 32
+
+
+def _row(label: str, image_id: str, asin: str, phash: str, data: Path, conflict: bool = False) -> ManifestRow:
+    path = data / "raw" / label / f"{image_id}.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"jpeg")
+    return ManifestRow(
+        label=label, query=label, asin=asin, title="t", page=1, image_url=f"https://x/{image_id}.jpg",
+        image_id=image_id, sha256=image_id * 4, width=300, height=300, path=f"raw/{label}/{image_id}.jpg",
+        scraped_at="2026-11-24T00:00:00+00:00", phash=phash, conflict=conflict,
+    )  # fmt: skip
+
+
+def _part(data: Path, n: int, rows: list[ManifestRow], **counts: int) -> str:
+    file = data / "scrape_parts" / f"{n:03d}.csv"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    write_manifest(rows, file)
+    report = ScrapeReport(started_at=f"2026-11-24T00:0{n}:00+00:00", **counts)
+    report.saved_per_class.update(r.label for r in rows)
+    file.with_suffix(".json").write_text(json.dumps(report.to_dict()))
+    return str(file)
+
+
+def test_parts_merge_like_one_scrape(tmp_path: Path, make_config) -> None:
+    config = make_config(f"project.data_dir={tmp_path}", "scrape.max_images_per_class=2")
+    listed = _row("saree", "s0", "A0", OTHER, tmp_path)
+    write_manifest([listed], manifest_path(tmp_path))
+    parts = [
+        _part(tmp_path, 0, [listed, _row("saree", "s1", "A1", FAR, tmp_path)], pages=2, items=10),
+        _part(
+            tmp_path,
+            1,
+            [
+                _row("saree", "s1", "A1", FAR, tmp_path),  # the same photo from another saree query: once
+                _row("jeans", "j1", "A9", NEAR, tmp_path),  # near the kept saree s1: a conflict, dropped
+                _row("saree", "s2", "A2", "1" * 64, tmp_path),  # over saree's cap of 2 (s0, s1)
+                _row("trousers", "t1", "A1", "3" * 64, tmp_path),  # the ASIN of s1 again: a duplicate
+                _row("trousers", "t2", "A3", "7" * 64, tmp_path),
+            ],
+            pages=3,
+            items=12,
+        ),
+        str(tmp_path / "scrape_parts" / "002.csv"),  # a task that failed before writing
+        _part(tmp_path, 3, [dataclasses.replace(listed, conflict=True)]),  # found s0 under another class
+    ]
+
+    report = merge_parts(config, parts)
+
+    manifest = read_manifest(manifest_path(tmp_path)).set_index("image_id")
+    assert list(manifest.index) == ["s0", "s1", "t2"]
+    assert manifest.loc["s1", "conflict"] and manifest.loc["s0", "conflict"] and not manifest.loc["t2", "conflict"]
+    assert (tmp_path / "raw" / "saree" / "s1.jpg").exists()  # shared by both queries: kept
+    for dropped in ("jeans/j1", "saree/s2", "trousers/t1"):
+        assert not (tmp_path / "raw" / f"{dropped}.jpg").exists(), dropped
+    assert report.saved == 2 and dict(report.per_class) == {"saree": 2, "trousers": 1}
+    assert report.pages == 5 and report.items == 22 and report.duplicates == 2
+    assert [c["image_id"] for c in report.conflicts] == ["s1"]
+    assert report.started_at == "2026-11-24T00:00:00+00:00"
+    assert not (tmp_path / "scrape_parts").exists()
+    assert json.loads((tmp_path / "scrape_report.json").read_text())["saved"] == 2
+
+
+def test_nothing_to_merge_leaves_the_manifest(tmp_path: Path, make_config) -> None:
+    config = make_config(f"project.data_dir={tmp_path}")
+    write_manifest([_row("saree", "s0", "A0", FAR, tmp_path)], manifest_path(tmp_path))
+    merge_parts(config, [])
+    assert list(pd.read_csv(manifest_path(tmp_path), dtype=str)["image_id"]) == ["s0"]
