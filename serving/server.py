@@ -23,6 +23,7 @@ from contextlib import ExitStack
 import gunicorn.util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.wsgi import Response as GunicornResponse
+from gunicorn.workers.gthread import ThreadWorker
 
 from configs.schema import Config
 from serving.errors import error_body
@@ -48,6 +49,20 @@ def headers_without_banner(response: GunicornResponse) -> list[str]:
     return [line for line in _gunicorn_headers(response) if not line.startswith("Server:")]
 
 
+class StjWorker(ThreadWorker):
+    """gunicorn's threaded worker, except that a stop (a terminal's Ctrl-C, the master's SIGQUIT) arriving
+    while the worker still loads its models only marks it to end. gunicorn's own handler exits from inside
+    the signal handler, which can land in the middle of threading's internals (``RuntimeError: release
+    unlocked lock``) and fail the boot with a traceback. Once booted, a stop is handled as gunicorn does."""
+
+    def handle_quit(self, sig, frame) -> None:
+        """Stop now once booted; while booting, end when the boot is done (the master kills a slow one)."""
+        if self.booted:
+            super().handle_quit(sig, frame)
+        else:
+            self.alive = False
+
+
 class StjServer(BaseApplication):
     """gunicorn configured from the STJ config; each worker builds its own app (and loads the model)."""
 
@@ -61,7 +76,7 @@ class StjServer(BaseApplication):
             "bind": self.bind,
             "workers": serve.workers,
             "threads": serve.threads,
-            "worker_class": "gthread",
+            "worker_class": StjWorker,
             "timeout": serve.timeout_s,
             "graceful_timeout": 5,  # in-flight requests finish; a stop never waits longer
             "accesslog": "-",
