@@ -38,7 +38,12 @@ def task_runner(orchestration: OrchestrationConfig):
 
     if orchestration.dask_address:
         return DaskTaskRunner(address=orchestration.dask_address)
-    cluster = {"n_workers": orchestration.dask_workers, "threads_per_worker": 1, "dashboard_address": None}
+    cluster = {
+        "n_workers": orchestration.dask_workers,
+        "threads_per_worker": 1,
+        "dashboard_address": None,
+        "preload": ["flows.dask_worker_setup"],  # the workers leave a terminal's Ctrl-C to the command
+    }
     return DaskTaskRunner(cluster_kwargs=cluster)
 
 
