@@ -86,8 +86,8 @@ def _workdir(config, demo_dir: Path) -> tuple[object, Path]:
 
 def embed_local(config, split_file: Path) -> tuple[float, dict]:
     """Seconds to embed every photo in this process (base built and runtime prepared before the clock)."""
-    base = prepare_runtimes(build_base(config), read_class_split(config, split_file), config)
     split = read_class_split(config, split_file)
+    base = prepare_runtimes(build_base(config), split, config)
     cache = EmbeddingCache(base.folder, base.embedding_key())
     data_dir = Path(config.project.data_dir)
     started = time.perf_counter()

@@ -175,7 +175,7 @@ def cmd_deploy(config, args) -> int:
         return 0
     entering("deploy")
     try:
-        run, state = run_now(args.name, wait=True)
+        run, state = run_now(args.name)
     except ObjectNotFound:
         raise UserError(f"deployment '{FLOW_NAME}/{args.name}' vanished before it ran") from None
     print(f"stj: flow run {run} of '{FLOW_NAME}/{args.name}' ended {state}", flush=True)

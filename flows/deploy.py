@@ -39,9 +39,9 @@ def deploy_pipeline(parameters: dict[str, Any], name: str, pool: str, cron: str 
     )
 
 
-def run_now(name: str, wait: bool) -> tuple[str, str]:
-    """Start a run of the deployment now; with ``wait``, until it ends. Its (name, state)."""
+def run_now(name: str) -> tuple[str, str]:
+    """Run the deployment now and wait until the run ends; its (name, final state)."""
     from prefect.deployments import run_deployment
 
-    run = run_deployment(f"{FLOW_NAME}/{name}", timeout=None if wait else 0)
+    run = run_deployment(f"{FLOW_NAME}/{name}", timeout=None)
     return run.name, run.state.name if run.state else "Unknown"

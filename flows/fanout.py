@@ -52,17 +52,16 @@ def on_configured_runner(stage: Flow, config: RunConfig) -> Flow:
     return stage.with_options(task_runner=task_runner(config.orchestration)) if fans_out(config) else stage
 
 
-def with_absolute_paths(config: RunConfig, split_file: Path) -> tuple[RunConfig, Path]:
-    """The config and split file with absolute paths, as they are here: a worker resolves a relative path
+def with_absolute_data_dir(config: RunConfig) -> RunConfig:
+    """The config with its data folder as an absolute path, as it is here: a worker resolves a relative path
     against its own folder."""
-    data_dir = Path(config.project.data_dir).resolve()
-    return override_config(config, [f"project.data_dir={data_dir}"]), Path(split_file).resolve()
+    return override_config(config, [f"project.data_dir={Path(config.project.data_dir).resolve()}"])
 
 
 def scrape_per_query(config: RunConfig, base_url: str | None) -> dict[str, Any]:
     """Scrape each query as a task, then merge what they kept into the manifest (what finished is merged
     even when a task failed; the failure is raised after)."""
-    config = with_absolute_paths(config, Path(config.project.data_dir))[0]
+    config = with_absolute_data_dir(config)
     jobs = plan_parts_task(config)
     futures = [scrape_part_task.submit(config, base_url, label, query, part) for label, query, part in jobs]
     failed = None
@@ -84,7 +83,7 @@ def _where(config: RunConfig) -> str:
 
 def embed_in_shards(config: RunConfig, split_file: Path) -> int:
     """Embed the photos missing from the cache, one task per shard; how many were embedded."""
-    config, split_file = with_absolute_paths(config, split_file)
+    config, split_file = with_absolute_data_dir(config), Path(split_file).resolve()
     plan = plan_embedding_task(config, split_file, config.orchestration.embed_shard_size)
     futures = [embed_shard_task.submit(config, split_file, plan["runtime"], shard) for shard in plan["shards"]]
     embedded = sum(future.result() for future in futures)

@@ -27,7 +27,8 @@ class OrchestrationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task_runner: Literal["local", "dask"] = Field(
-        default="local", description="dask: embedding shards and k-fold folds run as Prefect tasks on Dask"
+        default="local",
+        description="dask: query scrapes, embedding shards and k-fold folds run as Prefect tasks on Dask",
     )
     dask_address: str | None = Field(
         default=None, description="scheduler of a running cluster (tcp://host:8786); none: a local cluster per run"

@@ -358,7 +358,8 @@ def _start_all(team: Team, services: Services) -> None:
         "prefect-worker", [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"], api
     )
     _wait(lambda: _dask_workers(dask_log) >= 2, "two Dask workers", dask_log, dask_alive)
-    _wait(worker_alive, "the Prefect worker", worker_log, worker_alive, 0)
+    if not worker_alive():
+        raise TeamError(f"the Prefect worker exited while starting; see {worker_log}")
 
 
 def _dask_workers(scheduler_log: Path) -> int:
