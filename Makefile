@@ -48,11 +48,19 @@ serve: install system-deps ## serve the champion model of CONFIG
 catalog: install ## serve the local Amazon-like catalog on http://127.0.0.1:8765
 	$(BIN)/stj catalog --config $(CONFIG)
 
-test: install system-deps ## the whole test suite
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+# coverage's data files (one per process) go to one folder outside the checkout's top level, named absolutely:
+# the suite's subprocesses run in other folders too
+COVERAGE_DIR := $(CURDIR)/.coverage-data
 
-test-fast: install ## unit tests only (seconds)
-	$(BIN)/pytest -q tests/code
+test: install system-deps ## the whole suite (what CI runs via .ci/run), ~15 min on 2 cores; prints the product's line coverage
+	@rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
+	@COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage run -m pytest -q $(PYTEST_ARGS); status=$$?; \
+	  COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage combine -q $(COVERAGE_DIR) >/dev/null 2>&1; \
+	  COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage report --format=total 2>/dev/null \
+	    | sed 's/^/line coverage of the product (subprocesses included): /; s/$$/ %/'; exit $$status
+
+test-fast: install ## every test that needs no pipeline run, stj subprocess, server, browser or big model: ~3 min
+	$(BIN)/pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -5,6 +5,11 @@ Test folders by purpose: ``code`` (units, no network), ``scraper`` (the scraper 
 catalog), ``data`` (quality of a scraped data set: any manifest + split), ``training`` (training mechanics),
 ``model`` (behaviour of a trained model), ``flows`` (Prefect tasks through ``.fn()``), ``serving`` (the
 HTTP API), ``browser`` (the page in headless Chromium), ``e2e`` (Prefect -> MLflow -> gunicorn).
+
+Tiers: tests marked ``slow`` (a pipeline run, a subprocess of ``stj``, a server, a Prefect server, a model
+bigger than a tiny one) or ``browser`` are left out of ``make test-fast``. The whole-pipeline tests share one
+reference run per session (:func:`reference`); subprocesses of ``stj`` report to the session's Prefect server
+(:func:`stj_env`) instead of starting one each.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,25 +29,44 @@ atexit.register(shutil.rmtree, _PREFECT_STORAGE, ignore_errors=True)
 
 import json  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import pytest  # noqa: E402
-import requests  # noqa: E402
 
 from catalog import CatalogServer, running_catalog  # noqa: E402
 from catalog.settings import CatalogConfig  # noqa: E402
 from configs.schema import CLASS_NAMES_DEFAULT  # noqa: E402
-from core.processes import free_port, stop_process  # noqa: E402
+from core.processes import stop_process  # noqa: E402
 from flows.settings import RunConfig, load_run_config  # noqa: E402
+from tests.support import REFERENCE_EXTRAS, SERVING_ON, Child, Output, artifact_of, child_env, end_group, stj_command  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A runner started in the background (a CI job, ``nohup``, ``cmd &`` in a script) inherits SIGINT
+    *ignored*, and an ignored signal stays ignored in every child: the Ctrl-C tests would then send a signal
+    that nobody receives. The suite and its children get Python's default Ctrl-C instead."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# A test that uses any of these is slow, whatever its file says: they run the pipeline, start `stj`, a server
+# or a Prefect server.
+SLOW_FIXTURES = {"reference", "stj", "stj_env", "launch", "serve_subprocess", "stj_server", "prefect_harness"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that uses a slow fixture (the fast tier is what is left)."""
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
 
 CLASSES = list(CLASS_NAMES_DEFAULT)
 TINY_CATALOG = {
@@ -72,6 +97,9 @@ def tiny_overrides(root: Path) -> list[str]:
         "train.patience": 2,
         "train.batch_size": 8,
         "train.runtime": "tensorflow",
+        "train.compare_backbones": "[]",  # one backbone; the reference run trains two
+        "labels.enabled": "false",  # no k-fold; the reference run and the label-issue test check them
+        "tracking.imagenet_model": "",  # registered by the reference run only
         "tracking.uri": f"sqlite:///{root / 'mlflow.db'}",
         "tracking.artifact_dir": str(root / "mlartifacts"),
         "tracking.experiment": "stj-test",
@@ -164,56 +192,112 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
         thread.join()
 
 
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., Child]]:
+    """Start a command in a session of its own (so that a signal to its group is a terminal's Ctrl-C), its
+    output copied to ``tmp_path / log``; whatever still runs at the test's end is stopped."""
+    started: list[subprocess.Popen] = []
+
+    def start(command: list[str], log: str = "out.log", env: dict[str, str | None] | None = None) -> Child:
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+            env=child_env(env),
+        )
+        started.append(proc)
+        return Child(proc, Output(proc.stdout, tmp_path / log))
+
+    yield start
+    for proc in started:
+        end_group(proc)
+
+
+@pytest.fixture(scope="session")
+def stj_env(prefect_harness) -> dict[str, str]:
+    """The environment of the suite's ``stj`` subprocesses: they report to the session's Prefect server
+    rather than each starting a temporary one (~30 s each). Tests of the temporary server remove it."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {"PREFECT_API_URL": PREFECT_API_URL.value()}
+
+
+@pytest.fixture(scope="session")
+def stj(stj_env) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``stj ARGS`` with ``--set`` for each override and wait; output captured."""
+
+    def run(
+        args: list[str], overrides: Iterable[str] = (), env: dict[str, str | None] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            stj_command(args, overrides),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=child_env(stj_env, env),
+            stdin=subprocess.DEVNULL,
+        )
+
+    return run
+
+
 @dataclass
 class RunningServer:
-    """`stj serve` in a subprocess."""
+    """`stj serve` in a subprocess, answering at ``base``."""
 
     base: str
-    proc: subprocess.Popen
-    log: Path
+    child: Child
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.child.output.log
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        """The `stj serve` process (gunicorn's master)."""
+        return self.child.proc
 
     def family(self) -> list[psutil.Process]:
         """The server and everything below it (gunicorn workers, nginx, the watchdog)."""
-        parent = psutil.Process(self.proc.pid)
-        return [parent, *parent.children(recursive=True)]
+        return self.child.family()
 
 
 @pytest.fixture
-def serve_subprocess(tmp_path: Path) -> Callable[..., object]:
-    """Start `stj serve --config configs/demo.yaml --port N` with ``--set`` overrides on a free port, wait for
-    ``/ready``; stopped (SIGTERM, then SIGKILL) when the ``with`` block ends."""
+def serve_subprocess(launch) -> Callable[..., object]:
+    """Start `stj serve --config configs/demo.yaml --port 0` with ``--set`` overrides. The server picks a free
+    port and prints it; the test reads that line, then waits until each worker logged its model as loaded.
+    Stopped (SIGTERM, then SIGKILL) when the ``with`` block ends."""
 
     @contextmanager
-    def start(overrides: list[str], env: dict[str, str] | None = None) -> Iterator[RunningServer]:
-        port = free_port()
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # `stj serve` makes its own for several workers
-        sets = ["--port", str(port), *(arg for o in overrides for arg in ("--set", o))]
-        log = tmp_path / f"serve-{port}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", "serve", "--config", "configs/demo.yaml", *sets],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
+    def start(overrides: list[str], env: dict[str, str | None] | None = None, workers: int = 1):
+        sets = [*overrides, f"serve.workers={workers}"]
+        child = launch(stj_command(["serve", "--config", "configs/demo.yaml", "--port", "0"], sets), "serve.log", env)
         try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                try:
-                    if requests.get(f"{server.base}/ready", timeout=5).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "server not ready in 180 s"
-                time.sleep(0.5)
-            yield server
+            base = child.output.wait_for(SERVING_ON, timeout=180).group(1)
+            child.output.wait_for(r"loaded \S+ version", timeout=180, count=workers)
+            yield RunningServer(base, child)
         finally:
-            stop_process(proc, grace_s=60)
+            stop_process(child.proc, grace_s=60)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def app_for() -> Callable[..., object]:
+    """``app_for(folder, predictor=None, *overrides, imagenet=None)``: the Flask app on the demo config with
+    ``overrides``, its accounts and history in ``folder``; with no predictor it loads the configured models."""
+    from serving.app import create_app
+
+    def build(folder: Path, predictor=None, *overrides: str, imagenet=None):
+        config = load_run_config(
+            "configs/demo.yaml", ["serve.max_wait_ms=1", f"serve.history_path={folder / 'history.db'}", *overrides]
+        )
+        return create_app(config, predictor, imagenet=imagenet)
+
+    return build
 
 
 @pytest.fixture(scope="session")
@@ -223,6 +307,48 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The session's one tiny pipeline run: its config (and the overrides that make it), the pipeline's
+    summary, and its Prefect flow run. Tests that add runs or versions use an experiment or a model name of
+    their own, so that what this run recorded stays what they and the others read."""
+
+    config: RunConfig
+    overrides: list[str]
+    summary: dict
+    flow_run_id: str
+
+    @property
+    def data_dir(self) -> Path:
+        """The run's data folder (photos, manifest, split, embedding cache)."""
+        return Path(self.config.project.data_dir)
+
+    def artifact(self, key: str) -> str:
+        """The data of the Prefect artifact ``key`` made by this run or one of its stages' flow runs."""
+        return artifact_of(self.flow_run_id, key).data
+
+    def copy_scraped(self, root: Path) -> Path:
+        """The scraped photos and manifest (no split, no cache) copied to ``root / "data"``, so that a run
+        there starts where a scrape left off; that folder."""
+        data = root / "data"
+        shutil.copytree(self.data_dir / "raw", data / "raw")
+        shutil.copy2(self.data_dir / "manifest.csv", data / "manifest.csv")
+        return data
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, prefect_harness) -> Reference:
+    """Run the parent flow once per session on the tiny catalog (the scrape flow starts the catalog itself)."""
+    from core.processes import free_port
+    from flows.pipeline import pipeline
+
+    root = tmp_path_factory.mktemp("reference")
+    overrides = [*tiny_overrides(root), *REFERENCE_EXTRAS, f"scrape.base_url=http://127.0.0.1:{free_port()}"]
+    config = load_run_config("configs/demo.yaml", overrides)
+    state = pipeline(config, config_source="configs/demo.yaml", return_state=True)
+    return Reference(config, overrides, state.result(), str(state.state_details.flow_run_id))
 
 
 @pytest.fixture(autouse=True)

@@ -9,28 +9,24 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from flows.settings import load_run_config
 from scraper.browser import CHROMIUM_ARGS
-from serving.app import create_app
 
 PASSWORD = "a long passphrase"
 PHONE, DESKTOP = (390, 844), (1300, 1800)
 
 
-def start_site(tmp_path_factory, predictor, *overrides: str):
+def start_site(app_for, folder: Path, predictor, *overrides: str):
     """The app on a threaded werkzeug server on a free port; returns (url, server). No browser model unless
     ``overrides`` ask for one (its export takes CPU the other tests need)."""
-    db = tmp_path_factory.mktemp("history") / "history.db"
-    defaults = [f"serve.history_path={db}", "serve.max_wait_ms=1", "serve.browser_model=false"]
-    config = load_run_config("configs/demo.yaml", [*defaults, *overrides])
-    server = make_server("127.0.0.1", 0, create_app(config, predictor), threaded=True)
+    app = app_for(folder, predictor, "serve.browser_model=false", *overrides)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}", server
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, make_predictor):
-    url, server = start_site(tmp_path_factory, make_predictor())
+def site(tmp_path_factory, app_for, make_predictor):
+    url, server = start_site(app_for, tmp_path_factory.mktemp("history"), make_predictor())
     yield url
     server.shutdown()
 

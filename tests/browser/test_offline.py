@@ -18,10 +18,14 @@ CLASSES = list(CLASS_NAMES_DEFAULT)
 
 
 @pytest.fixture
-def offline_site(tmp_path_factory, lite_predictor):
+def offline_site(tmp_path_factory, app_for, lite_predictor):
     folder = tmp_path_factory.mktemp("browser-models")
     url, server = start_site(
-        tmp_path_factory, lite_predictor, "serve.browser_model=true", f"serve.browser_model_dir={folder}"
+        app_for,
+        tmp_path_factory.mktemp("history"),
+        lite_predictor,
+        "serve.browser_model=true",
+        f"serve.browser_model_dir={folder}",
     )
     yield url, server
     server.shutdown()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -67,12 +65,10 @@ def test_malformed_override_and_yaml(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
 
 
-def test_cli_prints_one_line_without_traceback(tmp_path: Path) -> None:
+def test_cli_prints_one_line_without_traceback(tmp_path: Path, stj) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("serve:\n  port: -1\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--config", str(bad)], capture_output=True, text=True, timeout=120
-    )
+    proc = stj(["run", "--config", str(bad)], timeout=120)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == [f"stj: error: {bad}: serve.port: Input should be greater than or equal to 0"]

@@ -1,6 +1,7 @@
-"""The Dask task runner gives the same result as a local run: the same manifest and scrape counts, the same
-features, bit for bit (TensorFlow f32 is deterministic here), and the same champion metrics; scraping per
-query, embedding and the k-fold folds really ran as tasks."""
+"""The Dask task runner gives the same result as a local run (the session's reference run, which embeds in the
+same batches of 8): the same manifest and scrape counts, the same features, bit for bit (TensorFlow f32 is
+deterministic here), and the same champion metrics; scraping per query, embedding and the k-fold folds really
+ran as tasks."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 from mlflow import MlflowClient
 
 from core.processes import free_port
+from tests.support import REFERENCE_EXTRAS
 
 pytestmark = pytest.mark.slow
-SAME_BATCHES = ["train.embed_batch_size=8"]  # both runs embed in batches of 8 photos
 
 
 def _vectors(data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -26,8 +27,8 @@ def _vectors(data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def _champion_metrics(root: Path) -> dict[str, float]:
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+def _champion_metrics(tracking_uri: str) -> dict[str, float]:
+    client = MlflowClient(tracking_uri=tracking_uri)
     version = client.get_model_version_by_alias("stj-classifier", "champion")
     return client.get_run(version.run_id).data.metrics
 
@@ -40,21 +41,15 @@ def _scrape_outcome(data_dir: Path) -> tuple[set, dict]:
 
 
 def test_a_dask_run_gives_the_same_manifest_features_and_champion_as_a_local_run(
-    tmp_path: Path, overrides_for, stj
+    tmp_path: Path, overrides_for, reference, stj
 ) -> None:
-    local, dask = tmp_path / "local", tmp_path / "dask"
-    ran = stj(
-        ["run", "-c", "configs/demo.yaml"],
-        [*overrides_for(local), f"scrape.base_url=http://127.0.0.1:{free_port()}", *SAME_BATCHES],
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
-
+    dask = tmp_path / "dask"
     fanned = stj(
         ["run", "-c", "configs/demo.yaml"],
         [
             *overrides_for(dask),
+            *REFERENCE_EXTRAS,
             f"scrape.base_url=http://127.0.0.1:{free_port()}",
-            *SAME_BATCHES,
             "orchestration.task_runner=dask",  # a local cluster of two worker processes
             "orchestration.embed_shard_size=8",
         ],
@@ -65,16 +60,18 @@ def test_a_dask_run_gives_the_same_manifest_features_and_champion_as_a_local_run
     assert "in 5 shard tasks on a local Dask cluster" in output, output[-3000:]  # 36 photos, 8 per shard
     assert output.count("Task run 'cross-validation-fold") >= 3, output[-3000:]
 
-    assert _scrape_outcome(dask / "data") == _scrape_outcome(local / "data")
+    local = reference.data_dir
+    assert _scrape_outcome(dask / "data") == _scrape_outcome(local)
     assert not (dask / "data" / "scrape_parts").exists()
-    by_local, by_dask = _vectors(local / "data"), _vectors(dask / "data")
-    assert set(by_local) == set(by_dask) and len(by_local) == 2  # one cache file per backbone
-    for name, vectors in by_local.items():
-        assert vectors.keys() == by_dask[name].keys()
-        assert all(np.array_equal(vectors[sha], by_dask[name][sha]) for sha in vectors), name
+    by_local, by_dask = _vectors(local), _vectors(dask / "data")
+    assert len(by_dask) == 2 and set(by_dask) <= set(by_local)  # one cache file per backbone
+    for name, vectors in by_dask.items():
+        assert vectors.keys() == by_local[name].keys()
+        assert all(np.array_equal(vectors[sha], by_local[name][sha]) for sha in vectors), name
     assert not list((dask / "data" / "embeddings").glob("*.shards")), "shards are merged into the cache file"
 
-    expected, got = _champion_metrics(local), _champion_metrics(dask)
+    expected = _champion_metrics(reference.config.tracking.uri)
+    got = _champion_metrics(f"sqlite:///{dask / 'mlflow.db'}")
     assert {k: v for k, v in got.items() if k.startswith(("test_", "cv_"))} == {
         k: v for k, v in expected.items() if k.startswith(("test_", "cv_"))
     }

@@ -4,21 +4,16 @@ and no model version; a clean first run passes and becomes the baseline of the n
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from mlflow import MlflowClient
 
+from core.processes import free_port
 from flows.pipeline import StageFailed, pipeline
 from flows.settings import load_run_config
+from tests.support import artifact_of
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_one_class_of_mostly_fake_photos_stops_the_pipeline_before_training(
@@ -28,13 +23,14 @@ def test_one_class_of_mostly_fake_photos_stops_the_pipeline_before_training(
     overrides = [
         *overrides_for(tmp_path),
         f"notify.webhook_url={url}",
-        f"scrape.base_url=http://127.0.0.1:{_free_port()}",
+        f"scrape.base_url=http://127.0.0.1:{free_port()}",
         "catalog.faults.fake_image_rate=0.9",
         "catalog.faults.photo_fault_classes=[jeans]",
     ]
     config = load_run_config("configs/demo.yaml", overrides)
+    state = pipeline(config, config_source="configs/demo.yaml", return_state=True)
     with pytest.raises(StageFailed) as failure:
-        pipeline(config, config_source="configs/demo.yaml")
+        state.result()
     message = str(failure.value)
     assert message.startswith("stage 'validate' failed: data check max_rejected_rate failed for jeans: ")
     assert "\n" not in message and "limit 50%" in message
@@ -52,7 +48,5 @@ def test_one_class_of_mostly_fake_photos_stops_the_pipeline_before_training(
     (alert,) = alerts  # the flow's failure hook
     assert alert["event"] == "stage_failed" and alert["flow"] == "stj-pipeline" and alert["stage"] == "validate"
     assert alert["message"] == message and alert["mlflow_run_id"] is None and alert["flow_run"]["id"]
-    from prefect.artifacts import Artifact
-
-    report = Artifact.get("stj-data-validation")  # on the validate stage's flow run
+    report = artifact_of(str(state.state_details.flow_run_id), "stj-data-validation")  # the validate stage's
     assert report.flow_run_id is not None and "`max_rejected_rate` (jeans)" in report.data

@@ -26,7 +26,7 @@ def test_injected_mislabels_are_found_logged_and_can_be_left_out(tmp_path, overr
         "train.backbone=efficientnet_lite0",
         "train.weights=imagenet",
         "train.image_size=128",
-        "train.compare_backbones=[]",
+        "labels.enabled=true",
         "train.epochs=15",
         "train.patience=4",
         "scrape.max_pages=10",

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,25 +13,27 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from configs.schema import CLASS_NAMES_DEFAULT
+from core.processes import free_port
 from core.runtime.cpu import openvino_available
 from flows.settings import load_run_config
+from tests.support import stj_command
 
 pytestmark = pytest.mark.slow
 CLASSES = list(CLASS_NAMES_DEFAULT)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _own_experiment(config, name: str):
+    """``config`` recording into experiment ``name``: a test's extra runs leave the reference run's experiment
+    as the run made it (what `stj status` and the other tests read)."""
+    return config.model_copy(update={"tracking": config.tracking.model_copy(update={"experiment": name})})
 
 
 def _jpeg(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def test_run_is_recorded_and_champion_set(trained) -> None:
-    config, _, summary = trained
+def test_run_is_recorded_and_champion_set(reference) -> None:
+    config, summary = reference.config, reference.summary
     assert summary["scrape"]["per_class"] == {c: 12 for c in CLASSES}
     client = MlflowClient(tracking_uri=config.tracking.uri)
     version = client.get_model_version_by_alias("stj-classifier", "champion")
@@ -89,7 +87,7 @@ def test_run_is_recorded_and_champion_set(trained) -> None:
     ]
 
 
-def test_registered_model_equals_cached_feature_path(trained) -> None:
+def test_registered_model_equals_cached_feature_path(reference) -> None:
     """The exported image->probabilities model gives what the head gave on cached features."""
     import mlflow
 
@@ -98,7 +96,7 @@ def test_registered_model_equals_cached_feature_path(trained) -> None:
     from training.features import load_features
     from training.split import split_path
 
-    config, _, summary = trained
+    config = reference.config
     mlflow.set_tracking_uri(config.tracking.uri)
     model = mlflow.tensorflow.load_model("models:/stj-classifier@champion")
     data_dir = Path(config.project.data_dir)
@@ -116,11 +114,9 @@ def test_registered_model_equals_cached_feature_path(trained) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(trained):
-    from serving.app import create_app
-
-    config = load_run_config("configs/demo.yaml", [*trained[1], "serve.max_upload_bytes=200000"])
-    return create_app(config).test_client(), config
+def client(reference, app_for, tmp_path_factory):
+    app = app_for(tmp_path_factory.mktemp("client"), None, *reference.overrides, "serve.max_upload_bytes=200000")
+    return app.test_client(), app.extensions["stj"].config
 
 
 def test_about_reads_the_champions_run_from_mlflow(client) -> None:
@@ -190,9 +186,9 @@ def test_bad_top_k_and_unknown_route(client) -> None:
     assert resp.status_code == 404 and "error" in resp.get_json()
 
 
-def test_gunicorn_server_answers(trained, serve_subprocess) -> None:
-    config, overrides, _ = trained
-    with serve_subprocess([*overrides, "serve.workers=2"]) as server:
+def test_gunicorn_server_answers(reference, serve_subprocess) -> None:
+    config, overrides = reference.config, reference.overrides
+    with serve_subprocess(overrides, workers=2) as server:
         base = server.base
         photo = next((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg"))
         resp = requests.post(f"{base}/predict", files={"image": photo.open("rb")}, timeout=30)
@@ -224,7 +220,7 @@ def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for, stj) -> None
     runs."""
     overrides = [
         *overrides_for(tmp_path),
-        f"scrape.base_url=http://127.0.0.1:{_free_port()}",
+        f"scrape.base_url=http://127.0.0.1:{free_port()}",
         "scrape.classes={saree: {queries: [laptop]}, jeans: {queries: [phone case]}}",
     ]
     proc = stj(["run", "--config", "configs/demo.yaml"], overrides)
@@ -239,11 +235,11 @@ def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for, stj) -> None
     assert client.search_experiments(filter_string="name = 'stj-test'") == []
 
 
-def test_sweep_runs_children_over_one_cache(trained) -> None:
+def test_sweep_runs_children_over_one_cache(reference) -> None:
     from training.split import split_path
     from training.sweep import sweep
 
-    config, _, _ = trained
+    config = _own_experiment(reference.config, "stj-test-sweep")
     points = [["train.learning_rate=0.001"], ["train.learning_rate=0.01", "train.dropout=[0.5, 0.3]"]]
     result = sweep(config, points, split_path(config.project.data_dir), config_source="test")
     client = MlflowClient(tracking_uri=config.tracking.uri)
@@ -261,7 +257,7 @@ def test_sweep_runs_children_over_one_cache(trained) -> None:
 
 
 @pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
-def test_server_runs_the_int8_embedder_training_evaluated(trained) -> None:
+def test_server_runs_the_int8_embedder_training_evaluated(reference) -> None:
     """A run on the OpenVINO int8 path logs its embedder; the server chains that embedder with the head, so
     its probabilities are the head's on training's own cached features (not a re-quantised copy)."""
     import mlflow
@@ -272,11 +268,12 @@ def test_server_runs_the_int8_embedder_training_evaluated(trained) -> None:
     from training.split import split_path
     from training.train import train
 
-    config, overrides, _ = trained
+    config, overrides = reference.config, reference.overrides
     int8 = load_run_config(
         "configs/demo.yaml",
         [*overrides, "train.runtime=openvino", "train.precision=int8", "train.int8_calibration_images=6"],
     )
+    int8 = _own_experiment(int8, "stj-test-int8")
     result = train(int8, split_path(config.project.data_dir), config_source="test")
     client = MlflowClient(tracking_uri=config.tracking.uri)
     run = client.get_run(result.run_id)
@@ -305,14 +302,14 @@ def test_server_runs_the_int8_embedder_training_evaluated(trained) -> None:
 
 
 @pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
-def test_a_model_without_an_openvino_embedder_is_converted_whole(trained) -> None:
+def test_a_model_without_an_openvino_embedder_is_converted_whole(reference) -> None:
     """Versions trained on TensorFlow (or fine-tuned) carry no embedder: the server converts the whole model."""
     import mlflow
 
     from core.model_input import load_images
     from serving.predictor import Predictor
 
-    config, _, _ = trained
+    config = reference.config
     predictor = Predictor.load("models:/stj-classifier@champion", config.tracking.uri, runtime="openvino")
     assert predictor.runtime.name in {"openvino-bf16", "openvino-f32"}
     pixels = load_images(sorted((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg"))[:4], 64)
@@ -321,14 +318,14 @@ def test_a_model_without_an_openvino_embedder_is_converted_whole(trained) -> Non
     np.testing.assert_allclose(predictor.predict(pixels), reference, atol=0.02)
 
 
-def test_imagenet_model_is_registered_once_and_served(trained, client) -> None:
+def test_imagenet_model_is_registered_once_and_served(reference, client) -> None:
     """The pipeline registered the ImageNet classifier; the server answers its top-5 with names, and the
     temple among scikit-learn's sample photos is a palace (the registered model's own centre crop)."""
     from sklearn.datasets import load_sample_image
 
     from training.imagenet import publish_imagenet_model
 
-    config, _, summary = trained
+    config, summary = reference.config, reference.summary
     assert summary["publish"]["imagenet"] == {"name": "imagenet-classifier", "version": "1", "registered": "true"}
     again = publish_imagenet_model(config.tracking)  # same checkpoint: nothing new registered
     assert again == {"name": "imagenet-classifier", "version": "1", "registered": "false"}
@@ -344,13 +341,13 @@ def test_imagenet_model_is_registered_once_and_served(trained, client) -> None:
     )
 
 
-def test_version_pins_a_registered_version(trained, tmp_path: Path) -> None:
+def test_version_pins_a_registered_version(reference, tmp_path: Path) -> None:
     """A second registered version (no alias) answers when pinned; the alias still answers by default."""
     import mlflow
 
     from serving.app import create_app
 
-    config, overrides, summary = trained
+    config, overrides, summary = reference.config, reference.overrides, reference.summary
     mlflow.set_tracking_uri(config.tracking.uri)
     pinned = mlflow.register_model(summary["train"]["model_uri"], "stj-pin-test")
     second = mlflow.register_model(summary["train"]["model_uri"], "stj-pin-test")
@@ -370,16 +367,17 @@ def test_version_pins_a_registered_version(trained, tmp_path: Path) -> None:
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "unknown_version"
 
 
-def test_gate_rejects_a_version_below_the_floor(trained) -> None:
+def test_gate_rejects_a_version_below_the_floor(reference) -> None:
     """The run's model, registered under a model name of its own with a floor it cannot reach, is registered
     but tagged rejected and gets no alias (the shared champion is left alone: no test depends on order)."""
     import mlflow
 
     from training.publish import publish
+    from training.track import configure_tracking
 
-    config, _, summary = trained
-    mlflow.set_tracking_uri(config.tracking.uri)
-    with mlflow.start_run(experiment_id=mlflow.get_run(summary["train"]["run_id"]).info.experiment_id) as run:
+    config, summary = reference.config, reference.summary
+    configure_tracking(_own_experiment(config, "stj-test-gate").tracking)
+    with mlflow.start_run() as run:
         mlflow.log_metric("test_macro_f1", summary["train"]["metrics"]["test_macro_f1"])  # a run of its own
     tracking = config.tracking.model_copy(update={"gate_floor": 0.999, "model_name": "stj-gate-test"})
     outcome = publish(config.model_copy(update={"tracking": tracking}), summary["train"]["model_uri"], run.info.run_id)
@@ -390,29 +388,29 @@ def test_gate_rejects_a_version_below_the_floor(trained) -> None:
     assert "champion" not in client.get_registered_model("stj-gate-test").aliases
 
 
-def test_the_run_publishes_its_summary_and_class_metrics_to_prefect(trained) -> None:
-    from prefect.artifacts import Artifact
+def test_the_run_publishes_its_summary_and_class_metrics_to_prefect(reference) -> None:
 
-    config, _, summary = trained
+    summary = reference.summary
     publish, run_id = summary["publish"], summary["train"]["run_id"]
-    text = Artifact.get("stj-summary").data
+    text = reference.artifact("stj-summary")
     assert (
         f"model version {publish['version']} promoted" in text and f"candidate {publish['candidate_score']:.4f}" in text
     )
     assert f"/runs/{run_id})" in text and "| jeans | 12 |" in text
-    table = json.loads(Artifact.get("stj-class-metrics").data)
+    table = json.loads(reference.artifact("stj-class-metrics"))
     assert [row["class"] for row in table] == CLASSES
     assert table[0]["f1"] == round(summary["train"]["metrics"]["test_saree_f1"], 4)
-    assert "passed" in Artifact.get("stj-data-validation").data
+    assert "passed" in reference.artifact("stj-data-validation")
 
 
-def test_a_rejected_model_sends_an_alert(trained, webhook) -> None:
+def test_a_rejected_model_sends_an_alert(reference, webhook) -> None:
     from flows.pipeline import train_pipeline
 
-    config, overrides, _ = trained
+    overrides = reference.overrides
     url, alerts = webhook
     extra = [f"notify.webhook_url={url}", "tracking.gate_floor=0.999", "tracking.model_name=stj-alert-test"]
-    strict = load_run_config("configs/demo.yaml", [*overrides, *extra, "train.compare_backbones=[]"])
+    extra += ["train.compare_backbones=[]", "tracking.experiment=stj-test-alert", "tracking.imagenet_model="]
+    strict = load_run_config("configs/demo.yaml", [*overrides, *extra])
     result = train_pipeline(strict, config_source="test")
     assert result["publish"]["promoted"] is False
     (alert,) = alerts
@@ -420,7 +418,7 @@ def test_a_rejected_model_sends_an_alert(trained, webhook) -> None:
     assert alert["mlflow_run_id"] == result["train"]["run_id"] and "below the floor" in alert["message"]
 
 
-def test_the_gate_scores_both_models_on_the_candidate_test_photos(trained) -> None:
+def test_the_gate_scores_both_models_on_the_candidate_test_photos(reference) -> None:
     """The champion is re-scored on the candidate's test split: scoring it by hand, as the server runs it,
     gives the number recorded on the candidate's run."""
     import mlflow
@@ -433,12 +431,15 @@ def test_the_gate_scores_both_models_on_the_candidate_test_photos(trained) -> No
     from training.split import split_path
     from training.train import train
 
-    config, overrides, summary = trained
+    config, overrides, summary = reference.config, reference.overrides, reference.summary
     mlflow.set_tracking_uri(config.tracking.uri)
     first = mlflow.register_model(summary["train"]["model_uri"], "stj-fair-gate")
     client = MlflowClient(tracking_uri=config.tracking.uri)
     client.set_registered_model_alias("stj-fair-gate", "champion", first.version)
-    other = load_run_config("configs/demo.yaml", [*overrides, "train.learning_rate=0.01", "train.compare_backbones=[]"])
+    other = load_run_config(
+        "configs/demo.yaml",
+        [*overrides, "train.learning_rate=0.01", "train.compare_backbones=[]", "tracking.experiment=stj-test-gate"],
+    )
     result = train(other, split_path(config.project.data_dir), config_source="test")
     tracking = other.tracking.model_copy(update={"model_name": "stj-fair-gate", "gate_class_tolerance": 1.0})
     outcome = publish(other.model_copy(update={"tracking": tracking}), result.model_uri, result.run_id)
@@ -459,34 +460,11 @@ def test_the_gate_scores_both_models_on_the_candidate_test_photos(trained) -> No
     assert outcome["promoted"] is promoted and f"{recorded['gate.champion_score']:.4f}" in outcome["reason"]
 
 
-def test_schedule_serves_a_cron_deployment(tmp_path: Path, stj) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "schedule",
-            "--config",
-            "configs/demo.yaml",
-            "--cron",
-            "0 3 * * 1",
-            "--name",
-            "stj-test-weekly",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: list[str] = []
-    deadline = time.monotonic() + 240
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if "stj-pipeline/stj-test-weekly" in line or time.monotonic() > deadline:
-                break
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    assert any("stj-pipeline/stj-test-weekly" in line for line in seen), "".join(seen[-20:])
+def test_schedule_serves_a_cron_deployment(launch, stj, stj_env) -> None:
+    """`stj schedule` registers its deployment and serves it (the runs it starts: tests/e2e/test_interrupts.py,
+    a real cron: tests/e2e/test_prefect_server.py)."""
+    command = ["schedule", "--config", "configs/demo.yaml", "--cron", "0 3 * * 1", "--name", "stj-test-weekly"]
+    schedule = launch(stj_command(command), "schedule.log", stj_env)
+    schedule.output.wait_for("stj-pipeline/stj-test-weekly", timeout=240)
     bad = stj(["schedule", "--config", "configs/demo.yaml", "--cron", "every monday"])
     assert bad.returncode == 2 and "stj: error: --cron 'every monday'" in bad.stderr

@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import requests
 from mlflow import MlflowClient
 
 from core.processes import free_port
+from tests.support import SERVING_ON, Child, stj_command
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +46,16 @@ def _running_below(folder: Path) -> list[str]:
     return found
 
 
-def _start_replica(log: Path, overrides: list[str], env: dict[str, str]) -> tuple[int, subprocess.Popen, Path]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "-c", "configs/demo.yaml", "--port", str(port),
-         *[arg for o in [*overrides, "serve.reload_interval_s=1"] for arg in ("--set", o)]],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-    )  # fmt: skip
-    return port, proc, log
+def _start_replica(launch, name: str, overrides: list[str], env: dict[str, str]) -> tuple[int, Child]:
+    """A `stj serve` replica on a port it picks; (port, the process) once its model is loaded."""
+    replica = launch(
+        stj_command(["serve", "-c", "configs/demo.yaml", "--port", "0"], [*overrides, "serve.reload_interval_s=1"]),
+        f"{name}.log",
+        env,
+    )
+    base = replica.output.wait_for(SERVING_ON, timeout=180).group(1)
+    replica.output.wait_for(r"loaded \S+ version", timeout=180)
+    return int(base.rsplit(":", 1)[1]), replica
 
 
 def _ready(port: int) -> dict | None:
@@ -64,20 +66,13 @@ def _ready(port: int) -> dict | None:
     return answer.json() if answer.ok else None
 
 
-def _wait_for_version(port: int, version: str, proc: subprocess.Popen, log: Path) -> None:
+def _wait_for_version(port: int, version: str, replica: Child) -> None:
+    """Until the replica serves ``version`` (it follows the alias by polling the registry: so does this)."""
     deadline = time.monotonic() + 180
     while (_ready(port) or {}).get("model", {}).get("version") != version:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(1)
-
-
-def _wait_ready(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while _ready(port) is None:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(1)
+        assert replica.proc.poll() is None, replica.output.text()[-3000:]
+        assert time.monotonic() < deadline, replica.output.text()[-3000:]
+        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -90,7 +85,7 @@ def team_dir() -> Path:
 
 
 def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
-    tmp_path: Path, team_dir: Path, overrides_for, stj
+    tmp_path: Path, team_dir: Path, overrides_for, stj, launch
 ) -> None:
     env = {
         **os.environ,
@@ -133,12 +128,10 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
         # artifacts went through the server, into the team's artifact store
         assert any((team_dir / "mlartifacts").rglob("MLmodel"))
 
-        replicas = [_start_replica(tmp_path / f"serve-{i}.log", overrides, team) for i in range(2)]
+        replicas = [_start_replica(launch, f"serve-{i}", overrides, team) for i in range(2)]
         try:
-            for port, proc, log in replicas:
-                _wait_ready(port, proc, log)
             photo = next((tmp_path / "data" / "raw").rglob("*.jpg"))
-            for port, _, _ in replicas:
+            for port, _ in replicas:
                 answer = requests.post(
                     f"http://127.0.0.1:{port}/predict", files={"image": photo.read_bytes()}, timeout=60
                 )
@@ -153,13 +146,13 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
                 model_id=champion.source.removeprefix("models:/"),
             )
             client.set_registered_model_alias("stj-classifier", "champion", moved.version)
-            for port, proc, log in replicas:
-                _wait_for_version(port, moved.version, proc, log)
+            for port, replica in replicas:
+                _wait_for_version(port, moved.version, replica)
         finally:
-            for _, proc, _ in replicas:
-                os.killpg(proc.pid, signal.SIGINT)
-            for _, proc, _ in replicas:
-                proc.wait(60)
+            for _, replica in replicas:
+                os.killpg(replica.proc.pid, signal.SIGINT)
+            for _, replica in replicas:
+                replica.proc.wait(60)
     finally:
         down = _make("team-down", env)
     assert down.returncode == 0, down.stderr[-3000:]

@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 pytestmark = pytest.mark.slow
 
 
-def test_status_names_the_champion_last_run_and_data(trained, stj) -> None:
-    config, overrides, _ = trained
+def test_status_names_the_champion_last_run_and_data(reference, stj) -> None:
+    config, overrides = reference.config, reference.overrides
     proc = stj(["status", "-c", "configs/demo.yaml", "--json"], overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
     status = json.loads(proc.stdout)
@@ -31,8 +31,8 @@ def test_status_names_the_champion_last_run_and_data(trained, stj) -> None:
     assert f"champion  version {champion.version}" in text and "jeans 12" in text
 
 
-def test_predict_scores_files_folders_and_globs_like_the_server(tmp_path, trained, stj, serve_subprocess) -> None:
-    config, overrides, _ = trained
+def test_predict_scores_files_folders_and_globs_like_the_server(tmp_path, reference, stj, serve_subprocess) -> None:
+    config, overrides = reference.config, reference.overrides
     raw = Path(config.project.data_dir) / "raw"
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("not a photo")
@@ -55,11 +55,11 @@ def test_predict_scores_files_folders_and_globs_like_the_server(tmp_path, traine
             assert abs(mine["probabilities"][name] - float(theirs[name])) < 1e-3
 
 
-def test_predict_refuses_what_it_cannot_score_in_one_line(tmp_path, trained, stj) -> None:
-    _, overrides, _ = trained
+def test_predict_refuses_what_it_cannot_score_in_one_line(tmp_path, reference, stj) -> None:
+    overrides = reference.overrides
     missing = stj(["predict", "-c", "configs/demo.yaml", str(tmp_path / "nowhere.jpg")], overrides)
     assert missing.returncode == 2 and missing.stderr.strip().endswith("no such file, folder or match")
-    photo = next(Path(trained[0].project.data_dir, "raw", "jeans").glob("*.jpg"))
+    photo = next(Path(reference.config.project.data_dir, "raw", "jeans").glob("*.jpg"))
     down = stj(["predict", "--url", "http://127.0.0.1:9", str(photo)], overrides)
     assert down.returncode == 2 and down.stderr.startswith("stj: error: --url http://127.0.0.1:9: not a running")
     assert len(down.stderr.splitlines()) == 1  # asking a server loads no TensorFlow, so nothing else is printed
@@ -67,13 +67,13 @@ def test_predict_refuses_what_it_cannot_score_in_one_line(tmp_path, trained, stj
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino", "saved_model"])
-def test_export_gives_the_registered_models_probabilities(tmp_path, trained, stj, fmt) -> None:
+def test_export_gives_the_registered_models_probabilities(tmp_path, reference, stj, fmt) -> None:
     import mlflow
 
     from core.logged_model import load_logged_model
     from core.model_input import load_images
 
-    config, overrides, _ = trained
+    config, overrides = reference.config, reference.overrides
     proc = stj(["export", "-c", "configs/demo.yaml", "--format", fmt, "--output", str(tmp_path)], overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / fmt
@@ -105,8 +105,8 @@ def test_export_gives_the_registered_models_probabilities(tmp_path, trained, stj
     assert [p.name for p in tmp_path.iterdir()] == [fmt]  # nothing half-written beside it
 
 
-def test_command_line_conventions(tmp_path, trained, stj) -> None:
-    _, overrides, _ = trained
+def test_command_line_conventions(tmp_path, reference, stj) -> None:
+    overrides = reference.overrides
     typo = stj(["stauts", "-c", "configs/demo.yaml"])
     assert typo.returncode == 2 and "did you mean 'status'?" in typo.stderr
     key = stj(["status", "-c", "configs/demo.yaml", "--set", "train.epoch=3"])

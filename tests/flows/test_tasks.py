@@ -4,7 +4,6 @@ session's test harness."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from mlflow import MlflowClient
 
 from configs.errors import UserError
 from core.manifest import manifest_path, read_manifest
+from core.processes import free_port
 from flows.notify import post_alert, stage_of
 from flows.pipeline import StageFailed, run_stage, scrape_flow
 from flows.tasks import prepare_task, publish_task, scrape_task, train_task
@@ -72,9 +72,7 @@ def test_an_alert_is_posted_as_json_and_a_dead_receiver_does_not_raise(webhook) 
     assert post_alert(url, payload, timeout_s=5) is True
     assert received == [payload]
     assert post_alert(None, payload, timeout_s=5) is False
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    dead = f"http://127.0.0.1:{free_port()}/hook"
     assert post_alert(dead, payload, timeout_s=2) is False
 
 
@@ -86,10 +84,7 @@ def test_a_webhook_url_must_be_http(make_config) -> None:
 
 
 def test_scrape_flow_starts_the_catalog_when_none_answers(make_config, prefect_harness) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = make_config(f"scrape.base_url=http://127.0.0.1:{port}")
+    config = make_config(f"scrape.base_url=http://127.0.0.1:{free_port()}")
     report = scrape_flow(config)
     assert report["saved"] == 36 and report["per_class"]["jeans"] == 12
 

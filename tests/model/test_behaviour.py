@@ -6,8 +6,11 @@ garment."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from serving.explain import grad_cam
+
+pytestmark = pytest.mark.slow  # ImageNet Lite0 at 224 px, trained once per session
 
 
 def test_minimum_functionality_on_unseen_photos(trained) -> None:
@@ -31,7 +34,7 @@ def test_invariant_to_small_changes_of_light(trained) -> None:
 def test_covering_the_garment_lowers_confidence_in_it(trained) -> None:
     """Direction: grey over the garment's box, and the true class's probability drops on most photos."""
     covered = trained.pixels.copy()
-    for image, (left, top, right, bottom) in zip(covered, trained.boxes, strict=True):
+    for image, (left, top, right, bottom) in zip(covered, trained.garment_boxes(), strict=True):
         image[top:bottom, left:right] = 128.0
     rows = np.arange(len(trained.labels))
     before = trained.predict(trained.pixels)[rows, trained.labels]
@@ -42,7 +45,7 @@ def test_covering_the_garment_lowers_confidence_in_it(trained) -> None:
 def test_grad_cam_looks_at_the_garment(trained) -> None:
     """On most photos the heatmap's mass inside the garment's box exceeds the box's share of the image."""
     hits = []
-    for pixels, (left, top, right, bottom) in zip(trained.pixels, trained.boxes, strict=True):
+    for pixels, (left, top, right, bottom) in zip(trained.pixels, trained.garment_boxes(), strict=True):
         heat, _ = grad_cam(trained.classifier, pixels)
         share = (right - left) * (bottom - top) / heat.size
         inside = heat[top:bottom, left:right].sum() / max(heat.sum(), 1e-9)

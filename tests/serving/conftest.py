@@ -102,7 +102,7 @@ def jpeg() -> bytes:
 def stj_server(registry: Registry, serve_subprocess) -> Callable[..., object]:
     """Start `stj serve` on the registry's model with extra ``--set`` overrides; stopped at the end."""
 
-    def start(*extra: str, env: dict[str, str] | None = None):
-        return serve_subprocess([*registry.overrides, *extra], env=env)
+    def start(*extra: str, env: dict[str, str] | None = None, workers: int = 1):
+        return serve_subprocess([*registry.overrides, *extra], env=env, workers=workers)
 
     return start

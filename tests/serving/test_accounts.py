@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from flows.settings import load_run_config
-from serving.app import create_app
 from serving.history import History
 from serving.security import exposure_warning
 
@@ -26,12 +25,9 @@ def predictor(make_predictor):
 
 
 @pytest.fixture
-def make_app(predictor, tmp_path):
+def make_app(predictor, app_for, tmp_path):
     def make(*overrides: str):
-        config = load_run_config(
-            "configs/demo.yaml", ["serve.max_wait_ms=1", f"serve.history_path={tmp_path / 'history.db'}", *overrides]
-        )
-        return create_app(config, predictor)
+        return app_for(tmp_path, predictor, *overrides)
 
     return make
 

@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from configs.schema import CLASS_NAMES_DEFAULT
-from flows.settings import load_run_config
-from serving.app import create_app
 from serving.predictor import Predictor
 
 CLASSES = list(CLASS_NAMES_DEFAULT)
@@ -26,19 +24,9 @@ def predictor(make_predictor) -> Predictor:
 
 
 @pytest.fixture(scope="module")
-def http(predictor, tmp_path_factory):
-    history = tmp_path_factory.mktemp("history") / "history.db"  # not the default ./history.db of a checkout
-    config = load_run_config(
-        "configs/demo.yaml",
-        [
-            "serve.max_upload_bytes=300000",
-            "serve.max_files=4",
-            "serve.min_side=16",
-            "serve.max_wait_ms=1",
-            f"serve.history_path={history}",
-        ],
-    )
-    return create_app(config, predictor).test_client()
+def http(predictor, app_for, tmp_path_factory):
+    limits = ["serve.max_upload_bytes=300000", "serve.max_files=4", "serve.min_side=16"]
+    return app_for(tmp_path_factory.mktemp("history"), predictor, *limits).test_client()
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -159,7 +159,7 @@ def _is_worker(process: psutil.Process, master: int) -> bool:
 def test_kill_9_leaves_no_process_behind(stj_server, tmp_path) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
-    with stj_server("serve.workers=2", env={"TMPDIR": str(temp)}) as server:
+    with stj_server(env={"TMPDIR": str(temp)}, workers=2) as server:
         family = server.family()
         names = " ".join(p.name() for p in family)
         assert "nginx" in names and len(family) >= 5, names  # master, 2 workers, nginx x2, watchdog

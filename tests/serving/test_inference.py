@@ -11,8 +11,6 @@ import pytest
 from PIL import Image
 
 from configs.schema import ServeConfig
-from flows.settings import load_run_config
-from serving.app import create_app
 from serving.batcher import MicroBatcher, Overloaded
 from serving.inference import InferenceService
 from serving.reloader import ModelHolder, check_for_new_version
@@ -128,11 +126,8 @@ def test_every_inference_route_waits_in_the_same_bounded_queue(monkeypatch) -> N
     assert service.predict(pixel)[1] is model  # places are given back
 
 
-def test_overloaded_explain_and_batch_get_503_with_retry_after(make_predictor, tmp_path) -> None:
-    config = load_run_config(
-        "configs/demo.yaml", ["serve.queue_size=1", f"serve.history_path={tmp_path / 'h.db'}", "serve.max_wait_ms=1"]
-    )
-    app = create_app(config, make_predictor())
+def test_overloaded_explain_and_batch_get_503_with_retry_after(make_predictor, app_for, tmp_path) -> None:
+    app = app_for(tmp_path, make_predictor(), "serve.queue_size=1")
     buf = io.BytesIO()
     Image.new("RGB", (40, 40), (200, 10, 10)).save(buf, "PNG")
     state = app.extensions["stj"]

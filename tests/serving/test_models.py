@@ -11,25 +11,19 @@ from PIL import Image
 from core.logged_model import LoggedModel
 from core.model import build_classifier, build_frozen, build_head
 from core.model_input import CENTER_CROP
-from flows.settings import load_run_config
-from serving.app import create_app
 from serving.predictor import ModelRef, Predictor
 
 IMAGENET_LIKE = [f"class {i}" for i in range(12)]
 
 
 @pytest.fixture(scope="module")
-def http(make_predictor, tmp_path_factory):
+def http(make_predictor, app_for, tmp_path_factory):
     embedder = build_frozen("resnet50", 32, seed=1)[1]
     head = build_head(len(IMAGENET_LIKE), (16, 8), (0.0, 0.0), np.random.default_rng(1).normal(size=(8, 2048)))
     logged = LoggedModel(build_classifier(embedder, head), IMAGENET_LIKE, 32, run_id=None, resize=CENTER_CROP)
     imagenet = Predictor(logged, ModelRef("imagenet-classifier", "3", "mem"), runtime="tensorflow")
     db = tmp_path_factory.mktemp("models")
-    config = load_run_config(
-        "configs/demo.yaml",
-        [f"serve.history_path={db / 'h.db'}", f"tracking.uri=sqlite:///{db / 'mlflow.db'}", "serve.max_wait_ms=1"],
-    )
-    return create_app(config, make_predictor(), imagenet=imagenet).test_client()
+    return app_for(db, make_predictor(), f"tracking.uri=sqlite:///{db / 'mlflow.db'}", imagenet=imagenet).test_client()
 
 
 def _photo() -> bytes:

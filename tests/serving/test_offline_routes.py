@@ -7,23 +7,13 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from flows.settings import load_run_config
-from serving.app import create_app
-
 
 @pytest.fixture
-def make_client(lite_predictor, tmp_path):
+def make_client(lite_predictor, app_for, tmp_path):
     def make(*overrides: str):
-        config = load_run_config(
-            "configs/demo.yaml",
-            [
-                f"serve.history_path={tmp_path / 'history.db'}",
-                f"serve.browser_model_dir={tmp_path / 'browser'}",
-                "serve.max_wait_ms=1",
-                *overrides,
-            ],
-        )
-        return create_app(config, lite_predictor).test_client()
+        return app_for(
+            tmp_path, lite_predictor, f"serve.browser_model_dir={tmp_path / 'browser'}", *overrides
+        ).test_client()
 
     return make
 

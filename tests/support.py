@@ -1,0 +1,140 @@
+"""Helpers the fixtures share (tests/conftest.py) and tests import: the `stj` command line, a child process's
+environment, and its output read line by line."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+# What the tiny run leaves out and the reference run checks: a second backbone, the k-fold label check, the
+# ImageNet model; batches of 8, as the Dask test's shards embed them.
+REFERENCE_EXTRAS = [
+    "train.compare_backbones=[efficientnet_lite0]",
+    "labels.enabled=true",
+    "tracking.imagenet_model=imagenet-classifier",
+    "train.embed_batch_size=8",
+]
+SERVING_ON = r"stj: serving on (http://\S+)"  # what `stj serve` prints once nginx listens
+
+
+class Output:
+    """What a child process prints, copied line by line to ``log`` by a thread, so a test waits for a line (an
+    event) instead of polling a file."""
+
+    def __init__(self, stream, log: Path) -> None:
+        self.log, self.lines, self.ended = log, [], False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._copy, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _copy(self, stream) -> None:
+        with self.log.open("w") as out:
+            for line in stream:
+                out.write(line)
+                out.flush()
+                with self._changed:
+                    self.lines.append(line)
+                    self._changed.notify_all()
+        with self._changed:
+            self.ended = True
+            self._changed.notify_all()
+
+    def text(self) -> str:
+        """Everything printed so far."""
+        with self._changed:
+            return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 300, count: int = 1) -> re.Match:
+        """The ``count``-th match of the regular expression ``pattern`` in a line; fails when the process
+        ends or ``timeout`` passes first, with what it printed."""
+        regex = re.compile(pattern)
+
+        def found() -> list[re.Match]:
+            return [m for m in map(regex.search, self.lines) if m]
+
+        with self._changed:
+            self._changed.wait_for(lambda: len(found()) >= count or self.ended, timeout)
+            matches = found()
+            if len(matches) >= count:
+                return matches[count - 1]
+            tail = "".join(self.lines)[-3000:]
+        state = "ended" if self.ended else f"still running after {timeout:g} s"
+        pytest.fail(f"no line matching {pattern!r} (x{count}); the process {state}:\n{tail}")
+
+    def join(self, timeout: float = 30) -> str:
+        """Wait for the stream's end (the process closed it); everything printed."""
+        self._thread.join(timeout)
+        return self.text()
+
+
+@dataclass
+class Child:
+    """A process a test started: ``proc``, its ``output``, and what ran below it."""
+
+    proc: subprocess.Popen
+    output: Output
+
+    def family(self) -> list[psutil.Process]:
+        """The process and everything below it."""
+        parent = psutil.Process(self.proc.pid)
+        return [parent, *parent.children(recursive=True)]
+
+
+def stj_command(args: Iterable[str], overrides: Iterable[str] = ()) -> list[str]:
+    """``stj ARGS --set K=V ...`` as this interpreter runs it (``python -m flows.cli``)."""
+    return [sys.executable, "-m", "flows.cli", *args, *(arg for o in overrides for arg in ("--set", o))]
+
+
+def child_env(*extras: dict[str, str | None] | None) -> dict[str, str]:
+    """This process's environment with ``extras`` on top; a ``None`` value removes the variable."""
+    merged = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    merged.pop("PROMETHEUS_MULTIPROC_DIR", None)  # a server makes its own folder for several workers
+    for extra in extras:
+        merged.update(extra or {})
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def end_group(proc: subprocess.Popen, grace_s: float = 60) -> None:
+    """Stop a child started in a session of its own, and everything in it: SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        proc.wait()
+
+
+def artifact_of(flow_run_id: str, key: str):
+    """The Prefect artifact ``key`` made by the flow run ``flow_run_id`` or one of its stages' flow runs (not
+    "the newest": other tests' runs make artifacts of the same key)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        parent = FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+        stages = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent))
+        runs = ArtifactFilterFlowRunId(any_=[flow_run_id, *(run.id for run in stages)])
+        (found,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]), flow_run_id=runs)
+        )
+    return found
