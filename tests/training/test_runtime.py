@@ -15,7 +15,10 @@ from core.runtime import OpenVINORuntime, TensorFlowRuntime, convert_to_openvino
 from core.runtime.cpu import float_precisions, openvino_available
 from core.runtime.int8 import INT8_MIN_COSINE, int8_runtime
 
-pytestmark = pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
+pytestmark = [
+    pytest.mark.skipif(not openvino_available(), reason="openvino is not installed"),
+    pytest.mark.slow,  # ResNet50 and Lite0 at full size, in every precision: ~2 min of the fast tier's 3
+]
 
 
 def _pixels(size: int, per_class: int, first_seed: int = 0) -> np.ndarray:
