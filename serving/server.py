@@ -26,6 +26,7 @@ from gunicorn.http.wsgi import Response as GunicornResponse
 from gunicorn.workers.gthread import ThreadWorker
 
 from configs.schema import Config
+from core.processes import free_port
 from serving.errors import error_body
 from serving.metrics import MULTIPROC_ENV, mark_worker_dead
 from serving.proxy import running_proxy
@@ -132,4 +133,7 @@ def serve(config: Config) -> None:
             print(f"stj: serving on {proxy.url} (nginx in front of gunicorn)", flush=True)
             run_master(StjServer(config, bind=proxy.upstream, proxied=True))
         else:
-            run_master(StjServer(config, bind=f"{serve_config.host}:{serve_config.port}", proxied=False))
+            port = serve_config.port or free_port(serve_config.host)  # 0: any free port, chosen here to be told
+            host = f"[{serve_config.host}]" if ":" in serve_config.host else serve_config.host
+            print(f"stj: serving on http://{host}:{port} (gunicorn, no proxy)", flush=True)
+            run_master(StjServer(config, bind=f"{host}:{port}", proxied=False))
