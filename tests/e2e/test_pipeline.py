@@ -217,14 +217,16 @@ def test_missing_imagenet_weights_fail_before_any_stage(tmp_path: Path, override
 
 def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for, stj) -> None:
     """Queries the catalog has no results for: scrape saves nothing, validation stops the run, nothing after it
-    runs."""
+    runs. With no PREFECT_API_URL, as a newcomer runs it: the command starts and stops its own temporary
+    Prefect server."""
     overrides = [
         *overrides_for(tmp_path),
         f"scrape.base_url=http://127.0.0.1:{free_port()}",
         "scrape.classes={saree: {queries: [laptop]}, jeans: {queries: [phone case]}}",
     ]
-    proc = stj(["run", "--config", "configs/demo.yaml"], overrides)
+    proc = stj(["run", "--config", "configs/demo.yaml"], overrides, {"PREFECT_API_URL": None})
     assert proc.returncode == 2
+    assert "starting a temporary Prefect server" in proc.stderr, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("stj: error:")]
     assert errors == [
         "stj: error: stage 'validate' failed: data check min_photos_per_class failed for saree: 0 photos, floor 3 "
@@ -460,11 +462,12 @@ def test_the_gate_scores_both_models_on_the_candidate_test_photos(reference) -> 
     assert outcome["promoted"] is promoted and f"{recorded['gate.champion_score']:.4f}" in outcome["reason"]
 
 
-def test_schedule_serves_a_cron_deployment(launch, stj, stj_env) -> None:
-    """`stj schedule` registers its deployment and serves it (the runs it starts: tests/e2e/test_interrupts.py,
-    a real cron: tests/e2e/test_prefect_server.py)."""
+def test_schedule_serves_a_cron_deployment(launch, stj) -> None:
+    """`stj schedule` with no PREFECT_API_URL starts a temporary Prefect server with the scheduler in it,
+    registers its deployment and serves it (the runs it starts: tests/e2e/test_interrupts.py, a real cron:
+    tests/e2e/test_prefect_server.py)."""
     command = ["schedule", "--config", "configs/demo.yaml", "--cron", "0 3 * * 1", "--name", "stj-test-weekly"]
-    schedule = launch(stj_command(command), "schedule.log", stj_env)
+    schedule = launch(stj_command(command), "schedule.log", {"PREFECT_API_URL": None})
     schedule.output.wait_for("stj-pipeline/stj-test-weekly", timeout=240)
     bad = stj(["schedule", "--config", "configs/demo.yaml", "--cron", "every monday"])
     assert bad.returncode == 2 and "stj: error: --cron 'every monday'" in bad.stderr
