@@ -48,13 +48,16 @@ serve: install system-deps ## serve the champion model of CONFIG
 catalog: install ## serve the local Amazon-like catalog on http://127.0.0.1:8765
 	$(BIN)/stj catalog --config $(CONFIG)
 
+# two pytest-xdist workers: much of the suite waits on subprocesses and servers (tests sharing the reference run
+# stay on one worker); TEST_WORKERS= runs it in one process
+TEST_WORKERS ?= -n 2 --dist loadgroup
 # coverage's data files (one per process) go to one folder outside the checkout's top level, named absolutely:
 # the suite's subprocesses run in other folders too
 COVERAGE_DIR := $(CURDIR)/.coverage-data
 
 test: install system-deps ## the whole suite (what CI runs via .ci/run), ~15 min on 2 cores; prints the product's line coverage
 	@rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
-	@COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage run -m pytest -q $(PYTEST_ARGS); status=$$?; \
+	@COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage run -m pytest -q $(TEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
 	  COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage combine -q $(COVERAGE_DIR) >/dev/null 2>&1; \
 	  COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage report --format=total 2>/dev/null \
 	    | sed 's/^/line coverage of the product (subprocesses included): /; s/$$/ %/'; exit $$status

@@ -62,10 +62,14 @@ SLOW_FIXTURES = {"reference", "stj", "stj_env", "launch", "serve_subprocess", "s
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``slow`` every test that uses a slow fixture (the fast tier is what is left)."""
+    """Mark ``slow`` every test that uses a slow fixture (the fast tier is what is left). Under pytest-xdist
+    (``--dist loadgroup``) a session fixture is built once per worker: the tests that share the reference run
+    go to one worker, and each other module's tests stay together (its module fixtures built once)."""
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+        group = "reference" if "reference" in item.fixturenames else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 CLASSES = list(CLASS_NAMES_DEFAULT)
