@@ -333,13 +333,28 @@ class Reference:
         """The data of the Prefect artifact ``key`` made by this run or one of its stages' flow runs."""
         return artifact_of(self.flow_run_id, key).data
 
-    def copy_scraped(self, root: Path) -> Path:
-        """The scraped photos and manifest (no split, no cache) copied to ``root / "data"``, so that a run
-        there starts where a scrape left off; that folder."""
+
+@pytest.fixture(scope="session")
+def scraped(tmp_path_factory) -> Callable[[Path], Path]:
+    """One tiny scrape per session (per xdist worker): ``scraped(root)`` copies its photos and manifest to
+    ``root / "data"`` and returns that folder, so that a run there starts where a scrape left off (its own
+    scrape then finds every photo known). The commands under test start from it; only a test that interrupts a
+    scrape starts empty."""
+    from catalog import running_catalog
+    from scraper.scrape import scrape
+
+    source = tmp_path_factory.mktemp("scraped")
+    config = load_run_config("configs/demo.yaml", tiny_overrides(source))
+    with running_catalog(config.catalog, port=0) as catalog:  # the catalog a tiny run starts itself
+        scrape(config, base_url=catalog.base_url, show_progress=False)
+
+    def copy_to(root: Path) -> Path:
         data = root / "data"
-        shutil.copytree(self.data_dir / "raw", data / "raw")
-        shutil.copy2(self.data_dir / "manifest.csv", data / "manifest.csv")
+        shutil.copytree(source / "data" / "raw", data / "raw")
+        shutil.copy2(source / "data" / "manifest.csv", data / "manifest.csv")
         return data
+
+    return copy_to
 
 
 @pytest.fixture(scope="session")

@@ -98,9 +98,9 @@ def test_run_stops_mid_scrape(tmp_path: Path, overrides_for, launch, stj_env) ->
     assert not (tmp_path / "mlflow.db").exists() or _store(tmp_path).search_registered_models() == []
 
 
-def _training_overrides(root: Path, overrides_for, reference) -> list[str]:
-    """The tiny config on a copy of the reference run's scraped photos, with training that outlasts the test."""
-    reference.copy_scraped(root)
+def _training_overrides(root: Path, overrides_for, scraped) -> list[str]:
+    """The tiny config on a copy of the session's scraped photos, with training that outlasts the test."""
+    scraped(root)
     return [
         *overrides_for(root),
         f"scrape.base_url=http://127.0.0.1:{free_port()}",
@@ -131,9 +131,9 @@ def _assert_runs_killed_and_nothing_registered(root: Path) -> None:
 
 
 def test_run_stops_mid_training_and_marks_the_run_killed(
-    tmp_path: Path, overrides_for, reference, launch, stj_env
+    tmp_path: Path, overrides_for, scraped, launch, stj_env
 ) -> None:
-    overrides = _training_overrides(tmp_path, overrides_for, reference)
+    overrides = _training_overrides(tmp_path, overrides_for, scraped)
     child = _start(launch, ["run", "-c", "configs/demo.yaml"], overrides, stj_env)
     _wait_for(_training(tmp_path), child)
     output, below = _interrupt(child, "sigterm")
@@ -142,10 +142,10 @@ def test_run_stops_mid_training_and_marks_the_run_killed(
 
 
 def test_run_stops_mid_embedding_and_starts_no_mlflow_run(
-    tmp_path: Path, overrides_for, reference, launch, stj_env
+    tmp_path: Path, overrides_for, scraped, launch, stj_env
 ) -> None:
     overrides = [
-        *_training_overrides(tmp_path, overrides_for, reference),
+        *_training_overrides(tmp_path, overrides_for, scraped),
         "catalog.products_per_class=60",  # ~180 photos at 160 px: embedding lasts several seconds
         "scrape.max_pages=10",
         "train.image_size=160",
@@ -160,11 +160,11 @@ def test_run_stops_mid_embedding_and_starts_no_mlflow_run(
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_make_demo_stops_mid_training(tmp_path: Path, overrides_for, reference, launch, stj_env, how: str) -> None:
+def test_make_demo_stops_mid_training(tmp_path: Path, overrides_for, scraped, launch, stj_env, how: str) -> None:
     # make's own exit: re-raised SIGINT on Ctrl-C; on SIGTERM it forwards the signal to its child (stj) first
     # -o: the set-up targets count as done (the suite runs in the installed checkout; never pip or apt here)
     command = ["make", "--no-print-directory", "-o", "install", "-o", "system-deps", "demo"]
-    child = _start(launch, command, _training_overrides(tmp_path, overrides_for, reference), stj_env)
+    child = _start(launch, command, _training_overrides(tmp_path, overrides_for, scraped), stj_env)
     _wait_for(_training(tmp_path), child)
     output, below = _interrupt(child, how)
     signum = signal.SIGINT if how == "ctrl-c" else signal.SIGTERM
@@ -173,14 +173,14 @@ def test_make_demo_stops_mid_training(tmp_path: Path, overrides_for, reference, 
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_schedule_stops_mid_scheduled_run(tmp_path: Path, overrides_for, reference, launch, stj_env, how: str) -> None:
+def test_schedule_stops_mid_scheduled_run(tmp_path: Path, overrides_for, scraped, launch, stj_env, how: str) -> None:
     """The deployment is run at once, not when its cron falls due (a real cron: tests/e2e/test_prefect_server.py)."""
     from prefect.deployments import run_deployment
 
     name = f"stj-interrupt-{how}"
     env = {**stj_env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     args = ["schedule", "-c", "configs/demo.yaml", "--cron", "0 3 * * 1", "--name", name]
-    child = _start(launch, args, _training_overrides(tmp_path, overrides_for, reference), env)
+    child = _start(launch, args, _training_overrides(tmp_path, overrides_for, scraped), env)
     child.output.wait_for(f"stj-pipeline/{name}", timeout=120)
     run_deployment(f"stj-pipeline/{name}", timeout=0)
     _wait_for(_training(tmp_path), child, timeout_s=400)
@@ -208,9 +208,9 @@ def test_catalog_stops(launch) -> None:
 
 
 def test_demo_serves_its_champion_in_the_same_process_then_stops(
-    tmp_path: Path, overrides_for, reference, launch, stj_env
+    tmp_path: Path, overrides_for, scraped, launch, stj_env
 ) -> None:
-    reference.copy_scraped(tmp_path)
+    scraped(tmp_path)
     port = free_port()
     overrides = [*overrides_for(tmp_path), f"scrape.base_url=http://127.0.0.1:{free_port()}", f"serve.port={port}"]
     child = _start(launch, ["demo", "-c", "configs/demo.yaml"], overrides, stj_env)

@@ -56,10 +56,10 @@ def _runs(api: str) -> list[dict]:
 
 
 def test_a_cron_deployment_gets_scheduled_runs_and_one_completes(
-    tmp_path, prefect_server, overrides_for, reference, launch
+    tmp_path, prefect_server, overrides_for, scraped, launch
 ) -> None:
     """The suite's one test that waits for a cron to fall due (up to a minute)."""
-    reference.copy_scraped(tmp_path)
+    scraped(tmp_path)
     overrides = [*overrides_for(tmp_path), f"scrape.base_url=http://127.0.0.1:{free_port()}"]
     command = ["schedule", "--config", "configs/demo.yaml", "--cron", "* * * * *", "--name", DEPLOYMENT]
     env = {"PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "prefect")}

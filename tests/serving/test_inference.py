@@ -90,6 +90,7 @@ class _Blocking:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.class_names = ["a", "b", "c"]
+        self.model = self  # what an explanation reads (its Grad-CAM is the test's own, which waits too)
 
     def predict(self, pixels):
         self.release.wait(10)
