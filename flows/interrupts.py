@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 
 _running: list[str] = []  # the stage being run, innermost last (a process runs one command)
 _received: list[int] = []  # the interrupting signals that arrived while :func:`interrupt_wins` watched
+_watched = [0]  # calls of :func:`interrupt_wins` running now
+_watched_lock = threading.Lock()
+RESEND_AFTER_S = 1.0  # an interrupt swallowed by native code is sent again this often while the stage runs
 F = TypeVar("F", bound=Callable[..., Any])
 
 RESUMES = {
@@ -32,15 +35,32 @@ RESUMES = {
 }
 
 
+def _resend_while_watched(signum: int) -> None:
+    """Send ``signum`` again (in a while) if a watched stage is still running then: native code that swallowed
+    the interrupt and printed it (TensorFlow, hit while it imports or traces) would otherwise let training go
+    on as if never told to stop. The next one lands in ordinary Python code. Stops once the stage has ended."""
+
+    def again() -> None:
+        with _watched_lock:
+            if _watched[0]:
+                os.kill(os.getpid(), signum)
+
+    timer = threading.Timer(RESEND_AFTER_S, again)
+    timer.daemon = True
+    timer.start()
+
+
 def _terminate_like_interrupt(signum: int, frame: object) -> None:
     # SIGTERM's default ends the process without running exit handlers, orphaning children such as
     # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
     _received.append(signum)
+    _resend_while_watched(signum)
     raise KeyboardInterrupt
 
 
 def _record_interrupt(signum: int, frame: object) -> None:
     _received.append(signum)
+    _resend_while_watched(signum)
     signal.default_int_handler(signum, frame)
 
 
@@ -50,7 +70,8 @@ def interrupt_wins(fn: F) -> F:
     Native code can swallow the KeyboardInterrupt a signal raises in a callback: TensorFlow, tracing a function
     when Ctrl-C lands, turns it into ``SystemError: bad argument to internal function``. Any error raised
     after Ctrl-C or SIGTERM arrived becomes the interrupt again (so does a normal return after one), so the
-    command stops with its one line. SIGTERM is seen where :func:`install_handlers` ran (the ``stj``
+    command stops with its one line; while the stage goes on after one (the error was printed and dropped),
+    the signal is sent again every second. SIGTERM is seen where :func:`install_handlers` ran (the ``stj``
     commands); in a deployment's flow-run process Prefect handles SIGTERM itself.
     """
 
@@ -65,12 +86,16 @@ def interrupt_wins(fn: F) -> F:
         )
         if watch:
             signal.signal(signal.SIGINT, _record_interrupt)
+        with _watched_lock:
+            _watched[0] += 1
         try:
             result = fn(*args, **kwargs)
         except Exception:
             if len(_received) == arrived:
                 raise
         finally:
+            with _watched_lock:
+                _watched[0] -= 1
             if watch:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
         if len(_received) == arrived:
