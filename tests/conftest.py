@@ -61,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
 SLOW_FIXTURES = {"reference", "stj", "stj_env", "launch", "serve_subprocess", "stj_server", "prefect_harness"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``slow`` every test that uses a slow fixture (the fast tier is what is left). Under pytest-xdist
     (``--dist loadgroup``) a session fixture is built once per worker: the tests that share the reference run
