@@ -50,7 +50,7 @@ catalog: install ## serve the local Amazon-like catalog on http://127.0.0.1:8765
 
 # two pytest-xdist workers: much of the suite waits on subprocesses and servers (tests sharing the reference run
 # stay on one worker); TEST_WORKERS= runs it in one process
-TEST_WORKERS ?= -n 2 --dist loadgroup
+TEST_WORKERS ?= -n 2 --dist loadscope
 # coverage's data files (one per process) go to one folder outside the checkout's top level, named absolutely:
 # the suite's subprocesses run in other folders too
 COVERAGE_DIR := $(CURDIR)/.coverage-data

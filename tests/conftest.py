@@ -61,16 +61,39 @@ def pytest_configure(config: pytest.Config) -> None:
 SLOW_FIXTURES = {"reference", "stj", "stj_env", "launch", "serve_subprocess", "stj_server", "prefect_harness"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+# The modules whose tests read the session's reference run: under pytest-xdist they all go to one worker, so
+# that the run is made once (a session fixture is built once per worker).
+REFERENCE_MODULES = {
+    "tests/e2e/test_dask.py",
+    "tests/e2e/test_interrupts.py",
+    "tests/e2e/test_pipeline.py",
+    "tests/e2e/test_verbs.py",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``slow`` every test that uses a slow fixture (the fast tier is what is left). Under pytest-xdist
-    (``--dist loadgroup``) a session fixture is built once per worker: the tests that share the reference run
-    go to one worker, and each other module's tests stay together (its module fixtures built once)."""
+    """Mark ``slow`` every test that uses a slow fixture (the fast tier is what is left); a test that reads
+    the reference run outside :data:`REFERENCE_MODULES` is a mistake that would build the run twice."""
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
-        group = "reference" if "reference" in item.fixturenames else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if "reference" in item.fixturenames and item.nodeid.split("::")[0] not in REFERENCE_MODULES:
+            raise pytest.UsageError(f"{item.nodeid} uses the reference run: add its module to REFERENCE_MODULES")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` with the reference run's modules as one scope and every other module as its own
+    (pytest-xdist's ``xdist_group`` marks are lost under pytest 9: they rename ``item._nodeid``)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModuleAndReference(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            return "reference" if module in REFERENCE_MODULES else module
+
+    return ByModuleAndReference(config, log)
 
 
 CLASSES = list(CLASS_NAMES_DEFAULT)
