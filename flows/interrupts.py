@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 
 _running: list[str] = []  # the stage being run, innermost last (a process runs one command)
 _received: list[int] = []  # the interrupting signals that arrived while :func:`interrupt_wins` watched
-_watched = [0]  # calls of :func:`interrupt_wins` running now
-_watched_lock = threading.Lock()
+_watched = [0]  # calls of :func:`interrupt_wins` running now (no lock: Prefect pickles the wrapper's globals)
 RESEND_AFTER_S = 1.0  # an interrupt swallowed by native code is sent again this often while the stage runs
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,9 +40,8 @@ def _resend_while_watched(signum: int) -> None:
     on as if never told to stop. The next one lands in ordinary Python code. Stops once the stage has ended."""
 
     def again() -> None:
-        with _watched_lock:
-            if _watched[0]:
-                os.kill(os.getpid(), signum)
+        if _watched[0]:
+            os.kill(os.getpid(), signum)
 
     timer = threading.Timer(RESEND_AFTER_S, again)
     timer.daemon = True
@@ -86,16 +84,14 @@ def interrupt_wins(fn: F) -> F:
         )
         if watch:
             signal.signal(signal.SIGINT, _record_interrupt)
-        with _watched_lock:
-            _watched[0] += 1
+        _watched[0] += 1
         try:
             result = fn(*args, **kwargs)
         except Exception:
             if len(_received) == arrived:
                 raise
         finally:
-            with _watched_lock:
-                _watched[0] -= 1
+            _watched[0] -= 1
             if watch:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
         if len(_received) == arrived:
