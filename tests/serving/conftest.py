@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +98,15 @@ def jpeg() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (30, 60, 200)).save(buf, "JPEG")
     return buf.getvalue()
+
+
+@pytest.fixture
+def server_tmp() -> Iterator[Path]:
+    """An empty folder for a server's TMPDIR, with a short path: nginx refuses a unix socket path over 107
+    bytes, and pytest's own folders (deeper still under pytest-xdist) are long."""
+    folder = Path(tempfile.mkdtemp(prefix="stj-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -156,9 +156,8 @@ def _is_worker(process: psutil.Process, master: int) -> bool:
         return False
 
 
-def test_kill_9_leaves_no_process_behind(stj_server, tmp_path) -> None:
-    temp = tmp_path / "tmp"
-    temp.mkdir()
+def test_kill_9_leaves_no_process_behind(stj_server, server_tmp) -> None:
+    temp = server_tmp
     with stj_server(env={"TMPDIR": str(temp)}, workers=2) as server:
         family = server.family()
         names = " ".join(p.name() for p in family)

@@ -51,10 +51,9 @@ class _Caller(threading.Thread):
                 self.mismatches.append((resp.headers["X-Model-Version"], resp.json()["model"]["version"]))
 
 
-def test_alias_flips_release_memory_and_leave_no_files(stj_server, registry, tmp_path, jpeg: bytes) -> None:
+def test_alias_flips_release_memory_and_leave_no_files(stj_server, registry, server_tmp, jpeg: bytes) -> None:
     first, second = "1", registry.register(seed=2)
-    temp = tmp_path / "tmp"
-    temp.mkdir()
+    temp = server_tmp
     options = ("serve.reload_interval_s=0.1", "serve.runtime=openvino")
     try:
         with stj_server(*options, env={"TMPDIR": str(temp)}) as server:
