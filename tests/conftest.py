@@ -32,7 +32,7 @@ import subprocess  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -278,10 +278,6 @@ class RunningServer:
 
     base: str
     child: Child
-    log: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log = self.child.output.log
 
     @property
     def proc(self) -> subprocess.Popen:
