@@ -115,11 +115,10 @@ class _Lane:
             with self._cond:
                 self._in_flight -= 1
 
-    def _take(self, timeout: float | None) -> _Job | None:
-        """The next job (waiting up to ``timeout``; ``None``: for ever), or ``None``."""
+    def _take(self) -> _Job:
+        """The next job, waiting for one; raises :class:`_Closed` once the lane is closed and empty."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._jobs or self._closed, timeout):
-                return None
+            self._cond.wait_for(lambda: self._jobs or self._closed)
             if not self._jobs:
                 raise _Closed
             job = self._jobs.popleft()
@@ -174,7 +173,7 @@ class MicroBatcher(_Lane):
 
     def _loop(self) -> None:
         while True:
-            batch = self._companions(self._take(None))
+            batch = self._companions(self._take())
             predictor = self._current()
             try:
                 probs = predictor.predict(np.concatenate([job.payload for job in batch]))
@@ -202,7 +201,7 @@ class SerialLane(_Lane):
 
     def _loop(self) -> None:
         while True:
-            job = self._take(None)
+            job = self._take()
             predictor = self._current()
             try:
                 job.finish(job.payload(predictor), predictor)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,14 @@ class Child:
         """The process and everything below it."""
         parent = psutil.Process(self.proc.pid)
         return [parent, *parent.children(recursive=True)]
+
+
+def wait_until(check, what: str, seconds: float = 60) -> None:
+    """Poll ``check()`` every 20 ms until it is true (a state only a query can tell); fail naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 def stj_command(args: Iterable[str], overrides: Iterable[str] = ()) -> list[str]:

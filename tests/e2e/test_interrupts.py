@@ -191,8 +191,8 @@ def test_schedule_stops_mid_scheduled_run(tmp_path: Path, overrides_for, scraped
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_serve_stops(reference, launch, how: str) -> None:
-    child = _start(launch, ["serve", "-c", "configs/demo.yaml", "--port", "0"], reference.overrides)
+def test_serve_stops(registry, launch, how: str) -> None:
+    child = _start(launch, ["serve", "-c", "configs/demo.yaml", "--port", "0"], registry.overrides)
     child.output.wait_for(SERVING_ON, timeout=180)
     child.output.wait_for(r"loaded \S+ version", timeout=180)
     output, below = _interrupt(child, how)

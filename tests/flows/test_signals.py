@@ -11,43 +11,60 @@ import pytest
 # A finalizer that is running when the signal arrives: Python prints and drops the exception raised there.
 SCRIPT = textwrap.dedent(
     """
-    import gc, os, signal, sys, time
-    from flows.interrupts import install_handlers
+    import contextlib, gc, os, signal, sys, time
+    from flows.interrupts import install_handlers, redeliver_swallowed_interrupts
+    from prefect.exceptions import TerminationSignal
+    from prefect.utilities.engine import capture_sigterm
 
-    if sys.argv[1] == "installed":
+    handlers, what = sys.argv[1], sys.argv[2]
+    if handlers == "installed":
         install_handlers()
+    if handlers == "prefect":  # a deployment's flow-run process: Prefect turns SIGTERM into TerminationSignal
+        redeliver_swallowed_interrupts()
 
     class Finalized:
         def __del__(self):
-            os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+            if what == "error":
+                raise ValueError("an ordinary error in a finalizer")
+            os.kill(os.getpid(), getattr(signal, what))
             time.sleep(0.5)
 
-    try:
-        Finalized()
-        gc.collect()
-        time.sleep(5)
-        print("went on")
-    except KeyboardInterrupt:
-        print("interrupted")
+    with capture_sigterm() if handlers == "prefect" else contextlib.nullcontext():
+        try:
+            Finalized()
+            gc.collect()
+            time.sleep(5)
+            print("went on")
+        except KeyboardInterrupt:
+            print("interrupted")
+        except TerminationSignal:
+            print("terminated")
     """
 )
 
 
-def _run(handlers: str, signal_name: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, handlers, signal_name], capture_output=True, text=True, timeout=60
-    )
-    return done.stdout.strip()
+def _run(handlers: str, what: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, handlers, what], capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_an_interrupt_swallowed_by_a_finalizer_is_sent_again(signal_name: str) -> None:
-    assert _run("installed", signal_name) == "interrupted"
+    assert _run("installed", signal_name).stdout.strip() == "interrupted"
+
+
+def test_prefects_termination_signal_swallowed_by_a_finalizer_is_sent_again() -> None:
+    assert _run("prefect", "SIGTERM").stdout.strip() == "terminated"
 
 
 def test_without_the_handlers_python_drops_a_ctrl_c_raised_in_a_finalizer() -> None:
     # the case the handlers exist for: plain Python carries on as if never interrupted
-    assert _run("plain", "SIGINT") == "went on"
+    assert _run("plain", "SIGINT").stdout.strip() == "went on"
+
+
+def test_other_errors_in_finalizers_are_still_printed_and_dropped() -> None:
+    done = _run("installed", "error")
+    assert done.stdout.strip() == "went on"
+    assert "ValueError: an ordinary error in a finalizer" in done.stderr  # by the hook installed before ours
 
 
 # A stage whose native code swallows the interrupt raised in a callback and fails with another error, as

@@ -1,91 +1,15 @@
-"""A tiny model in a real MLflow registry, and `stj serve` started for real (nginx + gunicorn) on it."""
+"""`stj serve` started for real (nginx + gunicorn) on the session's tiny registered model (``registry``)."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from configs.schema import CLASS_NAMES_DEFAULT
-
-CLASSES = list(CLASS_NAMES_DEFAULT)
-MODEL = "stj-classifier"
-
-
-@dataclass
-class Registry:
-    """A session's MLflow store holding the tiny model; ``overrides`` point a config at it."""
-
-    root: Path
-    uri: str
-    overrides: list[str]
-
-    def register(self, seed: int) -> str:
-        """Log and register another version of the tiny model (head weights from ``seed``); returns it."""
-        import mlflow
-        from mlflow import MlflowClient
-
-        from core.logged_model import EmbedderRecord, log_classifier, log_embedder
-        from core.model import build_classifier, build_frozen, build_head
-        from core.runtime.openvino import convert_to_openvino, save_ir
-        from core.runtime.spec import RuntimeSpec
-
-        mlflow.set_tracking_uri(self.uri)
-        if MlflowClient(self.uri).get_experiment_by_name("stj-serve-test") is None:
-            MlflowClient(self.uri).create_experiment("stj-serve-test", (self.root / "mlartifacts").as_uri())
-        mlflow.set_experiment("stj-serve-test")
-        embedder = build_frozen("efficientnet_lite0", 32, seed=0)[1]  # small: 50 reloads in a test
-        features = np.random.default_rng(seed).normal(size=(8, 1280)).astype("float32")
-        model = build_classifier(embedder, build_head(len(CLASSES), (16, 8), (0.3, 0.2), features))
-        with mlflow.start_run():
-            log_classifier(model, CLASSES, 32, registered_name=MODEL)
-            xml = self.root / f"embedder-{seed}" / "embedder.xml"
-            save_ir(convert_to_openvino(embedder), xml)  # as training logs it: the server runs this IR
-            log_embedder(xml, EmbedderRecord(RuntimeSpec("openvino", "f32"), "f32", xml.name))
-        mlflow.set_tracking_uri(None)
-        return str(max(int(v.version) for v in MlflowClient(self.uri).search_model_versions(f"name = '{MODEL}'")))
-
-    def break_version(self, version: str) -> None:
-        """Remove a registered version's files, so that loading it fails."""
-        import shutil
-        from urllib.parse import urlparse
-
-        import mlflow
-        from mlflow import MlflowClient
-
-        source = MlflowClient(self.uri).get_model_version(MODEL, version).source  # models:/<model id>
-        mlflow.set_tracking_uri(self.uri)
-        location = mlflow.get_logged_model(source.removeprefix("models:/")).artifact_location
-        mlflow.set_tracking_uri(None)
-        shutil.rmtree(urlparse(location).path)
-
-    def point_alias(self, version: str) -> None:
-        """Move ``champion`` to ``version``."""
-        from mlflow import MlflowClient
-
-        MlflowClient(self.uri).set_registered_model_alias(MODEL, "champion", version)
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Registry:
-    """A real MLflow store with version 1 of the tiny model at ``champion``."""
-    root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    overrides = [
-        f"tracking.uri={uri}",
-        f"tracking.artifact_dir={root / 'mlartifacts'}",
-        "tracking.imagenet_model=",
-        "serve.runtime=tensorflow",
-        f"serve.history_path={root / 'history.db'}",
-    ]
-    reg = Registry(root, uri, overrides)
-    reg.point_alias(reg.register(seed=1))
-    return reg
+from tests.registry import Registry
 
 
 @pytest.fixture(scope="session")

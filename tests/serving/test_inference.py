@@ -14,6 +14,7 @@ from configs.schema import ServeConfig
 from serving.batcher import MicroBatcher, Overloaded
 from serving.inference import InferenceService
 from serving.reloader import ModelHolder, check_for_new_version
+from tests.support import wait_until
 
 
 class _SlowModel:
@@ -84,15 +85,69 @@ def test_a_batch_request_is_one_job_answered_by_one_model() -> None:
     assert batcher.submit(np.zeros((2, 2, 3)))[1] is second
 
 
+def test_a_failed_model_call_fails_each_of_its_jobs_and_the_batcher_goes_on() -> None:
+    model, calls = _SlowModel(), []
+    healthy = model.predict
+
+    def predict(pixels):
+        calls.append(len(pixels))
+        if len(calls) == 1:
+            raise MemoryError("the model ran out of memory")
+        return healthy(pixels)
+
+    model.predict = predict
+    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=1, queue_size=8)
+    with pytest.raises(MemoryError, match="ran out of memory"):
+        batcher.submit(np.zeros((2, 2, 3)))
+    assert batcher.submit(np.zeros((2, 2, 3)))[0].tolist() == [0.2, 0.3, 0.5]  # the next job is served
+
+
+def test_a_job_the_model_never_answers_gets_overloaded(monkeypatch) -> None:
+    monkeypatch.setattr("serving.batcher.JOB_TIMEOUT_S", 0.2)
+    model = _Blocking()
+    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=1, queue_size=8)
+    try:
+        with pytest.raises(Overloaded, match="timed out"):
+            batcher.submit(np.zeros((2, 2, 3)))
+    finally:
+        model.release.set()
+
+
+def test_a_closed_service_finishes_its_queued_work_then_its_threads_end() -> None:
+    model = _Blocking()
+    before = set(threading.enumerate())
+    service = InferenceService(lambda: model, ServeConfig(), on_batch=lambda n: None)
+    workers = set(threading.enumerate()) - before
+    answers = []
+    callers = [threading.Thread(target=lambda: answers.append(service.predict(np.zeros((2, 2, 3))))) for _ in "ab"]
+    callers[0].start()
+    assert model.entered.wait(10)  # the first is running
+    callers[1].start()
+    wait_until(lambda: service._batcher.admission.waiting == 1, "the second to queue")  # the second is queued
+    service.close()
+    model.release.set()
+    for thread in [*callers, *workers]:
+        thread.join(10)
+    assert len(answers) == 2 and len(workers) == 2 and not any(w.is_alive() for w in workers)
+
+
+def test_a_failed_explanation_is_handed_to_its_request() -> None:
+    service = InferenceService(lambda: object(), ServeConfig(), on_batch=lambda n: None)  # no model to explain
+    with pytest.raises(AttributeError):
+        service.explain(np.zeros((2, 2, 3)))
+    service.close()
+
+
 class _Blocking:
     """A model whose every call waits until the test releases it, so requests pile up in the queue."""
 
     def __init__(self) -> None:
-        self.release = threading.Event()
+        self.release, self.entered = threading.Event(), threading.Event()
         self.class_names = ["a", "b", "c"]
         self.model = self  # what an explanation reads (its Grad-CAM is the test's own, which waits too)
 
     def predict(self, pixels):
+        self.entered.set()
         self.release.wait(10)
         return np.tile([0.2, 0.3, 0.5], (len(pixels), 1))
 
@@ -101,8 +156,14 @@ def test_every_inference_route_waits_in_the_same_bounded_queue(monkeypatch) -> N
     """Predictions, batches and explanations share one limit: once it is full, each of them is refused."""
     import serving.inference
 
-    model = _Blocking()
-    monkeypatch.setattr(serving.inference, "grad_cam", lambda m, pixels: (model.release.wait(10), (None, 0))[1])
+    model, explaining = _Blocking(), threading.Event()
+
+    def grad_cam(m, pixels):
+        explaining.set()
+        model.release.wait(10)
+        return None, 0
+
+    monkeypatch.setattr(serving.inference, "grad_cam", grad_cam)
     service = InferenceService(lambda: model, ServeConfig(queue_size=2, max_batch=1, max_wait_ms=0), lambda n: None)
     pixel = np.zeros((2, 2, 3), np.float32)
     calls = [
@@ -111,9 +172,11 @@ def test_every_inference_route_waits_in_the_same_bounded_queue(monkeypatch) -> N
         threading.Thread(target=service.predict, args=(pixel,)),  # waits: 1 of 2 places
         threading.Thread(target=service.predict_many, args=([pixel, pixel],)),  # waits: 2 of 2
     ]
-    for thread in calls:
-        thread.start()
-        time.sleep(0.15)  # in order: each is running or queued before the next arrives
+    admission = service._batcher.admission
+    running_first = (model.entered, explaining, explaining, explaining)
+    for thread, running, queued in zip(calls, running_first, (0, 0, 1, 2), strict=True):
+        thread.start()  # in order: each is running or queued before the next arrives
+        wait_until(lambda r=running, q=queued: r.is_set() and admission.waiting == q, f"{queued} queued")
     for attempt in (
         lambda: service.predict(pixel),
         lambda: service.predict_many([pixel]),

@@ -1,33 +1,36 @@
-"""Hot reloads on the real server: 50 alias flips release the old models' memory and leave no files; every
+"""Hot reloads on the real server: 25 alias flips release the old models' memory and leave no files; every
 response names the model that computed it; `/ready` tells the state of now, not of a past failure."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
+import psutil
 import pytest
 import requests
 
+from tests.support import wait_until
+
 pytestmark = pytest.mark.slow
-FLIPS = 50
+FLIPS = 25  # a leak of 15 MiB a reload (as before malloc_trim) grows RSS by far more than 10 % over these
 
 
 def _ready(base: str) -> dict:
     return requests.get(f"{base}/ready", timeout=10).json()
 
 
-def _wait_for(check, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def _server_rss(server) -> int:
-    """RSS of the serving processes (gunicorn master and worker; not nginx or the watchdog)."""
-    return sum(p.memory_info().rss for p in server.family() if "flows.cli" in " ".join(p.cmdline()))
+    """RSS of the serving processes (gunicorn master and worker; not nginx or the watchdog, nor a short-lived
+    child that is gone or not yet reaped by the time it is looked at)."""
+    total = 0
+    for process in server.family():
+        try:
+            if "flows.cli" in " ".join(process.cmdline()):
+                total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
 
 
 class _Caller(threading.Thread):
@@ -62,7 +65,7 @@ def test_alias_flips_release_memory_and_leave_no_files(stj_server, registry, ser
             for flip in range(FLIPS):
                 target = second if flip % 2 == 0 else first
                 registry.point_alias(target)
-                _wait_for(lambda t=target: _ready(server.base)["model"]["version"] == t, f"version {target}")
+                wait_until(lambda t=target: _ready(server.base)["model"]["version"] == t, f"version {target}")
                 if flip == 0:
                     after_one = _server_rss(server)
             after_all = _server_rss(server)
@@ -84,12 +87,12 @@ def test_ready_reports_a_failed_reload_until_the_alias_is_fixed(stj_server, regi
     try:
         with stj_server("serve.reload_interval_s=0.1") as server:
             registry.point_alias(broken)
-            _wait_for(lambda: _ready(server.base)["last_reload_error"] is not None, "the failed reload")
+            wait_until(lambda: _ready(server.base)["last_reload_error"] is not None, "the failed reload")
             state = _ready(server.base)
             assert state["model"]["version"] == "1" and f"loading version {broken} failed" in state["last_reload_error"]
             photo = {"image": ("p.jpg", jpeg)}
             assert requests.post(f"{server.base}/predict", files=photo, timeout=30).status_code == 200
             registry.point_alias("1")
-            _wait_for(lambda: _ready(server.base)["last_reload_error"] is None, "the error to clear")
+            wait_until(lambda: _ready(server.base)["last_reload_error"] is None, "the error to clear")
     finally:
         registry.point_alias("1")
