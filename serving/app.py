@@ -24,7 +24,7 @@ from serving import api, auth, offline, ops, pages
 from serving.accounts import Accounts
 from serving.batcher import Overloaded
 from serving.browser_model import BrowserModels
-from serving.database import Database
+from serving.database import Database, RowIdConverter
 from serving.errors import error_body, register_error_handlers
 from serving.history import History
 from serving.metrics import ServerMetrics
@@ -34,7 +34,7 @@ from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.security import install_security
 from serving.state import EXTENSION, Served
-from serving.uploads import buffer_chunked_body
+from serving.uploads import buffer_chunked_body, drain_unread_body
 
 
 def create_app(config: Config, predictor: Predictor | None = None, imagenet: Predictor | None = None) -> Flask:
@@ -42,6 +42,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
     serve = config.serve
     accept_latin1_part_headers()
     app = Flask("stj", static_folder=str(pages.STATIC), static_url_path="/static")
+    app.url_map.converters["rowid"] = RowIdConverter
     app.config["MAX_CONTENT_LENGTH"] = serve.max_upload_bytes * serve.max_files
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     register_error_handlers(app)
@@ -97,4 +98,6 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
 
     for blueprint in (api.bp, auth.bp, offline.bp, ops.bp, pages.bp):
         app.register_blueprint(blueprint)
+    if serve.proxy == "nginx":  # gunicorn facing clients itself keeps its own bounded drain, then closes
+        app.after_request(drain_unread_body)
     return app

@@ -29,8 +29,8 @@ from configs.schema import Config
 from core.processes import free_port
 from serving.errors import error_body
 from serving.metrics import MULTIPROC_ENV, mark_worker_dead
-from serving.proxy import running_proxy
-from serving.security import exposure_warning
+from serving.proxy import GUNICORN_IDLE_S, running_proxy
+from serving.security import SECURITY_HEADERS, exposure_warning
 
 _gunicorn_headers = GunicornResponse.default_headers
 
@@ -38,9 +38,10 @@ _gunicorn_headers = GunicornResponse.default_headers
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's error response (bad request line, headers too large, …) in the API's JSON shape."""
     body = json.dumps(error_body(reason.lower().replace(" ", "_"), mesg or reason)).encode()
+    security = "".join(f"{name}: {value}\r\n" for name, value in SECURITY_HEADERS.items())
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{security}Content-Length: {len(body)}\r\n\r\n"
     ).encode("latin-1")
     gunicorn.util.write_nonblock(sock, head + body)
 
@@ -81,6 +82,9 @@ class StjServer(BaseApplication):
             "timeout": serve.timeout_s,
             "graceful_timeout": 5,  # in-flight requests finish; a stop never waits longer
             "accesslog": "-",
+            # gunicorn's default less %(u)s, the Basic-auth user name: a token sent as one (curl -u TOKEN:)
+            # must never reach a log
+            "access_log_format": '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
             "preload_app": False,
             "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
             # gunicorn 25+ opens a control socket at one fixed path per user (~/.gunicorn/gunicorn.ctl): two
@@ -89,6 +93,7 @@ class StjServer(BaseApplication):
         }
         if self.proxied:
             options["forwarded_allow_ips"] = "*"  # only nginx can reach the private socket
+            options["keepalive"] = GUNICORN_IDLE_S  # nginx closes its idle connections first
         for key, value in options.items():
             self.cfg.set(key, value)
 

@@ -6,11 +6,13 @@ Config keys: ``serve.max_upload_bytes``, ``serve.min_side``, ``serve.top_k``.
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 
 import numpy as np
-from flask import Request, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Request, Response, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.wsgi import LimitedStream
 
 from core.images import ImageRejected, open_image
 from core.model_input import SQUASH, to_model_input
@@ -54,6 +56,33 @@ def buffer_chunked_body(req: Request) -> None:
     req.environ["CONTENT_LENGTH"] = str(len(data))
     del req.environ["HTTP_TRANSFER_ENCODING"]
     req.__dict__.pop("content_length", None)  # werkzeug cached None (chunked)
+
+
+DRAIN_CHUNK = 65536
+
+
+def drain_unread_body(response: Response) -> Response:
+    """``after_request``: what the app left unread of the request body is read and dropped, before the answer
+    goes out.
+
+    An answer given before the body is read (401, 403, 413, 415, 429, 503, …) otherwise leaves the body on
+    the connection: gunicorn then closes it after a response that did not say so, and nginx, which keeps
+    connections to gunicorn open for the next request, gives the next client on it — anyone — a 502. Read
+    *before* the response is sent: afterwards nginx may already have sent the next request on the
+    connection, and reading past this body would swallow it. Reads stop at ``Content-Length`` (werkzeug's
+    stream); behind nginx the body is whole on nginx's side and within ``client_max_body_size``, so this is
+    one local read: O(body) time, O(64 KiB) memory; answers that read their body pay nothing.
+    """
+    try:
+        stream = request.stream
+    except RequestEntityTooLarge:  # refused from its length, so never read: all of it is left
+        stream = LimitedStream(request.environ["wsgi.input"], request.content_length or 0)
+    try:
+        while stream.read(DRAIN_CHUNK):
+            pass
+    except (OSError, ClientDisconnected):  # the peer went away: the connection is closed either way
+        pass
+    return response
 
 
 def read_uploads(max_files: int, max_bytes: int) -> list[bytes]:
@@ -109,6 +138,20 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter."""
     raw = request.args.get(name)
     return default if raw is None else bounded_int(name=name, raw=raw, low=low, high=high)
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, as a UUID or any opaque token
+
+
+def idempotency_key() -> str | None:
+    """The request's ``Idempotency-Key`` header (IETF draft-ietf-httpapi-idempotency-key-header), or ``None``;
+    422 ``invalid_idempotency_key`` when it is not 1-255 printable ASCII characters."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(raw.strip('"')):
+        raise ApiError(422, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return raw.strip('"')
 
 
 def date_arg(name: str) -> str | None:

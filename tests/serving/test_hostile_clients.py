@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections import Counter
 
 import psutil
 import pytest
@@ -14,8 +15,8 @@ import requests
 pytestmark = pytest.mark.slow
 
 
-def _raw(base: str, data: bytes, timeout: float = 10.0) -> tuple[int, str, bytes]:
-    """Send ``data`` on a new connection; (status, content type, body) of the answer."""
+def _raw(base: str, data: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` on a new connection; (status, headers, body) of the answer."""
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout) as conn:
         conn.sendall(data)
@@ -25,7 +26,7 @@ def _raw(base: str, data: bytes, timeout: float = 10.0) -> tuple[int, str, bytes
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    return int(lines[0].split()[1]), headers.get("Content-Type", ""), body
+    return int(lines[0].split()[1]), headers, body
 
 
 class _Dribbler(threading.Thread):
@@ -110,12 +111,19 @@ def test_errors_before_flask_are_json(stj_server, jpeg: bytes, proxy: str) -> No
             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             "huge header": b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
         }
+        host = server.base.split("//")[1].encode()  # an allowed Host: this checks the request, not the name
+        cases |= {  # what nginx refuses itself: JSON too, not its HTML page
+            "HTTP/9.9": b"GET /health HTTP/9.9\r\nHost: " + host + b"\r\n\r\n",
+            "gzip body": b"POST /predict HTTP/1.1\r\nHost: " + host + b"\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "TRACE": b"TRACE / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+        }
         for name, request in cases.items():
-            status, kind, body = _raw(server.base, request)
-            assert 400 <= status < 500 and kind.startswith("application/json"), (name, status, kind, body)
+            status, headers, body = _raw(server.base, request)
+            kind = headers.get("Content-Type", "")
+            assert 400 <= status < 600 and kind.startswith("application/json"), (name, status, kind, body)
             assert b'"error"' in body, name
+            assert headers.get("X-Content-Type-Options") == "nosniff" and "Content-Security-Policy" in headers, name
 
-        host = server.base.split("//")[1].encode()  # an allowed Host: this checks the body limit, not the name
         chunked = (
             b"POST /predict HTTP/1.1\r\nHost: "
             + host
@@ -123,8 +131,9 @@ def test_errors_before_flask_are_json(stj_server, jpeg: bytes, proxy: str) -> No
         )
         chunk = b"\xff" * 50000
         chunked += b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
-        status, kind, body = _raw(server.base, chunked)
-        assert status == 413 and kind.startswith("application/json"), (status, body)
+        status, headers, body = _raw(server.base, chunked)
+        assert status == 413 and headers["Content-Type"].startswith("application/json"), (status, body)
+        assert headers["X-Frame-Options"] == "DENY"
 
         # a Latin-1 file name (as some browsers and curl send it) is just a name
         boundary = "b0undary"
@@ -146,6 +155,59 @@ def test_errors_before_flask_are_json(stj_server, jpeg: bytes, proxy: str) -> No
         assert "Server" not in resp.headers and resp.headers["X-Content-Type-Options"] == "nosniff"
         foreign = requests.get(f"{server.base}/health", headers={"Host": "evil.example"}, timeout=10)
         assert foreign.status_code == 400 and foreign.json()["error"]["code"] == "bad_host"
+
+
+def _noise_jpeg(side: int) -> bytes:
+    """A JPEG of random pixels: ~0.6 byte per pixel at Pillow's default quality."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_an_answer_before_the_body_is_read_costs_no_other_client_a_502(stj_server, jpeg: bytes) -> None:
+    """One client's early answers (401 for an anonymous history with a large photo, 415 for an oversized JSON
+    batch) leave nginx's upstream connections usable: another client's POSTs all get their answer."""
+    big = _noise_jpeg(400)
+    assert len(big) > 65536  # more than gunicorn drains by itself before it gives up on a connection
+    with stj_server() as server:
+        base, stop = server.base, threading.Event()
+        early: Counter[int] = Counter()
+
+        def answered_early() -> None:
+            with requests.Session() as session:
+                while not stop.is_set():
+                    early[session.post(f"{base}/predict?history=1", files={"image": ("a.jpg", big)}).status_code] += 1
+                    early[session.post(f"{base}/predict/batch", json={"x": "y" * 200_000}).status_code] += 1
+
+        other: Counter[int] = Counter()
+        pest = threading.Thread(target=answered_early, daemon=True)
+        pest.start()
+        try:
+            with requests.Session() as session:
+                deadline = time.monotonic() + 12
+                while time.monotonic() < deadline:
+                    other[
+                        session.post(f"{base}/predict", files={"image": ("p.jpg", jpeg)}, timeout=30).status_code
+                    ] += 1
+        finally:
+            stop.set()
+            pest.join(30)
+        assert set(early) == {401, 415} and early.total() > 20, early
+        assert set(other) == {200} and other.total() > 20, other
+        # a token sent as a Basic-auth user name (curl -u TOKEN:) is not written to the access log
+        requests.get(f"{base}/health?marker=basic-auth", auth=("stj_not_for_the_log", ""), timeout=10)
+        server.child.output.wait_for("marker=basic-auth", timeout=10)
+        assert "stj_not_for_the_log" not in server.child.output.text()
+        # what nginx logs at level error reaches the server's log (an upstream failure would, too)
+        host = base.split("//")[1].encode()
+        too_big = b"POST /predict HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 900000000\r\n\r\n"
+        assert _raw(base, too_big)[0] == 413  # refused from its headers, before a byte of the body
+        server.child.output.wait_for("client intended to send too large body", timeout=10)
 
 
 def _is_worker(process: psutil.Process, master: int) -> bool:
