@@ -208,6 +208,9 @@ class ServeConfig(_Strict):
     max_files: int = Field(default=16, ge=1, le=256, description="files per /predict/batch request")
     min_side: int = Field(default=16, ge=1, description="smaller images are refused (422)")
     reload_interval_s: float = Field(default=10.0, ge=0, description="how often the alias is checked; 0: never")
+    pinned_loads_per_minute: int = Field(
+        default=6, ge=0, description="loads of versions pinned by ?version= per worker per minute; beyond: 429"
+    )
     history_path: Path = Field(default=Path("history.db"), description="SQLite file of predictions made from the page")
     proxy: Literal["nginx", "none"] = Field(
         default="nginx", description="nginx buffers each request in front of gunicorn; none: gunicorn faces clients"

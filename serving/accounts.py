@@ -12,9 +12,12 @@ Config keys: ``serve.history_path`` (the database), ``serve.signup``.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import logging
 import secrets
 import sqlite3
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +27,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from serving.database import Database
 from serving.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -44,6 +49,9 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 CREATE TABLE IF NOT EXISTS attempts (key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS attempts_key ON attempts (key, at);
 """
+# added after the first release: one account per address whatever its case or Unicode form
+_EMAIL_KEY_COLUMN = "ALTER TABLE users ADD COLUMN email_key TEXT"
+_EMAIL_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (email_key)"
 MIN_PASSWORD, MAX_PASSWORD = 10, 128
 TOKEN_PREFIX = "stj_"
 _COMMON = {"password123", "1234567890", "123456789a", "qwertyuiop", "iloveyou12", "password12", "letmein123"}
@@ -84,6 +92,12 @@ def normalize_email(email: object) -> str:
         raise ApiError(422, "invalid_email", str(exc)) from None
 
 
+def email_key(email: str) -> str:
+    """The form of an address accounts are matched by: NFKC, case-folded (Unicode's NFKC_Casefold, near
+    enough), so ``Ébène@…``, ``ébène@…`` and fullwidth look-alikes are one account."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.strip()).casefold())
+
+
 def check_password_policy(password: object, email: str) -> str:
     """``password`` if it is acceptable, else a 422 ``weak_password`` naming the rule it breaks."""
     if not isinstance(password, str):
@@ -110,8 +124,31 @@ class Accounts:
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._attempt_secret = database.secret("attempt_secret").encode()
         with database.write() as db:
             db.executescript(_SCHEMA)
+            db.execute("DELETE FROM attempts WHERE key LIKE '%:%'")  # kept in clear by older versions
+        if "email_key" not in database.columns("users"):
+            self._add_email_keys()
+
+    def _add_email_keys(self) -> None:
+        """Give a database from before ``email_key`` its keys. Accounts whose addresses collide once normalised
+        keep signing in by their exact address (the first one by its key too), and are logged."""
+        with self.database.write() as db:
+            db.execute("BEGIN IMMEDIATE")  # gunicorn's workers start together: one migrates, the others find it done
+            if "email_key" in {row[1] for row in db.execute("PRAGMA table_info(users)")}:
+                return
+            db.execute(_EMAIL_KEY_COLUMN)
+            owners: dict[str, int] = {}
+            for user_id, address in db.execute("SELECT id, email FROM users ORDER BY id").fetchall():
+                key = email_key(address)
+                if key in owners:
+                    log.warning("accounts %d and %d differ only in case or Unicode form: each signs in with its "
+                                "exact address", owners[key], user_id)  # fmt: skip
+                    continue
+                owners[key] = user_id
+                db.execute("UPDATE users SET email_key = ? WHERE id = ?", (key, user_id))
+            db.execute(_EMAIL_KEY_INDEX)
 
     def create(self, email: object, password: object) -> User:
         """A new user (email validated, password checked against the policy); 409 if the email is taken."""
@@ -121,20 +158,22 @@ class Accounts:
         try:
             with self.database.write() as db:
                 cur = db.execute(
-                    "INSERT INTO users (email, password_hash, session_nonce, created_at) VALUES (?, ?, ?, ?)",
-                    (address, hashed, nonce, _now()),
+                    "INSERT INTO users (email, email_key, password_hash, session_nonce, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (address, email_key(address), hashed, nonce, _now()),
                 )
-        except sqlite3.IntegrityError:  # the email is unique (case-insensitively)
+        except sqlite3.IntegrityError:  # the email is unique (by its key)
             raise ApiError(409, "email_taken", "an account with that email already exists; log in instead") from None
         return User(int(cur.lastrowid), address, nonce)
 
     def authenticate(self, email: object, password: object) -> User | None:
         """The user whose email and password these are, or ``None`` (after the same work either way)."""
         address = email.strip() if isinstance(email, str) else ""
-        with self.database.read() as db:
-            row = db.execute(
-                "SELECT id, email, password_hash, session_nonce FROM users WHERE email = ?", (address,)
-            ).fetchone()
+        columns = "SELECT id, email, password_hash, session_nonce FROM users"
+        with self.database.read() as db:  # both indexed: the address (ASCII case aside), then the key
+            row = db.execute(f"{columns} WHERE email = ?", (address,)).fetchone()
+            if row is None or row[1] != address:  # the exact address first: accounts that collided before keys
+                row = db.execute(f"{columns} WHERE email_key = ?", (email_key(address),)).fetchone()
         try:
             _HASHER.verify(row[2] if row else _DUMMY_HASH, password if isinstance(password, str) else "")
         except (VerificationError, InvalidHashError):
@@ -156,9 +195,10 @@ class Accounts:
             db.execute("UPDATE users SET session_nonce = ? WHERE id = ?", (secrets.token_hex(8), user_id))
 
     def delete(self, user_id: int) -> None:
-        """Remove the user, their tokens and their history (foreign keys cascade)."""
+        """Remove the user, their tokens and their history (foreign keys cascade), from the disk too."""
         with self.database.write() as db:
             db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        self.database.forget_deleted()
 
     def create_token(self, user_id: int, name: object) -> dict:
         """A new API token for ``user_id``; the returned ``token`` is the only time it is shown."""
@@ -187,8 +227,8 @@ class Accounts:
         with self.database.write() as db:
             return db.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)).rowcount > 0
 
-    def user_for_token(self, token: str) -> User | None:
-        """The owner of an API token (and the token's last use is recorded), or ``None``."""
+    def user_for_token(self, token: str) -> tuple[User, int] | None:
+        """The owner of an API token and the token's id (its last use is recorded), or ``None``."""
         if not token.startswith(TOKEN_PREFIX):
             return None
         with self.database.write() as db:
@@ -203,7 +243,7 @@ class Accounts:
                     "(last_used_at IS NULL OR last_used_at < ?)",
                     (_now(), row[3], datetime.fromtimestamp(time.time() - 60, UTC).isoformat(timespec="seconds")),
                 )
-        return User(*row[:3]) if row else None
+        return (User(*row[:3]), row[3]) if row else None
 
     def attempt(self, limits: dict[str, int], window_s: float) -> tuple[float, int | None]:
         """Count one attempt against each key of ``limits`` (key -> attempts allowed per ``window_s``).
@@ -212,6 +252,7 @@ class Accounts:
         the attempt is counted before the caller checks the password, in the same transaction as the check,
         so parallel requests cannot all slip under the limit. :meth:`forgive` takes a successful one back.
         """
+        limits = {self._attempt_key(key): limit for key, limit in limits.items()}
         now = time.time()
         since = now - window_s
         with self.database.write() as db:
@@ -227,6 +268,11 @@ class Accounts:
                 return wait, None
             db.executemany("INSERT INTO attempts (key, at) VALUES (?, ?)", [(key, now) for key in limits])
             return 0.0, int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+
+    def _attempt_key(self, key: str) -> str:
+        """How an attempt's key (an email, an address) is stored: an HMAC under this server's secret, which
+        a dictionary of emails cannot reverse as it could a plain hash."""
+        return hmac.new(self._attempt_secret, key.encode(), hashlib.sha256).hexdigest()
 
     def forgive(self, limits: dict[str, int], attempt_id: int | None) -> None:
         """Take back the attempt counted by :meth:`attempt` (it succeeded)."""

@@ -21,7 +21,7 @@ from serving.explain import overlay_png
 from serving.history import thumbnail_jpeg
 from serving.models import Route
 from serving.state import served
-from serving.uploads import parse_top_k, read_upload, read_uploads
+from serving.uploads import idempotency_key, parse_top_k, read_upload, read_uploads
 
 bp = Blueprint("api", __name__)
 
@@ -47,6 +47,7 @@ def predict():
     state, route = served(), requested_route()
     keep = request.args.get("history") == "1"  # the web page keeps its predictions; API callers opt in
     keeper = owner() if keep else None  # before the work: an anonymous request for a history is a 401
+    idempotency_key()  # a malformed key is a 422 before the work too
     model = route.current()
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
     pixels = state.decode(read_upload(), model)
@@ -60,6 +61,7 @@ def predict():
             model_version=str(g.model.ref.version),
             top_k=body["top_k"],
             thumbnail=thumbnail_jpeg(pixels),
+            idempotency_key=idempotency_key(),
         )
     return jsonify(body)
 

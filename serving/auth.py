@@ -11,10 +11,13 @@ against).
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, jsonify, redirect, request, url_for
-from flask_login import LoginManager, current_user, login_user, logout_user
+import secrets
 
-from serving.accounts import Accounts, User
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from serving.accounts import Accounts, User, email_key
 from serving.errors import ApiError
 from serving.state import served
 
@@ -24,6 +27,12 @@ WINDOW_S = 900  # attempts are counted over 15 minutes
 # proxy or an office network may share: a high bar). Sign-ups: per address.
 LOGIN_LIMITS = {"email+addr": 5, "email": 20, "addr": 100}
 SIGNUP_LIMIT = 10
+# A browser that signed in to an account before holds a device cookie for it (OWASP's "device cookies"
+# against account lockout; ASVS 4.0.3 V2.2.1): its guesses count against that cookie alone, so strangers'
+# failures never lock the owner out of their own browser; at most 20 untrusted failures per account per
+# 15 minutes (80 an hour: ASVS asks for no more than 100).
+DEVICE_COOKIE, DEVICE_LIMIT, DEVICE_MAX_AGE_S = "stj_device", 5, 365 * 86400
+CONFIRM_LIMIT = 5  # wrong passwords when a signed-in person confirms deleting the account
 # reachable without an account when serve.auth is required
 PUBLIC_ENDPOINTS = {"static", "ops.health", "ops.ready", "ops.prometheus", "ops.openapi", "pages.docs",
                     "pages.login_page", "pages.favicon", "auth.signup", "auth.login", "auth.me",
@@ -51,10 +60,11 @@ def install_login(app: Flask, store: Accounts | None, mode: str) -> None:
         auth = req.authorization
         if auth is None or auth.type != "bearer" or not auth.token:
             return None
-        user = store.user_for_token(auth.token)
-        if user is None:
+        found = store.user_for_token(auth.token)
+        if found is None:
             raise ApiError(401, "invalid_token", "that API token is not valid (revoked, or never issued)")
-        return user
+        g.token_id = found[1]  # which token this is: it may revoke itself
+        return found[0]
 
     @manager.unauthorized_handler
     def _unauthorized():
@@ -103,17 +113,52 @@ def _client_address() -> str:
     return request.headers.get("X-Forwarded-For", "").split(",")[-1].strip() or "unknown"
 
 
+def _bearer_sent() -> bool:
+    return request.authorization is not None and request.authorization.type == "bearer"
+
+
 def _session_only() -> None:
-    """Minting tokens and deleting the account need the signed-in person, not a (possibly leaked) token."""
-    if request.authorization is not None and request.authorization.type == "bearer":
+    """Minting, listing and revoking others' tokens, signing out and deleting the account need the signed-in
+    person, not a (possibly leaked) token."""
+    if _bearer_sent():
         raise ApiError(403, "session_required", "sign in on the page for this; API tokens cannot do it")
 
 
-def _check_password(store: Accounts, email: str, password: object) -> User | None:
-    """``authenticate`` under the login limits: 429 when over them; a success is not counted."""
+def _device_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="stj-device")
+
+
+def _trusted_device(key: str) -> str | None:
+    """The id of this browser's device cookie, if this server issued it for the account ``key``."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    try:
+        claim = _device_signer().loads(raw) if raw else None
+    except BadSignature:
+        return None
+    return claim["d"] if isinstance(claim, dict) and claim.get("e") == key else None
+
+
+def _remember_device(response: Response, key: str) -> Response:
+    """Give the browser that just signed in to the account ``key`` a device cookie for it."""
+    claim = _device_signer().dumps({"e": key, "d": secrets.token_urlsafe(12)})
+    secure = current_app.config["SESSION_COOKIE_SECURE"]
+    response.set_cookie(DEVICE_COOKIE, claim, max_age=DEVICE_MAX_AGE_S, httponly=True, samesite="Lax", secure=secure)
+    return response
+
+
+def _login_limits(email: str) -> dict[str, int]:
+    """What a login attempt for the account ``email`` (its key) counts against: this browser's device cookie
+    for the account if it has one, else the address, the account, and the two together."""
+    device = _trusted_device(email)
+    if device is not None:
+        return {f"device:{device}": DEVICE_LIMIT}
     address = _client_address()
-    keys = {f"email+addr:{email}|{address}": LOGIN_LIMITS["email+addr"], f"email:{email}": LOGIN_LIMITS["email"],
+    return {f"email+addr:{email}|{address}": LOGIN_LIMITS["email+addr"], f"email:{email}": LOGIN_LIMITS["email"],
             f"addr:{address}": LOGIN_LIMITS["addr"]}  # fmt: skip
+
+
+def _check_password(store: Accounts, email: str, password: object, keys: dict[str, int]) -> User | None:
+    """``authenticate`` under the limits ``keys``: 429 when over them; a success is not counted."""
     wait, attempt = store.attempt(keys, WINDOW_S)
     if attempt is None:
         raise ApiError(429, "too_many_attempts", f"too many failed attempts; try again in {int(wait) + 1} s")
@@ -141,22 +186,24 @@ def signup():
         raise ApiError(429, "too_many_attempts", f"too many sign-ups from here; try again in {int(wait) + 1} s")
     user = store.create(body.get("email"), body.get("password"))
     login_user(user)
-    return jsonify({"user": user.public()}), 201
+    return _remember_device(jsonify({"user": user.public()}), email_key(user.email)), 201
 
 
 @bp.post("/api/login")
 def login():
     store, body = accounts(), _json_body()
     email = body.get("email").strip() if isinstance(body.get("email"), str) else ""
-    user = _check_password(store, email.lower(), body.get("password")) if email else None
+    key = email_key(email)  # limits and device cookies count per account, however its address is spelled
+    user = _check_password(store, email, body.get("password"), _login_limits(key)) if email else None
     if user is None:
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     login_user(user)
-    return jsonify({"user": user.public()})
+    return _remember_device(jsonify({"user": user.public()}), key)
 
 
 @bp.post("/api/logout")
 def logout():
+    _session_only()  # a token cannot sign its owner's browsers out
     if current_user.is_authenticated:
         accounts().end_sessions(current_user.id)  # the cookie, even if copied, no longer works
     logout_user()
@@ -168,7 +215,9 @@ def delete_account():
     store, user_id = accounts(), owner()
     _session_only()
     body = _json_body()
-    if _check_password(store, current_user.email.lower(), body.get("password")) is None:
+    # the signed-in person's own guesses: strangers' failures at this account must not block its deletion
+    confirm = {f"confirm:{user_id}": CONFIRM_LIMIT}
+    if _check_password(store, current_user.email, body.get("password"), confirm) is None:
         raise ApiError(403, "invalid_credentials", "confirm with your current password")
     store.delete(user_id)
     logout_user()
@@ -177,7 +226,9 @@ def delete_account():
 
 @bp.get("/api/tokens")
 def list_tokens():
-    return jsonify({"tokens": accounts().tokens(owner())})
+    store, user_id = accounts(), owner()
+    _session_only()
+    return jsonify({"tokens": store.tokens(user_id)})
 
 
 @bp.post("/api/tokens")
@@ -187,8 +238,11 @@ def create_token():
     return jsonify(store.create_token(user_id, _json_body().get("name"))), 201
 
 
-@bp.delete("/api/tokens/<int:token_id>")
+@bp.delete("/api/tokens/<rowid:token_id>")
 def revoke_token(token_id: int):
-    if not accounts().revoke_token(owner(), token_id):
+    store, user_id = accounts(), owner()
+    if _bearer_sent() and g.get("token_id") != token_id:
+        raise ApiError(403, "session_required", "an API token can revoke only itself; sign in on the page for others")
+    if not store.revoke_token(user_id, token_id):
         raise ApiError(404, "not_found", f"no token {token_id} on this account")
     return Response(status=204)

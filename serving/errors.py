@@ -9,9 +9,10 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """A client mistake with its HTTP status and a stable machine-readable code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def error_body(code: str, message: str) -> dict:
@@ -24,7 +25,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api(err: ApiError):
-        return jsonify(error_body(err.code, err.message)), err.status
+        return jsonify(error_body(err.code, err.message)), err.status, err.headers
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):

@@ -13,7 +13,7 @@ import io
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
@@ -21,6 +21,7 @@ from PIL import Image
 from serving.database import Database
 
 _OWNER = "user_id INTEGER REFERENCES users(id) ON DELETE CASCADE"  # NULL: no accounts (serve.auth: none)
+_IDEMPOTENCY = "idempotency_key TEXT"  # "<owner>:<the client's Idempotency-Key>"; NULL: none sent
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS predictions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,15 +61,17 @@ class History:
         self.database = database if isinstance(database, Database) else Database(database)
         with self.database.write() as db:
             db.executescript(_SCHEMA)
-        if "user_id" not in self.database.columns("predictions"):  # a file from before accounts
-            try:
-                with self.database.write() as db:
-                    db.execute(f"ALTER TABLE predictions ADD COLUMN {_OWNER}")
-            except sqlite3.OperationalError as exc:  # another worker added it first
-                if "duplicate column" not in str(exc):
-                    raise
+        for column in (_OWNER, _IDEMPOTENCY):  # columns files from older versions lack
+            if column.split()[0] not in self.database.columns("predictions"):
+                try:
+                    with self.database.write() as db:
+                        db.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
+                except sqlite3.OperationalError as exc:  # another worker added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         with self.database.write() as db:
             db.execute("CREATE INDEX IF NOT EXISTS predictions_owner ON predictions (user_id, id)")
+            db.execute("CREATE UNIQUE INDEX IF NOT EXISTS predictions_once ON predictions (idempotency_key)")
 
     def add(
         self,
@@ -78,16 +81,21 @@ class History:
         top_k: list[dict],
         thumbnail: bytes,
         owner: int | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
-        """Store one prediction for ``owner``; returns its id."""
+        """Store one prediction for ``owner``; returns its id. A write repeated with the same
+        ``idempotency_key`` (a client retrying after a lost answer) stores nothing and returns the first id."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        once = f"{owner or 0}:{idempotency_key}" if idempotency_key else None  # keys are per owner
         with self.database.write() as db:
             cur = db.execute(
-                "INSERT INTO predictions (created_at, label, confidence, model_version, top_k, thumbnail, user_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (now, label, confidence, model_version, json.dumps(top_k), thumbnail, owner),
+                "INSERT OR IGNORE INTO predictions (created_at, label, confidence, model_version, top_k, thumbnail, "
+                "user_id, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, label, confidence, model_version, json.dumps(top_k), thumbnail, owner, once),
             )
-            return int(cur.lastrowid)
+            if cur.rowcount:
+                return int(cur.lastrowid)
+            return int(db.execute("SELECT id FROM predictions WHERE idempotency_key = ?", (once,)).fetchone()[0])
 
     def page(
         self,
@@ -103,9 +111,9 @@ class History:
         if date_from:
             where.append("created_at >= ?")
             args.append(date_from)
-        if date_to:
-            where.append("created_at < date(?, '+1 day')")
-            args.append(date_to)
+        if date_to and date_to < date.max.isoformat():  # the last day there is: no upper bound
+            where.append("created_at < ?")  # the next day, from Python: SQLite's date() has no day after 9999-12-31
+            args.append((date.fromisoformat(date_to) + timedelta(days=1)).isoformat())
         if model_version:
             where.append("model_version = ?")
             args.append(model_version)

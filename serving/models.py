@@ -3,17 +3,23 @@
 ``stj`` (the default) is ``serve.model_uri``, STJ's classifier at its alias; ``imagenet`` is the ImageNet
 top-5 model (``tracking.imagenet_model`` at the same alias), served when it is registered. Each follows its
 alias (hot reload) and has its own inference queue. ``?version=N`` pins a registered version of either,
-loaded on first use and kept among the last :data:`PINNED_KEPT` pinned versions.
+loaded on first use and kept among the last :data:`PINNED_KEPT` pinned versions. ``N`` is ASCII digits,
+normalised before the lookup (``01`` is version 1: one load); loads of pinned versions are limited per worker
+to ``serve.pinned_loads_per_minute`` (beyond it a JSON 429 with ``Retry-After``), so clients cannot keep a
+server reloading.
 
-Config keys: ``serve.model_uri``, ``serve.runtime``, ``serve.reload_interval_s``, ``tracking.model_name``,
+Config keys: ``serve.model_uri``, ``serve.runtime``, ``serve.reload_interval_s``,
+``serve.pinned_loads_per_minute``, ``tracking.model_name``,
 ``tracking.imagenet_model``, ``tracking.alias``, ``tracking.uri``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +37,8 @@ log = logging.getLogger(__name__)
 DEFAULT, IMAGENET = "stj", "imagenet"
 IMAGENET_TOP_K = 5  # the ImageNet model answers its top five unless asked otherwise
 PINNED_KEPT = 2
+LOAD_WINDOW_S = 60.0
+VERSION = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() takes any script's digits
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class ModelRoutes:
         self.routes = {key: self._route(key, holder.current) for key, holder in followed.items()}
         self._pinned: OrderedDict[tuple[str, str], Route] = OrderedDict()
         self._lock = threading.Lock()  # one load per pinned version, even with concurrent requests
+        self._loads: deque[float] = deque()  # when pinned versions were loaded, over the last minute
 
     def _route(self, key: str, current: Callable[[], Predictor]) -> Route:
         top_k = IMAGENET_TOP_K if key == IMAGENET else self.config.serve.top_k
@@ -69,27 +78,51 @@ class ModelRoutes:
             known = ", ".join(sorted(self.routes))
             raise ApiError(404, "unknown_model", f"no model {key!r} is served here (served: {known})")
         route = self.routes[key]
-        if version is None or version == str(route.current().ref.version):
+        if version is None:
             return route
-        if not version.isdigit():
+        if not VERSION.fullmatch(version):
             raise ApiError(404, "unknown_version", f"version must be a registered version number, not {version!r}")
+        version = str(int(version))  # 01, 001, … are version 1
+        if version == str(route.current().ref.version):
+            return route
         with self._lock:
             pinned = self._pinned.get((key, version))
             if pinned is None:
-                pinned = self._pinned[key, version] = self._route(key, self._load(key, version))
+                name = self._registered(key, version)  # an unknown version costs no load
+                self._admit_load()
+                predictor = Predictor.load(
+                    f"models:/{name}/{version}", self.config.tracking.uri, self.config.serve.runtime
+                )
+                pinned = self._pinned[key, version] = self._route(key, lambda: predictor)
                 while len(self._pinned) > PINNED_KEPT:
                     self._pinned.popitem(last=False)[1].inference.close()
             self._pinned.move_to_end((key, version))
             return pinned
 
-    def _load(self, key: str, version: str) -> Callable[[], Predictor]:
+    def _admit_load(self) -> None:
+        """Count a pinned version's load against this worker's limit per minute, or refuse it (429)."""
+        now = time.monotonic()
+        while self._loads and self._loads[0] <= now - LOAD_WINDOW_S:
+            self._loads.popleft()
+        if len(self._loads) >= self.config.serve.pinned_loads_per_minute:
+            wait = int(self._loads[0] + LOAD_WINDOW_S - now) + 1 if self._loads else int(LOAD_WINDOW_S)
+            raise ApiError(
+                429,
+                "too_many_model_loads",
+                f"this server loads at most {self.config.serve.pinned_loads_per_minute} pinned versions a minute; "
+                f"try again in {wait} s, or ask for the current version",
+                {"Retry-After": str(wait)},
+            )
+        self._loads.append(now)
+
+    def _registered(self, key: str, version: str) -> str:
+        """The registered name of ``key``'s model, if it has ``version``; else 404."""
         name = self.routes[key].current().ref.name
         try:
             MlflowClient(tracking_uri=self.config.tracking.uri).get_model_version(name, version)
         except MlflowException:
             raise ApiError(404, "unknown_version", f"{name} has no version {version}") from None
-        predictor = Predictor.load(f"models:/{name}/{version}", self.config.tracking.uri, self.config.serve.runtime)
-        return lambda: predictor
+        return name
 
     def describe(self) -> dict[str, dict]:
         """Each followed model's name and current version, for ``/metadata`` and the page's picker."""

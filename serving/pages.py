@@ -79,7 +79,7 @@ def history_list():
     )
 
 
-@bp.get("/api/history/<int:row_id>/thumbnail")
+@bp.get("/api/history/<rowid:row_id>/thumbnail")
 def history_thumbnail(row_id: int):
     data = served().history.thumbnail(row_id, owner())
     if data is None:
@@ -87,7 +87,7 @@ def history_thumbnail(row_id: int):
     return Response(data, mimetype="image/jpeg")
 
 
-@bp.delete("/api/history/<int:row_id>")
+@bp.delete("/api/history/<rowid:row_id>")
 def history_delete(row_id: int):
     if not served().history.delete(row_id, owner()):
         raise ApiError(404, "not_found", f"no prediction {row_id} in the history")

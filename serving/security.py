@@ -12,6 +12,7 @@ Config keys: ``serve.host``, ``serve.allowed_hosts``, ``serve.public_url``, ``se
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
@@ -74,14 +75,17 @@ def _bare(host: str) -> str:
     return host.strip().strip("[]").lower()
 
 
+# RFC 9110's Host: a DNS name or IPv4 address, or a bracketed IPv6 one, then an optional port; nothing else
+_HOST = re.compile(r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
 def host_allowed(host_header: str, trusted: list[str]) -> bool:
-    """Whether a ``Host`` header (``name``, ``name:port``, ``[v6]:port``) names one of ``trusted``."""
-    try:
-        name = urlsplit(f"//{host_header}").hostname  # IPv6 brackets and ports handled
-    except ValueError:
+    """Whether a ``Host`` header (``name``, ``name:port``, ``[v6]:port``) names one of ``trusted``. Anything
+    else (user info, fragments, a port that is not digits) is refused before any name is compared."""
+    match = _HOST.fullmatch(host_header)
+    if match is None:
         return False
-    if not name:
-        return False
+    name = _bare(match["name"])
     return any(name == t or (t.startswith(".") and (name.endswith(t) or name == t[1:])) for t in trusted)
 
 
@@ -97,25 +101,28 @@ def exposure_warning(serve: ServeConfig) -> str | None:
 
 
 def _origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL (an ``Origin`` or ``Referer`` value), lower-cased."""
     parts = urlsplit(url)
-    return parts.netloc.lower() if parts.scheme in ("http", "https") and parts.netloc else None
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def check_same_origin(public_origin: str | None = None) -> None:
-    """Refuse a state-changing browser request that comes from another origin (403 ``cross_origin``).
-    ``public_origin`` (``host[:port]`` of ``serve.public_url``) is ours too, for a proxy that rewrites Host."""
+    """Refuse a state-changing browser request that comes from another origin (403 ``cross_origin``): scheme,
+    host and port must all be this server's. ``public_origin`` (``scheme://host[:port]`` of
+    ``serve.public_url``) is ours too, for a proxy that rewrites Host."""
     if request.method not in _UNSAFE:
         return
     bearer = request.authorization is not None and request.authorization.type == "bearer"
     if bearer and not request.cookies:
         return  # a program with a token: no ambient credentials to abuse
     sent = request.headers.get("Origin") or request.headers.get("Referer")
+    ours = (f"{request.scheme}://{request.host}".lower(), public_origin)
     if sent is None:
         # a browser names the origin of every cross-origin POST; a client that names none and carries no
         # session cookie is not a browser acting for a signed-in user
         if request.headers.get("Sec-Fetch-Site") not in ("cross-site", "same-site") and not request.cookies:
             return
-    elif (origin := _origin_of(sent)) is not None and origin in (request.host.lower(), public_origin):
+    elif (origin := _origin_of(sent)) is not None and origin in ours:
         return  # ("null", a file: or data: page, has no origin of ours)
     raise ApiError(403, "cross_origin", "requests from other sites are refused")
 
@@ -123,7 +130,7 @@ def check_same_origin(public_origin: str | None = None) -> None:
 def install_security(app: Flask, serve: ServeConfig) -> None:
     """Host allow-list, same-origin check and security headers on every response of ``app``."""
     trusted = trusted_hosts(serve)
-    public_origin = urlsplit(serve.public_url).netloc.lower() if serve.public_url else None
+    public_origin = _origin_of(serve.public_url) if serve.public_url else None
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = bool(serve.public_url and serve.public_url.startswith("https://"))
@@ -140,4 +147,6 @@ def install_security(app: Flask, serve: ServeConfig) -> None:
     def _headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.path.startswith("/api/"):  # a user's own data (history, thumbnails, tokens, who they are)
+            response.headers["Cache-Control"] = "no-store"
         return response

@@ -6,7 +6,12 @@ const stjLocal = (() => {
   function load() {
     if (!loading) {
       loading = (async () => {
-        const response = await fetch("/browser-model/meta.json");
+        let response = await fetch("/browser-model/meta.json");
+        while (response.status === 503) {  // the server is exporting it: ask again when it says
+          const seconds = Number(response.headers.get("Retry-After")) || 5;
+          await new Promise((done) => setTimeout(done, seconds * 1000));
+          response = await fetch("/browser-model/meta.json");
+        }
         const body = await response.json();
         if (!response.ok) throw new Error(body.error.message);
         meta = body;

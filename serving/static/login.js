@@ -1,8 +1,12 @@
 // Sign in or create an account, then go back where the user came from (a path on this site only).
 function nextPage() {
-  // only a page of this site: "/\\evil.example" and the like resolve elsewhere, so compare resolved origins
+  // only a page of this site: "/\\evil.example" and the like resolve elsewhere, so compare resolved origins,
+  // then go to the resolved absolute URL: a path such as "/.//evil.example" resolves to "//evil.example",
+  // which the browser would read as another host if it were navigated to as a path
   const next = new URL(new URLSearchParams(location.search).get("next") || "/", location.origin);
-  return next.origin === location.origin ? next.pathname + next.search + next.hash : "/";
+  const path = next.pathname;
+  if (next.origin !== location.origin || path.startsWith("//")) return location.origin + "/";
+  return next.href;
 }
 
 function bind(formId, path, errorId) {

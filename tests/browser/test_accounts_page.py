@@ -9,6 +9,7 @@ import io
 import json
 import threading
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -113,6 +114,25 @@ fetch("{self.target}/predict?history=1", {{method: "POST", mode: "no-cors", cred
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
+
+
+def test_signing_in_never_leads_to_another_site(browser, site) -> None:
+    """``?next=`` paths that resolve to ``//host`` (protocol-relative: another site) land on this one."""
+    for sneaky in ("/.//other-host/pwned", "/..//other-host", "/%2e//other-host", "/./\\other-host", "//other-host"):
+        browser.get(f"{site}/login?next={sneaky}")
+        target = urlsplit(urljoin(browser.current_url, browser.execute_script("return nextPage()")))
+        assert (target.netloc, target.path.startswith("//")) == (urlsplit(site).netloc, False), (sneaky, target)
+    assert browser.execute_script("return nextPage()") == site + "/"  # the last one: nowhere but home
+    browser.get(f"{site}/login?next=/history?page=2")
+    assert browser.execute_script("return nextPage()") == site + "/history?page=2"  # a real path is kept
+    sign_up(browser, site, "next@example.org")
+    _fetch(browser, "/api/logout", "POST")
+    browser.get(f"{site}/login?next=/.//other-host/pwned")
+    browser.find_element("id", "login-email").send_keys("next@example.org")
+    browser.find_element("id", "login-password").send_keys(PASSWORD)
+    browser.find_element("css selector", "#login-form button").click()
+    wait(browser, lambda d: "next@example.org" in d.find_element("id", "account-nav").text)
+    assert urlsplit(browser.current_url).netloc == urlsplit(site).netloc, browser.current_url
 
 
 def test_a_cross_origin_form_post_and_no_cors_fetch_are_refused(browser, site, tmp_path) -> None:

@@ -121,6 +121,40 @@ def test_login_is_throttled_per_email_and_address(make_app) -> None:
         assert ann.post("/api/login", json=right, headers=SAME).status_code == 200
 
 
+def test_strangers_failures_never_lock_the_owner_out_of_her_own_browser(make_app) -> None:
+    """OWASP's device cookies: the browser Ann signed up in keeps working (and counts its own guesses) while
+    strangers exhaust the account's limit; a browser she never used waits, as the limit requires."""
+    app = make_app()
+    ann = _from(app, "198.51.100.7")
+    assert _signup(ann, "ann@example.org").status_code == 201
+    wrong = {"email": "ann@example.org", "password": "wrong password!"}
+    right = {"email": "ann@example.org", "password": PASSWORD}
+    answers = [_from(app, f"203.0.113.{n // 5}").post("/api/login", json=wrong, headers=SAME).status_code
+               for n in range(25)]  # fmt: skip
+    assert answers.count(401) == 20 and answers[-1] == 429  # 20 strangers' failures: the account's limit
+    assert _from(app, "192.0.2.1").post("/api/login", json=right, headers=SAME).status_code == 429  # a new browser
+    assert ann.post("/api/login", json=right, headers=SAME).status_code == 200  # her browser, same address or not
+    ann.environ_base["REMOTE_ADDR"] = "192.0.2.99"
+    assert ann.post("/api/login", json=right, headers=SAME).status_code == 200
+    assert ann.delete("/api/account", json={"password": "not mine"}, headers=SAME).status_code == 403
+    for _ in range(5):  # her own browser's guesses are limited too: 5 per cookie
+        assert ann.post("/api/login", json=wrong, headers=SAME).status_code == 401
+    assert ann.post("/api/login", json=right, headers=SAME).status_code == 429
+    forged = _from(app, "198.51.100.7")
+    forged.set_cookie("stj_device", "eyJlIjoiYW5uQGV4YW1wbGUub3JnIiwiZCI6IngifQ.forged")  # an unsigned claim
+    assert forged.post("/api/login", json=right, headers=SAME).status_code == 429
+
+
+def test_the_signed_in_owner_can_delete_her_account_while_others_guess_at_it(make_app) -> None:
+    app = make_app()
+    ann = app.test_client()
+    _signup(ann, "ann@example.org")
+    wrong = {"email": "ann@example.org", "password": "wrong password!"}
+    for n in range(25):
+        _from(app, f"203.0.113.{n // 5}").post("/api/login", json=wrong, headers=SAME)
+    assert ann.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+
+
 def test_parallel_guesses_cannot_slip_under_the_limit(make_app) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -136,19 +170,24 @@ def test_parallel_guesses_cannot_slip_under_the_limit(make_app) -> None:
     assert answers.count(401) == 5 and answers.count(429) == 11
 
 
-def test_tokens_cannot_mint_tokens_or_delete_the_account(make_app) -> None:
+def test_a_token_may_not_manage_tokens_sign_out_or_delete_the_account_but_may_revoke_itself(make_app) -> None:
     app = make_app()
     client = app.test_client()
     _signup(client, "ann@example.org")
-    bearer = {
-        "Authorization": f"Bearer {client.post('/api/tokens', json={'name': 'a'}, headers=SAME).get_json()['token']}"
-    }
+    made = [client.post("/api/tokens", json={"name": name}, headers=SAME).get_json() for name in ("a", "b")]
+    bearer = {"Authorization": f"Bearer {made[0]['token']}"}
     program = app.test_client()
     for answer in (
         program.post("/api/tokens", json={"name": "more"}, headers=bearer),
+        program.get("/api/tokens", headers=bearer),
+        program.delete(f"/api/tokens/{made[1]['id']}", headers=bearer),  # another token of hers
+        program.post("/api/logout", headers=bearer),
         program.delete("/api/account", json={"password": PASSWORD}, headers=bearer),
     ):
         assert (answer.status_code, answer.get_json()["error"]["code"]) == (403, "session_required")
+    assert client.get("/api/me").get_json()["user"]["email"] == "ann@example.org"  # her browser: still signed in
+    assert program.delete(f"/api/tokens/{made[0]['id']}", headers=bearer).status_code == 204  # itself
+    assert [t["name"] for t in client.get("/api/tokens").get_json()["tokens"]] == ["b"]
 
 
 def test_malformed_bodies_are_json_4xx(make_app) -> None:
@@ -216,6 +255,7 @@ def test_cross_origin_state_changes_are_refused(make_app) -> None:
         {"Origin": "http://evil.example"},
         {"Origin": "null"},
         {"Origin": "http://localhost:8001"},  # another port is another origin
+        {"Origin": "https://localhost"},  # so is another scheme
         {"Referer": "http://evil.example/x"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Origin": "http://evil.example", "Authorization": "Bearer stj_x"},  # a token does not excuse a cookie
@@ -240,7 +280,8 @@ def test_security_headers_and_host_allow_list(make_app) -> None:
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Referrer-Policy"] == "same-origin"
-    for host in ("evil.example", "localhost.evil.example", "", "[::1"):
+    sneaky = ("evil.example@127.0.0.1", "127.0.0.1:evil", "127.0.0.1#evil", "localhost:80:80", "localhost/x")
+    for host in ("evil.example", "localhost.evil.example", "", "[::1", *sneaky):
         foreign = client.get("/health", headers={"Host": host})
         assert (foreign.status_code, foreign.get_json()["error"]["code"]) == (400, "bad_host"), host
     for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
@@ -278,3 +319,88 @@ def test_a_history_file_from_before_accounts_is_upgraded(tmp_path) -> None:
     history = History(path)
     assert history.page().total == 1  # the rows of a server without accounts
     assert history.page(owner=7).total == 0
+
+
+def test_addresses_differing_only_in_case_or_unicode_form_are_one_account(make_app) -> None:
+    app = make_app()
+    assert _signup(app.test_client(), "\u00c9b\u00e8ne@example.com").status_code == 201  # Ébène
+    for twin in ("\u00e9b\u00e8ne@example.com", "\u00c9B\u00c8NE@example.com", "E\u0301be\u0300ne@example.com"):
+        assert _signup(app.test_client(), twin).status_code == 409, twin  # lower case, upper case, decomposed
+    assert _signup(app.test_client(), "ann@example.org").status_code == 201
+    assert _signup(app.test_client(), "\uff41\uff4e\uff4e@example.org").status_code == 409  # fullwidth "ann"
+    client = app.test_client()
+    for spelling in ("\u00c9b\u00e8ne@example.com", "\u00e9b\u00e8ne@example.com", "E\u0301BE\u0300NE@example.com"):
+        login = client.post("/api/login", json={"email": spelling, "password": PASSWORD}, headers=SAME)
+        assert login.status_code == 200 and login.get_json()["user"]["email"] == "\u00c9b\u00e8ne@example.com"
+    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+
+
+def test_accounts_that_collide_once_normalised_stay_reachable_after_the_upgrade(tmp_path, caplog) -> None:
+    from argon2 import PasswordHasher
+
+    from serving.accounts import Accounts
+    from serving.database import Database
+    from serving.errors import ApiError
+
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path)  # the users table as the first release made it
+    old.execute(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL UNIQUE COLLATE NOCASE, "
+        "password_hash TEXT NOT NULL, session_nonce TEXT NOT NULL, created_at TEXT NOT NULL)"
+    )
+    hashed = PasswordHasher().hash(PASSWORD)
+    for address in ("\u00f1o\u00f1o@example.org", "\u00d1o\u00f1o@example.org", "ann@example.org"):  # ñoño, Ñoño
+        old.execute("INSERT INTO users (email, password_hash, session_nonce, created_at) VALUES (?, ?, 'n', 't')",
+                    (address, hashed))  # fmt: skip
+    old.commit()
+    old.close()
+    with caplog.at_level("WARNING", logger="serving.accounts"):
+        accounts = Accounts(Database(path))
+    assert "accounts 1 and 2 differ only in case" in caplog.text
+    exact = {1: "\u00f1o\u00f1o@example.org", 2: "\u00d1o\u00f1o@example.org", 3: "ANN@example.org"}
+    for user_id, address in exact.items():
+        assert accounts.authenticate(address, PASSWORD).id == user_id, address
+    assert accounts.authenticate("\u00d1O\u00d1O@example.org", PASSWORD).id == 1  # any other spelling: the first
+    with pytest.raises(ApiError, match="already exists"):
+        accounts.create("\u00d1O\u00d1O@example.org", PASSWORD)
+
+
+def test_ids_beyond_sqlites_range_are_a_404_not_a_crash(make_app) -> None:
+    client = make_app().test_client()
+    _signup(client, "ann@example.org")
+    routes = (("DELETE", "/api/history/{}"), ("GET", "/api/history/{}/thumbnail"), ("DELETE", "/api/tokens/{}"))
+    for method, path in routes:
+        for row_id in (2**63 - 1, 2**63, 10**30):
+            resp = client.open(path.format(row_id), method=method, headers=SAME)
+            assert resp.status_code == 404 and resp.is_json, (path, row_id, resp.status_code)
+
+
+def test_a_deleted_account_leaves_no_email_or_photo_on_disk(make_app) -> None:
+    app = make_app()
+    client = app.test_client()
+    _signup(client, "wiped@example.org")
+    row = _predict(client).get_json()["history_id"]
+    thumbnail = client.get(f"/api/history/{row}/thumbnail").data
+    for _ in range(2):  # failed logins are counted by a key derived from the email
+        app.test_client().post("/api/login", json={"email": "wiped@example.org", "password": "wrong password!"})
+    path = app.extensions["stj"].history.database.path
+    on_disk = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))  # the file, its WAL
+    assert b"wiped@example.org" in on_disk and thumbnail[-200:] in on_disk  # (the check can see them)
+    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+    on_disk = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert b"wiped@example.org" not in on_disk and thumbnail[-200:] not in on_disk
+
+
+def test_a_history_write_retried_with_its_idempotency_key_is_stored_once(make_app) -> None:
+    app = make_app()
+    ann, bob = app.test_client(), app.test_client()
+    _signup(ann, "ann@example.org")
+    _signup(bob, "bob@example.org")
+    retry = {**SAME, "Idempotency-Key": "9b2f6d0e-upload-1"}
+    first, again = (_predict(ann, headers=retry).get_json()["history_id"] for _ in range(2))
+    assert first == again and ann.get("/api/history").get_json()["total"] == 1
+    assert _predict(bob, headers=retry).get_json()["history_id"] != first  # keys are per account
+    assert _predict(ann).get_json()["history_id"] not in (first, None)  # no key: a new row each time
+    for bad in ("x" * 256, "caf\u00e9", ""):
+        resp = _predict(ann, headers={**SAME, "Idempotency-Key": bad})
+        assert (resp.status_code, resp.get_json()["error"]["code"]) == (422, "invalid_idempotency_key"), bad

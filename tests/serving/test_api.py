@@ -213,7 +213,11 @@ def test_history_api(http) -> None:
     assert listing["versions"] == ["1"]
     assert user.get(f"/api/history/{ids[0]}/thumbnail").mimetype == "image/jpeg"
     assert user.get("/api/history?model_version=99").get_json()["total"] == 0
-    assert user.get("/api/history?from=2000-01-01&to=2999-12-31").get_json()["total"] == listing["total"]
+    for last in ("2999-12-31", "9999-12-31"):  # the last day there is, too
+        assert user.get(f"/api/history?from=2000-01-01&to={last}").get_json()["total"] == listing["total"], last
+    assert user.get("/api/history?to=2000-01-01").get_json()["total"] == 0
+    for private in ("/api/history", f"/api/history/{ids[0]}/thumbnail", "/api/me"):  # never kept by a cache
+        assert user.get(private).headers["Cache-Control"] == "no-store", private
     assert user.get("/api/history?from=yesterday").status_code == 422
     assert user.delete(f"/api/history/{ids[0]}", headers=same).status_code == 204
     assert user.delete(f"/api/history/{ids[0]}", headers=same).status_code == 404

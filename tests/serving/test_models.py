@@ -67,3 +67,24 @@ def test_metadata_lists_the_models_for_the_picker(http) -> None:
     assert meta["models"]["stj"]["name"] == "stj-classifier"
     assert meta["models"]["imagenet"] == {"name": "imagenet-classifier", "version": "3", "classes": 12}
     assert http.get("/metadata?model=imagenet").get_json()["classes"] == IMAGENET_LIKE
+
+
+def test_a_pinned_version_is_loaded_once_whatever_its_spelling_and_loads_are_bounded(
+    registry, app_for, make_predictor, tmp_path, monkeypatch
+) -> None:
+    second, third = registry.register(seed=4), registry.register(seed=5)
+    loaded, load = [], Predictor.load
+    monkeypatch.setattr(Predictor, "load", lambda *args, **kwargs: loaded.append(args[0]) or load(*args, **kwargs))
+    app = app_for(tmp_path, make_predictor(), f"tracking.uri={registry.uri}", "serve.pinned_loads_per_minute=1")
+    http = app.test_client()
+    for spelling in (second, f"0{second}", f"000{second}"):
+        resp = http.post(f"/predict?version={spelling}", data=_photo(), content_type="image/jpeg")
+        assert resp.status_code == 200 and resp.get_json()["model"]["version"] == second, (spelling, resp.text)
+    assert http.get(f"/metadata?version=00{second}").status_code == 200
+    for odd in ("\u0661", "\uff11", "+1", " 1", "1.0", "1" * 10):  # Arabic-Indic and fullwidth digits, …
+        resp = http.post("/predict", query_string={"version": odd}, data=_photo(), content_type="image/jpeg")
+        assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "unknown_version", odd
+    refused = http.post(f"/predict?version={third}", data=_photo(), content_type="image/jpeg")
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "too_many_model_loads"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert loaded == [f"models:/stj-classifier/{second}"]  # one load in all

@@ -7,6 +7,8 @@ import numpy as np
 import onnxruntime
 import pytest
 
+from tests.support import wait_until
+
 
 @pytest.fixture
 def make_client(lite_predictor, app_for, tmp_path):
@@ -20,6 +22,10 @@ def make_client(lite_predictor, app_for, tmp_path):
 
 def test_the_browser_model_is_exported_once_and_matches_the_server(make_client, lite_predictor, tmp_path) -> None:
     client = make_client()
+    first = client.get("/browser-model/meta.json")  # starts the export in the background: no request waits for it
+    assert (first.status_code, first.get_json()["error"]["code"]) == (503, "browser_model_preparing")
+    assert int(first.headers["Retry-After"]) > 0
+    wait_until(lambda: client.get("/browser-model/meta.json").status_code == 200, "the export", seconds=120)
     meta = client.get("/browser-model/meta.json").get_json()
     assert meta["url"] == "/browser-model/stj-classifier/1/model.onnx"
     assert meta["class_names"] == lite_predictor.class_names and meta["image_size"] == 32
