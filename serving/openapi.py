@@ -30,10 +30,10 @@ _ACCOUNT_PATHS = {
     "/api/me": {"get": _json_op("The auth mode and who is signed in", ())},
     "/api/account": {"delete": _json_op("Delete the account, its history and tokens", (401, 403, 415), {"password": _STRING}, "204")},
     "/api/tokens": {
-        "get": _json_op("Your API tokens (never their secrets)", (401,)),
+        "get": _json_op("Your API tokens (never their secrets); signed-in page only", (401, 403)),
         "post": _json_op("Make an API token (the answer holds it, once)", (401, 415, 422), {"name": _STRING}, "201"),
     },
-    "/api/tokens/{id}": {"delete": {**_json_op("Revoke a token", (401, 404), ok="204"), "parameters": _ID}},
+    "/api/tokens/{id}": {"delete": {**_json_op("Revoke a token (a token: only itself)", (401, 403, 404), ok="204"), "parameters": _ID}},
     "/api/history": {"get": _json_op("Your past predictions (page, per_page, from, to, model_version)", (401, 422))},
     "/api/history/{id}": {"delete": {**_json_op("Delete one of your predictions", (401, 403, 404), ok="204"), "parameters": _ID}},
     "/api/about": {"get": _json_op("The served model's training run, scores and data, from MLflow", ())},
@@ -49,6 +49,13 @@ def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
     }
     top_k = {"name": "top_k", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}
     prediction = {"$ref": "#/components/schemas/Prediction"}
+    idempotency = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "description": "with ?history=1: a retry with the same key stores nothing new and answers the first id",
+    }
     return {
         "openapi": "3.0.3",
         "info": {"title": "STJ product classifier", "version": "1", "description": "saree / trousers / jeans"},
@@ -56,7 +63,7 @@ def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
             "/predict": {
                 "post": {
                     "summary": "Classify one photo (multipart field 'image', or a raw image/* body)",
-                    "parameters": [top_k],
+                    "parameters": [top_k, idempotency],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -68,7 +75,7 @@ def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {"description": "prediction", "content": {"application/json": {"schema": prediction}}},
-                        **_errors(400, 413, 415, 422, 503),
+                        **_errors(400, 401, 404, 413, 415, 422, 429, 503),
                     },
                 }
             },
