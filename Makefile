@@ -7,7 +7,7 @@ CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 PORT    ?= 5000
 
-.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-scale bench-serve bench-browser bench-uploads soak clean
+.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-scale bench-head bench-serve bench-browser bench-uploads soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -95,6 +95,9 @@ bench-train: install ## reference in-graph training vs STJ's cached-embedding tr
 
 bench-scale: install ## per-photo costs (verify, near-duplicates at growing N, embed in-process vs Dask shards, head) for docs/scaling.md
 	$(BIN)/python benchmarks/scale.py
+
+bench-head: install ## head training's peak memory at 25 and 100 epochs, streamed vs every epoch gathered up front
+	$(BIN)/python benchmarks/head_memory.py
 
 bench-serve: install system-deps ## STJ's server vs mlflow models serve (run `make run` first)
 	$(BIN)/python benchmarks/serve.py

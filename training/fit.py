@@ -37,6 +37,37 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     return out
 
 
+def epoch_batches(
+    train: tuple[np.ndarray, np.ndarray], sample_weights: np.ndarray, seed: int, epochs: range, batch_size: int
+):
+    """The training batches of ``epochs``, one after another, as a ``tf.data`` stream: each batch gathers its
+    rows of :func:`epoch_order` from ``train`` (an array in memory or memory-mapped) when it is needed.
+
+    Batch ``k`` of epoch ``e`` is exactly what slicing the concatenated epoch orders gave before, so weights
+    are bit-equal and a resumed run (``epochs`` starting later) continues the same stream. Memory: one
+    epoch's order (n ints) and a few batches, whatever the number of epochs — O(n + batch × D), not
+    O(epochs × n × D); time O(epochs × n × D), as before.
+    """
+    import tensorflow as tf
+
+    features, labels = train
+    n = len(features)
+
+    def batches():
+        for epoch in epochs:
+            order = epoch_order(n=n, seed=seed, epoch=epoch, batch_size=batch_size)
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                yield features[rows], labels[rows], sample_weights[rows]
+
+    signature = (
+        tf.TensorSpec((None, *features.shape[1:]), tf.dtypes.as_dtype(features.dtype)),
+        tf.TensorSpec((None,), tf.dtypes.as_dtype(labels.dtype)),
+        tf.TensorSpec((None,), tf.dtypes.as_dtype(sample_weights.dtype)),
+    )
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+
+
 def epoch_order(n: int, seed: int, epoch: int, batch_size: int) -> np.ndarray:
     """Training rows of one epoch, a function of (seed, epoch) only, padded (wrapping the permutation) to
     whole batches so that every epoch starts on a batch boundary of the concatenated stream."""
@@ -277,17 +308,8 @@ def fit_head(
     # depend on how many epochs ran before in this process. Measured: with Keras' own shuffling, or a
     # PyDataset reshuffled in on_epoch_end, a resumed run drifted from the uninterrupted one.
     if first_epoch < config.epochs and not stopped_early:
-        order = np.concatenate(
-            [
-                epoch_order(n=len(train[0]), seed=seed, epoch=e, batch_size=config.batch_size)
-                for e in range(first_epoch, config.epochs)
-            ]
-        )
         head.fit(
-            train[0][order],
-            train[1][order],
-            sample_weight=sample_weights[order],
-            batch_size=config.batch_size,
+            epoch_batches(train, sample_weights, seed, range(first_epoch, config.epochs), config.batch_size),
             steps_per_epoch=steps,
             epochs=config.epochs,
             initial_epoch=first_epoch,
