@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import imagehash
 from PIL import Image
 
+from core.near_index import near_pairs_indexed
+
 HASH_SIZE = 16  # 16x16 = 256 bits
 
 
@@ -27,9 +29,7 @@ def perceptual_hash(jpeg: bytes) -> str:
 
 
 def near_pairs(phashes: list[str | None], max_distance: int) -> Iterator[tuple[int, int]]:
-    """Index pairs ``(i, j)``, ``i < j``, of hashes within ``max_distance`` bits (missing hashes never pair)."""
-    values = [(i, int(h, 16)) for i, h in enumerate(phashes) if isinstance(h, str) and h]
-    for k, (i, a) in enumerate(values):
-        for j, b in values[k + 1 :]:
-            if (a ^ b).bit_count() <= max_distance:
-                yield i, j
+    """Index pairs ``(i, j)``, ``i < j``, of hashes within ``max_distance`` bits (missing hashes never pair),
+    through :class:`core.near_index.NearIndex`: O(N) look-ups, not the O(N^2) of comparing every pair."""
+    values = ((i, int(h, 16)) for i, h in enumerate(phashes) if isinstance(h, str) and h)
+    return near_pairs_indexed(values, max_distance)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.near_index import NearIndex
+
 
 @dataclass(frozen=True)
 class Match:
@@ -22,24 +24,23 @@ class Match:
 
 
 class HashIndex:
-    """Perceptual hashes of the photos kept so far, for nearest-match queries (a linear scan)."""
+    """Perceptual hashes of the photos kept so far, for nearest-match queries through a multi-index hash
+    (:class:`core.near_index.NearIndex`): a query costs O(1) look-ups whatever the number kept, so a scrape
+    of N photos spends O(N) here, not O(N^2)."""
 
     def __init__(self, max_distance: int) -> None:
         self.max_distance = max_distance
-        self._entries: list[tuple[int, str, str]] = []  # (hash as int, image_id, label)
+        self._index = NearIndex(max_distance)
 
     def add(self, phash: str, image_id: str, label: str) -> None:
         """Remember a kept photo."""
-        self._entries.append((int(phash, 16), image_id, label))
+        self._index.add((image_id, label), int(phash, 16))
 
     def nearest(self, phash: str) -> Match | None:
-        """The closest kept photo within ``max_distance`` bits, or ``None`` (always ``None`` when disabled)."""
-        if self.max_distance < 0:
-            return None
-        value = int(phash, 16)
+        """The closest kept photo within ``max_distance`` bits (the first kept among equals), or ``None``
+        (always ``None`` when disabled)."""
         best: Match | None = None
-        for other, image_id, label in self._entries:
-            distance = (value ^ other).bit_count()
-            if distance <= self.max_distance and (best is None or distance < best.distance):
+        for (image_id, label), distance in self._index.within(int(phash, 16)):
+            if best is None or distance < best.distance:
                 best = Match(image_id, label, distance)
         return best
