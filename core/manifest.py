@@ -2,13 +2,18 @@
 
 :class:`ManifestRow` is the one definition of a row; the CSV's columns are its fields, in order. ``path``
 is relative to the data folder; ``phash`` is the 256-bit perceptual hash in hex; ``conflict`` means the
-photo was also listed under another class (kept out of training). The file is rewritten atomically, so it
-always matches the files on disk. Beside it the scraper writes its run report (``scrape_report.json``).
+photo was also listed under another class (kept out of training). The file is written atomically, once at
+the end of a scrape; while one runs, each page's new rows (and conflicts found) are appended to a journal
+beside it (``manifest.journal``, JSON lines, flushed to disk per page), which :func:`read_manifest` replays:
+a scrape killed at any point keeps every page it finished, and costs O(page) per page instead of rewriting
+O(N) rows. Beside it the scraper writes its run report (``scrape_report.json``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,16 +61,54 @@ def manifest_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / MANIFEST_NAME
 
 
+def journal_path(manifest_file: str | Path) -> Path:
+    """Where the rows kept since ``manifest_file`` was last written are journaled."""
+    return Path(manifest_file).with_suffix(".journal")
+
+
+def append_journal(manifest_file: str | Path, rows: list[ManifestRow], conflicts: list[str]) -> None:
+    """Append new ``rows`` and the image ids newly flagged as ``conflicts`` to the manifest's journal, then
+    flush them to disk. O(len(rows) + len(conflicts))."""
+    lines = [json.dumps({"row": row.as_record()}) for row in rows]
+    lines += [json.dumps({"conflict": image_id}) for image_id in conflicts]
+    if not lines:
+        return
+    with open(journal_path(manifest_file), "a", encoding="utf-8") as journal:
+        journal.write("\n".join(lines) + "\n")
+        journal.flush()
+        os.fsync(journal.fileno())
+
+
+def _replay_journal(frame: pd.DataFrame, journal: Path) -> pd.DataFrame:
+    """``frame`` with the journal's rows (new ones appended, known ones replaced) and conflict flags; a last line
+    cut short by a kill is ignored. O(rows + journal)."""
+    records = {record["image_id"]: record for record in frame.to_dict("records")}
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # the line being written when the scrape was killed
+            continue
+        if "row" in entry:
+            records[entry["row"]["image_id"]] = entry["row"]
+        elif entry.get("conflict") in records:
+            records[entry["conflict"]]["conflict"] = True
+    return pd.DataFrame(list(records.values()), columns=COLUMNS)
+
+
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Load a manifest; an absent file is an empty manifest with the right columns.
+    """Load a manifest, with the rows its journal holds (a scrape under way, or killed); an absent file is an
+    empty manifest with the right columns.
 
     Raises:
         ValueError: the file lacks columns of :data:`COLUMNS`.
     """
     file = Path(path)
-    if not file.exists():
+    journal = journal_path(file)
+    if not file.exists() and not journal.exists():
         return pd.DataFrame(columns=COLUMNS)
-    frame = pd.read_csv(file, dtype=_TEXT)
+    frame = pd.read_csv(file, dtype=_TEXT) if file.exists() else pd.DataFrame(columns=COLUMNS)
+    if journal.exists():
+        frame = _replay_journal(frame, journal)
     for column, default in _ADDED_LATER.items():
         if column not in frame:
             frame[column] = default
@@ -87,9 +130,11 @@ def rows_from_frame(frame: pd.DataFrame) -> list[ManifestRow]:
 
 
 def write_manifest(rows: list[ManifestRow] | pd.DataFrame, path: str | Path) -> Path:
-    """Write the manifest atomically, rows in the given order."""
+    """Write the manifest atomically, rows in the given order; its journal, now folded in, is removed."""
     if isinstance(rows, pd.DataFrame):
         frame = rows
     else:
         frame = pd.DataFrame([row.as_record() for row in rows], columns=COLUMNS)
-    return atomic_write_text(path, frame[COLUMNS].to_csv(index=False))
+    written = atomic_write_text(path, frame[COLUMNS].to_csv(index=False))
+    journal_path(path).unlink(missing_ok=True)  # after the write: a kill between replays rows already listed
+    return written

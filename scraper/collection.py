@@ -1,7 +1,9 @@
 """The photos kept so far and everything seen: what is new, a duplicate, a near-duplicate or a conflict.
 
 One object shared by the query threads. Every public method takes its lock, so callers need no rule about
-locking; the manifest is rewritten (atomically) after each page, so a kill loses at most one page's rows.
+locking. Each page's new rows are appended to the manifest's journal (``core.manifest``), and the manifest is
+written once, when the scrape ends: a kill loses at most the page being kept, and keeping a page costs
+O(page), not a rewrite of every row.
 
 Config keys: ``scrape.near_duplicate_distance``, ``project.data_dir``.
 """
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.manifest import ManifestRow, manifest_path, write_manifest
+from core.manifest import ManifestRow, append_journal, manifest_path, write_manifest
 from scraper.dedup import HashIndex
 from scraper.parse import SearchResult, image_id_from_url
 from scraper.photos import Photo
@@ -55,6 +57,8 @@ class Collection:
         self._data_dir, self._report = data_dir, report
         self._manifest_file = manifest_file or manifest_path(data_dir)  # a scrape task's part: its own file
         self._lock = threading.Lock()
+        self._new: list[str] = []  # kept since the journal was last appended to
+        self._flagged: list[str] = []  # flagged as conflicts since then
         report.per_class.update(row.label for row in rows)
 
     @property
@@ -103,7 +107,7 @@ class Collection:
                     self._report.rejected_per_class[listing.label] += 1
                 elif not self._is_near_copy(listing.label, outcome.phash, listing.dest.stem, listing.dest):
                     self._add(listing, outcome, now)
-            write_manifest(list(self._rows.values()), self._manifest_file)
+            self._journal()
 
     def adopt(self, row: ManifestRow, cap: int | None) -> bool:
         """Keep a photo another scrape task kept on its own (saved, not yet in this manifest) unless the photos
@@ -142,9 +146,16 @@ class Collection:
                 self._rows[image_id] = dataclasses.replace(self._rows[image_id], conflict=True)
 
     def write(self) -> None:
-        """Rewrite the manifest (atomically)."""
+        """Write the manifest (atomically), the journal folded in."""
         with self._lock:
             write_manifest(list(self._rows.values()), self._manifest_file)
+            self._new, self._flagged = [], []
+
+    def _journal(self) -> None:
+        """Append the rows kept and the conflicts flagged since the last call to the manifest's journal."""
+        rows = [self._rows[image_id] for image_id in self._new]
+        append_journal(self._manifest_file, rows, [i for i in self._flagged if i not in self._new])
+        self._new, self._flagged = [], []
 
     def _is_near_copy(self, label: str, phash: str, image_id: str, file: Path) -> bool:
         match = self._hashes.nearest(phash)
@@ -174,6 +185,7 @@ class Collection:
             scraped_at=now,
             phash=photo.phash,
         )
+        self._new.append(image_id)
         self._index(self._rows[image_id])
 
     def _index(self, row: ManifestRow) -> None:
@@ -187,6 +199,7 @@ class Collection:
     def _mark_conflict(self, image_id: str, label: str, other_id: str, distance: int) -> None:
         """Flag the kept photo ``image_id`` as also shown under ``label``."""
         row = self._rows[image_id] = dataclasses.replace(self._rows[image_id], conflict=True)
+        self._flagged.append(image_id)
         self._report.conflicts.append(
             {
                 "image_id": image_id,

@@ -12,21 +12,7 @@ import pandas as pd
 from core.manifest import ManifestRow, manifest_path, read_manifest, write_manifest
 from scraper.parts import merge_parts
 from scraper.report import ScrapeReport
-
-FAR = "0" * 64  # pHashes: FAR and NEAR are 1 bit apart, OTHER is 128 bits from both
-NEAR = "0" * 63 + "1"
-OTHER = "f" * 32 + "0" * 32
-
-
-def _row(label: str, image_id: str, asin: str, phash: str, data: Path, conflict: bool = False) -> ManifestRow:
-    path = data / "raw" / label / f"{image_id}.jpg"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"jpeg")
-    return ManifestRow(
-        label=label, query=label, asin=asin, title="t", page=1, image_url=f"https://x/{image_id}.jpg",
-        image_id=image_id, sha256=image_id * 4, width=300, height=300, path=f"raw/{label}/{image_id}.jpg",
-        scraped_at="2026-11-24T00:00:00+00:00", phash=phash, conflict=conflict,
-    )  # fmt: skip
+from tests.scraper.conftest import FAR, NEAR, OTHER, saved_row
 
 
 def _part(data: Path, n: int, rows: list[ManifestRow], **counts: int) -> str:
@@ -41,19 +27,19 @@ def _part(data: Path, n: int, rows: list[ManifestRow], **counts: int) -> str:
 
 def test_parts_merge_like_one_scrape(tmp_path: Path, make_config) -> None:
     config = make_config(f"project.data_dir={tmp_path}", "scrape.max_images_per_class=2")
-    listed = _row("saree", "s0", "A0", OTHER, tmp_path)
+    listed = saved_row("saree", "s0", "A0", OTHER, tmp_path)
     write_manifest([listed], manifest_path(tmp_path))
     parts = [
-        _part(tmp_path, 0, [listed, _row("saree", "s1", "A1", FAR, tmp_path)], pages=2, items=10),
+        _part(tmp_path, 0, [listed, saved_row("saree", "s1", "A1", FAR, tmp_path)], pages=2, items=10),
         _part(
             tmp_path,
             1,
             [
-                _row("saree", "s1", "A1", FAR, tmp_path),  # the same photo from another saree query: once
-                _row("jeans", "j1", "A9", NEAR, tmp_path),  # near the kept saree s1: a conflict, dropped
-                _row("saree", "s2", "A2", "1" * 64, tmp_path),  # over saree's cap of 2 (s0, s1)
-                _row("trousers", "t1", "A1", "3" * 64, tmp_path),  # the ASIN of s1 again: a duplicate
-                _row("trousers", "t2", "A3", "7" * 64, tmp_path),
+                saved_row("saree", "s1", "A1", FAR, tmp_path),  # the same photo from another saree query: once
+                saved_row("jeans", "j1", "A9", NEAR, tmp_path),  # near the kept saree s1: a conflict, dropped
+                saved_row("saree", "s2", "A2", "1" * 64, tmp_path),  # over saree's cap of 2 (s0, s1)
+                saved_row("trousers", "t1", "A1", "3" * 64, tmp_path),  # the ASIN of s1 again: a duplicate
+                saved_row("trousers", "t2", "A3", "7" * 64, tmp_path),
             ],
             pages=3,
             items=12,
@@ -80,6 +66,6 @@ def test_parts_merge_like_one_scrape(tmp_path: Path, make_config) -> None:
 
 def test_nothing_to_merge_leaves_the_manifest(tmp_path: Path, make_config) -> None:
     config = make_config(f"project.data_dir={tmp_path}")
-    write_manifest([_row("saree", "s0", "A0", FAR, tmp_path)], manifest_path(tmp_path))
+    write_manifest([saved_row("saree", "s0", "A0", FAR, tmp_path)], manifest_path(tmp_path))
     merge_parts(config, [])
     assert list(pd.read_csv(manifest_path(tmp_path), dtype=str)["image_id"]) == ["s0"]
