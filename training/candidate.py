@@ -83,8 +83,9 @@ def train_candidate(config: Config, features: Features) -> Candidate:
     fit_seconds = time.monotonic() - started
     test_y = features.part("test")[1]
     precision = choose_precision(features, head, tc.precision_tolerance, fixed=tc.precision != "auto")
-    probs, classifier, finetune_history = precision.test_probs[precision.chosen.precision], None, None
-    extra = {f"test_accuracy_{p}": _accuracy(test_y, q) for p, q in precision.test_probs.items()}
+    probs, classifier, finetune_history = precision.test_probs, None, None
+    extra = {f"test_accuracy_{p}": a for p, a in precision.test_accuracy.items()}  # on the compared sample
+    extra[f"test_accuracy_{precision.chosen.precision}"] = _accuracy(test_y, probs)  # the whole split
     extra.update({f"val_accuracy_{p}": a for p, a in precision.val_accuracy.items()})
     extra.update({f"images_per_second_{p}": s for p, s in precision.speeds.items()})
     if tc.finetune.enabled and features.base.weights.keras_arg is not None:

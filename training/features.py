@@ -225,16 +225,24 @@ class Features:
         """The files of ``train``, ``val`` or ``test``, in split order."""
         return [p for p, m in zip(self.paths, self.mask(name), strict=True) if m]
 
-    def vectors_for(self, spec: RuntimeSpec, name: str, show_progress: bool = False) -> np.ndarray:
-        """Features of part ``name`` as ``spec`` computes them (the primary's are :attr:`vectors`), cached."""
+    def vectors_for(
+        self, spec: RuntimeSpec, name: str, show_progress: bool = False, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Features of part ``name`` (only its ``rows``, if given) as ``spec`` computes them (the primary's are
+        :attr:`vectors`), cached."""
         if spec == self.base.primary:
-            return self.part(name)[0]
+            vectors = self.part(name)[0]
+            return vectors if rows is None else vectors[rows]
         mask = self.mask(name)
+        paths = [p for p, m in zip(self.paths, mask, strict=True) if m]
+        shas = list(self.split["sha256"][mask])
+        if rows is not None:
+            paths, shas = [paths[i] for i in rows], [shas[i] for i in rows]
         cache = EmbeddingCache(self.base.folder, self.base.embedding_key(spec))
         vectors, _ = embed_files(
             runtime=self.base.runtime(spec),
-            paths=[p for p, m in zip(self.paths, mask, strict=True) if m],
-            shas=list(self.split["sha256"][mask]),
+            paths=paths,
+            shas=shas,
             cache=cache,
             image_size=self.base.image_size,
             batch_size=self.batch_size,

@@ -36,15 +36,19 @@ class _Base:
 class _Features:
     base: _Base
     wrong: dict[str, int] = field(default_factory=dict)  # validation photos each precision gets wrong
+    n: int = 50  # photos per split
+    embedded: list[tuple[str, str, int]] = field(default_factory=list)  # (precision, split, photos) asked for
 
     def part(self, name):
-        labels = np.arange(50) % 3
+        labels = np.arange(self.n) % 3
         return labels[:, None].astype(float), labels
 
-    def vectors_for(self, spec, name):
+    def vectors_for(self, spec, name, rows=None):
         x, y = self.part(name)
         x = x.copy()
         x[: self.wrong.get(spec.precision, 0), 0] = (y[: self.wrong.get(spec.precision, 0)] + 1) % 3
+        x = x if rows is None else x[rows]
+        self.embedded.append((spec.precision, name, len(x)))
         return x
 
 
@@ -53,7 +57,8 @@ def test_the_fastest_precision_within_tolerance_wins() -> None:
     choice = choose_precision(_Features(base, {"int8": 1}), _head(), tolerance=0.02, fixed=False)
     assert choice.chosen == INT8  # one photo of 50 is within one photo's grace
     assert set(choice.val_accuracy) == {"f32", "int8"}  # bf16 is slower than f32 here: never checked
-    assert choice.val_accuracy == {"f32": 1.0, "int8": 0.98} and set(choice.test_probs) == {"f32", "int8"}
+    assert choice.val_accuracy == {"f32": 1.0, "int8": 0.98} and set(choice.test_accuracy) == {"f32", "int8"}
+    assert len(choice.test_probs) == 50 and choice.sample == {"val": 50, "test": 50}  # a small run: every photo
 
 
 def test_a_precision_that_costs_accuracy_is_passed_over() -> None:
@@ -75,4 +80,14 @@ def test_a_fixed_precision_is_used_even_when_measured_slower_than_f32() -> None:
     """``train.precision: bf16`` on a CPU where bf16 runs slower than f32 (measured so on AVX-512 without AMX)."""
     base = _Base(BF16, {"f32": 30.0, "bf16": 18.0, "int8": 100.0})
     choice = choose_precision(_Features(base, {"bf16": 1}), _head(), tolerance=0.02, fixed=True)
-    assert choice.chosen == BF16 and set(choice.test_probs) == {"bf16", "f32"}
+    assert choice.chosen == BF16 and set(choice.test_accuracy) == {"bf16", "f32"}
+
+
+def test_a_large_split_is_compared_on_a_stratified_sample_and_the_choice_scores_it_whole() -> None:
+    base = _Base(INT8, {"f32": 30.0, "bf16": 60.0, "int8": 100.0})
+    features = _Features(base, {"int8": 300}, n=30_000)  # int8 gets its first 300 photos wrong: 1 %
+    choice = choose_precision(features, _head(), tolerance=0.02, fixed=False)
+    assert choice.sample == {"val": 1998, "test": 1998} and choice.chosen == INT8  # 666 of each class
+    compared = [(p, n) for p, name, n in features.embedded if name == "val"]
+    assert compared == [("int8", 1998), ("bf16", 1998), ("f32", 1998)]  # never the whole 30 000
+    assert len(choice.test_probs) == 30_000  # the gate sees the chosen precision on the whole test split
