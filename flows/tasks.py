@@ -28,7 +28,7 @@ from scraper.scrape import scrape
 from training.compare import choose
 from training.crossval import fit_fold
 from training.imagenet import publish_imagenet_model
-from training.label_issues import ISSUES_NAME, check_labels, cv_inputs
+from training.label_issues import ISSUES_NAME, check_labels, cv_inputs, read_issues
 from training.publish import publish
 from training.shards import embed_shard, plan_embedding
 from training.split import SPLIT_NAME, SPLIT_PARAMS_NAME, prepare
@@ -77,7 +77,14 @@ SPLIT_INPUTS = (MANIFEST_NAME, SPLIT_NAME, SPLIT_PARAMS_NAME, ISSUES_NAME)
 @task(name="split-manifest", cache_policy=inputs_and_files(*SPLIT_INPUTS), persist_result=True)
 def prepare_task(config: RunConfig) -> Path:
     """Write the split file (photos keep their side across runs)."""
-    return prepare(config)
+    return prepare(config, left_out(config))
+
+
+def left_out(config: RunConfig) -> list[str]:
+    """Photo paths the split leaves out: the last run's label issues when ``split.exclude_label_issues``."""
+    if not config.split.exclude_label_issues:
+        return []
+    return read_issues(config.project.data_dir)["path"].tolist()
 
 
 # Not cached: its report artifact and its stop must happen on every run.
@@ -85,7 +92,7 @@ def prepare_task(config: RunConfig) -> Path:
 def validate_task(config: RunConfig) -> dict[str, Any]:
     """Check this run's data against floors and the last good run's; the report becomes a Prefect artifact.
     A failed check raises (naming it) so nothing trains on bad data."""
-    outcome = validate(config)
+    outcome = validate(config, left_out(config))
     create_markdown_artifact(
         key="stj-data-validation", markdown=outcome.report, description="data statistics and checks of this run"
     )

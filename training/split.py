@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -189,8 +190,13 @@ def read_split(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"sha256": str})[SPLIT_COLUMNS]
 
 
-def plan_split(config: Config) -> pd.DataFrame:
+def plan_split(config: Config, excluded: Iterable[str] = ()) -> pd.DataFrame:
     """The split the manifest gets now (the previous split's photos keep their side), without writing it.
+
+    Args:
+        config: the STJ config.
+        excluded: photo paths left out (the last run's label issues, when ``split.exclude_label_issues``:
+            the flow reads them and hands them in).
 
     Raises:
         NotEnoughData: a class has too few photos, or none on a side.
@@ -198,10 +204,8 @@ def plan_split(config: Config) -> pd.DataFrame:
     data_dir = Path(config.project.data_dir)
     manifest = read_manifest(manifest_path(data_dir))
     manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
-    if config.split.exclude_label_issues:
-        from training.label_issues import read_issues
-
-        flagged = manifest["path"].isin(read_issues(data_dir)["path"])
+    flagged = manifest["path"].isin(set(excluded))
+    if flagged.any():
         log.info("%d photo(s) left out: listed in the last run's label issues", int(flagged.sum()))
         manifest = manifest[~flagged]
     params = _params(config)
@@ -220,10 +224,10 @@ def _params(config: Config) -> SplitParams:
     )
 
 
-def prepare(config: Config) -> Path:
-    """Split the manifest (:func:`plan_split`) and write ``<data_dir>/split.csv`` and its parameters
-    ``split.json`` atomically; returns the split file's path."""
+def prepare(config: Config, excluded: Iterable[str] = ()) -> Path:
+    """Split the manifest (:func:`plan_split`, leaving out the ``excluded`` paths) and write
+    ``<data_dir>/split.csv`` and its parameters ``split.json`` atomically; returns the split file's path."""
     data_dir = Path(config.project.data_dir)
-    written = atomic_write_text(split_path(data_dir), plan_split(config).to_csv(index=False))
+    written = atomic_write_text(split_path(data_dir), plan_split(config, excluded).to_csv(index=False))
     atomic_write_text(split_params_path(data_dir), json.dumps(asdict(_params(config))))
     return written

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,15 +213,16 @@ class Validation:
             raise DataAnomaly(f"data check {first.check} failed for {first.subject}: {first.message}{more}")
 
 
-def validate(config: Config) -> Validation:
+def validate(config: Config, excluded: Iterable[str] = ()) -> Validation:
     """Compute this run's data statistics (the split as :func:`training.split.plan_split` will make it), check
     them and write ``data_stats.json`` and ``data_validation.md`` (``validation.enabled: false`` writes them and
-    checks nothing; a split that cannot be made is still reported, as the prepare stage would fail on it)."""
+    checks nothing; a split that cannot be made is still reported, as the prepare stage would fail on it).
+    ``excluded``: photo paths the split leaves out, as :func:`training.split.plan_split` takes them."""
     data_dir = Path(config.project.data_dir)
     report_file = data_dir / REPORT_NAME
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
     try:
-        split, unsplittable = plan_split(config), []
+        split, unsplittable = plan_split(config, excluded), []
     except NotEnoughData as exc:
         split, unsplittable = pd.DataFrame(columns=["path", "class", "split"]), [Anomaly("split", "classes", str(exc))]
     stats = data_stats(read_manifest(manifest_path(data_dir)), report, split, config.class_names)

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from core.model.backbones import Backbone, top_weighted_layers
+from core.model.backbones.spec import Backbone, top_weighted_layers
 from core.model.backbones.torch_checkpoint import read_legacy_checkpoint
 from core.model.layers import LitePreprocess
 from core.model.seeding import seed_weights
@@ -151,7 +151,7 @@ def imagenet_model(base: keras.Model, image_size: int) -> keras.Model:
 def imagenet_classifier(name: str, weights: WeightsChoice) -> keras.Model:
     """The ImageNet classifier in STJ's exported shape: raw pixels -> ``embedder`` -> ``head`` (the 1000-way
     dense layer), so serving and Grad-CAM treat it like any STJ model."""
-    from core.model.backbones import build_embedder
+    from core.model.backbones.spec import build_embedder
     from core.model.head import build_classifier
 
     size = CHECKPOINTS[name][2]

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from core.model.backbones import Backbone, top_weighted_layers
+from core.model.backbones.spec import Backbone, top_weighted_layers
 from core.model.layers import ResNetPreprocess
 from core.model.seeding import seed_weights
 from core.model.weights import NO_WEIGHTS, WeightsChoice, WeightsUnavailable, warn_random_fallback, weights_file
