@@ -20,17 +20,17 @@ def _ready(base: str) -> dict:
     return requests.get(f"{base}/ready", timeout=10).json()
 
 
-def _server_rss(server) -> int:
-    """RSS of the serving processes (gunicorn master and worker; not nginx or the watchdog, nor a short-lived
-    child that is gone or not yet reaped by the time it is looked at)."""
-    total = 0
+def _server_rss(server) -> dict[int, int]:
+    """RSS by pid of the serving processes (gunicorn master and worker; not nginx or the watchdog, nor a
+    short-lived child that is gone or not yet reaped by the time it is looked at)."""
+    found = {}
     for process in server.family():
         try:
             if "flows.cli" in " ".join(process.cmdline()):
-                total += process.memory_info().rss
+                found[process.pid] = process.memory_info().rss
         except psutil.Error:
             pass
-    return total
+    return found
 
 
 class _Caller(threading.Thread):
@@ -74,8 +74,10 @@ def test_alias_flips_release_memory_and_leave_no_files(stj_server, registry, ser
             left = sorted(p.name for p in temp.iterdir() if not p.name.startswith("stj-serve-"))
     finally:
         registry.point_alias(first)
-    growth = after_all / after_one - 1
-    assert growth < 0.10, f"RSS {after_one / 2**20:.0f} MiB after 1 flip, {after_all / 2**20:.0f} MiB after {FLIPS}"
+    mib = {pid: (after_one.get(pid, 0) >> 20, after_all.get(pid, 0) >> 20) for pid in after_one | after_all}
+    assert after_all.keys() == after_one.keys(), f"a serving process came or went (MiB by pid): {mib}"
+    growth = sum(after_all.values()) / sum(after_one.values()) - 1
+    assert growth < 0.10, f"RSS by pid after 1 flip and after {FLIPS} (MiB): {mib}"
     assert left == [], left  # no downloaded model left behind
     assert set(caller.statuses) == {200} and caller.statuses[200] > FLIPS, caller.statuses
     assert caller.mismatches == []
