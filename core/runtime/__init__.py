@@ -11,13 +11,21 @@ Config keys: ``train.runtime``, ``train.precision``, ``serve.runtime``.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
-import keras
+# OpenVINO's converter and NNCF send usage telemetry (Google Analytics, from a process they fork off a
+# thread) unless an opt-in file in the user's home says no. STJ never phones home, and a fork of a threaded
+# process can hang: with ``openvino_telemetry`` unimportable both fall back to their own no-op stubs. Here,
+# because every path from STJ to OpenVINO or NNCF imports this package first.
+if "openvino_telemetry" not in sys.modules:
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
 
-from core.runtime.cpu import openvino_available
-from core.runtime.openvino import Chained, OpenVINORuntime, convert_to_openvino, read_or_convert
-from core.runtime.spec import Backend, Runtime, RuntimeSpec
+import keras  # noqa: E402
+
+from core.runtime.cpu import openvino_available  # noqa: E402
+from core.runtime.openvino import Chained, OpenVINORuntime, convert_to_openvino, read_or_convert  # noqa: E402
+from core.runtime.spec import Backend, Runtime, RuntimeSpec  # noqa: E402
 from core.runtime.tensorflow import TensorFlowRuntime
 
 log = logging.getLogger(__name__)
