@@ -22,16 +22,56 @@ ROOT = Path(__file__).resolve().parents[1]
 WAYS = ("streamed", "materialised")
 
 
+def fit_materialised(train, val, num_classes: int, config, seed: int):
+    """The head as ``fit_head`` trained it before streaming: every epoch's rows gathered up front (memory
+    epochs x rows x dims), the same seeds, callbacks and best-epoch weights. The peer of this benchmark, and
+    the reference the bit-equality test compares ``fit_head`` with."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from core.model import build_head
+    from training.fit import EpochSeeds, Validation, balanced_class_weights, epoch_order
+
+    features, labels = train
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)
+    head = build_head(num_classes, config.dense_units, config.dropout, features, seed=seed)
+    steps = -(-len(features) // config.batch_size)
+    head.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps,
+    )
+    weights = balanced_class_weights(labels, num_classes)
+    order = np.concatenate([epoch_order(len(features), seed, e, config.batch_size) for e in range(config.epochs)])
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    head.fit(
+        features[order],
+        labels[order],
+        sample_weight=np.array([weights[int(c)] for c in labels], np.float32)[order],
+        batch_size=config.batch_size,
+        steps_per_epoch=steps,
+        epochs=config.epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[EpochSeeds(seed), Validation(*val), stopper],
+    )
+    if stopper.best_weights is not None:
+        head.set_weights(stopper.best_weights)
+    return head
+
+
 def fit_once(way: str, rows: int, epochs: int) -> dict:
     """One fit in this process; its peak RSS (MiB) and seconds."""
     import resource
     import time
 
-    import keras
     import numpy as np
 
     from configs.schema import TrainConfig
-    from training.fit import balanced_class_weights, epoch_order, fit_head
+    from training.fit import fit_head
 
     rng = np.random.default_rng(0)
     labels = np.arange(rows) % 3
@@ -39,30 +79,8 @@ def fit_once(way: str, rows: int, epochs: int) -> dict:
     val = (features[:256], labels[:256])
     config = TrainConfig(epochs=epochs, patience=epochs + 1, batch_size=32)
     started = time.perf_counter()
-    if way == "streamed":
-        fit_head((features, labels), val, 3, config, None, seed=0)
-    else:
-        from core.model import build_head
-
-        head = build_head(3, config.dense_units, config.dropout, features, seed=0)
-        steps = -(-rows // config.batch_size)
-        head.compile(
-            optimizer=keras.optimizers.RMSprop(config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            steps_per_execution=steps,
-        )
-        weights = balanced_class_weights(labels, 3)
-        order = np.concatenate([epoch_order(rows, 0, e, config.batch_size) for e in range(epochs)])
-        head.fit(
-            features[order],
-            labels[order],
-            sample_weight=np.array([weights[int(c)] for c in labels], np.float32)[order],
-            batch_size=config.batch_size,
-            steps_per_epoch=steps,
-            epochs=epochs,
-            shuffle=False,
-            verbose=0,
-        )
+    fit = fit_head if way == "streamed" else lambda *args, **kwargs: fit_materialised(*args[:4], kwargs["seed"])
+    fit((features, labels), val, 3, config, None, seed=0)
     seconds = time.perf_counter() - started
     return {"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}
 

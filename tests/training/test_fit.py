@@ -94,40 +94,11 @@ def test_head_scoring_without_predict_matches_keras_predict_in_any_batch_size(tm
 def test_streamed_batches_give_the_weights_of_the_materialised_epochs(tmp_path: Path) -> None:
     """The head reads each batch when it is needed; its weights are bit-equal to fitting on every epoch's rows
     gathered up front (how fit_head trained before, whose memory grew with epochs × rows)."""
-    from training.fit import EpochSeeds, Validation, balanced_class_weights, epoch_order
+    from benchmarks.head_memory import fit_materialised
 
     xt, yt, xv, yv = _features(seed=4, n=100)  # 66 rows, batches of 16: each epoch ends on a wrapped batch
     config = _config(patience=50, epochs=6)
     streamed, history, _ = fit_head((xt, yt), (xv, yv), 3, config, None, seed=9)
-
-    import tensorflow as tf
-
-    from core.model import build_head
-
-    tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(9)
-    head = build_head(num_classes=3, units=config.dense_units, dropout=config.dropout, train_features=xt, seed=9)
-    steps = -(-len(xt) // config.batch_size)
-    head.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=steps,
-    )
-    weights = balanced_class_weights(yt, 3)
-    order = np.concatenate([epoch_order(len(xt), 9, e, config.batch_size) for e in range(config.epochs)])
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=50, restore_best_weights=True)
-    head.fit(
-        xt[order],
-        yt[order],
-        sample_weight=np.array([weights[int(c)] for c in yt], np.float32)[order],
-        batch_size=config.batch_size,
-        steps_per_epoch=steps,
-        epochs=config.epochs,
-        shuffle=False,
-        verbose=0,
-        callbacks=[EpochSeeds(9), Validation(xv, yv), stopper],
-    )
-    head.set_weights(stopper.best_weights)
+    head = fit_materialised((xt, yt), (xv, yv), 3, config, seed=9)
     for ours, materialised in zip(streamed.get_weights(), head.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, materialised)
