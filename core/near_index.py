@@ -25,7 +25,7 @@ class NearIndex:
     """Hashes (as ints) under keys; which of them lie within ``max_distance`` bits of a query."""
 
     def __init__(self, max_distance: int, bits: int = HASH_BITS) -> None:
-        self.max_distance, self.bits = max_distance, bits
+        self.max_distance = max_distance
         chunks = max_distance // 2 + 1
         self._scan = max_distance >= 0 and bits // chunks < MIN_CHUNK_BITS
         if max_distance < 0 or self._scan:
@@ -35,9 +35,6 @@ class NearIndex:
         self._tables: list[dict[int, list[int]]] = [{} for _ in self._chunks]
         self._hashes: list[int] = []
         self._keys: list[Hashable] = []
-
-    def __len__(self) -> int:
-        return len(self._hashes)
 
     def add(self, key: Hashable, value: int) -> None:
         """Index ``value`` (a hash as an int) under ``key``."""

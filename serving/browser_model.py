@@ -37,12 +37,12 @@ class BrowserModels:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self._lock, self._exporting = threading.Lock(), threading.Lock()
-        self._started: dict[str, threading.Thread] = {}  # exports under way or done, by folder name
+        self._started: set[str] = set()  # versions whose export is under way or done, by folder name
 
     def export(self, predictor: Any) -> Path:
         """The folder holding ``predictor``'s ONNX file and its ``stj.json`` (exported now if missing)."""
         ref = predictor.ref
-        final = self.folder / f"{ref.name}-{ref.version}"
+        final = self.folder / _folder_name(ref)
         if (final / "onnx" / FILE).exists():
             return final / "onnx"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -58,15 +58,14 @@ class BrowserModels:
 
     def ready(self, predictor: Any) -> Path | None:
         """The folder of ``predictor``'s export if it is made; else ``None``, and its export is under way."""
-        ref = predictor.ref
-        final = self.folder / f"{ref.name}-{ref.version}" / "onnx"
+        name = _folder_name(predictor.ref)
+        final = self.folder / name / "onnx"
         if (final / FILE).exists():
             return final
         with self._lock:
-            if final.parent.name not in self._started:
-                worker = threading.Thread(target=self._export_logged, args=(predictor,), daemon=True)
-                self._started[final.parent.name] = worker
-                worker.start()
+            if name not in self._started:
+                self._started.add(name)
+                threading.Thread(target=self._export_logged, args=(predictor,), daemon=True).start()
         return None
 
     def _export_logged(self, predictor: Any) -> None:
@@ -75,7 +74,7 @@ class BrowserModels:
         except Exception:  # the next request starts it again
             log.exception("exporting %s version %s for browsers failed", predictor.ref.name, predictor.ref.version)
             with self._lock:
-                self._started.pop(f"{predictor.ref.name}-{predictor.ref.version}", None)
+                self._started.discard(_folder_name(predictor.ref))
 
     def describe(self, predictor: Any) -> dict:
         """What the page needs to run ``predictor`` itself: the file's URL, classes, input size and resize;
@@ -99,3 +98,8 @@ class BrowserModels:
             "image_size": description["input"]["image_size"],
             "resize": description["input"]["resize"],
         }
+
+
+def _folder_name(ref: Any) -> str:
+    """Where a version's export lives under ``serve.browser_model_dir``."""
+    return f"{ref.name}-{ref.version}"
