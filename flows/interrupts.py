@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from core.safe_points import defer, deferring
+
 _running: list[str] = []  # the stage being run, innermost last (a process runs one command)
 _received: list[int] = []  # the interrupting signals that arrived while :func:`interrupt_wins` watched
 _watched = [0]  # calls of :func:`interrupt_wins` running now (no lock: Prefect pickles the wrapper's globals)
@@ -52,12 +54,16 @@ def _terminate_like_interrupt(signum: int, frame: object) -> None:
     # SIGTERM's default ends the process without running exit handlers, orphaning children such as
     # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
     _received.append(signum)
+    if defer(signum):
+        return
     _resend_while_watched(signum)
     raise KeyboardInterrupt
 
 
 def _record_interrupt(signum: int, frame: object) -> None:
     _received.append(signum)
+    if defer(signum):
+        return
     _resend_while_watched(signum)
     signal.default_int_handler(signum, frame)
 
@@ -98,6 +104,18 @@ def interrupt_wins(fn: F) -> F:
             return result
         # swallowed, then an error or even a normal return: either way the command was told to stop
         raise KeyboardInterrupt  # outside the handler: the swallowed error is not this one's context
+
+    return wrapper  # type: ignore[return-value]
+
+
+def at_safe_points(fn: F) -> F:
+    """Decorate a stage that runs TensorFlow: an interrupt during it is raised at the stage's next safe point
+    (:mod:`core.safe_points`), never inside TensorFlow's callbacks, where it would be printed as a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with deferring():
+            return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

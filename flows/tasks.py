@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from core.manifest import MANIFEST_NAME, REPORT_NAME
 from flows.caching import inputs_and_files
-from flows.interrupts import interrupt_wins
+from flows.interrupts import at_safe_points, interrupt_wins
 from flows.notify import post_alert
 from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
@@ -110,6 +110,7 @@ def accept_task(config: RunConfig) -> None:
 # Not cached: each call is an MLflow run (a hit would leave none); embeddings are cached by content.
 @task(name="train-and-track", cache_policy=NO_CACHE)
 @interrupt_wins
+@at_safe_points
 def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[str, Any]:
     """Embed, fit, evaluate and log one MLflow run."""
     report = Path(config.project.data_dir) / REPORT_NAME
@@ -120,6 +121,7 @@ def train_task(config: RunConfig, split_file: Path, config_source: str) -> dict[
 # Not cached: each call is an MLflow run (a hit would leave none); embeddings are cached by content.
 @task(name="sweep-and-track", cache_policy=NO_CACHE)
 @interrupt_wins
+@at_safe_points
 def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path, config_source: str) -> dict[str, Any]:
     """Train one child run per grid point; the best by validation loss is the candidate."""
     report = Path(config.project.data_dir) / REPORT_NAME
@@ -136,6 +138,7 @@ def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, An
 # Not cached: logs into the candidate's run, a new one each time.
 @task(name="find-label-issues", cache_policy=NO_CACHE)
 @interrupt_wins
+@at_safe_points
 def label_issues_task(
     config: RunConfig, split_file: Path, run_id: str, folds: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -147,6 +150,7 @@ def label_issues_task(
 # Not cached: the plan is what the embedding cache lacks right now.
 @task(name="plan-embedding", cache_policy=NO_CACHE)
 @interrupt_wins
+@at_safe_points
 def plan_embedding_task(config: RunConfig, split_file: Path, shard_size: int) -> dict[str, Any]:
     """The runtime (chosen on this machine) and the shards of photos still to embed."""
     return plan_embedding(config, split_file, shard_size).__dict__

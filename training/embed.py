@@ -23,6 +23,7 @@ from configs.files import atomic_write_bytes
 from core.model_input import load_images
 from core.progress import Progress
 from core.runtime.spec import Runtime
+from core.safe_points import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def embed_files(
                 for sha, vec in zip(chunk, runtime(pixels), strict=True):
                     cache.vectors[sha] = vec.astype(np.float32)
                 bar.update(len(chunk))
+                checkpoint()  # an interrupt waits for a batch's end (core.safe_points)
     if todo and save:
         cache.save()
     log.info("embeddings: %d computed, %d from cache", len(todo), len(set(shas)) - len(todo))

@@ -17,7 +17,7 @@ import numpy as np
 from keras import layers
 
 from configs.schema import FineTuneConfig
-from training.fit import EpochProgress
+from training.fit import EpochProgress, SafePoints
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def fine_tune(
         callbacks=[
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
             EpochProgress(config.epochs, "fine-tune epochs"),
+            SafePoints(),
         ],
     )
     base.trainable = False

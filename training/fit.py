@@ -24,6 +24,7 @@ from configs.files import atomic_write_bytes
 from configs.schema import TrainConfig
 from core.model import build_head
 from core.progress import Progress
+from core.safe_points import checkpoint
 
 STATE_FILE = "state.npz"
 
@@ -120,6 +121,23 @@ class Validation(keras.callbacks.Callback):
         val_loss, val_accuracy = self._fn(self._x, self._y)
         if logs is not None:
             logs["val_loss"], logs["val_accuracy"] = float(val_loss), float(val_accuracy)
+
+
+class SafePoints(keras.callbacks.Callback):
+    """An interrupt that arrived during the fit is raised at the next batch call or epoch end, in Keras' Python
+    loop (:mod:`core.safe_points`); last in the list, so the finished epoch is saved first."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        checkpoint()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        checkpoint()
+
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        checkpoint()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        checkpoint()
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -315,7 +333,7 @@ def fit_head(
             initial_epoch=first_epoch,
             shuffle=False,
             verbose=0,
-            callbacks=[EpochSeeds(seed), Validation(*val), stopper, *saving, state, *callbacks],
+            callbacks=[EpochSeeds(seed), Validation(*val), stopper, *saving, state, *callbacks, SafePoints()],
         )
     if stopper.best_weights is not None:
         head.set_weights(stopper.best_weights)  # also when the epoch budget ran out before patience did

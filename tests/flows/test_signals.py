@@ -135,3 +135,54 @@ def test_an_error_without_an_interrupt_stays_that_error() -> None:
 def test_unwrapped_the_swallowed_interrupt_is_lost() -> None:
     # the case the wrapper exists for
     assert _run_stage("SIGINT", "plain") == ["error", "restored"]
+
+
+# A stage that runs TensorFlow: the signal arrives while "native code" runs (here: the stage's own code, which
+# must not see it); the interrupt comes at the next safe point, or, with none, a moment later anyway.
+SAFE_POINT_STAGE = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from core.safe_points import checkpoint
+    from flows.interrupts import at_safe_points, install_handlers, interrupt_wins
+
+    install_handlers()
+
+    @interrupt_wins
+    @at_safe_points
+    def stage(signal_name, then):
+        os.kill(os.getpid(), getattr(signal, signal_name))
+        time.sleep(0.2)  # the handler has run by now: it raised nothing here
+        print("not raised inside", flush=True)
+        if then == "checkpoint":
+            checkpoint()
+        if then == "no checkpoint":
+            time.sleep(20)  # no safe point comes: the signal is delivered again, as it comes
+        print("went on", flush=True)
+
+    try:
+        stage(sys.argv[1], sys.argv[2])
+    except KeyboardInterrupt:
+        print("interrupted")
+    checkpoint()  # nothing is left pending after the stage
+    print("clean")
+    """
+)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("then", "expected"),
+    [
+        ("checkpoint", ["not raised inside", "interrupted", "clean"]),
+        ("no checkpoint", ["not raised inside", "interrupted", "clean"]),
+        ("returns", ["not raised inside", "went on", "interrupted", "clean"]),
+    ],
+)
+def test_an_interrupt_in_a_stage_at_safe_points_is_raised_at_the_next_one(
+    signal_name: str, then: str, expected: list[str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SAFE_POINT_STAGE, signal_name, then], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.splitlines() == expected, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

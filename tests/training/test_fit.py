@@ -11,7 +11,7 @@ import pytest
 
 from configs.schema import TrainConfig
 from core.runtime import TensorFlowRuntime
-from training.fit import EpochProgress, fit_head
+from training.fit import STATE_FILE, EpochProgress, fit_head
 
 
 def _features(seed: int = 0, n: int = 90):
@@ -102,3 +102,26 @@ def test_streamed_batches_give_the_weights_of_the_materialised_epochs(tmp_path: 
     head = fit_materialised((xt, yt), (xv, yv), 3, config, seed=9)
     for ours, materialised in zip(streamed.get_weights(), head.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, materialised)
+
+
+def test_an_interrupt_recorded_during_the_fit_is_raised_at_its_next_safe_point_and_the_fit_resumes(
+    tmp_path: Path,
+) -> None:
+    """A signal deferred while TensorFlow runs (core.safe_points) stops the fit at its next safe point, in
+    Keras' Python loop; the epochs finished before it are saved, and a resumed run goes on from them."""
+    import signal
+
+    from core import safe_points
+
+    class InterruptInEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            if epoch == 2:
+                assert safe_points.defer(signal.SIGINT)  # what the command's handler does with the signal
+
+    xt, yt, xv, yv = _features()
+    with pytest.raises(KeyboardInterrupt), safe_points.deferring():
+        fit_head((xt, yt), (xv, yv), 3, _config(patience=50), tmp_path, seed=1, callbacks=[InterruptInEpoch()])
+    safe_points.checkpoint()  # nothing left pending
+    assert (tmp_path / STATE_FILE).exists()
+    head, history, _ = fit_head((xt, yt), (xv, yv), 3, _config(epochs=4, patience=50), tmp_path, seed=1)
+    assert len(history["val_loss"]) == 4  # epochs 1-3 came from the interrupted fit's saved state
