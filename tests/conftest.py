@@ -46,7 +46,17 @@ from configs.schema import CLASS_NAMES_DEFAULT  # noqa: E402
 from core.processes import stop_process  # noqa: E402
 from flows.settings import RunConfig, load_run_config  # noqa: E402
 from tests.registry import Registry, make_registry  # noqa: E402
-from tests.support import REFERENCE_EXTRAS, SERVING_ON, Child, Output, artifact_of, child_env, end_group, stj_command  # noqa: E402
+from tests.support import (  # noqa: E402
+    REFERENCE_EXTRAS,
+    SERVING_ON,
+    Child,
+    Output,
+    artifact_of,
+    child_env,
+    end_group,
+    stj_command,
+    unmeasured,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -360,8 +370,13 @@ def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server and database for every test that runs flows (started on first use)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    harness = prefect_test_harness(server_startup_timeout=120)
+    with unmeasured():
+        harness.__enter__()
+    try:
         yield
+    finally:
+        harness.__exit__(None, None, None)
 
 
 @dataclass(frozen=True)

@@ -46,16 +46,19 @@ def _running_below(folder: Path) -> list[str]:
     return found
 
 
-def _start_replica(launch, name: str, overrides: list[str], env: dict[str, str]) -> tuple[int, Child]:
-    """A `stj serve` replica on a port it picks; (port, the process) once its model is loaded."""
-    replica = launch(
-        stj_command(["serve", "-c", "configs/demo.yaml", "--port", "0"], [*overrides, "serve.reload_interval_s=1"]),
-        f"{name}.log",
-        env,
+def _start_replicas(launch, count: int, overrides: list[str], env: dict[str, str]) -> list[tuple[int, Child]]:
+    """``count`` `stj serve` replicas, each on a port it picks, started together; (port, the process) of each
+    once its model is loaded."""
+    command = stj_command(
+        ["serve", "-c", "configs/demo.yaml", "--port", "0"], [*overrides, "serve.reload_interval_s=1"]
     )
-    base = replica.output.wait_for(SERVING_ON, timeout=180).group(1)
-    replica.output.wait_for(r"loaded \S+ version", timeout=180)
-    return int(base.rsplit(":", 1)[1]), replica
+    replicas = [launch(command, f"serve-{i}.log", env) for i in range(count)]
+    started = []
+    for replica in replicas:
+        base = replica.output.wait_for(SERVING_ON, timeout=180).group(1)
+        replica.output.wait_for(r"loaded \S+ version", timeout=180)
+        started.append((int(base.rsplit(":", 1)[1]), replica))
+    return started
 
 
 def _ready(port: int) -> dict | None:
@@ -91,6 +94,7 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
         **os.environ,
         "STJ_TEAM_DIR": str(team_dir),
         **{f"STJ_TEAM_{name}_PORT": str(free_port()) for name in ("PG", "PREFECT", "MLFLOW", "DASK")},
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # the worker picks the run up at once, not within its default 10 s
     }
     env.pop("PREFECT_API_URL", None)  # the suite's own server must not be the team's
     up = _make("team-up", env)
@@ -128,8 +132,9 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
         # artifacts went through the server, into the team's artifact store
         assert any((team_dir / "mlartifacts").rglob("MLmodel"))
 
-        replicas = [_start_replica(launch, f"serve-{i}", overrides, team) for i in range(2)]
+        replicas = []
         try:
+            replicas = _start_replicas(launch, 2, overrides, team)
             photo = next((tmp_path / "data" / "raw").rglob("*.jpg"))
             for port, _ in replicas:
                 answer = requests.post(

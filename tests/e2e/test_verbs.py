@@ -1,6 +1,5 @@
 """The verbs on the demo store, as a user types them: `stj status`, `stj predict` (model and server agree),
-`stj export` (the exported model gives the registered model's probabilities), and the command line's
-conventions (did you mean, environment over file, --set over environment)."""
+and the command line's conventions (did you mean, environment over file, --set over environment)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -64,45 +62,6 @@ def test_predict_refuses_what_it_cannot_score_in_one_line(tmp_path, reference, s
     assert down.returncode == 2 and down.stderr.startswith("stj: error: --url http://127.0.0.1:9: not a running")
     assert len(down.stderr.splitlines()) == 1  # asking a server loads no TensorFlow, so nothing else is printed
     assert "Traceback" not in missing.stderr + down.stderr
-
-
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "saved_model"])
-def test_export_gives_the_registered_models_probabilities(tmp_path, reference, stj, fmt) -> None:
-    import mlflow
-
-    from core.logged_model import load_logged_model
-    from core.model_input import load_images
-
-    config, overrides = reference.config, reference.overrides
-    proc = stj(["export", "-c", "configs/demo.yaml", "--format", fmt, "--output", str(tmp_path)], overrides)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = tmp_path / fmt
-    description = json.loads((folder / "stj.json").read_text())
-    assert description["class_names"] == config.class_names and description["source"].startswith("models:/")
-    mlflow.set_tracking_uri(config.tracking.uri)
-    logged = load_logged_model(description["source"], with_embedder=False)
-    photos = sorted((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg"))[:4]
-    pixels = load_images(photos, logged.image_size, resize=logged.resize)
-    expected = logged.model.predict(pixels, verbose=0)
-    if fmt == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(folder / description["file"]), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: pixels})[0]
-    elif fmt == "openvino":
-        import openvino as ov
-
-        compiled = ov.Core().compile_model(
-            str(folder / description["file"]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
-        )
-        got = compiled(pixels)[0]  # f32 asked for: OpenVINO would pick bf16 on CPUs that have it
-    else:
-        import tensorflow as tf
-
-        loaded = tf.saved_model.load(str(folder / description["file"]))  # kept: its variables live with it
-        got = loaded.serve(tf.constant(pixels)).numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-4)
-    assert [p.name for p in tmp_path.iterdir()] == [fmt]  # nothing half-written beside it
 
 
 def test_command_line_conventions(tmp_path, reference, stj) -> None:
