@@ -30,7 +30,8 @@ def test_rows_of_run(run_id: str) -> pd.DataFrame:
 
 
 def score_model(model_uri: str, rows: pd.DataFrame, data_dir: str | Path) -> Scores:
-    """Macro-F1 and per-class F1 of ``model_uri`` on ``rows`` (paths relative to ``data_dir``).
+    """Macro-F1 and per-class F1 of ``model_uri`` on ``rows`` (paths relative to ``data_dir``); O(N) time,
+    memory O(batch) for the photos (each batch is decoded, inferred and dropped).
 
     Raises:
         ValueError: a test class is not one of the model's classes.
@@ -40,8 +41,15 @@ def score_model(model_uri: str, rows: pd.DataFrame, data_dir: str | Path) -> Sco
     if unknown:
         raise ValueError(f"the model does not know the class(es) {unknown}")
     runtime = build_runtime(logged, "auto")
-    pixels = load_images([Path(data_dir) / p for p in rows["path"]], logged.image_size, resize=logged.resize)
-    probs = np.concatenate([runtime(pixels[i : i + BATCH]) for i in range(0, len(pixels), BATCH)])
+    paths = [Path(data_dir) / p for p in rows["path"]]
+    # one batch decoded at a time: memory is a batch of pixels plus N × classes probabilities
+    probs = np.concatenate(
+        [
+            runtime(load_images(paths[i : i + BATCH], logged.image_size, resize=logged.resize))
+            for i in range(0, len(paths), BATCH)
+        ]
+        or [np.zeros((0, len(logged.class_names)), np.float32)]
+    )
     names = logged.class_names
     y_true = rows["class"].map({name: i for i, name in enumerate(names)}).to_numpy()
     metrics = classification_metrics(y_true, probs.argmax(axis=1), names)
