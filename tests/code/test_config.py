@@ -145,3 +145,47 @@ def test_an_unknown_key_far_from_any_gets_none() -> None:
     with pytest.raises(ConfigError) as err:
         load_run_config("configs/demo.yaml", ["train.zzzzzz=1"])
     assert str(err.value).endswith("train.zzzzzz: unknown key")
+
+
+def test_a_sweep_file_expands_to_every_point_of_its_grid(tmp_path: Path) -> None:
+    from configs.sweep import override_config, read_grid
+
+    points = read_grid("configs/sweep.yaml")
+    assert points and len({tuple(p) for p in points}) == len(points)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("grid:\n  train.learning_rate: [0.001, 0.01]\n  train.dense_units: [[64], [128, 32]]\n")
+    assert read_grid(grid) == [
+        ["train.learning_rate=0.001", "train.dense_units=[64]"],
+        ["train.learning_rate=0.001", "train.dense_units=[128, 32]"],
+        ["train.learning_rate=0.01", "train.dense_units=[64]"],
+        ["train.learning_rate=0.01", "train.dense_units=[128, 32]"],
+    ]
+    config = override_config(load_run_config("configs/demo.yaml"), read_grid(grid)[3])
+    assert config.train.learning_rate == 0.01 and list(config.train.dense_units) == [128, 32]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "sweep file not found"),
+        ("grid: [unclosed", "not valid YAML"),
+        ("train.epochs: [1, 2]", "expected exactly one top-level key 'grid'"),
+        ("grid:\n  train.epochs: []", "grid.train.epochs: expected a non-empty list"),
+    ],
+)
+def test_a_bad_sweep_file_is_named_with_what_is_wrong(tmp_path: Path, text: str | None, message: str) -> None:
+    from configs.sweep import read_grid
+
+    grid = tmp_path / "grid.yaml"
+    if text is not None:
+        grid.write_text(text)
+    with pytest.raises(ConfigError, match=message) as error:
+        read_grid(grid)
+    assert str(grid) in str(error.value)
+
+
+def test_a_sweep_point_with_an_unknown_key_is_refused() -> None:
+    from configs.sweep import override_config
+
+    with pytest.raises(ConfigError, match="train.epoch"):
+        override_config(load_run_config("configs/demo.yaml"), ["train.epoch=3"])
