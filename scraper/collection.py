@@ -200,12 +200,5 @@ class Collection:
         """Flag the kept photo ``image_id`` as also shown under ``label``."""
         row = self._rows[image_id] = dataclasses.replace(self._rows[image_id], conflict=True)
         self._flagged.append(image_id)
-        self._report.conflicts.append(
-            {
-                "image_id": image_id,
-                "class": row.label,
-                "other_image_id": other_id,
-                "other_class": label,
-                "distance": distance,
-            }
-        )
+        entry = {"image_id": image_id, "class": row.label, "other_image_id": other_id, "other_class": label}
+        self._report.add_conflicts([{**entry, "distance": distance}], 1)

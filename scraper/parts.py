@@ -52,8 +52,8 @@ def _add_part_report(merged: ScrapeReport, part: dict) -> None:
     merged.add(**{name: part[name] for name in _SUMMED})
     for name in _COUNTED:
         getattr(merged, name).update(Counter(part[name]))
-    merged.conflicts.extend(part["conflicts"])
-    merged.errors.extend(part["errors"])
+    merged.add_conflicts(part["conflicts"], part["conflict_count"])
+    merged.add_errors(part["errors"], part["error_count"])
     merged.seconds = max(merged.seconds, part["seconds"])
 
 

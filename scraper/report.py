@@ -10,6 +10,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+LISTED_AT_MOST = 100  # conflicts and errors listed by name (all are counted): the report stays small at any N
+
 
 @dataclass
 class ScrapeReport:
@@ -21,13 +23,15 @@ class ScrapeReport:
     already_in_manifest: int = 0
     duplicates: int = 0
     near_duplicates: int = 0
-    conflicts: list[dict] = field(default_factory=list)
+    conflicts: list[dict] = field(default_factory=list)  # the first LISTED_AT_MOST; conflict_count has them all
+    conflict_count: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     robot_checks: int = 0
     browser_pages: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first LISTED_AT_MOST; error_count has them all
+    error_count: int = 0
     per_class: Counter[str] = field(default_factory=Counter)  # photos kept, this run's and earlier ones
     items_per_class: Counter[str] = field(default_factory=Counter)  # search results seen this run
     downloaded_per_class: Counter[str] = field(default_factory=Counter)  # photos fetched this run
@@ -45,8 +49,20 @@ class ScrapeReport:
 
     def add_error(self, message: str) -> None:
         """Record a page or photo that failed for good."""
+        self.add_errors([message], 1)
+
+    def add_errors(self, messages: list[str], count: int) -> None:
+        """Count ``count`` failures; list the first of ``messages`` while fewer than LISTED_AT_MOST are listed."""
         with self._lock:
-            self.errors.append(message)
+            self.error_count += count
+            self.errors.extend(messages[: max(0, LISTED_AT_MOST - len(self.errors))])
+
+    def add_conflicts(self, entries: list[dict], count: int) -> None:
+        """Count ``count`` photos listed under two classes; list the first of ``entries`` while fewer than
+        LISTED_AT_MOST are listed."""
+        with self._lock:
+            self.conflict_count += count
+            self.conflicts.extend(entries[: max(0, LISTED_AT_MOST - len(self.conflicts))])
 
     def add_skipped(self, reasons: Counter[str]) -> None:
         """Record search-page blocks left out (sponsored, no ASIN, no image), by reason."""
@@ -59,9 +75,9 @@ class ScrapeReport:
         return (
             f"scrape summary ({self.seconds:.1f}s): {self.pages} pages, {self.items} items, {self.saved} saved "
             f"{dict(self.per_class)}\n  duplicates {self.duplicates}, near-duplicates {self.near_duplicates}, "
-            f"conflicts {len(self.conflicts)}, already had {self.already_in_manifest}\n"
+            f"conflicts {self.conflict_count}, already had {self.already_in_manifest}\n"
             f"  rejected: {rejected}; retries {self.retries}, robot checks {self.robot_checks} "
-            f"(browser pages {self.browser_pages}), errors {len(self.errors)}"
+            f"(browser pages {self.browser_pages}), errors {self.error_count}"
         )
 
     def to_dict(self) -> dict:

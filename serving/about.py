@@ -9,7 +9,6 @@ Config keys: ``tracking.uri``, ``train.dense_units``/``train.dropout`` as logged
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -21,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from core.logged_model import EVALUATION_ARTIFACT
+from core.split_log import read_logged_split
 
 _lock = threading.Lock()
 _runs: dict[tuple[str, str, str], dict] = {}
@@ -40,10 +40,9 @@ def _artifact_text(client: MlflowClient, run_id: str, name: str) -> str | None:
         return handle.read()
 
 
-def _photos(split_csv: str | None) -> dict[str, dict[str, int]] | None:
-    if not split_csv:
+def _photos(frame: pd.DataFrame | None) -> dict[str, dict[str, int]] | None:
+    if frame is None or frame.empty:
         return None
-    frame = pd.read_csv(io.StringIO(split_csv), usecols=["class", "split"])
     counts = frame.groupby(["class", "split"]).size()
     return {label: {side: int(n) for side, n in counts[label].items()} for label in counts.index.levels[0]}
 
@@ -75,7 +74,7 @@ def run_facts(client: MlflowClient, name: str, version: str, classes: list[str])
             for label in classes
         ],
         "confusion_matrix": json.loads(evaluation) if evaluation else None,
-        "photos": _photos(_artifact_text(client, run.info.run_id, "split.csv")),
+        "photos": _photos(read_logged_split(run.info.run_id, client)),
         "split": {side: metrics.get(f"n_{side}") for side in ("train", "val", "test")},
     }
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
 from core.logged_model import build_runtime, load_logged_model
 from core.model_input import load_images
+from core.split_log import read_logged_split
 from training.evaluate import classification_metrics
 from training.gate import GATE_METRIC, Scores
 
@@ -24,8 +24,11 @@ BATCH = 16
 
 
 def test_rows_of_run(run_id: str) -> pd.DataFrame:
-    """The test photos of a run (its logged ``split.csv``): ``path`` and ``class``."""
-    split = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="split.csv"))
+    """The test photos of a run (the split it logged, :func:`core.split_log.read_logged_split`; ``ValueError`` if none): ``path``
+    and ``class``."""
+    split = read_logged_split(run_id)
+    if split is None:
+        raise ValueError(f"run {run_id} logged no split")
     return split[split["split"] == "test"][["path", "class"]].reset_index(drop=True)
 
 

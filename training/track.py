@@ -26,6 +26,7 @@ from configs.schema import Config, TrackingConfig
 from core.logged_model import EVALUATION_ARTIFACT, EmbedderRecord, log_classifier, log_embedder
 from core.manifest import manifest_path, read_manifest
 from core.model import build_classifier
+from core.split_log import log_split
 from training.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
 from training.candidate import Candidate
 from training.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
@@ -197,7 +198,7 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
     mlflow.log_input(dataset, context="training")
     mlflow.log_dict(config.model_dump(mode="json"), "config.json")
     mlflow.log_dict(candidate.precision.summary(), "precision.json")
-    mlflow.log_text(features.split.to_csv(index=False), "split.csv")
+    log_split(features.split)
     if report is not None and report.exists():
         mlflow.log_dict(json.loads(report.read_text()), "scrape_report.json")
     stats = Path(config.project.data_dir) / STATS_NAME

@@ -92,7 +92,8 @@ def data_stats(manifest: pd.DataFrame, report: dict[str, Any], split: pd.DataFra
             "rejected_by_reason": report.get("rejected", {}),
             "rejected_rate": _rate(sum(c["rejected"] for c in per_class.values()), downloaded),
             "robot_check_rate": _rate(report.get("robot_checks", 0), pages),
-            "error_rate": _rate(len(report.get("errors", [])), pages),
+            # error_count counts them all; the list holds the first hundred (a report from before the count: all)
+            "error_rate": _rate(report.get("error_count", len(report.get("errors", []))), pages),
             "duplicate_rate": _rate(report.get("duplicates", 0) + report.get("near_duplicates", 0), items),
             "conflict_rate": _rate(int(manifest["conflict"].astype(bool).sum()), len(manifest)),
         },

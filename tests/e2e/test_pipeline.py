@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 from mlflow import MlflowClient
@@ -26,6 +27,10 @@ def _own_experiment(config, name: str):
     """``config`` recording into experiment ``name``: a test's extra runs leave the reference run's experiment
     as the run made it (what `stj status` and the other tests read)."""
     return config.model_copy(update={"tracking": config.tracking.model_copy(update={"experiment": name})})
+
+
+def _artifact_names(client: MlflowClient, run) -> set[str]:
+    return {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
 def _jpeg(path: Path) -> bytes:
@@ -65,11 +70,20 @@ def test_run_is_recorded_and_champion_set(reference) -> None:
         "confusion_matrix.png",
         "roc_curves.png",
         "comparison.md",
-        "split.csv",
         "scrape_report.json",
         "data_stats.json",
         "config.json",
     } <= artifacts
+    # one copy of the split for the pipeline's sibling runs (each backbone's), which all point to it
+    siblings = client.search_runs([run.info.experiment_id], f"tags.`split.digest` = '{run.data.tags['split.digest']}'")
+    assert len(siblings) >= 2 and {r.data.tags["split.run_id"] for r in siblings} == {run.data.tags["split.run_id"]}
+    holder = run.data.tags["split.run_id"]
+    assert [r.info.run_id for r in siblings if "split.parquet" in _artifact_names(client, r)] == [holder]
+    logged = pd.read_parquet(client.download_artifacts(holder, "split.parquet"))
+    on_disk = read_split(split_path(config.project.data_dir))
+    assert set(zip(logged["path"], logged["split"], strict=True)) == set(
+        zip(on_disk["path"], on_disk["split"], strict=True)
+    )
     baseline = json.loads((Path(config.project.data_dir) / "data_stats.baseline.json").read_text())
     assert baseline == summary["data"] and baseline["classes"]["jeans"]["photos"] == 12  # the next run's reference
     assert run.data.tags["gate.decision"] == "promoted" and run.data.tags["code_version"]

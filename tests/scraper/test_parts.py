@@ -69,3 +69,21 @@ def test_nothing_to_merge_leaves_the_manifest(tmp_path: Path, make_config) -> No
     write_manifest([saved_row("saree", "s0", "A0", FAR, tmp_path)], manifest_path(tmp_path))
     merge_parts(config, [])
     assert list(pd.read_csv(manifest_path(tmp_path), dtype=str)["image_id"]) == ["s0"]
+
+
+def test_the_report_lists_at_most_a_hundred_conflicts_and_errors_and_counts_them_all() -> None:
+    from scraper.report import LISTED_AT_MOST, ScrapeReport
+
+    merged = ScrapeReport()
+    for start in (0, 80):  # two parts, as a per-query scrape merges them
+        part = ScrapeReport()
+        for i in range(start, start + 80):
+            part.add_conflicts([{"image_id": f"c{i}"}], 1)
+            part.add_error(f"page {i} failed")
+        merged.add_conflicts(part.to_dict()["conflicts"], part.to_dict()["conflict_count"])
+        merged.add_errors(part.to_dict()["errors"], part.to_dict()["error_count"])
+    report = merged.to_dict()
+    assert report["conflict_count"] == report["error_count"] == 160
+    assert [c["image_id"] for c in report["conflicts"]] == [f"c{i}" for i in range(LISTED_AT_MOST)]
+    assert len(report["errors"]) == LISTED_AT_MOST
+    assert "conflicts 160" in merged.summary() and "errors 160" in merged.summary()
