@@ -1,8 +1,9 @@
 """The split as an MLflow artifact that does not grow with the number of runs: one ``split.parquet`` per
 distinct split in an experiment, which every run trained on it points to.
 
-Written by training (``track``), read by training (``rescore``) and serving (``about``). Tags on each run: ``split.digest`` (SHA-256 of the split as CSV), ``split.run_id`` (the run holding the file);
-the holder also has ``split.held``. Sibling runs of one pipeline run (backbones, sweep points) and later runs
+Written by training (``track``), read by training (``rescore``) and serving (``about``). Tags on each run:
+``split.digest`` (SHA-256 of the split as CSV), ``split.run_id`` (the run holding the file); the holder also
+has ``split.held``. Sibling runs of one pipeline run (backbones, sweep points) and later runs
 whose split did not change add no copy.
 """
 
@@ -39,8 +40,7 @@ def log_split(split: pd.DataFrame) -> str:
             file = Path(folder) / SPLIT_ARTIFACT
             split.to_parquet(file, index=False)
             mlflow.log_artifact(str(file))
-        mlflow.set_tag("split.held", "true")
-    mlflow.set_tags({"split.digest": digest, "split.run_id": holder})
+    mlflow.set_tags({"split.digest": digest, "split.run_id": holder} | ({} if held else {"split.held": "true"}))
     return holder
 
 

@@ -201,4 +201,4 @@ class Collection:
         row = self._rows[image_id] = dataclasses.replace(self._rows[image_id], conflict=True)
         self._flagged.append(image_id)
         entry = {"image_id": image_id, "class": row.label, "other_image_id": other_id, "other_class": label}
-        self._report.add_conflicts([{**entry, "distance": distance}], 1)
+        self._report.add_conflicts([entry | {"distance": distance}], 1)

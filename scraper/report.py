@@ -55,14 +55,14 @@ class ScrapeReport:
         """Count ``count`` failures; list the first of ``messages`` while fewer than LISTED_AT_MOST are listed."""
         with self._lock:
             self.error_count += count
-            self.errors.extend(messages[: max(0, LISTED_AT_MOST - len(self.errors))])
+            _extend_capped(self.errors, messages)
 
     def add_conflicts(self, entries: list[dict], count: int) -> None:
         """Count ``count`` photos listed under two classes; list the first of ``entries`` while fewer than
         LISTED_AT_MOST are listed."""
         with self._lock:
             self.conflict_count += count
-            self.conflicts.extend(entries[: max(0, LISTED_AT_MOST - len(self.conflicts))])
+            _extend_capped(self.conflicts, entries)
 
     def add_skipped(self, reasons: Counter[str]) -> None:
         """Record search-page blocks left out (sponsored, no ASIN, no image), by reason."""
@@ -89,3 +89,7 @@ class ScrapeReport:
                 out[name] = dict(out[name])
             out["conflicts"], out["errors"] = list(out["conflicts"]), list(out["errors"])
             return out
+
+
+def _extend_capped(listed: list, items: list) -> None:
+    listed.extend(items[: max(0, LISTED_AT_MOST - len(listed))])

@@ -130,14 +130,7 @@ class SafePoints(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         checkpoint()
 
-    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        checkpoint()
-
-    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        checkpoint()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        checkpoint()
+    on_test_batch_end = on_predict_batch_end = on_epoch_end = on_train_batch_end  # Keras passes them positionally
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -24,8 +24,8 @@ BATCH = 16
 
 
 def test_rows_of_run(run_id: str) -> pd.DataFrame:
-    """The test photos of a run (the split it logged, :func:`core.split_log.read_logged_split`; ``ValueError`` if none): ``path``
-    and ``class``."""
+    """The test photos of a run (the split it logged, :func:`core.split_log.read_logged_split`): ``path`` and
+    ``class``; ``ValueError`` if it logged none."""
     split = read_logged_split(run_id)
     if split is None:
         raise ValueError(f"run {run_id} logged no split")
