@@ -25,6 +25,7 @@ _QUERY_WORDS = {
     "jeans": ("jean", "denim"),
 }
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_EXTRA_RATE = 0.25  # the share of products a coin marks as a candidate to have its photo re-used
 _TITLE_WORDS = {
     "saree": (
         ["Women's", "Banarasi", "Kanjivaram", "Chiffon", "Georgette", "Cotton", "Silk"],
@@ -75,43 +76,82 @@ class Catalog:
 
     config: CatalogConfig
 
+    def _rng(self, *key: object) -> random.Random:
+        return random.Random(":".join(map(str, (self.config.seed, *key))))
+
+    def _product(self, label: str, key: tuple, **photo: object) -> Product:
+        """A listing whose every field derives from ``key`` (the listing's place in the inventory, never its
+        count), so that it is the same whatever ``products_per_class`` is."""
+        rng = self._rng(label, *key)
+        adjectives, nouns = _TITLE_WORDS[label]
+        return Product(
+            asin="B0" + "".join(rng.choices(_ALNUM[:36].upper(), k=8)),
+            image_id=str(rng.randint(41, 91)) + "".join(rng.choices(_ALNUM, k=9)),
+            label=label,
+            title=f"{rng.choice(adjectives)} {rng.choice(nouns)}",
+            seed=int(photo.pop("seed", rng.getrandbits(31))),  # type: ignore[call-overload]
+            price=rng.randint(299, 4999),
+            **photo,  # type: ignore[arg-type]
+        )
+
+    def _flagged(self, label: str, products: list[Product], kind: str, count: int, skip: set[int]) -> list[Product]:
+        """The first ``count`` products (in listing order) that a coin of their own marks for ``kind``: the
+        same ones whenever the list only grows (O(N))."""
+        chosen = []
+        for index, product in enumerate(products):
+            if len(chosen) == count:
+                break
+            if product.seed not in skip and self._rng(label, index, kind).random() < _EXTRA_RATE:
+                chosen.append(product)
+        return chosen
+
     @cached_property
     def products(self) -> dict[str, list[Product]]:
-        """Products per label, in the order search returns them."""
-        rng = random.Random(self.config.seed)
-        out: dict[str, list[Product]] = {}
+        """Products per label, in the order search returns them.
 
-        def new(label: str, **photo: object) -> Product:
-            adjectives, nouns = _TITLE_WORDS[label]
-            return Product(
-                asin="B0" + "".join(rng.choices(_ALNUM[:36].upper(), k=8)),
-                image_id=str(rng.randint(41, 91)) + "".join(rng.choices(_ALNUM, k=9)),
-                label=label,
-                title=f"{rng.choice(adjectives)} {rng.choice(nouns)}",
-                seed=int(photo.pop("seed", rng.getrandbits(31))),  # type: ignore[call-overload]
-                price=rng.randint(299, 4999),
-                **photo,  # type: ignore[arg-type]
-            )
-
-        for label in LABELS:
-            out[label] = [new(label) for _ in range(self.config.products_per_class)]
-        originals = {  # photos re-used by near-duplicates; cross-class copies use other photos
-            label: rng.sample(out[label], min(self.config.near_duplicates_per_class, len(out[label])))
+        Grows by appending: raising ``products_per_class`` keeps every listing (organic and extra) of the
+        smaller catalog and adds new ones, so a re-scrape finds exactly the new listings. An extra listing
+        re-uses the photo of one of the first products a coin of their own marks, and sits a page or more
+        after it (at the end while the catalog is too short for that)."""
+        organic = {
+            label: [self._product(label, (index,)) for index in range(self.config.products_per_class)]
             for label in LABELS
         }
-        reused = {p.seed for chosen in originals.values() for p in chosen}
-        for label in LABELS:  # extra listings: altered copies of a photo, and photos of another class
-            items = out[label]
-            extras = [new(label, seed=o.seed, variant=k + 1) for k, o in enumerate(originals[label])]
-            for _ in range(self.config.cross_class_duplicates):
-                other = rng.choice([x for x in LABELS if x != label])
-                source = rng.choice([p for p in out[other] if p.drawing[0] == other and p.seed not in reused])
-                reused.add(source.seed)
-                extras.append(new(label, seed=source.seed, photo_label=other))
-            for _ in range(self.config.mislabelled_per_class):  # a photo of its own, drawn as another class
-                extras.append(new(label, photo_label=rng.choice([x for x in LABELS if x != label])))
-            for extra in extras:
-                items.insert(rng.randint(len(items) // 2, len(items)), extra)  # on a later page than the original
+        reused: set[int] = set()
+        extras: dict[str, list[tuple[Product, Product | None]]] = {}  # label: (extra, the listing it follows)
+        for label in LABELS:  # altered copies of a photo (near-duplicates)
+            originals = self._flagged(label, organic[label], "near", self.config.near_duplicates_per_class, reused)
+            reused |= {o.seed for o in originals}
+            extras[label] = [
+                (self._product(label, ("near", k), seed=o.seed, variant=k + 1), o) for k, o in enumerate(originals)
+            ]
+        for label in LABELS:  # photos of another class's product, listed under this one
+            for k in range(self.config.cross_class_duplicates):
+                other = self._rng(label, "cross", k).choice([x for x in LABELS if x != label])
+                found = self._flagged(other, organic[other], f"cross-{label}-{k}", 1, reused)
+                if found:
+                    reused.add(found[0].seed)
+                    extras[label].append(
+                        (self._product(label, ("cross", k), seed=found[0].seed, photo_label=other), None)
+                    )
+        for label in LABELS:  # a photo of its own, drawn as another class
+            for k in range(self.config.mislabelled_per_class):
+                drawn_as = self._rng(label, "mislabelled", k).choice([x for x in LABELS if x != label])
+                extras[label].append((self._product(label, ("mislabelled", k), photo_label=drawn_as), None))
+        return {label: self._placed(label, organic[label], extras[label]) for label in LABELS}
+
+    def _placed(self, label: str, items: list[Product], extras: list[tuple[Product, Product | None]]) -> list[Product]:
+        """``items`` with each extra inserted one to three pages after the listing it follows (or after a
+        place of its own), in a spot that does not depend on how many products there are."""
+        page = self.organic_per_page
+        wanted = []
+        for k, (extra, follows) in enumerate(extras):
+            rng = self._rng(label, "place", k)
+            after = items.index(follows) if follows is not None else rng.randrange(4 * page)
+            wanted.append((after + rng.randint(page, 3 * page), k, extra))
+        out = list(items)
+        for position, _, extra in sorted(wanted, key=lambda w: (w[0], w[1]), reverse=True):
+            out.insert(min(position, len(items)), extra)
         return out
 
     @cached_property
@@ -149,7 +189,8 @@ class Catalog:
         rng = random.Random(f"{self.config.seed}:{label}:{page}")
         shown_before = items[: (page - 1) * n]
         repeats = rng.sample(shown_before, min(self.config.repeats_per_page, len(shown_before)))
-        others = [p for other in LABELS if other != label for p in self.products[other]]
+        # ads come from the other classes' listings up to this page: the same ones whatever their count
+        others = [p for other in LABELS if other != label for p in self.products[other][: page * n]]
         ads = rng.sample(others, min(self.config.sponsored_per_page, len(others)))
         rows = [(p, False) for p in organic + repeats]
         rng.shuffle(rows)
