@@ -101,6 +101,16 @@ def test_run_is_recorded_and_champion_set(reference) -> None:
     ]
 
 
+def _champions_config(config):
+    """The reference run's config for the backbone that became champion (the comparison picks by validation
+    loss, so which one wins depends on the photos the catalog draws)."""
+    from training.compare import backbone_configs
+
+    champion = MlflowClient(config.tracking.uri).get_model_version_by_alias("stj-classifier", "champion")
+    backbone = MlflowClient(config.tracking.uri).get_run(champion.run_id).data.tags["backbone"]
+    return next(c for c in backbone_configs(config) if c.train.backbone == backbone)
+
+
 def test_registered_model_equals_cached_feature_path(reference) -> None:
     """The exported image->probabilities model gives what the head gave on cached features."""
     import mlflow
@@ -110,15 +120,15 @@ def test_registered_model_equals_cached_feature_path(reference) -> None:
     from training.features import load_features
     from training.split import split_path
 
-    config = reference.config
-    mlflow.set_tracking_uri(config.tracking.uri)
+    mlflow.set_tracking_uri(reference.config.tracking.uri)
     model = mlflow.tensorflow.load_model("models:/stj-classifier@champion")
+    config = _champions_config(reference.config)  # whichever backbone won on the drawn photos
     data_dir = Path(config.project.data_dir)
     paths = sorted((data_dir / "raw" / "jeans").glob("*.jpg"))[:4]
     pixels = load_images(paths, 64)
     full = model(pixels, training=False).numpy()
     embedder, head = model.get_layer("embedder"), model.get_layer("head")
-    features = load_features(config, split_path(data_dir), show_progress=False)  # this config's cache
+    features = load_features(config, split_path(data_dir), show_progress=False)  # the champion's cache
     rows = [features.paths.index(p) for p in paths]
     cached = features.vectors[rows]
     assert features.embedded == 0
@@ -138,8 +148,10 @@ def test_about_reads_the_champions_run_from_mlflow(client) -> None:
     facts = http.get("/api/about").get_json()
     run = facts["run"]
     champion = MlflowClient(config.tracking.uri).get_model_version_by_alias("stj-classifier", "champion")
-    assert run["run_id"] == champion.run_id and run["backbone"] == config.train.backbone
-    metrics = MlflowClient(config.tracking.uri).get_run(champion.run_id).data.metrics
+    recorded = MlflowClient(config.tracking.uri).get_run(champion.run_id).data
+    assert run["run_id"] == champion.run_id and run["backbone"] == recorded.tags["backbone"]
+    assert recorded.tags["backbone"] in {config.train.backbone, *config.train.compare_backbones}
+    metrics = recorded.metrics
     assert run["metrics"]["macro_f1"] == metrics["test_macro_f1"]
     assert [c["f1"] for c in run["per_class"]] == [metrics[f"test_{name}_f1"] for name in CLASSES]
     assert run["parameters"]["head"] > 0 and run["parameters"]["backbone"] > run["parameters"]["head"]
@@ -279,6 +291,7 @@ def test_server_runs_the_int8_embedder_training_evaluated(reference) -> None:
     import mlflow
 
     from core.model_input import load_images
+    from core.runtime.int8 import INT8_MIN_COSINE
     from serving.predictor import Predictor
     from training.features import load_features
     from training.split import split_path
@@ -295,8 +308,6 @@ def test_server_runs_the_int8_embedder_training_evaluated(reference) -> None:
     run = client.get_run(result.run_id)
     assert run.data.tags["runtime"] == result.runtime
     if result.runtime != "openvino-int8":  # refused: its reason is on record, and the run used a float precision
-        from core.runtime.int8 import INT8_MIN_COSINE
-
         mean_cosine = float(run.data.tags["int8.mean_cosine_to_fp32"])
         assert run.data.tags["int8.accepted"] == "False" and mean_cosine < INT8_MIN_COSINE
         pytest.skip(f"int8 refused on this data: mean cosine {mean_cosine}")
@@ -313,8 +324,12 @@ def test_server_runs_the_int8_embedder_training_evaluated(reference) -> None:
     head = predictor.model.get_layer("head")
     evaluated = head(features.vectors[:6], training=False).numpy()
     np.testing.assert_allclose(predictor.predict(pixels), evaluated, atol=1e-4)
-    reference = mlflow.tensorflow.load_model(result.model_uri)(pixels, training=False).numpy()
-    np.testing.assert_allclose(predictor.predict(pixels), reference, atol=0.1)  # int8 vs the FP32 graph
+    # int8 vs the FP32 graph, by the measure the run accepted int8 on (how far the probabilities move then
+    # depends on the head the drawn photos trained, so they are not compared)
+    fp32 = mlflow.tensorflow.load_model(result.model_uri).get_layer("embedder")(pixels, training=False).numpy()
+    int8_vectors = features.vectors[:6]
+    cosine = (fp32 * int8_vectors).sum(axis=1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(int8_vectors, axis=1)
+    assert cosine.mean() >= INT8_MIN_COSINE
 
 
 @pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
