@@ -38,7 +38,7 @@ from core.model_input import load_images  # noqa: E402
 from core.phash import near_pairs, perceptual_hash  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
 from scraper.dedup import HashIndex  # noqa: E402
-from training.embed import EmbeddingCache, embed_files  # noqa: E402
+from training.embed import embed_files  # noqa: E402
 from training.features import build_base, prepare_runtimes, read_class_split  # noqa: E402
 from training.fit import fit_head  # noqa: E402
 
@@ -88,19 +88,18 @@ def embed_local(config, split_file: Path) -> tuple[float, dict]:
     """Seconds to embed every photo in this process (base built and runtime prepared before the clock)."""
     split = read_class_split(config, split_file)
     base = prepare_runtimes(build_base(config), split, config)
-    cache = EmbeddingCache(base.folder, base.embedding_key())
-    data_dir = Path(config.project.data_dir)
+    data_dir, shas = Path(config.project.data_dir), list(split["sha256"])
     started = time.perf_counter()
-    embed_files(
+    vectors, _ = embed_files(
         base.runtime(),
         [data_dir / p for p in split["path"]],
-        list(split["sha256"]),
-        cache,
+        shas,
+        base.store(),
         base.image_size,
         config.train.embed_batch_size,
         show_progress=False,
     )
-    return time.perf_counter() - started, dict(cache.vectors)
+    return time.perf_counter() - started, dict(zip(shas, vectors, strict=True))
 
 
 def embed_on_dask(config, split_file: Path, address: str) -> tuple[float, dict]:
@@ -121,7 +120,8 @@ def embed_on_dask(config, split_file: Path, address: str) -> tuple[float, dict]:
     shards.with_options(task_runner=task_runner(config.orchestration))()
     seconds = time.perf_counter() - started
     base = prepare_runtimes(build_base(config), read_class_split(config, split_file), config)  # measured: cached
-    return seconds, dict(EmbeddingCache(base.folder, base.embedding_key()).vectors)
+    store = base.store()
+    return seconds, dict(zip(store.keys(), store.lookup(store.keys()), strict=True))
 
 
 def head_seconds_per_epoch(config, vectors: np.ndarray, labels: np.ndarray, n_classes: int) -> float:

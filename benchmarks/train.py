@@ -100,8 +100,8 @@ def stage_runs(config, split_file: Path) -> dict:
     for old in cache.glob(f"{config.train.backbone}-*"):
         shutil.rmtree(old) if old.is_dir() else old.unlink()
     runs = {"cold": train(config, split_file, config_source="benchmark")}
-    for vectors in cache.glob(f"{config.train.backbone}-*.npz"):
-        vectors.unlink()
+    for store in cache.glob(f"{config.train.backbone}-*.store"):
+        shutil.rmtree(store)
     runs["new"] = train(config, split_file, config_source="benchmark")
     runs["warm"] = train(config, split_file, config_source="benchmark")
     return runs

@@ -32,6 +32,7 @@ from training.label_issues import ISSUES_NAME, check_labels, cv_inputs, read_iss
 from training.publish import publish
 from training.shards import embed_shard, plan_embedding
 from training.split import SPLIT_NAME, SPLIT_PARAMS_NAME, prepare
+from training.store import StoredVectors
 from training.sweep import sweep
 from training.track import run_link
 from training.train import TrainResult, train
@@ -166,7 +167,7 @@ def embed_shard_task(config: RunConfig, split_file: Path, runtime: str, shas: li
 # Not cached: reads the embedding cache, which is already content-addressed.
 @task(name="cross-validation-inputs", cache_policy=NO_CACHE)
 @interrupt_wins
-def cv_inputs_task(config: RunConfig, split_file: Path) -> tuple[np.ndarray, np.ndarray, list]:
+def cv_inputs_task(config: RunConfig, split_file: Path) -> tuple[StoredVectors, np.ndarray, list]:
     """The cross-validated photos' cached features and labels, and the folds' rows."""
     return cv_inputs(config, split_file)
 
@@ -174,11 +175,12 @@ def cv_inputs_task(config: RunConfig, split_file: Path) -> tuple[np.ndarray, np.
 # Not cached: cheap next to hashing its inputs (the features of every cross-validated photo).
 @task(name="cross-validation-fold", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def fold_task(
-    config: RunConfig, vectors: np.ndarray, labels: np.ndarray, rows: tuple[np.ndarray, np.ndarray], fold: int
+    config: RunConfig, vectors: StoredVectors, labels: np.ndarray, rows: tuple[np.ndarray, np.ndarray], fold: int
 ) -> dict[str, Any]:
-    """One fold of the label-issue cross-validation, wherever the task runner runs it."""
+    """One fold of the label-issue cross-validation, wherever the task runner runs it (the features read from
+    the store there)."""
     n_classes, seed = len(config.class_names), config.project.seed + fold
-    return fit_fold(vectors, labels, rows, n_classes, config.train, seed)
+    return fit_fold(vectors.load(), labels, rows, n_classes, config.train, seed)
 
 
 # Not cached: tags the sibling runs.

@@ -34,8 +34,9 @@ from core.runtime.cpu import cpu_model, float_precisions
 from core.runtime.int8 import int8_files, int8_runtime
 from core.runtime.measure import throughput
 from core.runtime.spec import Runtime
-from training.embed import EmbeddingCache, cache_key, embed_files
+from training.embed import cache_key, embed_files
 from training.split import read_split
+from training.store import EmbeddingStore
 
 PARTS = ("train", "val", "test")
 log = logging.getLogger(__name__)
@@ -108,8 +109,12 @@ class FrozenBase:
                 self._runtimes[spec.name] = make_runtime(self.embedder, spec, self.ir_file())
         return self._runtimes[spec.name]
 
+    def store(self, spec: RuntimeSpec | None = None) -> EmbeddingStore:
+        """The embedding store of ``spec``'s features (default: the primary runtime's)."""
+        return EmbeddingStore(self.folder, self.embedding_key(spec))
+
     def embedding_key(self, spec: RuntimeSpec | None = None) -> str:
-        """The embedding cache file's key: the base, plus the runtime and int8 calibration that computed it."""
+        """The embedding store's key: the base, plus the runtime and int8 calibration that computed it."""
         spec = spec or self.primary
         calibration = self.int8["calibration"] if spec.is_int8 and self.int8 else ""
         return cache_key(
@@ -238,12 +243,11 @@ class Features:
         shas = list(self.split["sha256"][mask])
         if rows is not None:
             paths, shas = [paths[i] for i in rows], [shas[i] for i in rows]
-        cache = EmbeddingCache(self.base.folder, self.base.embedding_key(spec))
         vectors, _ = embed_files(
             runtime=self.base.runtime(spec),
             paths=paths,
             shas=shas,
-            cache=cache,
+            store=self.base.store(spec),
             image_size=self.base.image_size,
             batch_size=self.batch_size,
             show_progress=show_progress,
@@ -270,20 +274,15 @@ def load_features(config: Config, split_file: Path, show_progress: bool = True) 
     base = build_base(config)
     started = time.monotonic()  # embedding time includes a first run's measurement and int8 calibration
     base = prepare_runtimes(base, split, config)
-    cache = EmbeddingCache(base.folder, base.embedding_key())
-    if cache.missing(shas):
-        vectors, embedded = embed_files(
-            runtime=base.runtime(),
-            paths=paths,
-            shas=shas,
-            cache=cache,
-            image_size=tc.image_size,
-            batch_size=tc.embed_batch_size,
-            show_progress=show_progress,
-        )
-    else:
-        vectors, embedded = cache.lookup(shas), 0
-        cache.compact()  # shards embedded elsewhere (orchestration.task_runner: dask) become the one file
+    vectors, embedded = embed_files(
+        runtime=base.runtime(),
+        paths=paths,
+        shas=shas,
+        store=base.store(),
+        image_size=tc.image_size,
+        batch_size=tc.embed_batch_size,
+        show_progress=show_progress,
+    )
     return Features(
         split=split,
         labels=split["class"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy(),

@@ -24,6 +24,7 @@ from core.manifest import manifest_path, read_manifest
 from training.crossval import combine_folds, cross_validate, fold_rows
 from training.evaluate import photo_grid_png
 from training.features import Features, load_features
+from training.store import StoredVectors
 
 log = logging.getLogger(__name__)
 ISSUES_NAME = "label_issues.csv"
@@ -75,12 +76,13 @@ def _cv_rows(config: Config, split_file: Path) -> tuple[Features, np.ndarray, li
     return features, rows, folds
 
 
-def cv_inputs(config: Config, split_file: Path) -> tuple[np.ndarray, np.ndarray, list]:
+def cv_inputs(config: Config, split_file: Path) -> tuple[StoredVectors, np.ndarray, list]:
     """What each fold of the cross-validation needs, to run it elsewhere with
-    :func:`training.crossval.fit_fold`: the cached features and labels of the cross-validated photos, and the
-    folds' (fit rows, held-out rows). :func:`check_labels` takes the folds' results back."""
+    :func:`training.crossval.fit_fold`: the stored features of the cross-validated photos (by reference: each
+    fold task reads them from the store, nothing pickled per task), their labels, and the folds' (fit rows,
+    held-out rows). :func:`check_labels` takes the folds' results back."""
     features, rows, folds = _cv_rows(config, split_file)
-    return features.vectors[rows], features.labels[rows], folds
+    return features.base.store().reference(list(features.split["sha256"][rows])), features.labels[rows], folds
 
 
 def check_labels(

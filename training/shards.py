@@ -1,9 +1,9 @@
 """Embedding in shards that run anywhere (``orchestration.task_runner: dask``).
 
 The plan is made once: the runtime is chosen where the plan is made (measured, as in a local run), and
-the photos still missing from the cache are cut into shards. Each shard embeds its photos with that
-runtime on whichever worker runs it, and writes them beside the cache (``EmbeddingCache.save_shard``); the
-train stage then finds every photo cached. Workers need the installed package and the data folder at the
+the photos still missing from the store are cut into shards. Each shard embeds its photos with that
+runtime on whichever worker runs it and appends them to the store (``training.store``: disjoint tasks write
+disjoint files, and a task reads none of the store); the train stage then finds every photo stored. Workers need the installed package and the data folder at the
 same path (shared storage).
 
 Shards are whole batches, in the order a local run embeds: every batch holds the photos it would hold
@@ -23,7 +23,7 @@ import pandas as pd
 
 from configs.schema import Config
 from core.runtime.spec import RuntimeSpec
-from training.embed import EmbeddingCache, embed_files
+from training.embed import embed_batches
 from training.features import FrozenBase, build_base, prepare_runtimes, read_class_split
 
 _prepared: dict[str, tuple[FrozenBase, pd.DataFrame]] = {}  # one base per worker process, built once
@@ -57,27 +57,24 @@ def cut_shards(todo: list[str], shard_size: int, batch_size: int) -> list[list[s
 def plan_embedding(config: Config, split_file: Path, shard_size: int) -> EmbeddingPlan:
     """Cut the photos missing from the cache into shards of at least ``shard_size`` (whole batches)."""
     base, split = _base(config, split_file)
-    todo = EmbeddingCache(base.folder, base.embedding_key()).missing(list(split["sha256"]))
+    todo = base.store().missing(list(split["sha256"]))
     return EmbeddingPlan(base.primary.name, cut_shards(todo, shard_size, config.train.embed_batch_size))
 
 
 def embed_shard(config: Config, split_file: Path, runtime: str, shas: list[str]) -> int:
-    """Embed one shard's photos with ``runtime`` and write them beside the cache; how many."""
+    """Embed one shard's photos with ``runtime`` and append them to the store (reading none of it); how many."""
     base, split = _base(config, split_file)
     spec = RuntimeSpec.parse(runtime)
     base = dataclasses.replace(base, primary=spec)
-    cache = EmbeddingCache(base.folder, base.embedding_key(spec))
     path_of = dict(zip(split["sha256"], split["path"], strict=True))
     data_dir = Path(config.project.data_dir)
-    embed_files(
+    embed_batches(
         runtime=base.runtime(spec),
         paths=[data_dir / path_of[s] for s in shas],
         shas=shas,
-        cache=cache,
+        store=base.store(spec),
         image_size=base.image_size,
         batch_size=config.train.embed_batch_size,
         show_progress=False,
-        save=False,
     )
-    cache.save_shard(shas)
     return len(shas)

@@ -15,15 +15,16 @@ from mlflow import MlflowClient
 
 from core.processes import free_port
 from tests.support import REFERENCE_EXTRAS
+from training.store import EmbeddingStore
 
 pytestmark = pytest.mark.slow
 
 
 def _vectors(data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     out = {}
-    for file in sorted((data_dir / "embeddings").glob("*.npz")):
-        with np.load(file) as data:
-            out[file.name] = dict(zip(data["sha256"].tolist(), data["vectors"], strict=True))
+    for folder in sorted((data_dir / "embeddings").glob("*.store")):
+        store = EmbeddingStore(folder.parent, folder.name.removesuffix(".store"))
+        out[folder.name] = dict(zip(store.keys(), store.lookup(store.keys()), strict=True))
     return out
 
 
@@ -65,11 +66,10 @@ def test_a_dask_run_gives_the_same_manifest_features_and_champion_as_a_local_run
     assert _scrape_outcome(dask / "data") == _scrape_outcome(local)
     assert not (dask / "data" / "scrape_parts").exists()
     by_local, by_dask = _vectors(local), _vectors(dask / "data")
-    assert len(by_dask) == 2 and set(by_dask) <= set(by_local)  # one cache file per backbone
+    assert len(by_dask) == 2 and set(by_dask) <= set(by_local)  # one store per backbone
     for name, vectors in by_dask.items():
         assert vectors.keys() == by_local[name].keys()
         assert all(np.array_equal(vectors[sha], by_local[name][sha]) for sha in vectors), name
-    assert not list((dask / "data" / "embeddings").glob("*.shards")), "shards are merged into the cache file"
 
     expected = _champion_metrics(reference.config.tracking.uri)
     got = _champion_metrics(f"sqlite:///{dask / 'mlflow.db'}")
