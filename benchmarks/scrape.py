@@ -106,6 +106,8 @@ def _run_ours(config, base: str, concurrency: int, max_pages: int) -> dict:
                 f"project.data_dir={tmp}",
                 f"scrape.concurrency={concurrency}",
                 "scrape.delay_s=0",
+                f"scrape.per_host_concurrency={concurrency}",  # as Scrapy's CONCURRENT_REQUESTS_PER_DOMAIN
+                "scrape.autothrottle=false",  # Scrapy's default
                 f"scrape.max_pages={max_pages}",
                 f"scrape.base_url={base}",
             ],

@@ -47,6 +47,17 @@ class ScrapeConfig(_Strict):
     max_images_per_class: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=4, ge=1, le=64)
     delay_s: float = Field(default=1.0, ge=0, description="minimum seconds between requests to one host")
+    per_host_concurrency: int = Field(
+        default=2, ge=1, le=64, description="requests in flight at once to one host, over all threads and Dask tasks"
+    )
+    autothrottle: bool = Field(
+        default=True,
+        description="adapt each host's delay to its latency (Scrapy's AutoThrottle), never below delay_s",
+    )
+    autothrottle_target_concurrency: float = Field(
+        default=1.0, gt=0, description="AutoThrottle's aim: the delay goes to latency / this"
+    )
+    max_delay_s: float = Field(default=60.0, gt=0, description="AutoThrottle's ceiling on one host's delay")
     timeout_s: float = Field(default=20.0, gt=0)
     retries: int = Field(default=3, ge=0, le=10)
     obey_robots: bool = True

@@ -9,6 +9,7 @@ fills, and the folds return what the local loop computes, so the model is the sa
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,11 @@ def with_absolute_data_dir(config: RunConfig) -> RunConfig:
 
 def scrape_per_query(config: RunConfig, base_url: str | None) -> dict[str, Any]:
     """Scrape each query as a task, then merge what they kept into the manifest (what finished is merged
-    even when a task failed; the failure is raised after)."""
-    config = with_absolute_data_dir(config)
+    even when a task failed; the failure is raised after). The tasks share one delay and one cap on requests
+    in flight per host (``flows.politeness``): N queries at once never multiply a host's request rate."""
+    config, scrape_id = with_absolute_data_dir(config), uuid.uuid4().hex[:12]
     jobs = plan_parts_task(config)
-    futures = [scrape_part_task.submit(config, base_url, label, query, part) for label, query, part in jobs]
+    futures = [scrape_part_task.submit(config, base_url, label, query, part, scrape_id) for label, query, part in jobs]
     failed = None
     for future in futures:
         try:

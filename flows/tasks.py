@@ -21,6 +21,7 @@ from core.manifest import MANIFEST_NAME, REPORT_NAME
 from flows.caching import inputs_and_files
 from flows.interrupts import at_safe_points, interrupt_wins
 from flows.notify import post_alert
+from flows.politeness import DaskHostState
 from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
 from scraper.parts import merge_parts, plan_parts, scrape_part
@@ -56,9 +57,12 @@ def plan_parts_task(config: RunConfig) -> list[tuple[str, str, str]]:
 
 # Not cached: reads a live site.
 @task(name="scrape-query", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def scrape_part_task(config: RunConfig, base_url: str | None, label: str, query: str, part: str) -> dict[str, Any]:
-    """One query's scrape into its own part file, wherever the task runner runs it."""
-    return scrape_part(config, base_url, label, query, part)
+def scrape_part_task(
+    config: RunConfig, base_url: str | None, label: str, query: str, part: str, scrape_id: str
+) -> dict[str, Any]:
+    """One query's scrape into its own part file, on a Dask worker; the scrape's tasks share each host's
+    politeness (delay, slots) through the scheduler, under ``scrape_id``."""
+    return scrape_part(config, base_url, label, query, part, hosts=DaskHostState(scrape_id))
 
 
 # Not cached: writes the manifest.

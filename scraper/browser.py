@@ -17,7 +17,8 @@ from pathlib import Path
 
 from configs.errors import UserError
 from configs.schema import ScrapeConfig
-from scraper.fetch import FetchError, HostThrottle, RobotCheck, RobotsPolicy
+from scraper.fetch import FetchError, RobotCheck, RobotsPolicy
+from scraper.politeness import HostThrottle
 from scraper.robot_check import is_robot_check
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,19 @@ class BrowserFetcher:
             raise FetchError(f"robots.txt disallows {url}")
         if self._driver is None:
             self._driver = start_chromium(self.config)
-        self.throttle.wait(url)
-        try:
-            self._driver.get(url)
-            height = self._driver.execute_script("return document.body.scrollHeight") or 0
-            step = self._driver.execute_script("return window.innerHeight") or 800
-            for y in range(0, int(height) + step, step):
-                self._driver.execute_script("window.scrollTo(0, arguments[0]);", y)
-                time.sleep(scroll_pause_s)
-            html = self._driver.page_source
-        except WebDriverException as exc:
-            raise FetchError(f"{url}: browser: {exc.msg}") from None
+        with self.throttle.request(url) as observe:
+            started = time.monotonic()
+            try:
+                self._driver.get(url)
+                observe(time.monotonic() - started, True)  # the page's load, not the scrolling after it
+                height = self._driver.execute_script("return document.body.scrollHeight") or 0
+                step = self._driver.execute_script("return window.innerHeight") or 800
+                for y in range(0, int(height) + step, step):
+                    self._driver.execute_script("window.scrollTo(0, arguments[0]);", y)
+                    time.sleep(scroll_pause_s)
+                html = self._driver.page_source
+            except WebDriverException as exc:
+                raise FetchError(f"{url}: browser: {exc.msg}") from None
         self.pages += 1
         if is_robot_check(200, html):
             raise RobotCheck(f"{url}: robot check page in the browser too")

@@ -1,7 +1,8 @@
-"""HTTP fetching with politeness built in: timeouts, retries with backoff, a per-host delay, robots.txt.
+"""HTTP fetching with politeness built in: timeouts, retries with backoff, per-host delay and concurrency
+(``scraper.politeness``), robots.txt.
 
-Config keys: ``scrape.timeout_s``, ``scrape.retries``, ``scrape.delay_s``, ``scrape.obey_robots``,
-``scrape.user_agent``, ``scrape.concurrency``.
+Config keys: ``scrape.timeout_s``, ``scrape.retries``, ``scrape.obey_robots``, ``scrape.user_agent``,
+``scrape.concurrency``; those of ``scraper.politeness``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from configs.schema import ScrapeConfig
+from scraper.politeness import HostState, HostThrottle
 from scraper.robot_check import is_robot_check
 
 log = logging.getLogger(__name__)
@@ -68,27 +70,6 @@ def make_session(config: ScrapeConfig) -> requests.Session:
     return session
 
 
-class HostThrottle:
-    """Enforces a minimum interval between requests to the same host, across threads."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self._lock = threading.Lock()
-        self._next: dict[str, float] = {}
-
-    def wait(self, url: str) -> None:
-        """Block until a request to ``url``'s host is allowed, and reserve that slot."""
-        if self.delay_s <= 0:
-            return
-        host = urlsplit(url).netloc
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next.get(host, now))
-            self._next[host] = slot + self.delay_s
-        if slot > now:
-            time.sleep(slot - now)
-
-
 class RobotsPolicy:
     """robots.txt rules per host, fetched once; ``obey=False`` allows everything (and says so in the log)."""
 
@@ -131,12 +112,15 @@ class RobotsPolicy:
 class Fetcher:
     """Polite GETs: robots check, per-host delay, retries, timeout."""
 
-    def __init__(self, config: ScrapeConfig, session: requests.Session | None = None) -> None:
+    def __init__(
+        self, config: ScrapeConfig, session: requests.Session | None = None, hosts: HostState | None = None
+    ) -> None:
+        """``hosts``: where the per-host politeness state lives (default: this process)."""
         self.config = config
         self.retries = 0  # retried attempts, summed over all requests
         self._count_lock = threading.Lock()
         self.session = session or make_session(config)
-        self.throttle = HostThrottle(config.delay_s)
+        self.throttle = HostThrottle(config, hosts)
         self.robots = RobotsPolicy(
             session=self.session, user_agent=config.user_agent, obey=config.obey_robots, timeout_s=config.timeout_s
         )
@@ -145,11 +129,14 @@ class Fetcher:
         """One polite GET (robots, per-host delay, retries); the response whatever its status."""
         if not self.robots.allowed(url):
             raise FetchError(f"robots.txt disallows {url}")
-        self.throttle.wait(url)
-        try:
-            resp = self.session.get(url, timeout=self.config.timeout_s, headers=headers or None)
-        except requests.RequestException as exc:
-            raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+        with self.throttle.request(url) as observe:
+            started = time.monotonic()
+            try:
+                resp = self.session.get(url, timeout=self.config.timeout_s, headers=headers or None)
+            except requests.RequestException as exc:
+                observe(time.monotonic() - started, False)
+                raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+            observe(resp.elapsed.total_seconds(), resp.status_code < 400)
         retry_state = getattr(resp.raw, "retries", None)
         if retry_state is not None and retry_state.history:
             with self._count_lock:

@@ -22,6 +22,7 @@ from configs.files import atomic_write_text
 from configs.schema import Config
 from core.manifest import REPORT_NAME, manifest_path, read_manifest, rows_from_frame
 from scraper.collection import Collection
+from scraper.politeness import HostState
 from scraper.report import ScrapeReport
 from scraper.scrape import query_jobs, remove_partial_downloads, scrape
 
@@ -43,9 +44,12 @@ def plan_parts(config: Config) -> list[tuple[str, str, str]]:
     ]
 
 
-def scrape_part(config: Config, base_url: str | None, label: str, query: str, part: str) -> dict:
-    """One query's scrape into its part file; its report."""
-    return scrape(config, base_url, show_progress=False, jobs=[(label, query)], part=Path(part)).to_dict()
+def scrape_part(
+    config: Config, base_url: str | None, label: str, query: str, part: str, hosts: HostState | None = None
+) -> dict:
+    """One query's scrape into its part file; its report. ``hosts``: the politeness state the scrape's tasks
+    share (``scraper.politeness``)."""
+    return scrape(config, base_url, show_progress=False, jobs=[(label, query)], part=Path(part), hosts=hosts).to_dict()
 
 
 def _add_part_report(merged: ScrapeReport, part: dict) -> None:

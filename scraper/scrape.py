@@ -30,6 +30,7 @@ from scraper.fetch import Fetcher, FetchError
 from scraper.pages import PageSource
 from scraper.parse import image_id_from_url, parse_search_page
 from scraper.photos import Photo, fetch_photo
+from scraper.politeness import HostState
 from scraper.report import ScrapeReport
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def scrape(
     show_progress: bool = True,
     jobs: list[tuple[str, str]] | None = None,
     part: Path | None = None,
+    hosts: HostState | None = None,
 ) -> ScrapeReport:
     """Run the scrape stage.
 
@@ -127,6 +129,8 @@ def scrape(
         jobs: the (class, query) pairs to run; default: all of them.
         part: a scrape task's own manifest file (``scraper.parts``): the manifest is only read, the photos
             kept go to this file and the report beside it (``.json``).
+        hosts: where per-host politeness state lives (``scraper.politeness``): default, this process; the
+            per-query tasks of one scrape share one across processes, so they never multiply the rate.
 
     Returns:
         The run report (also written to ``<data_dir>/scrape_report.json``, or beside ``part``).
@@ -144,7 +148,7 @@ def scrape(
         report=report,
         manifest_file=part,
     )
-    fetcher = Fetcher(sc)
+    fetcher = Fetcher(sc, hosts=hosts)
     pages = PageSource(sc, fetcher, report)
     base = base_url or sc.base_url
     jobs = jobs or query_jobs(config)
