@@ -17,11 +17,10 @@ import numpy as np
 
 from configs.schema import Config
 from core.model import build_classifier
-from core.model_input import load_images
 from core.runtime import RuntimeSpec
 from training.evaluate import classification_metrics, roc_auc
 from training.features import PARTS, Features
-from training.finetune import fine_tune
+from training.finetune import fine_tune, image_dataset
 from training.fit import EpochProgress, fit_head
 from training.precision import PrecisionChoice, choose_precision
 
@@ -92,18 +91,21 @@ def train_candidate(config: Config, features: Features) -> Candidate:
         extra["test_accuracy_before_finetune"] = _accuracy(test_y, probs)
         embedder, base = own_copy(features.base.embedder, features.base.base.name)
         classifier = build_classifier(embedder, head)
-        images = {name: load_images(features.part_paths(name), tc.image_size) for name in PARTS}
+        photos = {name: (features.part_paths(name), features.part(name)[1]) for name in PARTS}
         finetune_history = fine_tune(
             classifier=classifier,
             base=base,
-            train=(images["train"], features.part("train")[1]),
-            val=(images["val"], features.part("val")[1]),
+            train=photos["train"],
+            val=photos["val"],
             num_classes=len(config.class_names),
             config=tc.finetune,
             seed=config.project.seed,
             trainable=features.base.backbone.finetune_layers(base, tc.finetune.unfreeze_layers),
         )
-        probs = classifier.predict(images["test"], verbose=0)  # the base changed: use the whole graph
+        n_classes, batch = len(config.class_names), tc.finetune.batch_size
+        test = image_dataset(*photos["test"], n_classes, tc.image_size, batch)
+        # the base changed: the whole graph, a batch at a time
+        probs = np.concatenate([classifier(x, training=False).numpy() for x, _ in test] or [np.zeros((0, n_classes))])
         extra["test_accuracy_after_finetune"] = _accuracy(test_y, probs)
     return Candidate(
         head=head,
