@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from configs.schema import TrainConfig
 from core.runtime import TensorFlowRuntime
-from training.baselines import baseline_models
+from training.baselines import fitted_baselines
 from training.evaluate import classification_metrics
 from training.fit import fit_head
 
@@ -64,14 +64,13 @@ def fit_fold(
     seed: int,
 ) -> dict[str, np.ndarray]:
     """One fold: fit the head (early-stopped on the held-out rows, which only picks the epoch) and the
-    baselines on the fit rows; each model's probabilities for the held-out rows. Independent of every other
+    baselines (on at most ``training.baselines.FIT_CAP`` of them) on the fit rows; each model's probabilities for the held-out rows. Independent of every other
     fold, so folds can run anywhere (``orchestration.task_runner: dask``)."""
     fit_rows, held_out = rows
     train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])
     head, _, _ = fit_head(train, held, n_classes, config, None, seed)
     out = {"head": TensorFlowRuntime(head)(held[0])}
-    for name, model in baseline_models(seed).items():
-        model.fit(*train)
+    for name, model in fitted_baselines(train, seed).items():
         proba = np.zeros((len(held_out), n_classes), np.float32)
         proba[:, model.classes_] = model.predict_proba(held[0])  # a class missing from a fold stays 0
         out[name] = proba
