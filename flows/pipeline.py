@@ -54,14 +54,15 @@ def scrape_flow(config: RunConfig) -> dict[str, Any]:
 
 
 @flow(name="stj-prepare")
-def prepare_flow(config: RunConfig) -> Path:
-    """Split the manifest 80/20 (validation carved from the 80)."""
-    return prepare_task(config)
+def prepare_flow(config: RunConfig, plan: Path | None = None) -> Path:
+    """Split the manifest 80/20 (validation carved from the 80): adopt the ``plan`` validate made, if given."""
+    return prepare_task(config, plan)
 
 
 @flow(name="stj-validate")
-def validate_flow(config: RunConfig) -> dict[str, Any]:
-    """Check the data before training: floors always, changes against the last good run."""
+def validate_flow(config: RunConfig) -> tuple[dict[str, Any], Path | None]:
+    """Check the data before training: floors always, changes against the last good run; the statistics and
+    the planned split."""
     return validate_task(config)
 
 
@@ -160,8 +161,8 @@ def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     if deployment.id is not None:  # a scheduled run: its process was started by Prefect, not by `stj`
         adopt_command_settings()
     report = run_stage("scrape", on_configured_runner(scrape_flow, config), config)
-    stats = run_stage("validate", validate_flow, config)
-    split_file = run_stage("prepare", prepare_flow, config)
+    stats, plan = run_stage("validate", validate_flow, config)
+    split_file = run_stage("prepare", prepare_flow, config, plan)  # the split validate planned: planned once
     result = run_stage("train", on_configured_runner(train_flow, config), config, split_file, config_source)
     outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
     accept_task(config)

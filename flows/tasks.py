@@ -80,9 +80,9 @@ SPLIT_INPUTS = (MANIFEST_NAME, SPLIT_NAME, SPLIT_PARAMS_NAME, ISSUES_NAME)
 
 
 @task(name="split-manifest", cache_policy=inputs_and_files(*SPLIT_INPUTS), persist_result=True)
-def prepare_task(config: RunConfig) -> Path:
-    """Write the split file (photos keep their side across runs)."""
-    return prepare(config, left_out(config))
+def prepare_task(config: RunConfig, plan: Path | None = None) -> Path:
+    """Write the split file (photos keep their side across runs): the ``plan`` validate made, when given."""
+    return prepare(config, left_out(config), plan)
 
 
 def left_out(config: RunConfig) -> list[str]:
@@ -94,15 +94,16 @@ def left_out(config: RunConfig) -> list[str]:
 
 # Not cached: its report artifact and its stop must happen on every run.
 @task(name="validate-data", cache_policy=NO_CACHE)
-def validate_task(config: RunConfig) -> dict[str, Any]:
+def validate_task(config: RunConfig) -> tuple[dict[str, Any], Path | None]:
     """Check this run's data against floors and the last good run's; the report becomes a Prefect artifact.
-    A failed check raises (naming it) so nothing trains on bad data."""
+    A failed check raises (naming it) so nothing trains on bad data. Returns the statistics and the split it
+    planned (for the prepare stage)."""
     outcome = validate(config, left_out(config))
     create_markdown_artifact(
         key="stj-data-validation", markdown=outcome.report, description="data statistics and checks of this run"
     )
     outcome.raise_if_failed()
-    return outcome.stats
+    return outcome.stats, outcome.plan
 
 
 # Not cached: a write whose point is to happen.

@@ -31,11 +31,11 @@ from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
-from core.phash import near_pairs
+from core.near_index import NearIndex
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAME, SPLIT_PARAMS_NAME = "split.csv", "split.json"
+SPLIT_NAME, SPLIT_PARAMS_NAME, PLAN_NAME = "split.csv", "split.json", "split.plan.csv"
 SPLIT_METHOD = "group-hash-v1"  # names the rule: a split made by another rule is not carried over
 SPLIT_COLUMNS = ["path", "class", "sha256", "split"]
 
@@ -49,12 +49,19 @@ def split_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / SPLIT_NAME
 
 
-def near_duplicate_groups(phashes: list[str | float], max_distance: int) -> np.ndarray:
+def near_duplicate_groups(
+    phashes: list[str | float | None], max_distance: int, searched: np.ndarray | None = None
+) -> np.ndarray:
     """Group ids such that photos within ``max_distance`` bits (transitively) share a group.
 
     Args:
         phashes: hex perceptual hashes (missing values get their own group).
         max_distance: Hamming distance in bits; negative turns grouping off.
+        searched: which photos are looked up (default: all); the others are only indexed, so pairs of two
+            unsearched photos are not looked for (the previous split already placed them).
+
+    Cost: O(N) index insertions and O(searched) look-ups (``core.near_index``): a weekly run searches its new
+    photos only.
     """
     parent = list(range(len(phashes)))
 
@@ -65,9 +72,18 @@ def near_duplicate_groups(phashes: list[str | float], max_distance: int) -> np.n
         return i
 
     if max_distance >= 0:
-        for i, j in near_pairs(phashes, max_distance):
-            a, b = find(i), find(j)
-            parent[max(a, b)] = min(a, b)
+        searched = np.ones(len(phashes), bool) if searched is None else searched
+        hashes = [(i, int(h, 16)) for i, h in enumerate(phashes) if isinstance(h, str) and h]
+        index = NearIndex(max_distance)
+        for i, value in hashes:
+            if not searched[i]:
+                index.add(i, value)
+        for i, value in hashes:
+            if searched[i]:
+                for j, _ in index.within(value):
+                    a, b = find(i), find(j)
+                    parent[max(a, b)] = min(a, b)
+                index.add(i, value)
     return np.array([find(i) for i in range(len(phashes))])
 
 
@@ -85,6 +101,17 @@ def _ranges(test_size: float, val_size: float) -> dict[str, tuple[float, float]]
 def side_at(position: float, test_size: float, val_size: float) -> str:
     """The side a group at this :func:`position_of` belongs on, given the fractions."""
     return next(side for side, (low, high) in _ranges(test_size, val_size).items() if low <= position < high)
+
+
+def _settled_sides(old: pd.DataFrame, sides: pd.Series) -> list[dict]:
+    """One placeholder group per (class, side) of the old photos that no new photo joined: they count as
+    present on that side when empty sides are filled, and never move."""
+    pairs = pd.DataFrame({"class": old["class"], "side": sides[old.index]}).dropna().drop_duplicates()
+    empty = pd.Index([], dtype="int64")
+    return [
+        {"rows": empty, "class": c, "position": float("nan"), "side": side, "new": False}
+        for c, side in pairs.itertuples(index=False)
+    ]
 
 
 def _fill_empty_sides(groups: pd.DataFrame, params: SplitParams) -> pd.DataFrame:
@@ -139,12 +166,16 @@ def assign_split(frame: pd.DataFrame, params: SplitParams, previous: pd.DataFram
         raise NotEnoughData(f"need at least 3 images in each of 2+ classes to split, have {counts.to_dict()}")
     rows = frame.sort_values("path").reset_index(drop=True)
     phashes = rows["phash"].tolist() if "phash" in rows else [None] * len(rows)
-    groups = near_duplicate_groups(phashes, params.max_distance)
     before = dict(zip(previous["path"], previous["split"], strict=True)) if previous is not None else {}
+    new_rows = ~rows["path"].isin(list(before)).to_numpy()
+    groups = near_duplicate_groups(phashes, params.max_distance, searched=new_rows)
     order = rows.assign(group=groups, first=rows["scraped_at"] if "scraped_at" in rows else "")
-    sides = pd.Series(pd.NA, index=rows.index, dtype="object")
-    decided = []  # one row per group whose side is decided as a whole
-    for _, members in order.sort_values(["first", "sha256"]).groupby("group", sort=False):
+    sides = rows["path"].map(before).astype("object")  # the previous split's photos keep their side
+    joined = order["group"].isin(set(groups[new_rows]))
+    decided = _settled_sides(order[~joined], sides)  # one row per group whose side is decided as a whole
+    # only groups with a new photo are decided one by one: O(new photos) of them, however many are old
+    touched = order[joined]
+    for _, members in touched.sort_values(["first", "sha256"]).groupby("group", sort=False):
         kept = {before[p] for p in members["path"] if p in before}
         if len(kept) > 1:  # a new photo links groups on two sides: old photos stay, new ones are left out
             sides[members.index] = [before.get(p, pd.NA) for p in members["path"]]
@@ -224,10 +255,29 @@ def _params(config: Config) -> SplitParams:
     )
 
 
-def prepare(config: Config, excluded: Iterable[str] = ()) -> Path:
-    """Split the manifest (:func:`plan_split`, leaving out the ``excluded`` paths) and write
-    ``<data_dir>/split.csv`` and its parameters ``split.json`` atomically; returns the split file's path."""
+def plan_path(data_dir: str | Path) -> Path:
+    """Where the validate stage leaves the split it planned, for the prepare stage of the same run."""
+    return Path(data_dir) / PLAN_NAME
+
+
+def write_plan(config: Config, split: pd.DataFrame) -> Path:
+    """Keep a planned split (:func:`plan_split`) for :func:`prepare` to adopt; the file's path."""
+    return atomic_write_text(plan_path(config.project.data_dir), split.to_csv(index=False))
+
+
+def prepare(config: Config, excluded: Iterable[str] = (), plan: Path | None = None) -> Path:
+    """Write ``<data_dir>/split.csv`` and its parameters ``split.json`` atomically; returns the split file's path.
+
+    Args:
+        excluded: photo paths left out (as :func:`plan_split` takes them).
+        plan: the split this run's validate stage planned (:func:`write_plan`), adopted as it is (moved into
+            place): the split is planned once per run. Without it, :func:`plan_split` plans it here.
+    """
     data_dir = Path(config.project.data_dir)
-    written = atomic_write_text(split_path(data_dir), plan_split(config, excluded).to_csv(index=False))
+    if plan is not None and Path(plan).exists():
+        read_split(plan)  # a plan that is not a split fails here, before it replaces anything
+        written = Path(plan).replace(split_path(data_dir))
+    else:
+        written = atomic_write_text(split_path(data_dir), plan_split(config, excluded).to_csv(index=False))
     atomic_write_text(split_params_path(data_dir), json.dumps(asdict(_params(config))))
     return written

@@ -23,7 +23,7 @@ from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config, ValidationConfig
 from core.manifest import REPORT_NAME, manifest_path, read_manifest
-from training.split import NotEnoughData, plan_split
+from training.split import NotEnoughData, plan_split, write_plan
 
 log = logging.getLogger(__name__)
 STATS_NAME = "data_stats.json"
@@ -200,11 +200,13 @@ def report_markdown(stats: dict, anomalies: list[Anomaly], baseline: dict | None
 
 @dataclass(frozen=True)
 class Validation:
-    """The outcome of :func:`validate`: this run's statistics, the failed checks and the report."""
+    """The outcome of :func:`validate`: this run's statistics, the failed checks, the report, and the split
+    it planned (``training.split.write_plan``; ``None`` when none could be made), for the prepare stage."""
 
     stats: dict
     anomalies: list[Anomaly]
     report: str
+    plan: Path | None = None
 
     def raise_if_failed(self) -> None:
         """Raise :class:`DataAnomaly` naming the first failed check (and how many more failed)."""
@@ -224,8 +226,10 @@ def validate(config: Config, excluded: Iterable[str] = ()) -> Validation:
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
     try:
         split, unsplittable = plan_split(config, excluded), []
+        plan = write_plan(config, split)  # the prepare stage adopts it: the split is planned once per run
     except NotEnoughData as exc:
         split, unsplittable = pd.DataFrame(columns=["path", "class", "split"]), [Anomaly("split", "classes", str(exc))]
+        plan = None
     stats = data_stats(read_manifest(manifest_path(data_dir)), report, split, config.class_names)
     baseline_file = data_dir / BASELINE_NAME
     baseline = json.loads(baseline_file.read_text()) if baseline_file.exists() else None
@@ -236,7 +240,7 @@ def validate(config: Config, excluded: Iterable[str] = ()) -> Validation:
     atomic_write_text(data_dir / REPORT_MD_NAME, markdown)
     for anomaly in anomalies:
         log.warning("data check %s failed for %s: %s", anomaly.check, anomaly.subject, anomaly.message)
-    return Validation(stats, anomalies, markdown)
+    return Validation(stats, anomalies, markdown, plan)
 
 
 def accept(data_dir: str | Path) -> None:

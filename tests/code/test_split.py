@@ -159,3 +159,32 @@ def test_a_new_photo_linking_two_sides_is_left_out() -> None:
     assert "raw/x/bridge.jpg" not in set(split["path"])
     sides = dict(zip(split["path"], split["split"], strict=True))
     assert sides[test_photo["path"]] == "test" and sides[train_photo["path"]] == "train"
+
+
+def test_a_weekly_split_looks_up_only_its_new_photos(monkeypatch) -> None:
+    """The previous split placed its photos: only this week's are searched (against old and new), and a new
+    near-copy of an old photo takes that photo's side."""
+    from core.near_index import NearIndex
+
+    rng = random.Random(2)
+    old = pd.DataFrame(
+        [_row(label, f"old{k}", f"{rng.getrandbits(256):064x}", 0) for label in ("saree", "jeans") for k in range(50)]
+    )
+    params = SplitParams(test_size=0.2, val_size=0.1, seed=3, max_distance=8)
+    first = assign_split(old, params)
+    copied = old.iloc[7]
+    new = [_row("saree", "copy", _near_copies(rng, int(copied["phash"], 16), 2)[1], 1)]
+    new += [_row("jeans", f"new{k}", f"{rng.getrandbits(256):064x}", 1) for k in range(4)]
+    lookups = []
+    real_within = NearIndex.within
+
+    def counted(self, value):
+        lookups.append(value)
+        return real_within(self, value)
+
+    monkeypatch.setattr(NearIndex, "within", counted)
+    grown = assign_split(pd.concat([old, pd.DataFrame(new)], ignore_index=True), params, previous=first)
+    assert len(lookups) == 5  # the new photos only, not the 100 old ones
+    sides = dict(zip(grown["path"], grown["split"], strict=True))
+    assert sides["raw/saree/copy.jpg"] == sides[copied["path"]]
+    assert {p: sides[p] for p in first["path"]} == dict(zip(first["path"], first["split"], strict=True))

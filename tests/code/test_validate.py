@@ -127,3 +127,21 @@ def test_validate_writes_stats_stops_with_one_line_and_accept_makes_the_baseline
     assert json.loads((tmp_path / BASELINE_NAME).read_text()) == first.stats  # a failed run is not the baseline
     off = make_config(f"project.data_dir={tmp_path}", "validation.enabled=false")
     assert validate(off).anomalies == []
+
+
+def test_prepare_adopts_the_split_validate_planned(tmp_path: Path, make_config, monkeypatch) -> None:
+    """The split is planned once per run: validate keeps its plan, prepare moves it into place unchanged."""
+    import training.split as split_module
+
+    config = make_config(f"project.data_dir={tmp_path}")
+    _manifest({"saree": 30, "trousers": 30, "jeans": 30}).to_csv(manifest_path(tmp_path), index=False)
+    outcome = validate(config)
+    planned = outcome.plan.read_text()
+
+    def planned_again(*args, **kwargs):
+        raise AssertionError("the split was planned a second time")
+
+    monkeypatch.setattr(split_module, "plan_split", planned_again)
+    written = split_module.prepare(config, plan=outcome.plan)
+    assert written.read_text() == planned and not outcome.plan.exists()
+    assert sum(outcome.stats["classes"][c]["photos"] for c in ("saree", "trousers", "jeans")) == 90
