@@ -99,9 +99,9 @@ def embed_in_shards(config: RunConfig, split_file: Path) -> int:
     return embedded
 
 
-def folds_as_tasks(config: RunConfig, split_file: Path) -> list[dict[str, Any]]:
-    """Each fold of the label-issue cross-validation as a task, on features read here from the cache; their
-    results in fold order."""
-    vectors, labels, folds = cv_inputs_task(config, split_file)
+def folds_as_tasks(config: RunConfig, split_file: Path, embeddings: tuple[str, str]) -> list[dict[str, Any]]:
+    """Each fold of the label-issue cross-validation as a task, reading the features from the store
+    (``embeddings``: folder and key, shared storage) itself; their results in fold order."""
+    vectors, labels, folds = cv_inputs_task(config, split_file, embeddings)
     futures = [fold_task.submit(config, vectors, labels, rows, fold) for fold, rows in enumerate(folds)]
     return [future.result() for future in futures]

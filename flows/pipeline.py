@@ -7,6 +7,7 @@ stage can be re-run on its own. A config with a ``catalog`` section scrapes the 
 # only the globals their bodies use, and Prefect then cannot resolve a string annotation like "RunConfig"
 # when it validates the parameters (every scheduled run failed before it started).
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,9 @@ def train_flow(
     chosen = choose_task(config, runs)
     if config.labels.enabled:
         point = next(p for p in points if p.train.backbone == chosen["backbone"])
-        folds = folds_as_tasks(point, split_file) if fans_out(config) else None
-        chosen["labels"] = label_issues_task(point, split_file, chosen["run_id"], folds)
+        embeddings = tuple(chosen["embeddings"])  # the candidate's features, handed on by the train stage
+        folds = folds_as_tasks(point, split_file, embeddings) if fans_out(config) else None
+        chosen["labels"] = label_issues_task(point, split_file, chosen["run_id"], embeddings, folds)
     return {**chosen, "siblings": runs}
 
 
@@ -118,11 +120,12 @@ class StageFailed(UserError):
     """A pipeline stage failed for a reason the user can fix; the message names the stage."""
 
 
-def run_stage(name: str, stage_flow, *args: Any) -> Any:
+def run_stage(name: str, stage_flow, *args: Any, seconds: dict[str, float] | None = None) -> Any:
     """Run one stage; a user-fixable failure becomes :class:`StageFailed` naming the stage, and any failure
     carries the stage's name in its notes (for the alert). An interrupt leaves the stage marked as running,
-    so the command can say which one it stopped."""
+    so the command can say which one it stopped. ``seconds``: where its wall time is recorded, by name."""
     entering(name)
+    started = time.monotonic()
     try:
         result = stage_flow(*args)
     except UserError as exc:
@@ -133,6 +136,8 @@ def run_stage(name: str, stage_flow, *args: Any) -> Any:
         exc.add_note(f"{STAGE_NOTE}{name}")
         raise
     leaving(name)
+    if seconds is not None:
+        seconds[name] = round(time.monotonic() - started, 2)
     return result
 
 
@@ -160,13 +165,17 @@ def pipeline(config: RunConfig, config_source: str = "") -> dict[str, Any]:
     """Scrape -> validate -> prepare -> train -> publish; a failed stage stops the ones after it."""
     if deployment.id is not None:  # a scheduled run: its process was started by Prefect, not by `stj`
         adopt_command_settings()
-    report = run_stage("scrape", on_configured_runner(scrape_flow, config), config)
-    stats, plan = run_stage("validate", validate_flow, config)
-    split_file = run_stage("prepare", prepare_flow, config, plan)  # the split validate planned: planned once
-    result = run_stage("train", on_configured_runner(train_flow, config), config, split_file, config_source)
-    outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"])
+    seconds: dict[str, float] = {}
+    report = run_stage("scrape", on_configured_runner(scrape_flow, config), config, seconds=seconds)
+    stats, plan = run_stage("validate", validate_flow, config, seconds=seconds)
+    split_file = run_stage("prepare", prepare_flow, config, plan, seconds=seconds)  # validate's plan: planned once
+    training = on_configured_runner(train_flow, config)
+    result = run_stage("train", training, config, split_file, config_source, seconds=seconds)
+    outcome = run_stage("publish", publish_flow, config, result["model_uri"], result["run_id"], seconds=seconds)
     accept_task(config)
-    return finish(config, {"scrape": report, "data": stats, "train": result, "publish": outcome})
+    return finish(
+        config, {"scrape": report, "data": stats, "train": result, "publish": outcome, "stage_seconds": seconds}
+    )
 
 
 @flow(name="stj-train-only", on_failure=[alert_on_failure])

@@ -146,11 +146,15 @@ def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, An
 @interrupt_wins
 @at_safe_points
 def label_issues_task(
-    config: RunConfig, split_file: Path, run_id: str, folds: list[dict[str, Any]] | None = None
+    config: RunConfig,
+    split_file: Path,
+    run_id: str,
+    embeddings: tuple[str, str],
+    folds: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """k-fold on the candidate's cached embeddings (or the folds run elsewhere): label issues and the
+    """k-fold on the candidate's stored embeddings (or the folds run elsewhere): label issues and the
     cross-validation report, logged to the candidate's run."""
-    return check_labels(config, split_file, run_id, folds)
+    return check_labels(config, split_file, run_id, embeddings, folds)
 
 
 # Not cached: the plan is what the embedding cache lacks right now.
@@ -172,9 +176,11 @@ def embed_shard_task(config: RunConfig, split_file: Path, runtime: str, shas: li
 # Not cached: reads the embedding cache, which is already content-addressed.
 @task(name="cross-validation-inputs", cache_policy=NO_CACHE)
 @interrupt_wins
-def cv_inputs_task(config: RunConfig, split_file: Path) -> tuple[StoredVectors, np.ndarray, list]:
-    """The cross-validated photos' cached features and labels, and the folds' rows."""
-    return cv_inputs(config, split_file)
+def cv_inputs_task(
+    config: RunConfig, split_file: Path, embeddings: tuple[str, str]
+) -> tuple[StoredVectors, np.ndarray, list]:
+    """The cross-validated photos' stored features (by reference) and labels, and the folds' rows."""
+    return cv_inputs(config, split_file, embeddings)
 
 
 # Not cached: cheap next to hashing its inputs (the features of every cross-validated photo).

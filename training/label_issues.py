@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
 from training.crossval import combine_folds, cross_validate, fold_rows
 from training.evaluate import photo_grid_png
-from training.features import Features, load_features
+from training.features import read_class_split
 from training.store import StoredVectors
 
 log = logging.getLogger(__name__)
@@ -68,46 +69,63 @@ def read_issues(data_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(file, dtype=str) if file.exists() else pd.DataFrame(columns=ISSUE_COLUMNS)
 
 
-def _cv_rows(config: Config, split_file: Path) -> tuple[Features, np.ndarray, list]:
-    """The features, which rows are cross-validated (train and validation, never test) and the folds."""
-    features = load_features(config, split_file, show_progress=False)
-    rows = ~features.mask("test")
-    folds = fold_rows(features.labels[rows], len(config.class_names), config.labels.folds, config.project.seed)
-    return features, rows, folds
+@dataclass(frozen=True)
+class CvRows:
+    """The photos cross-validated (train and validation, never test), their stored features and the folds."""
+
+    photos: pd.DataFrame  # split rows: path, class, sha256, split
+    labels: np.ndarray
+    vectors: StoredVectors
+    folds: list
 
 
-def cv_inputs(config: Config, split_file: Path) -> tuple[StoredVectors, np.ndarray, list]:
+def _cv_rows(config: Config, split_file: Path, embeddings: tuple[str, str]) -> CvRows:
+    """The cross-validated photos of the split, by reference to the features the train stage stored
+    (``embeddings``: the store's folder and key, from :class:`training.train.TrainResult`): no base is built."""
+    split = read_class_split(config, split_file)
+    photos = split[split["split"] != "test"].reset_index(drop=True)
+    labels = photos["class"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy()
+    folds = fold_rows(labels, len(config.class_names), config.labels.folds, config.project.seed)
+    return CvRows(photos, labels, StoredVectors(*embeddings, list(photos["sha256"])), folds)
+
+
+def cv_inputs(config: Config, split_file: Path, embeddings: tuple[str, str]) -> tuple[StoredVectors, np.ndarray, list]:
     """What each fold of the cross-validation needs, to run it elsewhere with
     :func:`training.crossval.fit_fold`: the stored features of the cross-validated photos (by reference: each
     fold task reads them from the store, nothing pickled per task), their labels, and the folds' (fit rows,
     held-out rows). :func:`check_labels` takes the folds' results back."""
-    features, rows, folds = _cv_rows(config, split_file)
-    return features.base.store().reference(list(features.split["sha256"][rows])), features.labels[rows], folds
+    cv = _cv_rows(config, split_file, embeddings)
+    return cv.vectors, cv.labels, cv.folds
 
 
 def check_labels(
-    config: Config, split_file: Path, run_id: str, folds: list[dict[str, np.ndarray]] | None = None
+    config: Config,
+    split_file: Path,
+    run_id: str,
+    embeddings: tuple[str, str],
+    folds: list[dict[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """Cross-validate on the cached embeddings of the training part, rank label issues, write
+    """Cross-validate on the stored embeddings of the training part, rank label issues, write
     ``<data_dir>/label_issues.csv`` and log it, its gallery and the cross-validation report to ``run_id``.
 
     Args:
+        embeddings: the store (folder, key) of the candidate's features, as the train stage hands it on.
         folds: each fold's :func:`training.crossval.fit_fold` result, in fold order, computed elsewhere (see
             :func:`cv_inputs`); by default every fold runs here.
 
     Returns:
         ``issues`` (how many were flagged), ``worst`` (up to five rows) and the cross-validation summary.
     """
-    features, rows, fold_splits = _cv_rows(config, split_file)
-    names = list(config.class_names)
-    vectors, labels = features.vectors[rows], features.labels[rows]
+    rows = _cv_rows(config, split_file, embeddings)
+    names, labels = list(config.class_names), rows.labels
     if folds is None:
+        vectors = rows.vectors.load()
         cv = cross_validate(vectors, labels, names, config.train, config.labels.folds, config.project.seed)
     else:
-        cv = combine_folds(labels, names, fold_splits, folds)
+        cv = combine_folds(labels, names, rows.folds, folds)
     manifest = read_manifest(manifest_path(config.project.data_dir))[["path", "asin", "image_id"]]
-    photos = features.split[rows].merge(manifest, on="path", how="left")
-    issues = rank_label_issues(photos, features.labels[rows], cv.probabilities["head"], names)
+    photos = rows.photos.merge(manifest, on="path", how="left")
+    issues = rank_label_issues(photos, labels, cv.probabilities["head"], names)
     csv = issues.to_csv(index=False)
     atomic_write_text(issues_path(config.project.data_dir), csv)
     data_dir = Path(config.project.data_dir)
@@ -127,5 +145,5 @@ def check_labels(
             from PIL import Image
 
             mlflow.log_image(Image.open(io.BytesIO(gallery)), "label_issues.png")
-    log.info("label issues: %d of %d training photos flagged (%s)", len(issues), int(rows.sum()), ISSUES_NAME)
+    log.info("label issues: %d of %d training photos flagged (%s)", len(issues), len(labels), ISSUES_NAME)
     return {"issues": len(issues), "worst": issues.head(5).to_dict("records"), "crossval": cv.summary()}

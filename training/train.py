@@ -46,6 +46,7 @@ class TrainResult:
     runtime: str
     best_epoch: int
     seconds: float
+    embeddings: tuple[str, str] = ("", "")  # the features' store (folder, key): the label check reads them there
 
 
 def record_run(
@@ -93,6 +94,7 @@ def record_run(
         runtime=candidate.runtime.name,
         best_epoch=candidate.best_epoch,
         seconds=seconds,
+        embeddings=(str(features.base.folder), features.base.embedding_key()),
     )
 
 
