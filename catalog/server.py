@@ -21,12 +21,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from catalog.draw import alter, draw_product
 from catalog.inventory import Catalog
 from catalog.markup import ROBOT_CHECK_HTML, render_search_page
 from catalog.settings import CatalogConfig
+from configs.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +91,20 @@ class CatalogServer(ThreadingHTTPServer):
         if product is None:
             return None
         label, seed, variant = product.drawing
+        cached = None
+        if self.config.photo_cache_dir:
+            key = hashlib.sha256(repr((label, seed, variant, self.config.image_side, max_side)).encode()).hexdigest()
+            cached = Path(self.config.photo_cache_dir) / f"{key[:32]}.jpg"
+            if cached.exists():
+                return cached.read_bytes()
         img = alter(draw_product(label, seed, self.config.image_side), variant)
         if max_side and max_side < max(img.size):
             img.thumbnail((max_side, max_side))
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=90)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cached, buf.getvalue())
         return buf.getvalue()
 
 

@@ -50,4 +50,9 @@ class CatalogConfig(_Strict):
     mislabelled_per_class: int = Field(
         default=0, ge=0, description="listings of a class showing a new photo of another class (see /truth.json)"
     )
+    photo_cache_dir: str | None = Field(
+        default=None,
+        description="keep drawn photos as JPEG files here and serve them from there (benchmarks: the scrape is "
+        "then timed without the drawing)",
+    )
     faults: FaultConfig = FaultConfig()

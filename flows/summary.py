@@ -27,6 +27,8 @@ def summary_markdown(result: dict[str, Any], link: str) -> str:
         f"{train['val_loss']:.4f}",
         f"- MLflow run: [{train['run_id']}]({link})",
     ]
+    if seconds := result.get("stage_seconds"):
+        lines.append("- Stage times: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()))
     if labels := train.get("labels"):
         cv = labels["crossval"]
         lines.append(

@@ -40,6 +40,8 @@ def _jpeg(path: Path) -> bytes:
 def test_run_is_recorded_and_champion_set(reference) -> None:
     config, summary = reference.config, reference.summary
     assert summary["scrape"]["per_class"] == {c: 12 for c in CLASSES}
+    assert list(summary["stage_seconds"]) == ["scrape", "validate", "prepare", "train", "publish"]
+    assert all(seconds > 0 for seconds in summary["stage_seconds"].values())
     client = MlflowClient(tracking_uri=config.tracking.uri)
     version = client.get_model_version_by_alias("stj-classifier", "champion")
     assert str(version.version) == summary["publish"]["version"] == "1" and summary["publish"]["promoted"]

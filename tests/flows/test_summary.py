@@ -53,6 +53,9 @@ def test_the_summary_names_the_decision_both_scores_the_link_and_the_data() -> N
     first = summary_markdown({**_result(promoted=True), "data": None} | {"publish": {**_result(True)["publish"],
                              "champion_score": None, "champion_version": None}}, "link")  # fmt: skip
     assert "model version 3 promoted" in first and "champion (none) –" in first and "| class |" not in first
+    assert "Stage times" not in first
+    timed = summary_markdown({**_result(promoted=True), "stage_seconds": {"scrape": 12.345, "train": 60}}, "link")
+    assert "- Stage times: scrape 12.3 s, train 60.0 s" in timed
 
 
 def test_class_metrics_table_has_a_row_per_class() -> None:
