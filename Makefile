@@ -7,7 +7,7 @@ CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 PORT    ?= 5000
 
-.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-scale bench-head bench-serve bench-browser bench-uploads soak clean
+.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-scale bench-costs bench-head bench-serve bench-browser bench-uploads soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -93,7 +93,10 @@ bench-scrape: install bench-venv ## STJ's scraper vs Scrapy on the local catalog
 bench-train: install ## reference in-graph training vs STJ's cached-embedding train stage (demo data)
 	$(BIN)/python benchmarks/train.py
 
-bench-scale: install ## per-photo costs (verify, near-duplicates at growing N, embed in-process vs Dask shards, head) for docs/scaling.md
+bench-scale: install ## the real pipeline at 6 000 photos (PHOTOS="6000 60000" for 100x) + a weekly +10 % run, the algorithmic parts at 600 000 (docs/scaling.md)
+	$(BIN)/python benchmarks/pipeline_scale.py --photos $(or $(PHOTOS),6000)
+
+bench-costs: install ## per-photo costs on the demo data (verify, embed in-process vs Dask shards, head): run `make run` first
 	$(BIN)/python benchmarks/scale.py
 
 bench-head: install ## head training's peak memory at 25 and 100 epochs, streamed vs every epoch gathered up front
@@ -112,4 +115,4 @@ soak: install system-deps ## 10 minutes of mixed good and bad uploads at 16 clie
 	$(BIN)/python benchmarks/soak.py
 
 clean: ## remove what the demo made: data, runs, models, accounts + prediction history, exports, browser models (keeps the virtualenv)
-	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models
+	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models .bench-scale

@@ -1,0 +1,298 @@
+"""Scale benchmark: the real pipeline at 10x (and 100x) the demo, then a weekly run, then the algorithmic parts
+at 600 000 photos.
+
+1. **The pipeline** (`stj run`'s code path, in a child process with its temporary Prefect server), on the local
+   catalog grown to ``--photos`` photos (``catalog.products_per_class``; the catalog's drawings cached as files
+   under ``--work``, drawn once before the clock so the scrape is not timed drawing), one backbone
+   (EfficientNet-Lite0), the demo config otherwise (100 epochs, label check, gate). Printed per stage: wall
+   time, photos/s; for the run: peak RSS of the whole process tree (sampled every 0.2 s) and of the pipeline's
+   own process, and the share of the time after the scrape spent embedding (the compute-bound floor).
+2. **A weekly run**: the catalog grows by ``--weekly`` (10 %: products 1..N stay as they were, the catalog
+   appends), the same command again on the same data folder; time per stage, and its ratio to the first run.
+3. **The algorithmic parts**, synthetic, at 6 000 and ``--algorithms`` photos: the split's near-duplicate
+   grouping (first run, and a weekly run of +10 %), the scrape's dedup look-ups (``core.near_index``), loading
+   1 % of the keys from an embedding store of that many 1 280-float vectors; per-photo cost and its ratio.
+
+Speeds are only comparable as ratios within one run. Head training's memory against epochs: ``make bench-head``.
+
+Usage: .venv/bin/python benchmarks/pipeline_scale.py [--photos 6000] [--weekly 0.1] [--algorithms 600000]
+       [--work .bench-scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+STAGES = ("scrape", "validate", "prepare", "train", "publish")
+RESULTS_PER_PAGE = 60  # a page lists 57 new products: 60 000 photos stay within scrape.max_pages' 400
+
+
+def overrides(work: Path, photos: int, port: int) -> list[str]:
+    """The demo config at ``photos`` photos, one backbone, everything under ``work``."""
+    per_class = math.ceil(photos / 3)
+    return [
+        f"project.data_dir={work / 'data'}",
+        f"tracking.uri=sqlite:///{work / 'mlflow.db'}",
+        "tracking.imagenet_model=",
+        "train.backbone=efficientnet_lite0",
+        "train.compare_backbones=[]",
+        f"catalog.products_per_class={per_class}",
+        f"catalog.results_per_page={RESULTS_PER_PAGE}",
+        f"catalog.photo_cache_dir={work.parent / 'photos'}",
+        "catalog.port=0",
+        f"scrape.base_url=http://127.0.0.1:{port}",
+        f"scrape.max_pages={min(400, math.ceil(per_class / (RESULTS_PER_PAGE - 3)) + 1)}",
+    ]
+
+
+def run_pipeline(settings: list[str], result_file: str) -> None:
+    """Child mode: the pipeline once, as `stj run` runs it; its stage times and run metrics to ``result_file``."""
+    from mlflow import MlflowClient
+
+    from flows.pipeline import pipeline
+    from flows.prefect_server import prefect_api
+    from flows.settings import load_run_config
+
+    config = load_run_config(ROOT / "configs/demo.yaml", settings)
+    with prefect_api():
+        summary = pipeline(config, config_source="configs/demo.yaml")
+    metrics = MlflowClient(config.tracking.uri).get_run(summary["train"]["run_id"]).data.metrics
+    out = {
+        "stage_seconds": summary["stage_seconds"],
+        "saved": summary["scrape"]["saved"],
+        "photos": int(metrics["n_train"] + metrics["n_val"] + metrics["n_test"]),
+        "embed_seconds": metrics.get("embed_seconds", 0.0),
+        "embed_images": metrics.get("embed_images", 0.0),
+    }
+    Path(result_file).write_text(json.dumps(out))
+
+
+def _tree_rss(root) -> tuple[int, int]:
+    """(RSS of ``root`` and all its descendants, RSS of ``root``) in bytes."""
+    import psutil
+
+    try:
+        own = root.memory_info().rss
+        return own + sum(_safe_rss(c) for c in root.children(recursive=True)), own
+    except psutil.NoSuchProcess:
+        return 0, 0
+
+
+def _safe_rss(process) -> int:
+    import psutil
+
+    try:
+        return process.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def measured_run(settings: list[str]) -> dict:
+    """The pipeline in a child process, its process tree's RSS sampled; its result with ``peak_tree_mib`` and
+    ``peak_own_mib``."""
+    import psutil
+
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        result_file = handle.name
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, __file__, "--child", result_file, "--", *settings]
+    started = time.monotonic()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peaks = [0, 0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        process = psutil.Process(child.pid)
+        while not stop.wait(0.2):
+            tree, own = _tree_rss(process)
+            peaks[0], peaks[1] = max(peaks[0], tree), max(peaks[1], own)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        _, stderr = child.communicate()
+    finally:
+        stop.set()
+        sampler.join()
+        if child.poll() is None:
+            child.kill()
+    if child.returncode != 0:
+        raise SystemExit(f"the pipeline failed ({child.returncode}):\n{stderr[-3000:]}")
+    result = json.loads(Path(result_file).read_text())
+    Path(result_file).unlink()
+    return {
+        **result,
+        "wall": time.monotonic() - started,
+        "peak_tree_mib": peaks[0] / 2**20,
+        "peak_own_mib": peaks[1] / 2**20,
+    }
+
+
+def draw_catalog(settings: list[str]) -> float:
+    """Draw every photo of the catalog into its photo cache (not timed as scraping); seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from catalog import running_catalog
+    from flows.settings import load_run_config
+
+    config = load_run_config(ROOT / "configs/demo.yaml", settings)
+    started = time.monotonic()
+    with running_catalog(config.catalog) as server, ThreadPoolExecutor(4) as pool, requests.Session() as http:
+        urls = [f"{server.base_url}/images/I/{image_id}.jpg" for image_id in server.catalog.by_image_id]
+        list(pool.map(lambda url: http.get(url, timeout=60).content, urls))
+    return time.monotonic() - started
+
+
+def pipeline_section(photos: int, weekly: float, work: Path) -> list[dict]:
+    """The first run at ``photos``, then the weekly run at ``photos`` x (1 + ``weekly``)."""
+    from core.processes import free_port
+
+    folder = work / f"n{photos}"
+    shutil.rmtree(folder, ignore_errors=True)  # a first run starts from nothing (the drawn photos are kept)
+    runs = []
+    for label, size in (("first", photos), ("weekly", round(photos * (1 + weekly)))):
+        settings = overrides(folder, size, free_port())
+        drawn = draw_catalog(settings)
+        print(f"  {label} run at {size} photos: catalog drawn into its cache in {drawn:.0f} s", flush=True)
+        runs.append({"label": label, "size": size, **measured_run(settings)})
+        print(f"  {json.dumps(runs[-1])}", flush=True)
+    return runs
+
+
+def print_pipeline(runs: list[dict]) -> None:
+    """The per-stage table of a first and a weekly run."""
+    first = runs[0]
+    print(f"| run | photos | {' | '.join(STAGES)} | wall | peak RSS tree / own (MiB) | embedding share |")
+    print("|---|---|" + "---|" * (len(STAGES) + 3))
+    for run in runs:
+        seconds = run["stage_seconds"]
+        after_scrape = sum(seconds[s] for s in STAGES if s != "scrape")
+        share = run["embed_seconds"] / after_scrape if after_scrape else 0.0
+        cells = " | ".join(f"{seconds[s]:.1f} s" for s in STAGES)
+        print(
+            f"| {run['label']} | {run['photos']} | {cells} | {run['wall']:.0f} s | "
+            f"{run['peak_tree_mib']:.0f} / {run['peak_own_mib']:.0f} | {share:.0%} |"
+        )
+    scrape_rate = first["saved"] / first["stage_seconds"]["scrape"]
+    print(
+        f"scrape: {scrape_rate:.1f} photos/s; embedding: {first['embed_images'] / max(first['embed_seconds'], 1e-9):.1f} photos/s"
+    )
+    if len(runs) > 1:
+        weekly = runs[1]["stage_seconds"]
+        ratios = ", ".join(f"{s} {weekly[s] / first['stage_seconds'][s]:.2f}" for s in STAGES)
+        print(f"weekly / first, per stage: {ratios}")
+
+
+def _manifest(hashes: list[int]):
+    """Manifest rows for synthetic photos with these perceptual hashes, three classes in turn."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "path": [f"raw/c{i % 3}/{i:07d}.jpg" for i in range(len(hashes))],
+            "class": [f"c{i % 3}" for i in range(len(hashes))],
+            "sha256": [f"{i:064x}" for i in range(len(hashes))],
+            "phash": [f"{h:064x}" for h in hashes],
+            "scraped_at": "2026-12-01",
+        }
+    )
+
+
+def algorithm_section(sizes: list[int]) -> None:
+    """Per-photo costs of the parts that once grew faster than N, at each size."""
+    import numpy as np
+
+    from core.near_index import NearIndex
+    from training.split import SplitParams, assign_split
+    from training.store import EmbeddingStore
+
+    rng = random.Random(0)
+    params = SplitParams(test_size=0.2, val_size=0.1, seed=42, max_distance=22)
+    rows = []
+    for n in sizes:
+        hashes = [rng.getrandbits(256) for _ in range(int(n * 1.1))]
+
+        first, grown = _manifest(hashes[:n]), _manifest(hashes)
+        started = time.perf_counter()
+        split = assign_split(first, params)
+        split_s = time.perf_counter() - started
+        started = time.perf_counter()
+        assign_split(grown, params, previous=split)
+        weekly_s = time.perf_counter() - started
+
+        index = NearIndex(22)
+        started = time.perf_counter()
+        for i, value in enumerate(hashes[:n]):
+            index.within(value)
+            index.add(i, value)
+        dedup_s = time.perf_counter() - started
+
+        with tempfile.TemporaryDirectory() as folder:
+            store = EmbeddingStore(folder, "bench")
+            vectors = np.random.default_rng(0).normal(size=(4096, 1280)).astype(np.float32)
+            keys = [f"{i:064x}" for i in range(n)]
+            for start in range(0, n, 4096):
+                chunk = keys[start : start + 4096]
+                store.add(chunk, vectors[: len(chunk)])
+            store.flush()
+            wanted = random.Random(1).sample(keys, max(1, n // 100))
+            started = time.perf_counter()
+            reader = EmbeddingStore(folder, "bench")
+            reader.lookup(wanted)
+            load_s = time.perf_counter() - started
+        rows.append({"n": n, "split": split_s, "weekly": weekly_s, "dedup": dedup_s, "load": load_s})
+        print(f"  {json.dumps(rows[-1])}", flush=True)
+    print(
+        "| photos | split grouping µs/photo | weekly split (+10 %) s | dedup look-up µs/photo | store: open + load 1 % s |"
+    )
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['n']} | {r['split'] / r['n'] * 1e6:.0f} | {r['weekly']:.2f} | {r['dedup'] / r['n'] * 1e6:.0f} "
+            f"| {r['load']:.2f} |"
+        )
+    small, large = rows[0], rows[-1]
+    print(
+        f"per-photo cost, {large['n']} / {small['n']}: split grouping "
+        f"{(large['split'] / large['n']) / (small['split'] / small['n']):.2f}, dedup "
+        f"{(large['dedup'] / large['n']) / (small['dedup'] / small['n']):.2f}, store load (1 % of keys) "
+        f"{(large['load'] / large['n']) / (small['load'] / small['n']):.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, nargs="*", default=[6000])
+    parser.add_argument("--weekly", type=float, default=0.1)
+    parser.add_argument("--algorithms", type=int, default=600_000, help="0: skip the algorithmic parts")
+    parser.add_argument("--work", type=Path, default=ROOT / ".bench-scale")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.child:
+        run_pipeline([s for s in rest if s != "--"], args.child)
+        return
+    for photos in args.photos:
+        print(f"the pipeline at {photos} photos (EfficientNet-Lite0, demo config), then a weekly run", flush=True)
+        print_pipeline(pipeline_section(photos, args.weekly, args.work.resolve()))
+    if args.algorithms:
+        print(f"the algorithmic parts at 6000 and {args.algorithms} photos (synthetic)", flush=True)
+        algorithm_section([6000, args.algorithms])
+
+
+if __name__ == "__main__":
+    main()
