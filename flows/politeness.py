@@ -1,6 +1,6 @@
 """Per-host politeness shared by a scrape's per-query tasks on a Dask cluster (``scraper.politeness.HostState``
 kept by the scheduler): each host's request slots are a ``distributed.Semaphore``; its next start time and
-delay a ``distributed.Variable``, read and written under a ``distributed.Lock``. N query tasks on any workers
+delay an entry of the scheduler's metadata, read and written under a ``distributed.Lock``. N query tasks on any workers
 then ask a host no more often, and with no more requests in flight, than one scrape would.
 
 Names carry the scrape's id, so two scrapes never inherit each other's delays. Each request costs a few
@@ -47,17 +47,13 @@ class DaskHostState:
             yield
 
     def _update(self, host: str, initial_delay: float, change: Callable[[dict], dict]) -> None:
-        from distributed import Lock, Variable
+        from distributed import Lock
 
-        client = self._client
-        variable = self._shared("state", host, lambda name: Variable(name, client=client))
+        client, key = self._client, f"stj-politeness-{self.scrape_id}-state-{host}"
         lock = self._shared("lock", host, lambda name: Lock(name, scheduler_rpc=client.scheduler, loop=client.loop))
         with lock:  # type: ignore[attr-defined]
-            try:
-                state = variable.get(timeout=0)  # type: ignore[attr-defined]
-            except TimeoutError:  # the host's first request in this scrape
-                state = {"next": 0.0, "delay": initial_delay}
-            variable.set(change(state))  # type: ignore[attr-defined]
+            state = client.get_metadata(key, default=None) or {"next": 0.0, "delay": initial_delay}
+            client.set_metadata(key, change(state))
 
     def reserve(self, host: str, initial_delay: float) -> float:
         """Take the host's next start time, cluster-wide; seconds to wait."""

@@ -47,19 +47,20 @@ def _timed_requests(throttle: HostThrottle, count: int, duration_s: float) -> li
 
 
 def _assert_polite(spans: list[tuple[float, float]], delay_s: float, cap: int) -> None:
-    # start slots are exactly delay_s apart; a start may come late by a sleep's jitter (20 ms allowed), so
-    # any k+1 consecutive starts span at least k delays, less that jitter: the rate is never exceeded
+    # start slots are exactly delay_s apart; a start may come late by a busy machine's scheduling jitter (up
+    # to half a delay allowed), so any k+1 consecutive starts span at least k delays less that: the rate is
+    # never exceeded (unshared limits start several requests at once: 0 s apart)
     starts = sorted(start for start, _ in spans)
     for k in range(1, len(starts)):
-        assert min(b - a for a, b in zip(starts, starts[k:], strict=False)) >= k * delay_s - 0.02, k
+        assert min(b - a for a, b in zip(starts, starts[k:], strict=False)) >= (k - 0.5) * delay_s, k
     in_flight = max(sum(s <= start < e for s, e in spans) for start in starts)
     assert in_flight <= cap
 
 
 def test_threads_keep_the_delay_and_the_cap_on_one_host() -> None:
-    config = ScrapeConfig(delay_s=0.02, per_host_concurrency=2, autothrottle=False)
-    spans = _timed_requests(HostThrottle(config), 12, duration_s=0.1)
-    _assert_polite(spans, 0.02, 2)
+    config = ScrapeConfig(delay_s=0.05, per_host_concurrency=2, autothrottle=False)
+    spans = _timed_requests(HostThrottle(config), 12, duration_s=0.25)
+    _assert_polite(spans, 0.05, 2)
     assert max(sum(s <= start < e for s, e in spans) for start, _ in spans) == 2  # the cap, not one at a time
 
 
@@ -99,7 +100,7 @@ def _requests_in_a_task(scrape_id: str, delay_s: float, cap: int) -> tuple[int, 
     from flows.politeness import DaskHostState
 
     config = ScrapeConfig(delay_s=delay_s, per_host_concurrency=cap, autothrottle=False)
-    return os.getpid(), _timed_requests(HostThrottle(config, DaskHostState(scrape_id)), 4, duration_s=0.15)
+    return os.getpid(), _timed_requests(HostThrottle(config, DaskHostState(scrape_id)), 4, duration_s=0.4)
 
 
 @pytest.mark.slow
@@ -112,10 +113,10 @@ def test_tasks_on_several_dask_workers_share_one_delay_and_cap() -> None:
     ):
         workers = list(client.scheduler_info()["workers"])
         futures = [
-            client.submit(_requests_in_a_task, "t1", 0.05, 2, pure=False, workers=[w]) for w in workers for _ in "ab"
+            client.submit(_requests_in_a_task, "t1", 0.15, 2, pure=False, workers=[w]) for w in workers for _ in "ab"
         ]
         results = [future.result() for future in futures]
     assert len({pid for pid, _ in results}) == 2  # two processes, two tasks each, eight threads in each task
     spans = [span for _, task_spans in results for span in task_spans]
     assert len(spans) == 16
-    _assert_polite(spans, 0.05, 2)
+    _assert_polite(spans, 0.15, 2)
