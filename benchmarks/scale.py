@@ -1,10 +1,11 @@
-"""Scale benchmark: what each photo costs in the stages that grow with the data, and what the Dask runner adds.
+"""Per-photo costs (`make bench-costs`): what each photo costs in the stages that grow with the data, and what
+the Dask runner adds. The real pipeline at 10x and the algorithmic parts at 600 000: `make bench-scale`.
 
 On the demo data (`make run` first), in one process:
 
 - verify: read a scraped JPEG, its perceptual hash, decode and resize (ms per photo);
-- near-duplicate lookups: one scrape-time lookup (``scraper.dedup.HashIndex``, a linear scan) against N kept
-  photos, and the split's all-pairs grouping (``core.phash.near_pairs``) over N photos, at growing N
+- near-duplicate lookups: one scrape-time lookup (``scraper.dedup.HashIndex``, through ``core.near_index``)
+  against N kept photos, and the split's grouping (``core.phash.near_pairs``) over N photos, at growing N
   (random 256-bit hashes beyond the demo's own);
 - embed: the train stage's chosen runtime over every photo in this process, vs the same photos as shard
   tasks on a local Dask cluster of two single-threaded workers (the Prefect flow the pipeline runs), cold
