@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flows.settings import load_run_config  # noqa: E402
 from scraper.browser import CHROMIUM_ARGS  # noqa: E402
 from serving.app import create_app  # noqa: E402
-from training.split import read_split, split_path  # noqa: E402
+from training.splitting.split import read_split, split_path  # noqa: E402
 
 CLASSIFY = (
     "const done = arguments[arguments.length - 1]; const img = new Image();"

@@ -31,7 +31,7 @@ def fit_materialised(train, val, num_classes: int, config, seed: int):
     import tensorflow as tf
 
     from core.model import build_head
-    from training.fit import EpochSeeds, Validation, balanced_class_weights, epoch_order
+    from training.fitting.fit import EpochSeeds, Validation, balanced_class_weights, epoch_order
 
     features, labels = train
     tf.config.experimental.enable_op_determinism()
@@ -71,7 +71,7 @@ def fit_once(way: str, rows: int, epochs: int) -> dict:
     import numpy as np
 
     from configs.schema import TrainConfig
-    from training.fit import fit_head
+    from training.fitting.fit import fit_head
 
     rng = np.random.default_rng(0)
     labels = np.arange(rows) % 3

@@ -218,8 +218,8 @@ def algorithm_section(sizes: list[int]) -> None:
     import numpy as np
 
     from core.near_index import NearIndex
-    from training.split import SplitParams, assign_split
-    from training.store import EmbeddingStore
+    from training.embedding.store import EmbeddingStore
+    from training.splitting.split import SplitParams, assign_split
 
     rng = random.Random(0)
     params = SplitParams(test_size=0.2, val_size=0.1, seed=42, max_distance=22)

@@ -39,9 +39,9 @@ from core.model_input import load_images  # noqa: E402
 from core.phash import near_pairs, perceptual_hash  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
 from scraper.dedup import HashIndex  # noqa: E402
-from training.embed import embed_files  # noqa: E402
-from training.features import build_base, prepare_runtimes, read_class_split  # noqa: E402
-from training.fit import fit_head  # noqa: E402
+from training.embedding.embed import embed_files  # noqa: E402
+from training.embedding.features import build_base, prepare_runtimes, read_class_split  # noqa: E402
+from training.fitting.fit import fit_head  # noqa: E402
 
 
 def per_photo_verify(paths: list[Path], image_size: int) -> tuple[float, list[str]]:

@@ -40,8 +40,8 @@ from core.runtime.int8 import int8_runtime  # noqa: E402
 from core.runtime.measure import throughput  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
 from scraper.scrape import scrape  # noqa: E402
-from training.split import prepare, read_split  # noqa: E402
-from training.train import train  # noqa: E402
+from training.runs.train import train  # noqa: E402
+from training.splitting.split import prepare, read_split  # noqa: E402
 
 BUDGET = 25
 

@@ -84,7 +84,7 @@ class ScrapeConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    """The train/validation/test split, decided per near-duplicate group by a hash (``training.split``)."""
+    """The train/validation/test split, decided per near-duplicate group by a hash (``training.splitting.split``)."""
 
     test_size: float = Field(default=0.2, gt=0, lt=1)
     val_size: float = Field(default=0.1, gt=0, lt=1, description="fraction of the training part")
@@ -95,7 +95,7 @@ class SplitConfig(_Strict):
 
 
 class LabelsConfig(_Strict):
-    """Out-of-fold label checking on the cached embeddings (``training.label_issues``, ``training.crossval``)."""
+    """Out-of-fold label checking on the cached embeddings (``training.labels.label_issues``, ``training.fitting.crossval``)."""
 
     enabled: bool = True
     folds: int = Field(default=5, ge=2, le=20, description="k of the k-fold run on the training part")
@@ -103,7 +103,7 @@ class LabelsConfig(_Strict):
 
 
 class ValidationConfig(_Strict):
-    """Checks of each run's data before training (``training.validate``): absolute floors on every run, and
+    """Checks of each run's data before training (``training.validation.validate``): absolute floors on every run, and
     changes against the last successful run's statistics. A failed check stops the pipeline before training."""
 
     enabled: bool = True
@@ -124,7 +124,7 @@ class ValidationConfig(_Strict):
 
 
 class FineTuneConfig(_Strict):
-    """Optional second stage: unfreeze the top of the base and train on augmented images (``training.finetune``)."""
+    """Optional second stage: unfreeze the top of the base and train on augmented images (``training.fitting.finetune``)."""
 
     enabled: bool = False
     unfreeze_layers: int = Field(
@@ -183,7 +183,7 @@ class TrainConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
-    """Where runs and models are recorded (``training.track``, ``training.publish``)."""
+    """Where runs and models are recorded (``training.runs.track``, ``training.publishing.publish``)."""
 
     uri: str = "sqlite:///mlflow.db"
     artifact_dir: Path = Path("mlartifacts")

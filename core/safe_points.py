@@ -4,7 +4,7 @@ A KeyboardInterrupt that a signal handler raises while TensorFlow's C++ has call
 function, flattening a structure, importing a module) is turned by TensorFlow into a ``SystemError``, printed
 with a traceback and dropped. Inside :func:`deferring`, a command's signal handlers only record the signal
 (:func:`defer`), and the next :func:`checkpoint` raises the KeyboardInterrupt in plain Python: every epoch and
-batch call of a Keras loop (:class:`training.fit.SafePoints`) and every embedding batch calls one. A stretch
+batch call of a Keras loop (:class:`training.fitting.fit.SafePoints`) and every embedding batch calls one. A stretch
 with no checkpoint gets the signal again, undeferred, after :data:`FORCE_AFTER_S`.
 
 Only the main thread defers: Python runs signal handlers there, and only there does an interrupt land.

@@ -82,7 +82,7 @@ def cmd_export(config, args) -> int:
 
 def cmd_status(config, args) -> int:
     """Print the champion, the last run and its gate decision, and the photos per class."""
-    from training.status import format_status, project_status
+    from training.publishing.status import format_status, project_status
 
     status = project_status(config)
     print(json.dumps(status, indent=2) if args.json else format_status(status))

@@ -35,7 +35,7 @@ from flows.tasks import (
     train_task,
     validate_task,
 )
-from training.compare import backbone_configs
+from training.runs.compare import backbone_configs
 
 
 @flow(name="stj-scrape")

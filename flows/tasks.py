@@ -3,7 +3,7 @@
 Network and disk tasks carry retries. Prefect caches the split (keyed on the config and the bytes of the
 files it reads); every other task says why it is not cached: most of them exist for their side effects (an
 MLflow run, a registry alias, an artifact, an alert), which a cache hit would skip. Embedding, the costly
-part, is cached by content in the stage itself (``training.embed``: image sha256 + exact base weights +
+part, is cached by content in the stage itself (``training.embedding.embed``: image sha256 + exact base weights +
 runtime), which also serves ``stj train`` outside Prefect and survives a new Prefect database.
 """
 
@@ -26,18 +26,18 @@ from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
 from scraper.parts import merge_parts, plan_parts, scrape_part
 from scraper.scrape import scrape
-from training.compare import choose
-from training.crossval import fit_fold
-from training.imagenet import publish_imagenet_model
-from training.label_issues import ISSUES_NAME, check_labels, cv_inputs, read_issues
-from training.publish import publish
-from training.shards import embed_shard, plan_embedding
-from training.split import SPLIT_NAME, SPLIT_PARAMS_NAME, prepare
-from training.store import StoredVectors
-from training.sweep import sweep
-from training.track import run_link
-from training.train import TrainResult, train
-from training.validate import accept, validate
+from training.embedding.shards import embed_shard, plan_embedding
+from training.embedding.store import StoredVectors
+from training.fitting.crossval import fit_fold
+from training.labels.label_issues import ISSUES_NAME, check_labels, cv_inputs, read_issues
+from training.publishing.imagenet import publish_imagenet_model
+from training.publishing.publish import publish
+from training.runs.compare import choose
+from training.runs.sweep import sweep
+from training.runs.track import run_link
+from training.runs.train import TrainResult, train
+from training.splitting.split import SPLIT_NAME, SPLIT_PARAMS_NAME, prepare
+from training.validation.validate import accept, validate
 
 
 # Not cached: reads a live site; the manifest already makes a re-run incremental.

@@ -2,7 +2,7 @@
 
 ``runtime: auto`` picks OpenVINO when it is installed, else TensorFlow. Which OpenVINO precision runs
 (f32, bf16, int8) is decided by training, by measuring speed and validation accuracy on the machine at
-hand (``training.precision``); the server runs the embedder training logged. Training's embedding and
+hand (``training.embedding.precision``); the server runs the embedder training logged. Training's embedding and
 serving use the same runtimes, so both see the same numbers.
 
 Config keys: ``train.runtime``, ``train.precision``, ``serve.runtime``.

@@ -3,7 +3,7 @@
 The cosine of its features to FP32 on images it was not calibrated on is recorded (worst and mean). With a
 mean below :data:`INT8_MIN_COSINE` the quantisation is clearly broken and refused (the refusal is
 remembered): a broken model moves every image, where the worst of a few dozen is one outlier. Above it,
-whether int8 is *used* is decided by validation accuracy (``training.precision``). Measured: ResNet50 worst
+whether int8 is *used* is decided by validation accuracy (``training.embedding.precision``). Measured: ResNet50 worst
 0.9999; EfficientNet-Lite0 mean 0.975-0.984, worst 0.90-0.95 with full bias correction (mean 0.93, worst
 0.83-0.87 with the fast one): depthwise convolutions quantise less well, so Lite backbones ask for the
 slower, full correction.

@@ -1,6 +1,6 @@
 """The runtime as one typed value: which engine runs a model, at which precision, on which device.
 
-Chosen once per run (``training.precision``), written to the logged model, and part of the embedding
+Chosen once per run (``training.embedding.precision``), written to the logged model, and part of the embedding
 cache key. Its ``name`` (``openvino-int8``, ``tensorflow-f32``) is what tags and logs show.
 """
 

@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import classification_report, roc_auc_score
 
 from configs.schema import CLASS_NAMES_DEFAULT
-from training.evaluate import classification_metrics, confusion_matrix_png, roc_auc, roc_curves_png
-from training.gate import Scores, decide
+from training.evaluation.evaluate import classification_metrics, confusion_matrix_png, roc_auc, roc_curves_png
+from training.publishing.gate import Scores, decide
 
 CLASSES = list(CLASS_NAMES_DEFAULT)
 

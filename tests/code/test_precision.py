@@ -9,7 +9,7 @@ import numpy as np
 from keras import ops
 
 from core.runtime import RuntimeSpec
-from training.precision import choose_precision
+from training.embedding.precision import choose_precision
 
 F32, BF16, INT8 = (RuntimeSpec("openvino", p) for p in ("f32", "bf16", "int8"))
 

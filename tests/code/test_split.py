@@ -8,7 +8,7 @@ import random
 import pandas as pd
 import pytest
 
-from training.split import NotEnoughData, SplitParams, assign_split, near_duplicate_groups
+from training.splitting.split import NotEnoughData, SplitParams, assign_split, near_duplicate_groups
 
 PARAMS = SplitParams(test_size=0.2, val_size=0.1, seed=1)
 

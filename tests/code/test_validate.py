@@ -11,7 +11,7 @@ import pytest
 
 from configs.schema import ValidationConfig
 from core.manifest import COLUMNS, REPORT_NAME, manifest_path
-from training.validate import (
+from training.validation.validate import (
     BASELINE_NAME,
     STATS_NAME,
     DataAnomaly,
@@ -131,7 +131,7 @@ def test_validate_writes_stats_stops_with_one_line_and_accept_makes_the_baseline
 
 def test_prepare_adopts_the_split_validate_planned(tmp_path: Path, make_config, monkeypatch) -> None:
     """The split is planned once per run: validate keeps its plan, prepare moves it into place unchanged."""
-    import training.split as split_module
+    import training.splitting.split as split_module
 
     config = make_config(f"project.data_dir={tmp_path}")
     _manifest({"saree": 30, "trousers": 30, "jeans": 30}).to_csv(manifest_path(tmp_path), index=False)

@@ -21,7 +21,7 @@ from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
 from flows.settings import load_run_config
 from scraper.scrape import scrape
-from training.split import prepare, read_split, split_path
+from training.splitting.split import prepare, read_split, split_path
 
 
 @dataclass(frozen=True)

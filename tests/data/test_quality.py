@@ -11,7 +11,7 @@ import pytest
 
 from core.manifest import COLUMNS
 from core.phash import near_pairs
-from training.split import SPLIT_COLUMNS
+from training.splitting.split import SPLIT_COLUMNS
 
 HEX64 = r"^[0-9a-f]{64}$"
 MIN_BALANCE = 0.5  # the smallest class has at least half as many photos as the largest

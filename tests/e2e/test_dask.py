@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from core.processes import free_port
 from tests.support import REFERENCE_EXTRAS
-from training.store import EmbeddingStore
+from training.embedding.store import EmbeddingStore
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from catalog import running_catalog
 from flows.pipeline import pipeline
 from flows.settings import load_run_config
 from flows.tasks import left_out
-from training.label_issues import read_issues
-from training.split import plan_split, read_split, split_path
+from training.labels.label_issues import read_issues
+from training.splitting.split import plan_split, read_split, split_path
 
 pytestmark = pytest.mark.slow
 

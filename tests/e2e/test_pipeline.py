@@ -50,7 +50,7 @@ def test_run_is_recorded_and_champion_set(reference) -> None:
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     for name in CLASSES:
         assert {f"test_{name}_precision", f"test_{name}_recall", f"test_{name}_f1"} <= set(metrics)
-    from training.split import read_split, split_path
+    from training.splitting.split import read_split, split_path
 
     parts = read_split(split_path(config.project.data_dir))["split"].value_counts()
     assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (parts["train"], parts["val"], parts["test"])
@@ -106,7 +106,7 @@ def test_run_is_recorded_and_champion_set(reference) -> None:
 def _champions_config(config):
     """The reference run's config for the backbone that became champion (the comparison picks by validation
     loss, so which one wins depends on the photos the catalog draws)."""
-    from training.compare import backbone_configs
+    from training.runs.compare import backbone_configs
 
     champion = MlflowClient(config.tracking.uri).get_model_version_by_alias("stj-classifier", "champion")
     backbone = MlflowClient(config.tracking.uri).get_run(champion.run_id).data.tags["backbone"]
@@ -119,8 +119,8 @@ def test_registered_model_equals_cached_feature_path(reference) -> None:
 
     import core.model  # noqa: F401 - custom layer
     from core.model_input import load_images
-    from training.features import load_features
-    from training.split import split_path
+    from training.embedding.features import load_features
+    from training.splitting.split import split_path
 
     mlflow.set_tracking_uri(reference.config.tracking.uri)
     model = mlflow.tensorflow.load_model("models:/stj-classifier@champion")
@@ -266,8 +266,8 @@ def test_failed_stage_stops_the_rest(tmp_path: Path, overrides_for, stj) -> None
 
 
 def test_sweep_runs_children_over_one_cache(reference) -> None:
-    from training.split import split_path
-    from training.sweep import sweep
+    from training.runs.sweep import sweep
+    from training.splitting.split import split_path
 
     config = _own_experiment(reference.config, "stj-test-sweep")
     points = [["train.learning_rate=0.001"], ["train.learning_rate=0.01", "train.dropout=[0.5, 0.3]"]]
@@ -295,9 +295,9 @@ def test_server_runs_the_int8_embedder_training_evaluated(reference) -> None:
     from core.model_input import load_images
     from core.runtime.int8 import INT8_MIN_COSINE
     from serving.predictor import Predictor
-    from training.features import load_features
-    from training.split import split_path
-    from training.train import train
+    from training.embedding.features import load_features
+    from training.runs.train import train
+    from training.splitting.split import split_path
 
     config, overrides = reference.config, reference.overrides
     int8 = load_run_config(
@@ -356,7 +356,7 @@ def test_imagenet_model_is_registered_once_and_served(reference, client) -> None
     temple among scikit-learn's sample photos is a palace (the registered model's own centre crop)."""
     from sklearn.datasets import load_sample_image
 
-    from training.imagenet import publish_imagenet_model
+    from training.publishing.imagenet import publish_imagenet_model
 
     config, summary = reference.config, reference.summary
     assert summary["publish"]["imagenet"] == {"name": "imagenet-classifier", "version": "1", "registered": "true"}
@@ -405,8 +405,8 @@ def test_gate_rejects_a_version_below_the_floor(reference) -> None:
     but tagged rejected and gets no alias (the shared champion is left alone: no test depends on order)."""
     import mlflow
 
-    from training.publish import publish
-    from training.track import configure_tracking
+    from training.publishing.publish import publish
+    from training.runs.track import configure_tracking
 
     config, summary = reference.config, reference.summary
     configure_tracking(_own_experiment(config, "stj-test-gate").tracking)
@@ -459,10 +459,10 @@ def test_the_gate_scores_both_models_on_the_candidate_test_photos(reference) -> 
 
     from serving.predictor import Predictor
     from serving.uploads import decode_upload
-    from training.publish import publish
-    from training.rescore import test_rows_of_run
-    from training.split import split_path
-    from training.train import train
+    from training.evaluation.rescore import test_rows_of_run
+    from training.publishing.publish import publish
+    from training.runs.train import train
+    from training.splitting.split import split_path
 
     config, overrides, summary = reference.config, reference.overrides, reference.summary
     mlflow.set_tracking_uri(config.tracking.uri)

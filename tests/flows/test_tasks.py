@@ -15,7 +15,7 @@ from core.processes import free_port
 from flows.notify import post_alert, stage_of
 from flows.pipeline import StageFailed, run_stage, scrape_flow
 from flows.tasks import prepare_task, publish_task, scrape_task, train_task
-from training.split import read_split
+from training.splitting.split import read_split
 
 
 def test_scrape_task_returns_a_json_report(make_config, catalog_server) -> None:

@@ -1,6 +1,6 @@
 """The trained model whose behaviour is tested, and photos it never saw.
 
-By default: EfficientNet-Lite0 (ImageNet) at 224 px with a head fitted, by the real ``training.fit``, on photos
+By default: EfficientNet-Lite0 (ImageNet) at 224 px with a head fitted, by the real ``training.fitting.fit``, on photos
 drawn by the catalog, once per session; the photos are fresh drawings with their garment boxes (where Grad-CAM
 should look). To check a model a pipeline produced instead (as Made-With-ML's ``--run-id``), name it: a run id
 or a model URI, with the config whose store and data folder hold it:
@@ -25,7 +25,7 @@ from catalog.settings import DRAWN_CLASSES
 from configs.schema import TrainConfig
 from core.model import build_classifier, build_frozen, get_backbone
 from core.model_input import to_model_input
-from training.fit import fit_head
+from training.fitting.fit import fit_head
 
 SIZE = 224
 
@@ -68,7 +68,7 @@ def _produced(model: str) -> Trained:
     from core.logged_model import load_logged_model
     from core.model_input import load_images
     from flows.settings import load_run_config
-    from training.rescore import test_rows_of_run
+    from training.evaluation.rescore import test_rows_of_run
 
     config = load_run_config(os.environ.get("STJ_CONFIG", "configs/demo.yaml"))
     mlflow.set_tracking_uri(config.tracking.uri)

@@ -17,7 +17,7 @@ from catalog.server import has_fault
 from catalog.settings import CatalogConfig
 from core.manifest import manifest_path, read_manifest
 from scraper.scrape import scrape
-from training.split import prepare, read_split
+from training.splitting.split import prepare, read_split
 
 SMALL = {
     "products_per_class": 12,

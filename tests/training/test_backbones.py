@@ -20,7 +20,7 @@ from core.model.backbones.efficientnet_lite import (
 from core.model.backbones.torch_checkpoint import read_legacy_checkpoint
 from core.model.weights import WeightsUnavailable
 from core.model_input import CENTER_CROP, to_model_input
-from training.imagenet import imagenet_class_names
+from training.publishing.imagenet import imagenet_class_names
 
 PALACE, DAISY = 698, 985  # scikit-learn's sample photos: a temple (china.jpg) and a flower (flower.jpg)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.baselines import fit_rows, fitted_baselines
+from training.fitting.baselines import fit_rows, fitted_baselines
 
 
 def test_fit_rows_are_every_row_up_to_the_cap_then_a_stratified_seeded_sample() -> None:
@@ -18,7 +18,7 @@ def test_fit_rows_are_every_row_up_to_the_cap_then_a_stratified_seeded_sample() 
 
 
 def test_baselines_fitted_on_the_sample_still_learn(monkeypatch) -> None:
-    import training.baselines as baselines
+    import training.fitting.baselines as baselines
 
     monkeypatch.setattr(baselines, "FIT_CAP", 60)
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ from catalog.settings import DRAWN_CLASSES
 from configs.schema import FineTuneConfig
 from core.model import build_classifier, build_frozen, build_head, get_backbone
 from core.model_input import load_images, to_model_input
-from training.finetune import cutmix, fine_tune, image_dataset, unfreeze
+from training.fitting.finetune import cutmix, fine_tune, image_dataset, unfreeze
 
 
 def _files(folder: Path, pixels: np.ndarray) -> list[Path]:
@@ -78,7 +78,7 @@ def test_cutmix_mixes_labels_by_area() -> None:
 
 def test_fine_tuning_a_copy_leaves_the_shared_base_pretrained(tmp_path: Path) -> None:
     """Sweep points and siblings share one base: fine-tuning works on a copy, so the next starts from the same."""
-    from training.candidate import own_copy
+    from training.fitting.candidate import own_copy
 
     base, embedder = build_frozen("resnet50", 32, seed=1)
     copy, copied_base = own_copy(embedder, base.name)

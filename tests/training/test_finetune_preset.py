@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 from core.model import get_backbone
 from flows.settings import load_run_config
 from scraper.scrape import scrape
-from training.split import prepare
-from training.train import train
+from training.runs.train import train
+from training.splitting.split import prepare
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 
 from configs.schema import TrainConfig
 from core.runtime import TensorFlowRuntime
-from training.fit import STATE_FILE, EpochProgress, fit_head
+from training.fitting.fit import STATE_FILE, EpochProgress, fit_head
 
 
 def _features(seed: int = 0, n: int = 90):

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from configs.schema import TrainConfig
-from training.crossval import cross_validate
-from training.label_issues import ISSUE_COLUMNS, rank_label_issues
+from training.fitting.crossval import cross_validate
+from training.labels.label_issues import ISSUE_COLUMNS, rank_label_issues
 
 CLASSES = ["saree", "trousers", "jeans"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.shards import cut_shards
+from training.embedding.shards import cut_shards
 
 
 @pytest.mark.parametrize(("size", "batch", "expected"), [(8, 8, [8, 8, 4]), (5, 8, [8, 8, 4]), (9, 4, [12, 8])])

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import store as store_module
-from training.store import SHARD_ROWS, EmbeddingStore
+from training.embedding import store as store_module
+from training.embedding.store import SHARD_ROWS, EmbeddingStore
 
 
 def _shas(start: int, stop: int) -> list[str]:
@@ -118,7 +118,7 @@ def test_a_reference_is_small_and_reads_the_same_vectors(tmp_path: Path) -> None
 def test_embedding_interrupted_keeps_every_finished_batch_and_the_next_run_embeds_the_rest(tmp_path: Path) -> None:
     from PIL import Image
 
-    from training.embed import embed_files
+    from training.embedding.embed import embed_files
 
     paths = []
     for i in range(10):

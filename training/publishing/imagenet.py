@@ -19,7 +19,7 @@ from core.logged_model import log_classifier
 from core.model import get_backbone
 from core.model.backbones import efficientnet_lite
 from core.model_input import CENTER_CROP
-from training.track import configure_tracking
+from training.runs.track import configure_tracking
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 least as good as the champion **on the same photos**.
 
 Both models are scored on the candidate's test split by the code path the server uses
-(:mod:`training.rescore`). Promote when the candidate's macro-F1 > the champion's + ``tracking.gate_margin``,
+(:mod:`training.evaluation.rescore`). Promote when the candidate's macro-F1 > the champion's + ``tracking.gate_margin``,
 >= ``tracking.gate_floor``, and no class's F1 falls more than ``tracking.gate_class_tolerance`` below the
 champion's. A champion that cannot be scored blocks promotion, saying why. Otherwise the version is registered
 but tagged ``rejected`` with the reason, and the alias stays put.

@@ -17,8 +17,8 @@ import pandas as pd
 from core.logged_model import build_runtime, load_logged_model
 from core.model_input import load_images
 from core.split_log import read_logged_split
-from training.evaluate import classification_metrics
-from training.gate import GATE_METRIC, Scores
+from training.evaluation.evaluate import classification_metrics
+from training.publishing.gate import GATE_METRIC, Scores
 
 BATCH = 16
 

@@ -1,7 +1,7 @@
 """The publish stage: register the run's model and move the alias to it if it passes the quality gate.
 
 The gate compares the candidate with the champion on the candidate's test split, both scored here by the
-server's code path (:mod:`training.rescore`); both scores are recorded on the candidate's run
+server's code path (:mod:`training.evaluation.rescore`); both scores are recorded on the candidate's run
 (``gate.candidate_score``, ``gate.champion_score``, tag ``gate.metric``), with each class's F1.
 
 Config keys: ``tracking.uri``, ``tracking.model_name``, ``tracking.alias``, ``tracking.gate_margin``,
@@ -19,8 +19,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from configs.schema import Config
-from training.gate import GATE_METRIC, GateDecision, Scores, decide
-from training.rescore import score_model, test_rows_of_run
+from training.evaluation.rescore import score_model, test_rows_of_run
+from training.publishing.gate import GATE_METRIC, GateDecision, Scores, decide
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Label issues: photos whose scraped label is probably wrong (a search for "men jeans" returns belts and
-shirts). Out-of-fold probabilities of the head (``training.crossval``) on the training part — train and
+shirts). Out-of-fold probabilities of the head (``training.fitting.crossval``) on the training part — train and
 validation photos, never test — go to cleanlab, which ranks each photo's label quality and flags the likely
 issues. The run logs ``label_issues.csv``, a gallery and the cross-validation report; the same file in the
 data folder lets the next run leave those photos out (``split.exclude_label_issues``).
@@ -22,10 +22,10 @@ import pandas as pd
 from configs.files import atomic_write_text
 from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
-from training.crossval import combine_folds, cross_validate, fold_rows
-from training.evaluate import photo_grid_png
-from training.features import read_class_split
-from training.store import StoredVectors
+from training.embedding.features import read_class_split
+from training.embedding.store import StoredVectors
+from training.evaluation.evaluate import photo_grid_png
+from training.fitting.crossval import combine_folds, cross_validate, fold_rows
 
 log = logging.getLogger(__name__)
 ISSUES_NAME = "label_issues.csv"
@@ -81,7 +81,7 @@ class CvRows:
 
 def _cv_rows(config: Config, split_file: Path, embeddings: tuple[str, str]) -> CvRows:
     """The cross-validated photos of the split, by reference to the features the train stage stored
-    (``embeddings``: the store's folder and key, from :class:`training.train.TrainResult`): no base is built."""
+    (``embeddings``: the store's folder and key, from :class:`training.runs.train.TrainResult`): no base is built."""
     split = read_class_split(config, split_file)
     photos = split[split["split"] != "test"].reset_index(drop=True)
     labels = photos["class"].map({c: i for i, c in enumerate(config.class_names)}).to_numpy()
@@ -91,7 +91,7 @@ def _cv_rows(config: Config, split_file: Path, embeddings: tuple[str, str]) -> C
 
 def cv_inputs(config: Config, split_file: Path, embeddings: tuple[str, str]) -> tuple[StoredVectors, np.ndarray, list]:
     """What each fold of the cross-validation needs, to run it elsewhere with
-    :func:`training.crossval.fit_fold`: the stored features of the cross-validated photos (by reference: each
+    :func:`training.fitting.crossval.fit_fold`: the stored features of the cross-validated photos (by reference: each
     fold task reads them from the store, nothing pickled per task), their labels, and the folds' (fit rows,
     held-out rows). :func:`check_labels` takes the folds' results back."""
     cv = _cv_rows(config, split_file, embeddings)
@@ -110,7 +110,7 @@ def check_labels(
 
     Args:
         embeddings: the store (folder, key) of the candidate's features, as the train stage hands it on.
-        folds: each fold's :func:`training.crossval.fit_fold` result, in fold order, computed elsewhere (see
+        folds: each fold's :func:`training.fitting.crossval.fit_fold` result, in fold order, computed elsewhere (see
             :func:`cv_inputs`); by default every fold runs here.
 
     Returns:

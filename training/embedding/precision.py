@@ -1,7 +1,7 @@
 """Which precision the model runs in: the fastest measured here that keeps validation accuracy within
 ``train.precision_tolerance`` of f32.
 
-The head is trained on the primary precision's features (the fastest measured, ``training.features``);
+The head is trained on the primary precision's features (the fastest measured, ``training.embedding.features``);
 here the same head is scored on the validation split as each precision no slower than f32 computes it,
 and the fastest precision whose accuracy is at least f32's minus the tolerance is chosen. The test split
 is scored in every precision checked too, so a run records what int8 (say) costs
@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from core.runtime import RuntimeSpec, TensorFlowRuntime
-from training.features import Features
+from training.embedding.features import Features
 
 
 @dataclass(frozen=True)

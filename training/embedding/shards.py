@@ -2,7 +2,7 @@
 
 The plan is made once: the runtime is chosen where the plan is made (measured, as in a local run), and
 the photos still missing from the store are cut into shards. Each shard embeds its photos with that
-runtime on whichever worker runs it and appends them to the store (``training.store``: disjoint tasks write
+runtime on whichever worker runs it and appends them to the store (``training.embedding.store``: disjoint tasks write
 disjoint files, and a task reads none of the store); the train stage then finds every photo stored. Workers need the installed package and the data folder at the
 same path (shared storage).
 
@@ -23,8 +23,8 @@ import pandas as pd
 
 from configs.schema import Config
 from core.runtime.spec import RuntimeSpec
-from training.embed import embed_batches
-from training.features import FrozenBase, build_base, prepare_runtimes, read_class_split
+from training.embedding.embed import embed_batches
+from training.embedding.features import FrozenBase, build_base, prepare_runtimes, read_class_split
 
 _prepared: dict[str, tuple[FrozenBase, pd.DataFrame]] = {}  # one base per worker process, built once
 _lock = threading.Lock()

@@ -1,6 +1,6 @@
 """The embedding store: each photo's frozen-base features on disk, in shards that are only ever added.
 
-One folder per base configuration (``<key>.store/``, the key from :func:`training.embed.cache_key`):
+One folder per base configuration (``<key>.store/``, the key from :func:`training.embedding.embed.cache_key`):
 
 - ``<name>.npy``: one shard's vectors, float32, ``[rows, D]``, at most :data:`SHARD_ROWS` rows;
 - ``<name>.keys.npy``: the sha256 of those photos, in row order, written after the vectors: a shard counts once

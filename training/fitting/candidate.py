@@ -1,4 +1,4 @@
-"""One candidate model: the head fitted on cached features, its precision chosen (``training.precision``),
+"""One candidate model: the head fitted on cached features, its precision chosen (``training.embedding.precision``),
 optionally fine-tuned, scored on the test split.
 
 Config keys: everything under ``train`` (``train.finetune`` included), ``project.seed``, ``project.data_dir``.
@@ -18,11 +18,11 @@ import numpy as np
 from configs.schema import Config
 from core.model import build_classifier
 from core.runtime import RuntimeSpec
-from training.evaluate import classification_metrics, roc_auc
-from training.features import PARTS, Features
-from training.finetune import fine_tune, image_dataset
-from training.fit import EpochProgress, fit_head
-from training.precision import PrecisionChoice, choose_precision
+from training.embedding.features import PARTS, Features
+from training.embedding.precision import PrecisionChoice, choose_precision
+from training.evaluation.evaluate import classification_metrics, roc_auc
+from training.fitting.finetune import fine_tune, image_dataset
+from training.fitting.fit import EpochProgress, fit_head
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from keras import layers
 
 from configs.schema import FineTuneConfig
 from core.model_input import decode_image
-from training.fit import EpochProgress, SafePoints
+from training.fitting.fit import EpochProgress, SafePoints
 
 log = logging.getLogger(__name__)
 

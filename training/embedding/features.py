@@ -34,9 +34,9 @@ from core.runtime.cpu import cpu_model, float_precisions
 from core.runtime.int8 import int8_files, int8_runtime
 from core.runtime.measure import throughput
 from core.runtime.spec import Runtime
-from training.embed import cache_key, embed_files
-from training.split import read_split
-from training.store import EmbeddingStore
+from training.embedding.embed import cache_key, embed_files
+from training.embedding.store import EmbeddingStore
+from training.splitting.split import read_split
 
 PARTS = ("train", "val", "test")
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class FrozenBase:
     """The frozen network whose outputs are cached, and how it runs on this machine.
 
     ``primary`` is the runtime that embeds every photo: a fixed ``train.precision``, or under ``auto`` the
-    fastest one measured here; ``training.precision`` then checks the others' accuracy on the validation
+    fastest one measured here; ``training.embedding.precision`` then checks the others' accuracy on the validation
     split. ``speeds`` are images/s per precision, measured once per base and CPU.
     """
 

@@ -27,11 +27,11 @@ from core.logged_model import EVALUATION_ARTIFACT, EmbedderRecord, log_classifie
 from core.manifest import manifest_path, read_manifest
 from core.model import build_classifier
 from core.split_log import log_split
-from training.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
-from training.candidate import Candidate
-from training.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
-from training.features import Features
-from training.validate import STATS_NAME
+from training.embedding.features import Features
+from training.evaluation.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
+from training.fitting.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
+from training.fitting.candidate import Candidate
+from training.validation.validate import STATS_NAME
 
 # MLflow 3 opens an experiment of unknown kind on its GenAI overview; this kind opens it on the training runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

@@ -14,9 +14,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from configs.schema import TrainConfig
 from core.runtime import TensorFlowRuntime
-from training.baselines import fitted_baselines
-from training.evaluate import classification_metrics
-from training.fit import fit_head
+from training.evaluation.evaluate import classification_metrics
+from training.fitting.baselines import fitted_baselines
+from training.fitting.fit import fit_head
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def fit_fold(
     seed: int,
 ) -> dict[str, np.ndarray]:
     """One fold: fit the head (early-stopped on the held-out rows, which only picks the epoch) and the
-    baselines (on at most ``training.baselines.FIT_CAP`` of them) on the fit rows; each model's probabilities for the held-out rows. Independent of every other
+    baselines (on at most ``training.fitting.baselines.FIT_CAP`` of them) on the fit rows; each model's probabilities for the held-out rows. Independent of every other
     fold, so folds can run anywhere (``orchestration.task_runner: dask``)."""
     fit_rows, held_out = rows
     train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])

@@ -1,5 +1,5 @@
 """The train stage: embed (cached), fit the head, optionally fine-tune, evaluate, compare with baselines, and
-record everything in one MLflow run (baselines as child runs; a sweep is ``training.sweep``).
+record everything in one MLflow run (baselines as child runs; a sweep is ``training.runs.sweep``).
 
 Config keys: everything under ``train`` and ``tracking``, ``project.seed``, ``project.data_dir``.
 """
@@ -15,9 +15,9 @@ import mlflow
 
 from configs.schema import Config
 from core.model_input import load_images
-from training.candidate import Candidate, train_candidate
-from training.features import Features, load_features
-from training.track import (
+from training.embedding.features import Features, load_features
+from training.fitting.candidate import Candidate, train_candidate
+from training.runs.track import (
     configure_tracking,
     log_baselines,
     log_candidate,

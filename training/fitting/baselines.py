@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from training.evaluate import classification_metrics
+from training.evaluation.evaluate import classification_metrics
 
 FIT_CAP = 20_000  # kNN: 20 000 × 1 280 floats (100 MB) to search per test photo; minutes for 120 000 test photos
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The candidate with the lowest validation loss (never the test split) is completed in the parent run and
 handed to the quality gate.
 
-Config keys: those the grid names (see ``configs.sweep``), plus everything ``training.train`` reads.
+Config keys: those the grid names (see ``configs.sweep``), plus everything ``training.runs.train`` reads.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import numpy as np
 from configs.schema import Config
 from configs.sweep import override_config
 from core.progress import Progress
-from training.candidate import train_candidate
-from training.features import load_features
-from training.track import configure_tracking, log_candidate, tracked_run
-from training.train import TrainResult, record_run
+from training.embedding.features import load_features
+from training.fitting.candidate import train_candidate
+from training.runs.track import configure_tracking, log_candidate, tracked_run
+from training.runs.train import TrainResult, record_run
 
 
 def sweep(

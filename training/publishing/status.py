@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from configs.schema import Config
 from core.manifest import manifest_path, read_manifest
-from training.split import read_split, split_path
+from training.splitting.split import read_split, split_path
 
 HEADLINE = ("test_macro_f1", "test_accuracy", "best_val_loss")
 

@@ -23,7 +23,7 @@ from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config, ValidationConfig
 from core.manifest import REPORT_NAME, manifest_path, read_manifest
-from training.split import NotEnoughData, plan_split, write_plan
+from training.splitting.split import NotEnoughData, plan_split, write_plan
 
 log = logging.getLogger(__name__)
 STATS_NAME = "data_stats.json"
@@ -201,7 +201,7 @@ def report_markdown(stats: dict, anomalies: list[Anomaly], baseline: dict | None
 @dataclass(frozen=True)
 class Validation:
     """The outcome of :func:`validate`: this run's statistics, the failed checks, the report, and the split
-    it planned (``training.split.write_plan``; ``None`` when none could be made), for the prepare stage."""
+    it planned (``training.splitting.split.write_plan``; ``None`` when none could be made), for the prepare stage."""
 
     stats: dict
     anomalies: list[Anomaly]
@@ -217,10 +217,10 @@ class Validation:
 
 
 def validate(config: Config, excluded: Iterable[str] = ()) -> Validation:
-    """Compute this run's data statistics (the split as :func:`training.split.plan_split` will make it), check
+    """Compute this run's data statistics (the split as :func:`training.splitting.split.plan_split` will make it), check
     them and write ``data_stats.json`` and ``data_validation.md`` (``validation.enabled: false`` writes them and
     checks nothing; a split that cannot be made is still reported, as the prepare stage would fail on it).
-    ``excluded``: photo paths the split leaves out, as :func:`training.split.plan_split` takes them."""
+    ``excluded``: photo paths the split leaves out, as :func:`training.splitting.split.plan_split` takes them."""
     data_dir = Path(config.project.data_dir)
     report_file = data_dir / REPORT_NAME
     report = json.loads(report_file.read_text()) if report_file.exists() else {}

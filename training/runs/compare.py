@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from configs.schema import Config, TrackingConfig
 from configs.sweep import override_config
-from training.train import TrainResult
+from training.runs.train import TrainResult
 
 
 def backbone_configs(config: Config) -> list[Config]:

@@ -1,4 +1,4 @@
-"""Embedding: each image's frozen-base features are computed once and kept on disk (``training.store``).
+"""Embedding: each image's frozen-base features are computed once and kept on disk (``training.embedding.store``).
 
 A store is keyed by the base's identity (backbone, weights fingerprint, image size, preprocessing, runtime);
 inside, vectors are keyed by the image's sha256. A changed base or size is simply another store, so a
@@ -21,7 +21,7 @@ from core.model_input import load_images
 from core.progress import Progress
 from core.runtime.spec import Runtime
 from core.safe_points import checkpoint
-from training.store import EmbeddingStore
+from training.embedding.store import EmbeddingStore
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def embed_batches(
     show_progress: bool = True,
 ) -> None:
     """Embed every photo given, ``batch_size`` at a time, and add each batch to ``store`` (a shard is written
-    every :data:`training.store.SHARD_ROWS` photos, and what is left at the end or at an interrupt).
+    every :data:`training.embedding.store.SHARD_ROWS` photos, and what is left at the end or at an interrupt).
 
     O(N) time; memory of two batches of pixels and at most one shard of vectors."""
     chunks = [list(range(start, min(start + batch_size, len(shas)))) for start in range(0, len(shas), batch_size)]

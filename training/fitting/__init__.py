@@ -1,0 +1,1 @@
+"""Fitting on stored features: the head (streamed, resumable), fine-tuning, baselines, k-fold."""

@@ -1,0 +1,1 @@
+"""The publish stage: registry, the quality gate, the ImageNet model, registry status."""
