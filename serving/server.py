@@ -87,6 +87,8 @@ class StjServer(BaseApplication):
             "access_log_format": '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
             "preload_app": False,
             "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
+            # after the app (and every model it follows) is loaded: from this line on the worker answers
+            "post_worker_init": lambda worker: worker.log.info("worker %s ready", worker.pid),
             # gunicorn 25+ opens a control socket at one fixed path per user (~/.gunicorn/gunicorn.ctl): two
             # servers would take it from each other, and STJ stops its server with signals anyway
             "control_socket_disable": True,

@@ -49,6 +49,7 @@ from tests.registry import Registry, make_registry  # noqa: E402
 from tests.support import (  # noqa: E402
     REFERENCE_EXTRAS,
     SERVING_ON,
+    WORKER_READY,
     Child,
     Output,
     artifact_of,
@@ -333,7 +334,7 @@ class RunningServer:
 @pytest.fixture
 def serve_subprocess(launch) -> Callable[..., object]:
     """Start `stj serve --config configs/demo.yaml --port 0` with ``--set`` overrides. The server picks a free
-    port and prints it; the test reads that line, then waits until each worker logged its model as loaded.
+    port and prints it; the test reads that line, then waits until each worker logged itself ready (its app and every model it follows loaded).
     Stopped (SIGTERM, then SIGKILL) when the ``with`` block ends."""
 
     @contextmanager
@@ -342,7 +343,7 @@ def serve_subprocess(launch) -> Callable[..., object]:
         child = launch(stj_command(["serve", "--config", "configs/demo.yaml", "--port", "0"], sets), "serve.log", env)
         try:
             base = child.output.wait_for(SERVING_ON, timeout=180).group(1)
-            child.output.wait_for(r"loaded \S+ version", timeout=180, count=workers)
+            child.output.wait_for(WORKER_READY, timeout=180, count=workers)
             yield RunningServer(base, child)
         finally:
             stop_process(child.proc, grace_s=60)

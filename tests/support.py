@@ -27,6 +27,7 @@ REFERENCE_EXTRAS = [
     "train.embed_batch_size=8",
 ]
 SERVING_ON = r"stj: serving on (http://\S+)"  # what `stj serve` prints once nginx listens
+WORKER_READY = r"worker \d+ ready"  # a gunicorn worker's line once its app and every model it follows loaded
 
 
 class Output:

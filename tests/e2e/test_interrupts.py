@@ -19,7 +19,7 @@ import requests
 from mlflow import MlflowClient
 
 from core.processes import free_port
-from tests.support import SERVING_ON, Child, stj_command
+from tests.support import SERVING_ON, WORKER_READY, Child, stj_command
 
 pytestmark = pytest.mark.slow
 STOP_WITHIN_S = 30
@@ -194,7 +194,7 @@ def test_schedule_stops_mid_scheduled_run(tmp_path: Path, overrides_for, scraped
 def test_serve_stops(registry, launch, how: str) -> None:
     child = _start(launch, ["serve", "-c", "configs/demo.yaml", "--port", "0"], registry.overrides)
     child.output.wait_for(SERVING_ON, timeout=180)
-    child.output.wait_for(r"loaded \S+ version", timeout=180)
+    child.output.wait_for(WORKER_READY, timeout=180)
     output, below = _interrupt(child, how)
     _assert_clean_stop(child, output, below, "stj serve")
     assert "Control socket" not in output  # gunicorn's per-user socket would be shared by all servers
@@ -215,7 +215,7 @@ def test_demo_serves_its_champion_in_the_same_process_then_stops(
     overrides = [*overrides_for(tmp_path), f"scrape.base_url=http://127.0.0.1:{free_port()}", f"serve.port={port}"]
     child = _start(launch, ["demo", "-c", "configs/demo.yaml"], overrides, stj_env)
     child.output.wait_for(SERVING_ON, timeout=400)
-    child.output.wait_for(r"loaded \S+ version", timeout=180)
+    child.output.wait_for(WORKER_READY, timeout=180)
     output = child.output.text()
     assert "Serving stj-classifier@champion next." in output, output[-3000:]
     assert f"http://127.0.0.1:{port}/predict" in output, output[-3000:]

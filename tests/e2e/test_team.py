@@ -20,7 +20,7 @@ import requests
 from mlflow import MlflowClient
 
 from core.processes import free_port
-from tests.support import SERVING_ON, Child, stj_command
+from tests.support import SERVING_ON, WORKER_READY, Child, stj_command
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def _start_replicas(launch, count: int, overrides: list[str], env: dict[str, str
     started = []
     for replica in replicas:
         base = replica.output.wait_for(SERVING_ON, timeout=180).group(1)
-        replica.output.wait_for(r"loaded \S+ version", timeout=180)
+        replica.output.wait_for(WORKER_READY, timeout=180)
         started.append((int(base.rsplit(":", 1)[1]), replica))
     return started
 
