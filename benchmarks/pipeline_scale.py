@@ -6,7 +6,8 @@ at 600 000 photos.
    under ``--work``, drawn once before the clock so the scrape is not timed drawing), one backbone
    (EfficientNet-Lite0), the demo config otherwise (100 epochs, label check, gate). Printed per stage: wall
    time, photos/s; for the run: peak RSS of the whole process tree (sampled every 0.2 s) and of the pipeline's
-   own process, and the share of the time after the scrape spent embedding (the compute-bound floor).
+   own process, and the share of the time after the scrape spent embedding (the compute-bound floor). Each run's
+   log: ``<work>/n<photos>/<first|weekly>.log``.
 2. **A weekly run**: the catalog grows by ``--weekly`` (10 %: products 1..N stay as they were, the catalog
    appends), the same command again on the same data folder; time per stage, and its ratio to the first run.
 3. **The algorithmic parts**, synthetic, at 6 000 and ``--algorithms`` photos: the split's near-duplicate
@@ -15,8 +16,8 @@ at 600 000 photos.
 
 Speeds are only comparable as ratios within one run. Head training's memory against epochs: ``make bench-head``.
 
-Usage: .venv/bin/python benchmarks/pipeline_scale.py [--photos 6000] [--weekly 0.1] [--algorithms 600000]
-       [--work .bench-scale]
+Usage: .venv/bin/python benchmarks/pipeline_scale.py [--photos 6000] [--weekly 0.1 (0: none)]
+       [--algorithms 600000 (0: none)] [--demo-backbones] [--work .bench-scale]
 """
 
 from __future__ import annotations
@@ -40,15 +41,17 @@ STAGES = ("scrape", "validate", "prepare", "train", "publish")
 RESULTS_PER_PAGE = 60  # a page lists 57 new products: 60 000 photos stay within scrape.max_pages' 400
 
 
-def overrides(work: Path, photos: int, port: int) -> list[str]:
-    """The demo config at ``photos`` photos, one backbone, everything under ``work``."""
+ONE_BACKBONE = ["tracking.imagenet_model=", "train.backbone=efficientnet_lite0", "train.compare_backbones=[]"]
+
+
+def overrides(work: Path, photos: int, port: int, demo_backbones: bool = False) -> list[str]:
+    """The demo config at ``photos`` photos, everything under ``work``; one backbone (Lite0) unless
+    ``demo_backbones`` (the demo's own: ResNet50 and Lite0 compared, the ImageNet model registered)."""
     per_class = math.ceil(photos / 3)
     return [
         f"project.data_dir={work / 'data'}",
         f"tracking.uri=sqlite:///{work / 'mlflow.db'}",
-        "tracking.imagenet_model=",
-        "train.backbone=efficientnet_lite0",
-        "train.compare_backbones=[]",
+        *([] if demo_backbones else ONE_BACKBONE),
         f"catalog.products_per_class={per_class}",
         f"catalog.results_per_page={RESULTS_PER_PAGE}",
         f"catalog.photo_cache_dir={work.parent / 'photos'}",
@@ -100,9 +103,9 @@ def _safe_rss(process) -> int:
         return 0
 
 
-def measured_run(settings: list[str]) -> dict:
-    """The pipeline in a child process, its process tree's RSS sampled; its result with ``peak_tree_mib`` and
-    ``peak_own_mib``."""
+def measured_run(settings: list[str], log_file: Path) -> dict:
+    """The pipeline in a child process, its process tree's RSS sampled, its log (stderr) to ``log_file``; its
+    result with ``peak_tree_mib`` and ``peak_own_mib``."""
     import psutil
 
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
@@ -110,7 +113,8 @@ def measured_run(settings: list[str]) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, __file__, "--child", result_file, "--", *settings]
     started = time.monotonic()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = log_file.open("w")
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     peaks = [0, 0]
     stop = threading.Event()
 
@@ -123,14 +127,15 @@ def measured_run(settings: list[str]) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        _, stderr = child.communicate()
+        child.wait()
     finally:
         stop.set()
         sampler.join()
+        log.close()
         if child.poll() is None:
             child.kill()
     if child.returncode != 0:
-        raise SystemExit(f"the pipeline failed ({child.returncode}):\n{stderr[-3000:]}")
+        raise SystemExit(f"the pipeline failed ({child.returncode}):\n{log_file.read_text()[-3000:]}")
     result = json.loads(Path(result_file).read_text())
     Path(result_file).unlink()
     return {
@@ -141,35 +146,42 @@ def measured_run(settings: list[str]) -> dict:
     }
 
 
+def _draw(job: tuple) -> None:
+    from catalog.server import encoded_photo
+
+    encoded_photo(*job)
+
+
 def draw_catalog(settings: list[str]) -> float:
-    """Draw every photo of the catalog into its photo cache (not timed as scraping); seconds."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Draw every photo of the catalog into its photo cache (not timed as scraping), one process per core, the
+    photos already cached skipped; seconds."""
+    from concurrent.futures import ProcessPoolExecutor
 
-    import requests
-
-    from catalog import running_catalog
+    from catalog import Catalog
     from flows.settings import load_run_config
 
     config = load_run_config(ROOT / "configs/demo.yaml", settings)
     started = time.monotonic()
-    with running_catalog(config.catalog) as server, ThreadPoolExecutor(4) as pool, requests.Session() as http:
-        urls = [f"{server.base_url}/images/I/{image_id}.jpg" for image_id in server.catalog.by_image_id]
-        list(pool.map(lambda url: http.get(url, timeout=60).content, urls))
+    jobs = [(config.catalog, product.drawing, None) for product in Catalog(config.catalog).by_image_id.values()]
+    with ProcessPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(_draw, jobs, chunksize=64))
     return time.monotonic() - started
 
 
-def pipeline_section(photos: int, weekly: float, work: Path) -> list[dict]:
-    """The first run at ``photos``, then the weekly run at ``photos`` x (1 + ``weekly``)."""
+def pipeline_section(photos: int, weekly: float, work: Path, demo_backbones: bool = False) -> list[dict]:
+    """The first run at ``photos``, then (``weekly`` > 0) the weekly run at ``photos`` x (1 + ``weekly``)."""
     from core.processes import free_port
 
-    folder = work / f"n{photos}"
+    folder = work / f"n{photos}{'-demo' if demo_backbones else ''}"
     shutil.rmtree(folder, ignore_errors=True)  # a first run starts from nothing (the drawn photos are kept)
+    folder.mkdir(parents=True)
     runs = []
-    for label, size in (("first", photos), ("weekly", round(photos * (1 + weekly)))):
-        settings = overrides(folder, size, free_port())
+    sizes = [("first", photos)] + ([("weekly", round(photos * (1 + weekly)))] if weekly > 0 else [])
+    for label, size in sizes:
+        settings = overrides(folder, size, free_port(), demo_backbones)
         drawn = draw_catalog(settings)
         print(f"  {label} run at {size} photos: catalog drawn into its cache in {drawn:.0f} s", flush=True)
-        runs.append({"label": label, "size": size, **measured_run(settings)})
+        runs.append({"label": label, "size": size, **measured_run(settings, folder / f"{label}.log")})
         print(f"  {json.dumps(runs[-1])}", flush=True)
     return runs
 
@@ -278,7 +290,8 @@ def algorithm_section(sizes: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, nargs="*", default=[6000])
-    parser.add_argument("--weekly", type=float, default=0.1)
+    parser.add_argument("--weekly", type=float, default=0.1, help="0: no weekly run")
+    parser.add_argument("--demo-backbones", action="store_true", help="the demo's two backbones, not Lite0 alone")
     parser.add_argument("--algorithms", type=int, default=600_000, help="0: skip the algorithmic parts")
     parser.add_argument("--work", type=Path, default=ROOT / ".bench-scale")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -287,8 +300,9 @@ def main() -> None:
         run_pipeline([s for s in rest if s != "--"], args.child)
         return
     for photos in args.photos:
-        print(f"the pipeline at {photos} photos (EfficientNet-Lite0, demo config), then a weekly run", flush=True)
-        print_pipeline(pipeline_section(photos, args.weekly, args.work.resolve()))
+        backbones = "ResNet50 + EfficientNet-Lite0" if args.demo_backbones else "EfficientNet-Lite0"
+        print(f"the pipeline at {photos} photos ({backbones}, demo config)", flush=True)
+        print_pipeline(pipeline_section(photos, args.weekly, args.work.resolve(), args.demo_backbones))
     if args.algorithms:
         print(f"the algorithmic parts at 6000 and {args.algorithms} photos (synthetic)", flush=True)
         algorithm_section([6000, args.algorithms])

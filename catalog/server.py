@@ -88,24 +88,29 @@ class CatalogServer(ThreadingHTTPServer):
 
     def _photo(self, image_id: str, max_side: int | None) -> bytes | None:
         product = self.catalog.by_image_id.get(image_id)
-        if product is None:
-            return None
-        label, seed, variant = product.drawing
-        cached = None
-        if self.config.photo_cache_dir:
-            key = hashlib.sha256(repr((label, seed, variant, self.config.image_side, max_side)).encode()).hexdigest()
-            cached = Path(self.config.photo_cache_dir) / f"{key[:32]}.jpg"
-            if cached.exists():
-                return cached.read_bytes()
-        img = alter(draw_product(label, seed, self.config.image_side), variant)
-        if max_side and max_side < max(img.size):
-            img.thumbnail((max_side, max_side))
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=90)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(cached, buf.getvalue())
-        return buf.getvalue()
+        return None if product is None else encoded_photo(self.config, product.drawing, max_side)
+
+
+def encoded_photo(config: CatalogConfig, drawing: tuple[str, int, int], max_side: int | None) -> bytes:
+    """One photo as JPEG bytes: ``drawing`` (label, seed, variant) drawn at ``catalog.image_side``, its longest
+    side bounded by ``max_side``; read from (or written to) ``catalog.photo_cache_dir`` when one is set. Pure but
+    for that cache, so several processes may draw one catalog at once (the cache's writes are atomic)."""
+    label, seed, variant = drawing
+    cached = None
+    if config.photo_cache_dir:
+        key = hashlib.sha256(repr((label, seed, variant, config.image_side, max_side)).encode()).hexdigest()
+        cached = Path(config.photo_cache_dir) / f"{key[:32]}.jpg"
+        if cached.exists():
+            return cached.read_bytes()
+    img = alter(draw_product(label, seed, config.image_side), variant)
+    if max_side and max_side < max(img.size):
+        img.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, buf.getvalue())
+    return buf.getvalue()
 
 
 class _Handler(BaseHTTPRequestHandler):
