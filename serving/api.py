@@ -3,15 +3,15 @@
 Each takes ``?model=stj|imagenet`` (default ``stj``) and ``?version=N`` (a registered version; default: the
 alias's); an unknown model or version is a 404 JSON error.
 
-Every inference goes through the one inference service (one bounded queue); each response names the model
-version that computed it (body and ``X-Model-*`` headers agree, even across a hot reload).
+Every inference goes through the one inference service (one bounded queue). A request resolves its model
+once: the photo is decoded for that model and that same model scores it, so an alias moving mid-request
+(even to a version with another input size) cannot mix them; each response names the model version that
+computed it (body and ``X-Model-*`` headers agree).
 
 Config keys: ``serve.top_k``, ``serve.min_side``, ``serve.max_files``, ``serve.max_upload_bytes``.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, g, jsonify, request
@@ -20,13 +20,14 @@ from serving.auth import owner
 from serving.explain import overlay_png
 from serving.history import thumbnail_jpeg
 from serving.models import Route
+from serving.predictor import Predictor
 from serving.state import served
 from serving.uploads import idempotency_key, parse_top_k, read_upload, read_uploads
 
 bp = Blueprint("api", __name__)
 
 
-def prediction(model: Any, probs: np.ndarray, top_k: int) -> dict:
+def prediction(model: Predictor, probs: np.ndarray, top_k: int) -> dict:
     """The JSON body of one prediction."""
     ranked = model.top_k(probs, top_k)
     return {
@@ -51,7 +52,7 @@ def predict():
     model = route.current()
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
     pixels = state.decode(read_upload(), model)
-    probs, g.model = route.inference.predict(pixels)
+    probs, g.model = route.inference.predict(pixels, model)
     body = prediction(g.model, probs, top_k)
     if keep:
         body["history_id"] = state.history.add(
@@ -73,7 +74,7 @@ def predict_batch():
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
     blobs = read_uploads(serve.max_files, serve.max_upload_bytes)
     pixels = [state.decode(data, model, name=f"file {index}") for index, data in enumerate(blobs)]
-    probs, g.model = route.inference.predict_many(pixels)
+    probs, g.model = route.inference.predict_many(pixels, model)
     return jsonify(
         {
             "predictions": [prediction(g.model, row, top_k) for row in probs],
@@ -87,7 +88,7 @@ def explain():
     state, route = served(), requested_route()
     model = route.current()
     pixels = state.decode(read_upload(), model)
-    (heat, target), g.model = route.inference.explain(pixels)
+    (heat, target), g.model = route.inference.explain(pixels, model)
     response = Response(overlay_png(pixels, heat), mimetype="image/png")
     response.headers["X-Explained-Label"] = g.model.class_names[target]
     return response

@@ -5,7 +5,8 @@ flight, so a lone client pays no batching delay — and a model call holds at mo
 images (a multi-image request is one job, never split, so one model answers all its images). At most
 ``serve.queue_size`` jobs may wait, counted over every lane (predictions and Grad-CAM explanations share
 the limit); beyond that :class:`Overloaded` is raised and the app answers 503 with ``Retry-After``. Each
-job runs on the predictor current when its batch starts, so a hot reload never mixes versions in a job.
+job carries the predictor its request resolved once (and decoded its photo for): a batch only groups jobs
+of one predictor, so a hot reload between decode and batch never mixes versions or input sizes.
 
 Config keys: ``serve.max_batch``, ``serve.max_wait_ms``, ``serve.queue_size``.
 """
@@ -17,9 +18,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from serving.predictor import Predictor
 
 JOB_TIMEOUT_S = 30.0
 
@@ -55,14 +59,14 @@ class Admission:
 @dataclass
 class _Job:
     payload: Any  # a (n, h, w, 3) stack for predictions, a function of the predictor for serial work
+    predictor: Predictor  # resolved once by the request: the one that computes this job
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
-    predictor: Any = None
     error: BaseException | None = None
 
-    def finish(self, result: Any, predictor: Any) -> None:
-        """Hand the result, and the predictor that computed it, to the waiting request."""
-        self.result, self.predictor = result, predictor
+    def finish(self, result: Any) -> None:
+        """Hand the result to the waiting request."""
+        self.result = result
         self.done.set()
 
     def fail(self, error: BaseException) -> None:
@@ -70,7 +74,7 @@ class _Job:
         self.error = error
         self.done.set()
 
-    def wait(self) -> tuple[Any, Any]:
+    def wait(self) -> tuple[Any, Predictor]:
         """(result, predictor) once the job is done; raises its error, or :class:`Overloaded` after 30 s."""
         if not self.done.wait(JOB_TIMEOUT_S):
             raise Overloaded("timed out waiting for the model")
@@ -102,9 +106,9 @@ class _Lane:
         except _Closed:
             pass
 
-    def _submit(self, payload: Any) -> tuple[Any, Any]:
+    def _submit(self, payload: Any, predictor: Predictor) -> tuple[Any, Predictor]:
         self.admission.enter()
-        job = _Job(payload)
+        job = _Job(payload, predictor)
         with self._cond:
             self._jobs.append(job)
             self._in_flight += 1
@@ -130,29 +134,28 @@ class _Lane:
 
 
 class MicroBatcher(_Lane):
-    """Runs ``current().predict`` on batches formed from concurrent :meth:`submit` calls."""
+    """Runs each job's ``predictor.predict`` on batches formed from concurrent :meth:`submit` calls."""
 
     def __init__(
         self,
-        current: Callable[[], Any],
         max_batch: int,
         max_wait_ms: float,
         queue_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
         admission: Admission | None = None,
     ) -> None:
-        self._current, self.max_batch, self.max_wait = current, max_batch, max_wait_ms / 1000
+        self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self._on_batch = on_batch or (lambda n: None)
         super().__init__("stj-batcher", admission or Admission(queue_size or 64))
 
-    def submit(self, pixels: np.ndarray) -> tuple[np.ndarray, Any]:
-        """Probabilities for one image, and the predictor that computed them."""
-        rows, predictor = self.submit_many(pixels[None])
+    def submit(self, pixels: np.ndarray, predictor: Predictor) -> tuple[np.ndarray, Predictor]:
+        """Probabilities of one image (decoded for ``predictor``) by ``predictor``, which is returned too."""
+        rows, predictor = self.submit_many(pixels[None], predictor)
         return rows[0], predictor
 
-    def submit_many(self, stack: np.ndarray) -> tuple[np.ndarray, Any]:
-        """Probabilities for a stack of images (one job: one predictor computes all of them)."""
-        return self._submit(stack)
+    def submit_many(self, stack: np.ndarray, predictor: Predictor) -> tuple[np.ndarray, Predictor]:
+        """Probabilities of a stack of images (one job: ``predictor`` computes all of them)."""
+        return self._submit(stack, predictor)
 
     def _companions(self, first: _Job) -> list[_Job]:
         batch, images = [first], len(first.payload)
@@ -163,8 +166,9 @@ class MicroBatcher(_Lane):
             with self._cond:
                 if not self._cond.wait_for(lambda: self._jobs, max(0.0, deadline - time.monotonic())):
                     break
-                if images + len(self._jobs[0].payload) > self.max_batch:
-                    break  # the next job does not fit: it starts the next batch
+                following = self._jobs[0]
+                if following.predictor is not first.predictor or images + len(following.payload) > self.max_batch:
+                    break  # another model's job, or one that does not fit: it starts the next batch
                 job = self._jobs.popleft()
             self.admission.leave()
             batch.append(job)
@@ -174,9 +178,8 @@ class MicroBatcher(_Lane):
     def _loop(self) -> None:
         while True:
             batch = self._companions(self._take())
-            predictor = self._current()
             try:
-                probs = predictor.predict(np.concatenate([job.payload for job in batch]))
+                probs = batch[0].predictor.predict(np.concatenate([job.payload for job in batch]))
             except BaseException as exc:  # handed to each waiting request, never kills the loop
                 for job in batch:
                     job.fail(exc)
@@ -184,26 +187,24 @@ class MicroBatcher(_Lane):
             self._on_batch(len(probs))
             start = 0
             for job in batch:
-                job.finish(probs[start : start + len(job.payload)], predictor)
+                job.finish(probs[start : start + len(job.payload)])
                 start += len(job.payload)
 
 
 class SerialLane(_Lane):
-    """Runs heavier one-at-a-time work (Grad-CAM) on the current predictor, behind the same admission."""
+    """Runs heavier one-at-a-time work (Grad-CAM) on a request's predictor, behind the same admission."""
 
-    def __init__(self, current: Callable[[], Any], admission: Admission) -> None:
-        self._current = current
+    def __init__(self, admission: Admission) -> None:
         super().__init__("stj-serial", admission)
 
-    def run(self, work: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """``work(predictor)`` on the current predictor; returns its result and that predictor."""
-        return self._submit(work)
+    def run(self, work: Callable[[Predictor], Any], predictor: Predictor) -> tuple[Any, Predictor]:
+        """``work(predictor)``; returns its result and ``predictor``."""
+        return self._submit(work, predictor)
 
     def _loop(self) -> None:
         while True:
             job = self._take()
-            predictor = self._current()
             try:
-                job.finish(job.payload(predictor), predictor)
+                job.finish(job.payload(job.predictor))
             except BaseException as exc:
                 job.fail(exc)

@@ -1,8 +1,9 @@
 """The one inference service behind ``/predict``, ``/predict/batch`` and ``/explain``.
 
 All three wait in the same bounded queue (``serve.queue_size``): predictions are micro-batched, Grad-CAM
-explanations run one at a time beside them. Each answer comes with the predictor that computed it, so the
-response can name the model that really answered, even across a hot reload.
+explanations run one at a time beside them. A request resolves its model once (``Route.current()``),
+decodes its photo for that model and hands the same predictor here; the answer comes back with it, so the
+response names the model that really answered, even across a hot reload, and a batch never mixes versions.
 
 Config keys: ``serve.max_batch``, ``serve.max_wait_ms``, ``serve.queue_size``.
 """
@@ -10,7 +11,7 @@ Config keys: ``serve.max_batch``, ``serve.max_wait_ms``, ``serve.queue_size``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,30 +19,31 @@ from configs.schema import ServeConfig
 from serving.batcher import Admission, MicroBatcher, SerialLane
 from serving.explain import grad_cam
 
+if TYPE_CHECKING:
+    from serving.predictor import Predictor
+
 
 class InferenceService:
-    """Predictions and explanations on the current model, behind one admission limit."""
+    """Predictions and explanations, behind one admission limit."""
 
-    def __init__(self, current: Callable[[], Any], serve: ServeConfig, on_batch: Callable[[int], None]) -> None:
+    def __init__(self, serve: ServeConfig, on_batch: Callable[[int], None]) -> None:
         admission = Admission(serve.queue_size)
-        self._batcher = MicroBatcher(
-            current, serve.max_batch, serve.max_wait_ms, on_batch=on_batch, admission=admission
-        )
-        self._serial = SerialLane(current, admission)
+        self._batcher = MicroBatcher(serve.max_batch, serve.max_wait_ms, on_batch=on_batch, admission=admission)
+        self._serial = SerialLane(admission)
 
     def close(self) -> None:
         """Stop the workers once the queued work is done."""
         self._batcher.close()
         self._serial.close()
 
-    def predict(self, pixels: np.ndarray) -> tuple[np.ndarray, Any]:
-        """Class probabilities of one model-input image, and the predictor that computed them."""
-        return self._batcher.submit(pixels)
+    def predict(self, pixels: np.ndarray, predictor: Predictor) -> tuple[np.ndarray, Predictor]:
+        """Class probabilities of one image (decoded for ``predictor``), and the predictor that computed them."""
+        return self._batcher.submit(pixels, predictor)
 
-    def predict_many(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, Any]:
-        """Class probabilities of several images, all computed by one predictor (returned too)."""
-        return self._batcher.submit_many(np.stack(pixels))
+    def predict_many(self, pixels: list[np.ndarray], predictor: Predictor) -> tuple[np.ndarray, Predictor]:
+        """Class probabilities of several images, all computed by ``predictor`` (returned too)."""
+        return self._batcher.submit_many(np.stack(pixels), predictor)
 
-    def explain(self, pixels: np.ndarray) -> tuple[tuple[np.ndarray, int], Any]:
+    def explain(self, pixels: np.ndarray, predictor: Predictor) -> tuple[tuple[np.ndarray, int], Predictor]:
         """Grad-CAM heatmap and the class it explains (the predicted one), and the predictor used."""
-        return self._serial.run(lambda predictor: grad_cam(predictor.model, pixels))
+        return self._serial.run(lambda model: grad_cam(model.model, pixels), predictor)

@@ -64,7 +64,7 @@ class ModelRoutes:
 
     def _route(self, key: str, current: Callable[[], Predictor]) -> Route:
         top_k = IMAGENET_TOP_K if key == IMAGENET else self.config.serve.top_k
-        return Route(key, current, InferenceService(current, self.config.serve, self.on_batch), top_k)
+        return Route(key, current, InferenceService(self.config.serve, self.on_batch), top_k)
 
     @property
     def default(self) -> ModelHolder:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from flask import current_app
@@ -16,6 +15,7 @@ from serving.browser_model import BrowserModels
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
+from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.uploads import decode_upload
 
@@ -34,7 +34,7 @@ class Served:
     decodes: threading.BoundedSemaphore  # serve.decode_concurrency places
     browser: BrowserModels | None = None  # None: serve.browser_model is off
 
-    def decode(self, data: bytes, model: Any, name: str = "the upload") -> np.ndarray:
+    def decode(self, data: bytes, model: Predictor, name: str = "the upload") -> np.ndarray:
         """Uploaded bytes as ``model``'s input; at most ``serve.decode_concurrency`` decodes at once."""
         with self.decodes:
             return decode_upload(data, model.image_size, self.config.serve.min_side, name=name, resize=model.resize)

@@ -31,12 +31,12 @@ class _SlowModel:
 
 def test_micro_batcher_groups_requests_and_sheds_load() -> None:
     model = _SlowModel()
-    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=20, queue_size=4)
+    batcher = MicroBatcher(max_batch=8, max_wait_ms=20, queue_size=4)
     results, errors = [], []
 
     def call():
         try:
-            results.append(batcher.submit(np.zeros((2, 2, 3)))[0])
+            results.append(batcher.submit(np.zeros((2, 2, 3)), model)[0])
         except Overloaded as exc:
             errors.append(exc)
 
@@ -68,21 +68,37 @@ def test_hot_reload_swaps_and_survives_failures(make_predictor) -> None:
 def test_lone_request_does_not_wait_for_companions() -> None:
     model = _SlowModel()
     model.predict = lambda pixels: np.tile([0.2, 0.3, 0.5], (len(pixels), 1))  # instant
-    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=300, queue_size=4)
+    batcher = MicroBatcher(max_batch=8, max_wait_ms=300, queue_size=4)
     started = time.perf_counter()
     for _ in range(3):
-        batcher.submit(np.zeros((2, 2, 3)))
+        batcher.submit(np.zeros((2, 2, 3)), model)
     assert time.perf_counter() - started < 0.3  # three sequential requests, none waited the 300 ms
 
 
 def test_a_batch_request_is_one_job_answered_by_one_model() -> None:
-    first, second = _SlowModel(), _SlowModel()
-    current = [first]
-    batcher = MicroBatcher(lambda: current[0], max_batch=4, max_wait_ms=1, queue_size=8)
-    rows, used = batcher.submit_many(np.zeros((6, 2, 2, 3)))  # more images than max_batch: still one call
-    assert used is first and len(rows) == 6 and first.batches == [6]
-    current[0] = second
-    assert batcher.submit(np.zeros((2, 2, 3)))[1] is second
+    model = _SlowModel()
+    batcher = MicroBatcher(max_batch=4, max_wait_ms=1, queue_size=8)
+    rows, used = batcher.submit_many(np.zeros((6, 2, 2, 3)), model)  # more images than max_batch: still one call
+    assert used is model and len(rows) == 6 and model.batches == [6]
+
+
+def test_a_batch_groups_only_jobs_of_one_model() -> None:
+    """Requests that resolved different models (an alias moved between them) are never batched together,
+    even when their inputs could not be stacked: each is answered by the model it was decoded for."""
+    small, large = _SlowModel(), _SlowModel()
+    batcher = MicroBatcher(max_batch=16, max_wait_ms=200, queue_size=32)
+    answers: list[tuple[str, object]] = []
+
+    def call(model, side):
+        answers.append((side, batcher.submit(np.zeros((side, side, 3)), model)[1]))
+
+    threads = [threading.Thread(target=call, args=((small, 2) if i % 2 else (large, 3))) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(answers, key=lambda a: a[0]) == [(2, small)] * 6 + [(3, large)] * 6
+    assert sum(small.batches) == sum(large.batches) == 6  # each model computed exactly its own six
 
 
 def test_a_failed_model_call_fails_each_of_its_jobs_and_the_batcher_goes_on() -> None:
@@ -96,19 +112,19 @@ def test_a_failed_model_call_fails_each_of_its_jobs_and_the_batcher_goes_on() ->
         return healthy(pixels)
 
     model.predict = predict
-    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=1, queue_size=8)
+    batcher = MicroBatcher(max_batch=8, max_wait_ms=1, queue_size=8)
     with pytest.raises(MemoryError, match="ran out of memory"):
-        batcher.submit(np.zeros((2, 2, 3)))
-    assert batcher.submit(np.zeros((2, 2, 3)))[0].tolist() == [0.2, 0.3, 0.5]  # the next job is served
+        batcher.submit(np.zeros((2, 2, 3)), model)
+    assert batcher.submit(np.zeros((2, 2, 3)), model)[0].tolist() == [0.2, 0.3, 0.5]  # the next job is served
 
 
 def test_a_job_the_model_never_answers_gets_overloaded(monkeypatch) -> None:
     monkeypatch.setattr("serving.batcher.JOB_TIMEOUT_S", 0.2)
     model = _Blocking()
-    batcher = MicroBatcher(lambda: model, max_batch=8, max_wait_ms=1, queue_size=8)
+    batcher = MicroBatcher(max_batch=8, max_wait_ms=1, queue_size=8)
     try:
         with pytest.raises(Overloaded, match="timed out"):
-            batcher.submit(np.zeros((2, 2, 3)))
+            batcher.submit(np.zeros((2, 2, 3)), model)
     finally:
         model.release.set()
 
@@ -116,10 +132,12 @@ def test_a_job_the_model_never_answers_gets_overloaded(monkeypatch) -> None:
 def test_a_closed_service_finishes_its_queued_work_then_its_threads_end() -> None:
     model = _Blocking()
     before = set(threading.enumerate())
-    service = InferenceService(lambda: model, ServeConfig(), on_batch=lambda n: None)
+    service = InferenceService(ServeConfig(), on_batch=lambda n: None)
     workers = set(threading.enumerate()) - before
     answers = []
-    callers = [threading.Thread(target=lambda: answers.append(service.predict(np.zeros((2, 2, 3))))) for _ in "ab"]
+    callers = [
+        threading.Thread(target=lambda: answers.append(service.predict(np.zeros((2, 2, 3)), model))) for _ in "ab"
+    ]
     callers[0].start()
     assert model.entered.wait(10)  # the first is running
     callers[1].start()
@@ -132,9 +150,9 @@ def test_a_closed_service_finishes_its_queued_work_then_its_threads_end() -> Non
 
 
 def test_a_failed_explanation_is_handed_to_its_request() -> None:
-    service = InferenceService(lambda: object(), ServeConfig(), on_batch=lambda n: None)  # no model to explain
+    service = InferenceService(ServeConfig(), on_batch=lambda n: None)
     with pytest.raises(AttributeError):
-        service.explain(np.zeros((2, 2, 3)))
+        service.explain(np.zeros((2, 2, 3)), object())  # no model to explain
     service.close()
 
 
@@ -164,13 +182,13 @@ def test_every_inference_route_waits_in_the_same_bounded_queue(monkeypatch) -> N
         return None, 0
 
     monkeypatch.setattr(serving.inference, "grad_cam", grad_cam)
-    service = InferenceService(lambda: model, ServeConfig(queue_size=2, max_batch=1, max_wait_ms=0), lambda n: None)
+    service = InferenceService(ServeConfig(queue_size=2, max_batch=1, max_wait_ms=0), lambda n: None)
     pixel = np.zeros((2, 2, 3), np.float32)
     calls = [
-        threading.Thread(target=service.predict, args=(pixel,)),  # runs (blocks the batcher)
-        threading.Thread(target=service.explain, args=(pixel,)),  # runs (blocks the serial lane)
-        threading.Thread(target=service.predict, args=(pixel,)),  # waits: 1 of 2 places
-        threading.Thread(target=service.predict_many, args=([pixel, pixel],)),  # waits: 2 of 2
+        threading.Thread(target=service.predict, args=(pixel, model)),  # runs (blocks the batcher)
+        threading.Thread(target=service.explain, args=(pixel, model)),  # runs (blocks the serial lane)
+        threading.Thread(target=service.predict, args=(pixel, model)),  # waits: 1 of 2 places
+        threading.Thread(target=service.predict_many, args=([pixel, pixel], model)),  # waits: 2 of 2
     ]
     admission = service._batcher.admission
     running_first = (model.entered, explaining, explaining, explaining)
@@ -178,16 +196,16 @@ def test_every_inference_route_waits_in_the_same_bounded_queue(monkeypatch) -> N
         thread.start()  # in order: each is running or queued before the next arrives
         wait_until(lambda r=running, q=queued: r.is_set() and admission.waiting == q, f"{queued} queued")
     for attempt in (
-        lambda: service.predict(pixel),
-        lambda: service.predict_many([pixel]),
-        lambda: service.explain(pixel),
+        lambda: service.predict(pixel, model),
+        lambda: service.predict_many([pixel], model),
+        lambda: service.explain(pixel, model),
     ):
         with pytest.raises(Overloaded):
             attempt()
     model.release.set()
     for thread in calls:
         thread.join(10)
-    assert service.predict(pixel)[1] is model  # places are given back
+    assert service.predict(pixel, model)[1] is model  # places are given back
 
 
 def test_overloaded_explain_and_batch_get_503_with_retry_after(make_predictor, app_for, tmp_path) -> None:

@@ -1,8 +1,10 @@
 """Hot reloads on the real server: 16 alias flips release the old models' memory and leave no files; every
-response names the model that computed it; `/ready` tells the state of now, not of a past failure."""
+response names the model that computed it; `/ready` tells the state of now, not of a past failure; an alias
+flipping between input sizes under load never scores a photo with a model it was not decoded for."""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import Counter
 
@@ -100,3 +102,48 @@ def test_ready_reports_a_failed_reload_until_the_alias_is_fixed(stj_server, regi
             wait_until(lambda: _ready(server.base)["last_reload_error"] is None, "the error to clear")
     finally:
         registry.point_alias("1")
+
+
+def test_an_alias_flipping_between_input_sizes_under_load_answers_each_photo_with_its_own_model(
+    registry, app_for, tmp_path, jpeg: bytes
+) -> None:
+    """Each request resolves its model once: decoded for it, scored by it, named by it. Every answer is
+    200 and has the probabilities that the version it names gives this photo on its own."""
+    from serving.predictor import Predictor
+
+    small, large = "1", registry.register(seed=4, image_size=48)
+    app = app_for(tmp_path, None, *registry.overrides, "serve.reload_interval_s=0.05", "serve.max_wait_ms=20")
+    state = app.extensions["stj"]
+    expected = {}
+    for version in (small, large):
+        alone = Predictor.load(f"models:/stj-classifier/{version}", registry.uri, runtime="tensorflow")
+        expected[version] = dict(zip(alone.class_names, alone.predict(state.decode(jpeg, alone)[None])[0], strict=True))
+    answers, stop = [], threading.Event()
+
+    def call() -> None:
+        http = app.test_client()
+        while not stop.is_set():
+            resp = http.post("/predict?top_k=3", data={"image": (io.BytesIO(jpeg), "p.jpg")})
+            answers.append((resp.status_code, resp.get_json()))
+
+    callers = [threading.Thread(target=call, daemon=True) for _ in range(6)]
+    try:
+        for thread in callers:
+            thread.start()
+        for flip in range(6):
+            target = large if flip % 2 == 0 else small
+            registry.point_alias(target)
+            wait_until(lambda t=target: state.holder.current().ref.version == t, f"version {target}")
+            seen = len(answers)
+            wait_until(lambda s=seen: len(answers) > s + 6, "answers from the new version")
+    finally:
+        stop.set()
+        for thread in callers:
+            thread.join(30)
+        registry.point_alias(small)
+    assert {status for status, _ in answers} == {200}, [body for status, body in answers if status != 200][:3]
+    versions = Counter(body["model"]["version"] for _, body in answers)
+    assert versions[small] > 0 and versions[large] > 0, versions
+    for _, body in answers:
+        mine = expected[body["model"]["version"]]
+        assert all(abs(row["probability"] - mine[row["label"]]) < 1e-4 for row in body["top_k"]), body
