@@ -24,6 +24,7 @@ def test_production_config_matches_the_brief() -> None:
     assert config.train.image_size == 224 and config.train.weights == "imagenet"
     assert config.train.weights_fallback == "error"
     assert config.catalog is None
+    assert config.tracking.gate_floor >= 0.5  # a scheduled first run never serves a model near chance (1/3)
 
 
 def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
