@@ -260,6 +260,19 @@ class ServeConfig(_Strict):
         return value
 
 
+class ReleaseConfig(_Strict):
+    """How a model version is checked in a real server before an alias moves to it (``serving.infra_check``)."""
+
+    infra_check: bool = Field(default=True, description="start the version in a real `stj serve` before any alias move")
+    canary_size: int = Field(default=64, ge=1, le=2000, description="test photos sent to that server (the gate's)")
+    min_agreement: float = Field(
+        default=0.99, ge=0, le=1, description="share of canary photos whose top-1 must match the in-process one"
+    )
+    prob_tolerance: float = Field(default=1e-3, gt=0, le=1, description="largest probability difference allowed")
+    p95_budget_ms: float = Field(default=5000.0, gt=0, description="95th percentile of the canary answers' latency")
+    ready_timeout_s: float = Field(default=300.0, gt=0, description="how long the server may take to load the model")
+
+
 class NotifyConfig(_Strict):
     """Where a pipeline run reports a failed stage or a rejected model (``flows.notify``)."""
 
@@ -285,6 +298,7 @@ class Config(_Strict):
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     serve: ServeConfig = ServeConfig()
+    release: ReleaseConfig = ReleaseConfig()
     notify: NotifyConfig = NotifyConfig()
 
     @property

@@ -68,6 +68,11 @@ EXAMPLES = {
     "status": """examples:
   stj status -c configs/demo.yaml
   stj status -c configs/demo.yaml --json | jq .champion""",
+    "promote": """examples:
+  stj promote 3 -c configs/stj.yaml --reason "better on the new sarees"   # infra check, then @champion -> 3""",
+    "rollback": """examples:
+  stj rollback -c configs/stj.yaml                    # @champion back to the version it held before
+  stj rollback -c configs/stj.yaml --to 2 --reason "complaints about jeans\"""",
     "schedule": """examples:
   stj schedule -c configs/stj.yaml --cron "0 3 * * 1"  # every Monday at 03:00
   PREFECT_API_URL=http://127.0.0.1:4200/api stj schedule -c configs/stj.yaml --cron "@daily\"""",
@@ -84,7 +89,7 @@ EXAMPLES = {
 # What TensorFlow's C++ side prints on import, once per shared library, whatever TF_CPP_MIN_LOG_LEVEL says
 # (it is written before absl's logging is initialised): nothing a user can act on.
 TF_IMPORT_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow")
-NEEDS_TENSORFLOW = {"run", "demo", "train", "serve", "predict", "export", "deploy"}
+NEEDS_TENSORFLOW = {"run", "demo", "train", "serve", "predict", "export", "deploy", "promote", "rollback"}
 
 
 def import_tensorflow_quietly() -> None:
@@ -159,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--version", default=None, help="model version (default: the alias, e.g. @champion)")
     status = add("status", "show the champion, the last run and its gate decision, and the data per class")
     status.add_argument("--json", action="store_true", help="print it as JSON")
+    promote = add("promote", "move @champion to a registered version, after checking it in a real server")
+    promote.add_argument("version", metavar="N", help="the registered version to serve")
+    promote.add_argument("--reason", default=None, help="why (kept in the alias history)")
+    rollback = add("rollback", "move @champion back to the version it held before (or --to N), after the same check")
+    rollback.add_argument("--to", default=None, metavar="N", help="the registered version to go back to")
+    rollback.add_argument("--reason", default=None, help="why (kept in the alias history)")
     schedule = add("schedule", "serve the pipeline as a Prefect deployment on a cron schedule")
     schedule.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * 1"')
     schedule.add_argument("--name", default="stj-scheduled", help="deployment name (default: %(default)s)")

@@ -12,6 +12,7 @@ from typing import Any
 from configs.errors import UserError
 from flows.interrupts import entering, leaving
 from flows.model_commands import cmd_export, cmd_predict, cmd_status, no_model
+from flows.release_commands import cmd_promote, cmd_rollback
 
 
 def _preflight(config) -> None:
@@ -224,6 +225,8 @@ COMMANDS = {
     "predict": cmd_predict,
     "export": cmd_export,
     "status": cmd_status,
+    "promote": cmd_promote,
+    "rollback": cmd_rollback,
     "schedule": cmd_schedule,
     "deploy": cmd_deploy,
     "catalog": cmd_catalog,

@@ -25,11 +25,14 @@ from flows.tasks import (
     accept_task,
     alert_task,
     choose_task,
+    imagenet_alias_task,
+    infra_check_task,
+    judge_task,
     label_issues_task,
     prepare_task,
     publish_imagenet_task,
-    publish_task,
     scrape_task,
+    settle_task,
     summary_task,
     sweep_task,
     train_task,
@@ -103,9 +106,14 @@ def train_flow(
 
 @flow(name="stj-publish")
 def publish_flow(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
-    """Register the run's model (the quality gate decides whether the alias moves), and the ImageNet model
-    beside it the first time its checkpoint is seen."""
-    outcome = publish_task(config, model_uri, run_id)
+    """Register the run's model; the quality gate judges it, the infra check serves it in a real server, and
+    the alias moves only if both pass. The ImageNet model is registered beside it the first time its
+    checkpoint is seen, and goes through the same check before its alias moves."""
+    judged = judge_task(config, model_uri, run_id)
+    check = None
+    if judged["passed_gate"] and config.release.infra_check:
+        check = infra_check_task(config, config.tracking.model_name, judged["version"], judged["canary"], run_id)
+    outcome = settle_task(config, judged, check)
     get_run_logger().info(
         "%s version %s %s: %s",
         config.tracking.model_name,
@@ -113,7 +121,22 @@ def publish_flow(config: RunConfig, model_uri: str, run_id: str) -> dict[str, An
         f"is now @{config.tracking.alias}" if outcome["promoted"] else "was rejected",
         outcome["reason"],
     )
-    return {**outcome, "imagenet": publish_imagenet_task(config)}
+    return {**outcome, "imagenet": _publish_imagenet(config, judged["canary"])}
+
+
+def _publish_imagenet(config: RunConfig, canary: list[str]) -> dict[str, Any] | None:
+    published = publish_imagenet_task(config)
+    if published is None or published["needs_alias"] != "true":
+        return published
+    if config.release.infra_check:
+        check = infra_check_task(config, published["name"], published["version"], canary, None)
+        if not check["passed"]:
+            get_run_logger().warning(
+                "%s version %s not served: %s", published["name"], published["version"], check["reason"]
+            )
+            return {**published, "infra_check": check}
+    imagenet_alias_task(config, published)
+    return {**published, "needs_alias": "false"}
 
 
 class StageFailed(UserError):

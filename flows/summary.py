@@ -10,6 +10,12 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
+def _infra(check: dict[str, Any] | None) -> str:
+    if check is None:
+        return "not run (the gate rejected the model, or release.infra_check is off)"
+    return f"{'passed' if check['passed'] else '**failed**'}: {check['reason']} ({check['metrics']['seconds']:.1f} s)"
+
+
 def summary_markdown(result: dict[str, Any], link: str) -> str:
     """The run in a few lines: data, the candidate's metrics, the gate's decision with both scores, a link."""
     train, publish, data = result["train"], result["publish"], result.get("data") or {}
@@ -22,6 +28,7 @@ def summary_markdown(result: dict[str, Any], link: str) -> str:
         f"- Gate ({publish['metric']} on the candidate's test photos): candidate "
         f"{_score(publish['candidate_score'])}, champion ({champion}) {_score(publish['champion_score'])}",
         f"- Reason: {publish['reason']}",
+        f"- Infra check: {_infra(publish.get('infra_check'))}",
         f"- Candidate: `{train['backbone']}` (weights {train['weights_used']}, {train['runtime']}), test accuracy "
         f"{metrics['test_accuracy']:.3f}, macro F1 {metrics['test_macro_f1']:.3f}, validation loss "
         f"{train['val_loss']:.4f}",

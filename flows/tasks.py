@@ -1,4 +1,4 @@
-"""The Prefect tasks: each wraps one call into a stage library (``scraper``, ``training``).
+"""The Prefect tasks: each wraps one call into a stage library (``scraper``, ``training``, ``serving``).
 
 Network and disk tasks carry retries. Prefect caches the split (keyed on the config and the bytes of the
 files it reads); every other task says why it is not cached: most of them exist for their side effects (an
@@ -9,6 +9,7 @@ runtime), which also serves ``stj train`` outside Prefect and survives a new Pre
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ from flows.settings import RunConfig
 from flows.summary import class_metrics_table, summary_markdown
 from scraper.parts import merge_parts, plan_parts, scrape_part
 from scraper.scrape import scrape
+from serving.infra_check import infra_check
 from training.embedding.shards import embed_shard, plan_embedding
 from training.embedding.store import StoredVectors
 from training.fitting.crossval import fit_fold
 from training.labels.label_issues import ISSUES_NAME, check_labels, cv_inputs, read_issues
-from training.publishing.imagenet import publish_imagenet_model
-from training.publishing.publish import publish
+from training.publishing.imagenet import point_alias, publish_imagenet_model
+from training.publishing.publish import register_and_judge, settle
 from training.runs.compare import choose
 from training.runs.sweep import sweep
 from training.runs.track import run_link
@@ -134,11 +136,28 @@ def sweep_task(config: RunConfig, grid_points: list[list[str]], split_file: Path
     return sweep(config, grid_points, split_file, config_source=config_source, report_file=report).__dict__
 
 
-# Not cached: registers a version and may move the alias.
+# Not cached: registers a version.
 @task(name="register-and-gate", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
-    """Register the model version; move the alias to it if it passes the quality gate."""
-    return publish(config, model_uri, run_id)
+def judge_task(config: RunConfig, model_uri: str, run_id: str) -> dict[str, Any]:
+    """Register the model version and let the quality gate judge it (the alias does not move yet)."""
+    return register_and_judge(config, model_uri, run_id)
+
+
+# Not cached: starts a server and logs its figures on the version's run.
+@task(name="infra-check", cache_policy=NO_CACHE)
+@interrupt_wins
+def infra_check_task(
+    config: RunConfig, model_name: str, version: str, photos: list[str], run_id: str | None
+) -> dict[str, Any]:
+    """Serve the version in a real `stj serve` and score the canary photos through it."""
+    return asdict(infra_check(config, model_name, version, [Path(p) for p in photos], run_id))
+
+
+# Not cached: moves the alias (or tags the version rejected).
+@task(name="move-alias-or-reject", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def settle_task(config: RunConfig, judged: dict[str, Any], check: dict[str, Any] | None) -> dict[str, Any]:
+    """Move the alias if the gate and the infra check both passed; record the move or the rejection."""
+    return settle(config, judged, check)
 
 
 # Not cached: logs into the candidate's run, a new one each time.
@@ -206,6 +225,13 @@ def choose_task(config: RunConfig, runs: list[dict[str, Any]]) -> dict[str, Any]
 def publish_imagenet_task(config: RunConfig) -> dict[str, str] | None:
     """Register the ImageNet top-5 model once per checkpoint (nothing when it is already registered)."""
     return publish_imagenet_model(config.tracking)
+
+
+# Not cached: moves an alias.
+@task(name="point-imagenet-alias", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def imagenet_alias_task(config: RunConfig, published: dict[str, str]) -> None:
+    """Point the alias at the ImageNet version that passed its infra check."""
+    point_alias(config.tracking, published)
 
 
 # Not cached: creates this run's artifacts.

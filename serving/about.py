@@ -1,8 +1,9 @@
 """What the about page shows, read from the registry: the served model's run (backbone, head, parameter counts,
-test metrics, per-class scores, confusion matrix, photos per class and split) and when the pipeline last ran.
+test metrics, per-class scores, confusion matrix, photos per class and split), when the pipeline last ran and
+the alias history (:mod:`core.aliases`).
 
-Read once per served version and kept (a run's record does not change); the last-run time is re-read at most
-once a minute. When the store can't answer, the page shows what it has and the next request asks again. A model that did not come from the registry (tests) shows only what it knows itself.
+Read once per served version and kept (a run's record does not change); the last-run time and the alias history
+are re-read at most once a minute. When the store can't answer, the page shows what it has and the next request asks again. A model that did not come from the registry (tests) shows only what it knows itself.
 
 Config keys: ``tracking.uri``, ``train.dense_units``/``train.dropout`` as logged with the run.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +21,15 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from core.aliases import alias_history
 from core.logged_model import EVALUATION_ARTIFACT
 from core.split_log import read_logged_split
 
 _lock = threading.Lock()
 _runs: dict[tuple[str, str, str], dict] = {}
 _last_run: dict[str, tuple[float, dict | None]] = {}
+_history: dict[tuple[str, str], tuple[float, list | None]] = {}
+HISTORY_SHOWN = 20  # the newest alias moves the page lists
 
 
 def _when(ms: int | None) -> str | None:
@@ -97,10 +102,18 @@ def about(tracking_uri: str, model: Any) -> dict:
                   "image_size": model.image_size, "runtime": model.runtime.name},
         "run": None,
         "last_run": None,
+        "alias_history": None,
     }  # fmt: skip
     if not str(ref.uri).startswith("models:/"):
         return facts  # not from the registry
     client = MlflowClient(tracking_uri=tracking_uri)
+    with _lock:
+        read_at, moves = _history.get((tracking_uri, ref.name), (0.0, None))
+    if time.monotonic() - read_at > 60:  # an alias moves at most a few times a day: once a minute is fresh enough
+        moves = _read(lambda: [asdict(move) for move in alias_history(client, ref.name)[:HISTORY_SHOWN]])
+        with _lock:
+            _history[tracking_uri, ref.name] = (time.monotonic(), moves)
+    facts["alias_history"] = moves
     key = (tracking_uri, ref.name, str(ref.version))
     with _lock:
         known = _runs.get(key)

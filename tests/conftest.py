@@ -242,6 +242,18 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
+def jpeg() -> bytes:
+    """A small valid JPEG upload."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (30, 60, 200)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Registry:
     """A real MLflow store with version 1 of the tiny model at ``champion``; ``overrides`` serve it."""
     return make_registry(tmp_path_factory.mktemp("registry"))

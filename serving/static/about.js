@@ -25,7 +25,14 @@ function fact(term, value) {
   $("model-facts").append(dt, dd);
 }
 
+function showHistory(moves) {
+  if (!moves || !moves.length) { $("history-none").hidden = false; return; }
+  const body = $("alias-history").querySelector("tbody");
+  for (const m of moves) body.append(row([stjWhen(m.at), `@${m.alias}`, m.from_version ?? "–", m.to_version, m.kind, m.by, m.why]));
+}
+
 function show(facts) {
+  showHistory(facts.alias_history);
   const model = facts.model, run = facts.run;
   $("served-line").textContent = `Serving ${model.name} v${model.version} (${model.runtime}).`;
   fact("Served", `${model.name} version ${model.version}, on ${model.runtime}`);

@@ -430,6 +430,7 @@ def test_the_run_publishes_its_summary_and_class_metrics_to_prefect(reference) -
         f"model version {publish['version']} promoted" in text and f"candidate {publish['candidate_score']:.4f}" in text
     )
     assert f"/runs/{run_id})" in text and "| jeans | 12 |" in text
+    assert "Infra check: passed: " in text and publish["infra_check"]["passed"]  # a real server scored the canary
     table = json.loads(reference.artifact("stj-class-metrics"))
     assert [row["class"] for row in table] == CLASSES
     assert table[0]["f1"] == round(summary["train"]["metrics"]["test_saree_f1"], 4)

@@ -24,6 +24,10 @@ def test_status_names_the_champion_last_run_and_data(reference, stj) -> None:
     assert set(status["champion"]["metrics"]) == {"test_macro_f1", "test_accuracy", "best_val_loss"}
     assert status["last_run"]["status"] == "FINISHED" and status["last_run"]["gate"] in {"promoted", "rejected"}
     assert status["data"]["photos"] == {"jeans": 12, "saree": 12, "trousers": 12}
+    gate_move = next(m for m in status["alias_history"] if m["to_version"] == str(champion.version))
+    assert gate_move["kind"] == "gate" and gate_move["by"] == f"run {champion.run_id}"
+    checked = MlflowClient(tracking_uri=config.tracking.uri).get_run(champion.run_id).data.metrics
+    assert checked["infra_check.passed"] == 1 and checked["infra_check.canary"] >= 8
     assert sum(sum(side.values()) for side in status["data"]["split"].values()) == 36
     text = stj(["status", "-c", "configs/demo.yaml"], overrides).stdout
     assert f"champion  version {champion.version}" in text and "jeans 12" in text

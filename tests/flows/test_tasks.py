@@ -10,11 +10,12 @@ import pytest
 from mlflow import MlflowClient
 
 from configs.errors import UserError
+from core.aliases import alias_history
 from core.manifest import manifest_path, read_manifest
 from core.processes import free_port
 from flows.notify import post_alert, stage_of
 from flows.pipeline import StageFailed, run_stage, scrape_flow
-from flows.tasks import prepare_task, publish_task, scrape_task, train_task
+from flows.tasks import infra_check_task, judge_task, prepare_task, scrape_task, settle_task, train_task
 from training.splitting.split import read_split
 
 
@@ -41,11 +42,22 @@ def test_train_then_publish_tasks(make_config, catalog_server) -> None:
     result = train_task.fn(config, prepare_task.fn(config), "test")
     json.dumps(result)
     assert 0 <= result["metrics"]["test_accuracy"] <= 1 and result["weights_used"] == "none"
-    outcome = publish_task.fn(config, result["model_uri"], result["run_id"])
+    judged = judge_task.fn(config, result["model_uri"], result["run_id"])
+    assert judged["passed_gate"] and judged["version"] == "1" and judged["canary"]
+    name, client = config.tracking.model_name, MlflowClient(tracking_uri=config.tracking.uri)
+    assert alias_history(client, name) == [] and not client.get_registered_model(name).aliases  # judged, not moved
+    check = infra_check_task.fn(config, name, judged["version"], judged["canary"], result["run_id"])
+    assert check["passed"], check["reason"]  # a real server, started and stopped by the check
+    outcome = settle_task.fn(config, judged, check)
     assert outcome["version"] == "1" and outcome["promoted"] and outcome["metric"] == "test_macro_f1"
     assert outcome["candidate_score"] == result["metrics"]["test_macro_f1"] and outcome["champion_score"] is None
-    client = MlflowClient(tracking_uri=config.tracking.uri)
-    assert client.get_model_version_by_alias(config.tracking.model_name, "champion").run_id == result["run_id"]
+    assert client.get_model_version_by_alias(name, "champion").run_id == result["run_id"]
+    metrics = client.get_run(result["run_id"]).data.metrics
+    assert metrics["infra_check.passed"] == 1 and metrics["infra_check.agreement"] == 1
+    assert metrics["infra_check.canary"] == len(judged["canary"]) and metrics["infra_check.max_prob_diff"] <= 1e-3
+    (move,) = alias_history(client, name)
+    assert (move.alias, move.from_version, move.to_version, move.kind) == ("champion", None, "1", "gate")
+    assert move.by == f"run {result['run_id']}" and move.why == outcome["reason"]
 
 
 def test_a_failing_stage_is_named() -> None:

@@ -12,18 +12,6 @@ import pytest
 from tests.registry import Registry
 
 
-@pytest.fixture(scope="session")
-def jpeg() -> bytes:
-    """A small valid JPEG upload."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (30, 60, 200)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
 @pytest.fixture
 def server_tmp() -> Iterator[Path]:
     """An empty folder for a server's TMPDIR, with a short path: nginx refuses a unix socket path over 107

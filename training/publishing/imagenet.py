@@ -15,6 +15,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from configs.schema import TrackingConfig
+from core.aliases import current_version, move_alias
 from core.logged_model import log_classifier
 from core.model import get_backbone
 from core.model.backbones import efficientnet_lite
@@ -34,11 +35,12 @@ def imagenet_class_names() -> list[str]:
 
 
 def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
-    """Register the ImageNet classifier unless a version from the same checkpoint exists; point the alias at it.
+    """Register the ImageNet classifier unless a version from the same checkpoint exists (no alias moves here:
+    the flow checks it in a real server first, then :func:`point_alias`).
 
     Returns:
-        ``name``, ``version`` and whether it was ``registered`` now; ``None`` when disabled or when its
-        weights are not installed (said in the log).
+        ``name``, ``version``, whether it was ``registered`` now and whether the alias still ``needs_alias``
+        (``"true"``/``"false"``); ``None`` when disabled or when its weights are not installed (said in the log).
     """
     name = tracking.imagenet_model
     checkpoint = efficientnet_lite.checkpoint_path(BACKBONE)
@@ -52,7 +54,9 @@ def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
     client = MlflowClient(tracking_uri=tracking.uri)
     existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("checkpoint_sha256") == sha]
     if existing:
-        return {"name": name, "version": str(existing[0].version), "registered": "false"}
+        version = str(existing[0].version)
+        waiting = current_version(client, name, tracking.alias) != version  # a failed check left it unserved
+        return {"name": name, "version": version, "registered": "false", "needs_alias": str(waiting).lower()}
     weights = get_backbone(BACKBONE).resolve_weights("imagenet", "error")
     model = efficientnet_lite.imagenet_classifier(BACKBONE, weights)
     size = model.input_shape[1]
@@ -66,6 +70,14 @@ def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
             resize=CENTER_CROP,
         )
     version = str(mlflow.register_model(uri, name, tags={"checkpoint_sha256": sha}).version)
-    client.set_registered_model_alias(name, tracking.alias, version)
     log.info("registered %s version %s (%s, ImageNet)", name, version, BACKBONE)
-    return {"name": name, "version": version, "registered": "true"}
+    return {"name": name, "version": version, "registered": "true", "needs_alias": "true"}
+
+
+def point_alias(tracking: TrackingConfig, published: dict[str, str]) -> None:
+    """Point the alias at the published ImageNet version (after its infra check), recorded in the history."""
+    client = MlflowClient(tracking_uri=tracking.uri)
+    version = published["version"]
+    run_id = client.get_model_version(published["name"], version).run_id
+    why = f"ImageNet checkpoint of {BACKBONE} registered"
+    move_alias(client, published["name"], tracking.alias, version, kind="register", by=f"run {run_id}", why=why)

@@ -1,17 +1,19 @@
-"""The publish stage: register the run's model and move the alias to it if it passes the quality gate.
+"""The publish stage: register the run's model, judge it with the quality gate, and move the alias to it if it
+passes the gate and (between the two steps, run by the flow) the infra check of :mod:`serving.infra_check`.
 
 The gate compares the candidate with the champion on the candidate's test split, both scored here by the
 server's code path (:mod:`training.evaluation.rescore`); both scores are recorded on the candidate's run
 (``gate.candidate_score``, ``gate.champion_score``, tag ``gate.metric``), with each class's F1.
 
 Config keys: ``tracking.uri``, ``tracking.model_name``, ``tracking.alias``, ``tracking.gate_margin``,
-``tracking.gate_floor``, ``tracking.gate_class_tolerance``, ``project.data_dir``.
+``tracking.gate_floor``, ``tracking.gate_class_tolerance``, ``project.data_dir``, ``release.canary_size``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -19,6 +21,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from configs.schema import Config
+from core.aliases import move_alias
+from core.split_log import read_logged_split
 from training.evaluation.rescore import score_model, test_rows_of_run
 from training.publishing.gate import GATE_METRIC, GateDecision, Scores, decide
 
@@ -70,35 +74,70 @@ def judge(config: Config, model_uri: str, run_id: str) -> Judgement:
     return Judgement(decision, candidate, champion, str(current.version))
 
 
-def publish(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
-    """Register the run's model and move ``tracking.alias`` to it if it passes the quality gate.
+def canary_photos(run_id: str, tracking_uri: str, data_dir: str | Path, size: int) -> list[str]:
+    """Up to ``size`` photos of the run's logged split for the infra check: its test photos first (the ones the
+    gate scored), then validation, then training photos when the test split is smaller; absolute paths."""
+    split = read_logged_split(run_id, MlflowClient(tracking_uri=tracking_uri))
+    if split is None:
+        return []
+    order = split["split"].map({"test": 0, "val": 1, "train": 2}).fillna(3)
+    chosen = split.assign(order=order).sort_values(["order", "path"], kind="stable").head(size)
+    return [str(Path(data_dir) / path) for path in chosen["path"]]
+
+
+def register_and_judge(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
+    """Register the run's model and let the quality gate judge it (no alias moves here: :func:`settle`).
 
     Returns:
-        ``version``, ``promoted``, the gate's ``reason``, ``metric``, both scores (``champion_score`` and
-        ``champion_version`` are ``None`` without a champion); a rejected version is tagged ``rejected``.
+        ``version``, ``passed_gate``, the gate's ``reason``, ``metric``, both scores (``champion_score`` and
+        ``champion_version`` are ``None`` without a champion), ``run_id``, and ``canary``: the photos the
+        infra check sends (:func:`canary_photos`, ``release.canary_size`` of them).
     """
     cfg = config.tracking
     mlflow.set_tracking_uri(cfg.uri)
-    client = MlflowClient()
     judgement = judge(config, model_uri, run_id)
-    decision = judgement.decision
     version = str(mlflow.register_model(model_uri, cfg.model_name, tags={"run_id": run_id}).version)
-    if decision.promote:
-        client.set_registered_model_alias(cfg.model_name, cfg.alias, version)
-        client.set_model_version_tag(cfg.model_name, version, "gate", "promoted")
-        log.info("%s version %s is now @%s: %s", cfg.model_name, version, cfg.alias, decision.reason)
-    else:
-        client.set_model_version_tag(cfg.model_name, version, "rejected", decision.reason)
-        log.warning("%s version %s NOT promoted: %s", cfg.model_name, version, decision.reason)
-    client.set_tag(run_id, "gate.decision", "promoted" if decision.promote else "rejected")
-    client.set_tag(run_id, "gate.reason", decision.reason)
     champion = judgement.champion
     return {
         "version": version,
-        "promoted": decision.promote,
-        "reason": decision.reason,
+        "run_id": run_id,
+        "passed_gate": judgement.decision.promote,
+        "reason": judgement.decision.reason,
         "metric": GATE_METRIC,
         "candidate_score": judgement.candidate.macro_f1,
         "champion_score": champion.macro_f1 if champion else None,
         "champion_version": judgement.champion_version,
+        "canary": canary_photos(run_id, cfg.uri, config.project.data_dir, config.release.canary_size),
     }
+
+
+def settle(config: Config, judged: dict[str, Any], infra_check: dict[str, Any] | None) -> dict[str, Any]:
+    """Move ``tracking.alias`` to the judged version if it passed the gate and the infra check (``None``: not
+    run, ``release.infra_check`` is off); the move is recorded in the alias history (:mod:`core.aliases`).
+    A version not promoted is tagged ``rejected`` with the reason.
+
+    Returns:
+        ``judged`` less ``canary``, with ``promoted``, the final ``reason`` and ``infra_check``.
+    """
+    cfg, client = config.tracking, MlflowClient(tracking_uri=config.tracking.uri)
+    version, run_id, reason = judged["version"], judged["run_id"], judged["reason"]
+    promote = judged["passed_gate"]
+    if promote and infra_check is not None and not infra_check["passed"]:
+        promote, reason = False, f"infra check failed: {infra_check['reason']}"
+    if promote:
+        move_alias(client, cfg.model_name, cfg.alias, version, kind="gate", by=f"run {run_id}", why=reason)
+        client.set_model_version_tag(cfg.model_name, version, "gate", "promoted")
+        log.info("%s version %s is now @%s: %s", cfg.model_name, version, cfg.alias, reason)
+    else:
+        client.set_model_version_tag(cfg.model_name, version, "rejected", reason)
+        log.warning("%s version %s NOT promoted: %s", cfg.model_name, version, reason)
+    client.set_tag(run_id, "gate.decision", "promoted" if promote else "rejected")
+    client.set_tag(run_id, "gate.reason", reason)
+    kept = {key: value for key, value in judged.items() if key != "canary"}
+    return {**kept, "promoted": promote, "reason": reason, "infra_check": infra_check}
+
+
+def publish(config: Config, model_uri: str, run_id: str) -> dict[str, Any]:
+    """:func:`register_and_judge` then :func:`settle` with no infra check (what ``release.infra_check: false``
+    runs; the pipeline puts the check between them)."""
+    return settle(config, register_and_judge(config, model_uri, run_id), None)

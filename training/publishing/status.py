@@ -1,11 +1,12 @@
 """Where a project stands (``stj status``): the champion and its metrics, the last run and what the quality
-gate decided, and the photos per class in the manifest and the split. Read-only.
+gate decided, the alias history, and the photos per class in the manifest and the split. Read-only.
 
 Config keys: ``tracking.*``, ``project.data_dir``.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from configs.schema import Config
+from core.aliases import alias_history
 from core.manifest import manifest_path, read_manifest
 from training.splitting.split import read_split, split_path
 
 HEADLINE = ("test_macro_f1", "test_accuracy", "best_val_loss")
+HISTORY_SHOWN = 10
 
 
 def _when(ms: int | None) -> str:
@@ -73,13 +76,16 @@ def _data(data_dir: Path) -> dict[str, Any]:
 
 
 def project_status(config: Config) -> dict[str, Any]:
-    """The champion, the last train-stage run and the data, as a JSON-ready dict (``None`` where absent)."""
+    """The champion, the last train-stage run, the alias's recorded moves (newest first, at most
+    :data:`HISTORY_SHOWN`) and the data, as a JSON-ready dict (``None`` where absent)."""
     client = MlflowClient(tracking_uri=config.tracking.uri)
+    moves = alias_history(client, config.tracking.model_name, config.tracking.alias)[:HISTORY_SHOWN]
     return {
         "model": f"{config.tracking.model_name}@{config.tracking.alias}",
         "tracking_uri": config.tracking.uri,
         "champion": _champion(client, config),
         "last_run": _last_run(client, config),
+        "alias_history": [asdict(move) for move in moves],
         "data": _data(Path(config.project.data_dir)),
     }
 
@@ -105,6 +111,12 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"          gate {last['gate']}{reason}; {_metrics(last['metrics'])}")
     else:
         lines.append("last run  none")
+    lines.append("alias history" + ("" if status["alias_history"] else "  none recorded"))
+    for move in status["alias_history"]:
+        lines.append(
+            f"  {move['at']}  {move['from_version'] or 'none'} -> {move['to_version']}  {move['kind']} by {move['by']}: "
+            f"{move['why']}"
+        )
     photos = data["photos"]
     lines.append(
         "data      " + (", ".join(f"{k} {v}" for k, v in photos.items()) + f" (total {sum(photos.values())})")
