@@ -112,6 +112,20 @@ class _Server:
         stop_process(self.proc, grace_s=30)
 
 
+def same_runtime(local: Predictor, served: str):
+    """``local``'s runtime, or one of the precision the server runs. A model converted whole (no embedder
+    logged by training: the ImageNet model, fine-tuned ones) gets the float precision that measured faster
+    when it loaded, so two processes may differ (bf16 against f32 moves probabilities by ~5e-3); the check
+    compares like with like. ``ValueError`` for any other difference."""
+    if local.runtime.name == served:
+        return local.runtime
+    if served.startswith("openvino-") and local.runtime.name.startswith("openvino-"):
+        from core.runtime.openvino import OpenVINORuntime, convert_to_openvino
+
+        return OpenVINORuntime(convert_to_openvino(local.model), served.removeprefix("openvino-"))
+    raise ValueError(f"the server runs {served}, this process {local.runtime.name}")
+
+
 def _ask(base: str, photo: Path, data: bytes, classes: int) -> tuple[dict | None, float]:
     """The server's answer for one photo (``None`` for a 5xx or no answer) and its latency in ms."""
     started = time.perf_counter()
@@ -123,6 +137,24 @@ def _ask(base: str, photo: Path, data: bytes, classes: int) -> tuple[dict | None
         return None, (time.perf_counter() - started) * 1000
     elapsed = (time.perf_counter() - started) * 1000
     return (answer.json() if answer.status_code < 500 else None), elapsed
+
+
+def _by_label(names: list[str], probabilities) -> dict[str, list[float]]:
+    """Each label's probabilities, sorted: ImageNet names some classes twice ("crane", the bird and the
+    machine), so a label alone does not say which class a probability is."""
+    found: dict[str, list[float]] = {}
+    for name, probability in zip(names, probabilities, strict=True):
+        found.setdefault(name, []).append(float(probability))
+    return {name: sorted(values) for name, values in found.items()}
+
+
+def largest_difference(answered: list[dict], names: list[str], mine: np.ndarray) -> float:
+    """The largest difference between the server's probabilities (its every-class ``top_k``) and ``mine``."""
+    theirs = _by_label([row["label"] for row in answered], [row["probability"] for row in answered])
+    ours = _by_label(names, mine)
+    if theirs.keys() != ours.keys() or any(len(theirs[k]) != len(ours[k]) for k in ours):
+        return 1.0  # the server answered for other classes
+    return max(abs(a - b) for name in ours for a, b in zip(theirs[name], ours[name], strict=True))
 
 
 def _compare(config: Config, local: Predictor, base: str, photos: list[Path]) -> dict[str, float]:
@@ -137,11 +169,8 @@ def _compare(config: Config, local: Predictor, base: str, photos: list[Path]) ->
         if answer is None or "top_k" not in answer:
             errors += 1
             continue
-        theirs = {row["label"]: row["probability"] for row in answer["top_k"]}
         agree += answer["label"] == local.class_names[int(np.argmax(mine))]
-        worst = max(
-            worst, *(abs(theirs.get(name, 0.0) - float(p)) for name, p in zip(local.class_names, mine, strict=True))
-        )
+        worst = max(worst, largest_difference(answer["top_k"], local.class_names, mine))
     return {
         "canary": float(len(photos)),
         "agreement": agree / len(photos),
@@ -199,6 +228,8 @@ def _run(config: Config, uri: str, photos: list[Path], folder: Path) -> InfraChe
         figures = {"ready_s": round(time.monotonic() - ready_started, 2)}
         try:
             local = Predictor.load(uri, config.tracking.uri, runtime=config.serve.runtime)
+            served = requests.get(f"{base}/ready", timeout=30).json()["runtime"]
+            local.runtime = same_runtime(local, served)
         except Exception as exc:  # noqa: BLE001 - the server loaded it, this process could not: say so
             return InfraCheck(False, f"{uri} does not load in-process for the comparison: {exc}", figures)
         figures |= _compare(config, local, base, photos)
