@@ -55,7 +55,7 @@ TEST_WORKERS ?= -n 2 --dist loadscope
 # the suite's subprocesses run in other folders too
 COVERAGE_DIR := $(CURDIR)/.coverage-data
 
-test: install system-deps ## the whole suite (what CI runs via .ci/run), 13-17 min on 2 cores; prints the product's line coverage
+test: install system-deps ## the whole suite (what CI runs via .ci/run), 15-45 min on 2 cores by CPU; prints the product's line coverage
 	@rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
 	@COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage run -m pytest -q $(TEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
 	  COVERAGE_FILE=$(COVERAGE_DIR)/.coverage $(BIN)/coverage combine -q $(COVERAGE_DIR) >/dev/null 2>&1; \
