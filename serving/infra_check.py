@@ -2,8 +2,9 @@
 in a real server — :func:`serving.server.serve`, the code every ``stj serve`` replica runs, with the
 configured proxy, one worker, no accounts, on a free loopback port — and asked to score a canary set of
 photos. It passes when the server becomes ready, no canary request fails, the top-1 matches the in-process
-scores of the same runtime on at least ``release.min_agreement`` of the photos, every probability is within
-``release.prob_tolerance`` of them, and the answers' p95 latency is within ``release.p95_budget_ms``.
+scores of the same runtime on at least ``release.min_agreement`` of the photos (a class the in-process scores
+put within ``release.prob_tolerance`` of their top one counts as the same top-1: ties), every probability is
+within ``release.prob_tolerance`` of them, and the answers' p95 latency is within ``release.p95_budget_ms``.
 
 Every check, passed or failed, is logged on the version's run as ``infra_check.*`` metrics (and the tag
 ``infra_check.reason``). The server is stopped when the check ends, whatever happens.
@@ -157,6 +158,13 @@ def largest_difference(answered: list[dict], names: list[str], mine: np.ndarray)
     return max(abs(a - b) for name in ours for a, b in zip(theirs[name], ours[name], strict=True))
 
 
+def same_top1(label: str, names: list[str], mine: np.ndarray, tolerance: float) -> bool:
+    """Whether the server's top-1 ``label`` is ours: our top class's name, or a class we score within
+    ``tolerance`` of it (a tie within the tolerance the probabilities are held to is not a disagreement)."""
+    best = float(mine.max())
+    return any(name == label and best - float(p) <= tolerance for name, p in zip(names, mine, strict=True))
+
+
 def _compare(config: Config, local: Predictor, base: str, photos: list[Path]) -> dict[str, float]:
     """Send each canary photo to the server and compare with ``local``'s scores of the same bytes."""
     agree, worst, errors, latencies = 0, 0.0, 0, []
@@ -169,7 +177,7 @@ def _compare(config: Config, local: Predictor, base: str, photos: list[Path]) ->
         if answer is None or "top_k" not in answer:
             errors += 1
             continue
-        agree += answer["label"] == local.class_names[int(np.argmax(mine))]
+        agree += same_top1(answer["label"], local.class_names, mine, config.release.prob_tolerance)
         worst = max(worst, largest_difference(answer["top_k"], local.class_names, mine))
     return {
         "canary": float(len(photos)),

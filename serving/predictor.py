@@ -73,6 +73,8 @@ class Predictor:
         return self.runtime(pixels)
 
     def top_k(self, probs: np.ndarray, k: int) -> list[dict[str, float | str]]:
-        """The ``k`` most likely classes of one image, most likely first."""
-        order = np.argsort(-probs)[:k]
+        """The ``k`` most likely classes of one image, most likely first; tied classes in class order, as
+        ``argmax`` breaks ties (the default sort is not stable: on the ImageNet model's exact ties it named
+        another class than ``argmax``)."""
+        order = np.argsort(-probs, kind="stable")[:k]
         return [{"label": self.class_names[i], "probability": round(float(probs[i]), 6)} for i in order]

@@ -3,9 +3,12 @@ servers: tests/flows/test_tasks.py, tests/e2e/test_releases.py and the reference
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from serving.infra_check import largest_difference
+from serving.infra_check import largest_difference, same_top1
+from serving.predictor import Predictor
 
 
 def _rows(pairs):
@@ -19,3 +22,17 @@ def test_probabilities_are_compared_class_by_class_even_when_two_classes_share_a
     assert abs(largest_difference(moved, names, mine) - 0.002) < 1e-9
     assert largest_difference(_rows([("crane", 0.5), ("crane", 0.3)]), names, mine) == 1.0  # a class missing
     assert largest_difference(_rows([("crane", 0.5), ("stork", 0.3), ("heron", 0.2)]), names, mine) == 1.0
+
+
+def test_a_tie_within_the_tolerance_is_the_same_top1_and_the_server_breaks_ties_as_argmax_does() -> None:
+    names = ["switch", "shovel", "band-aid"]
+    tied = np.array([0.4, 0.4, 0.2])  # the ImageNet model scores some drawings with exact ties
+    assert same_top1("switch", names, tied, 1e-3) and same_top1("shovel", names, tied, 1e-3)
+    assert not same_top1("band-aid", names, tied, 1e-3)
+    assert not same_top1("shovel", names, np.array([0.45, 0.35, 0.2]), 1e-3)  # a real disagreement
+    assert same_top1("shovel", names, np.array([0.4004, 0.3996, 0.2]), 1e-3)  # 8e-4 apart: within 1e-3
+    many = np.full(1000, 0.0005)  # as many classes as ImageNet's: numpy's default sort reorders exact ties
+    many[[3, 500, 900]] = 0.2
+    model = SimpleNamespace(class_names=[f"class {i}" for i in range(1000)])
+    ranked = Predictor.top_k(model, many, 3)  # the server's answer names argmax's class first
+    assert [row["label"] for row in ranked] == ["class 3", "class 500", "class 900"]
