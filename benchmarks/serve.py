@@ -7,8 +7,11 @@ batch-of-16 images/s measured; then `stj serve` serves that run's model (one gun
 driven at 1 and 16 concurrent clients, each request one JPEG from the demo photos. Printed: requests/s,
 p50/p99 latency, errors, the load generator's own CPU use, and **efficiency** = server images/s at 16
 clients / raw batch-16 images/s (what decoding, HTTP and Python per request cost), and the first backbone
-once more with gunicorn facing clients directly (``serve.proxy=none``) for what nginx costs. Then `mlflow models serve`
-on the champion (decoded pixels as JSON, its API) for the ratio STJ/MLflow.
+once more with gunicorn facing clients directly (``serve.proxy=none``) for what nginx costs. Then the champion
+(at its alias, in a copy of the store) alone and with a challenger in shadow (the other backbone's run registered
+in the copy as ``@challenger``, every request mirrored: ``serve.shadow_share=1``), for what the shadow costs the
+champion's answers, with the photos the challenger scored and dropped. Then `mlflow models serve` on the
+champion (decoded pixels as JSON, its API) for the ratio STJ/MLflow.
 
 Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--backbones ...]
 """
@@ -105,6 +108,10 @@ def main() -> None:
     direct = _measure(f"{first} direct", server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds)
     results.update(direct)
 
+    shadow = _challenger_rows(args, config, blobs)
+    shadow_counts = shadow.pop("shadow", None)
+    results.update(shadow)
+
     port = free_port()
     env = {
         **os.environ,
@@ -132,6 +139,16 @@ def main() -> None:
     for clients in (1, 16):
         ratio = results[(first, clients)]["rps"] / max(1e-9, results[(f"{first} direct", clients)]["rps"])
         print(f"ratio nginx in front / gunicorn direct ({first}) at {clients} client(s): {ratio:.2f}")
+    for clients in (1, 16):
+        alone, shadowed = results.get(("champion alone", clients)), results.get(("with challenger", clients))
+        if alone and shadowed:
+            print(
+                f"ratio with challenger / champion alone at {clients} client(s): req/s "
+                f"{shadowed['rps'] / max(1e-9, alone['rps']):.2f}, p50 {shadowed['p50_ms'] / alone['p50_ms']:.2f}, "
+                f"p99 {shadowed['p99_ms'] / alone['p99_ms']:.2f}"
+            )
+    if shadow_counts:
+        print(f"challenger in shadow (every request mirrored): {shadow_counts}")
     for backbone, (runtime, rate) in raw.items():
         served = results[(backbone, 16)]["rps"]
         print(
@@ -143,18 +160,98 @@ def main() -> None:
             print(f"ratio stj ({backbone}) / mlflow (champion) at {clients} client(s): {ratio:.1f}x")
 
 
+def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
+    """The champion alone, then with a challenger in shadow, in a copy of the store (the demo's registry is not
+    touched); none when the store has a single backbone's run."""
+    import shutil
+    import tempfile
+
+    import mlflow
+    import requests
+    from mlflow import MlflowClient
+
+    runs = latest_run_per_backbone(config, None)
+    client = MlflowClient(tracking_uri=config.tracking.uri)
+    name = config.tracking.model_name
+    champion_run = client.get_model_version_by_alias(name, config.tracking.alias).run_id
+    others = [uri for uri in runs.values() if champion_run not in uri]
+    if not others or not config.tracking.uri.startswith("sqlite:///"):
+        return {}
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="stj-bench-shadow-") as folder:
+        copy = Path(folder) / "mlflow.db"
+        shutil.copy(config.tracking.uri.removeprefix("sqlite:///"), copy)
+        uri = f"sqlite:///{copy}"
+        mlflow.set_tracking_uri(uri)
+        version = mlflow.register_model(others[0], name).version
+        MlflowClient(tracking_uri=uri).set_registered_model_alias(name, "challenger", str(version))
+        mlflow.set_tracking_uri(None)
+        common = [f"tracking.uri={uri}", "tracking.imagenet_model=null", "serve.shadow_report_s=3600"]
+        for label, share in (("champion alone", "0"), ("with challenger", "1")):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            server = start_stj_server(args.config, port, 16, extra=[*common, f"serve.shadow_share={share}"])
+            try:
+                if share != "0":
+                    wait_ready(f"{base}/ready", server)
+                    _wait_for_challenger(f"{base}/ready", server)
+                out.update(_measure(label, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds, True))
+                if share != "0":
+                    out["shadow"] = _shadow_counts(requests.get(f"{base}/metrics", timeout=10).text)
+            finally:
+                server.terminate()
+                server.wait()
+    return out
+
+
+def _wait_for_challenger(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if requests.get(url, timeout=10).json().get("challenger", {}).get("version"):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the challenger did not load")
+
+
+def _shadow_counts(metrics: str) -> str:
+    """Photos the challenger scored (and agreed on) and dropped, from a server's /metrics."""
+    scored = agreed = dropped = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("stj_shadow_photos_total{"):
+            value = float(line.rsplit(" ", 1)[1])
+            scored += value
+            agreed += value if 'outcome="agree"' in line else 0
+        elif line.startswith("stj_shadow_dropped_total{"):
+            dropped += float(line.rsplit(" ", 1)[1])
+    return f"{scored:.0f} photos scored ({agreed:.0f} agreeing with the champion), {dropped:.0f} dropped"
+
+
 def _measure(
-    name: str, proc: subprocess.Popen, port: int, ready: str, path: str, bodies: list, content_type: str, seconds: float
+    name: str,
+    proc: subprocess.Popen,
+    port: int,
+    ready: str,
+    path: str,
+    bodies: list,
+    content_type: str,
+    seconds: float,
+    keep: bool = False,
 ) -> dict:
-    """Drive one running server at 1 and 16 clients, then stop it."""
+    """Drive one running server at 1 and 16 clients, then stop it (``keep``: the caller stops it; on an
+    error it is stopped here either way)."""
     out = {}
+    done = False
     try:
         wait_ready(f"http://127.0.0.1:{port}{ready}", proc)
         for clients in (1, 16):
             out[(name, clients)] = post_many(port, path, bodies, content_type, clients, seconds)
+        done = True
     finally:
-        proc.terminate()
-        proc.wait()
+        if not (keep and done):
+            proc.terminate()
+            proc.wait()
     return out
 
 

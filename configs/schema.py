@@ -242,6 +242,18 @@ class ServeConfig(_Strict):
         description="Host names answered (.example.com: and its subdomains); default: loopback names, serve.host "
         "and public_url's host",
     )
+    shadow_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="share of predictions also scored by @challenger off the client's path when there is one; 0: never",
+    )
+    shadow_queue: int = Field(
+        default=16, ge=1, le=1024, description="photos waiting for the challenger; beyond: dropped and counted"
+    )
+    shadow_report_s: float = Field(
+        default=30.0, gt=0, description="how often each worker records the challenger's tally in the registry"
+    )
     browser_model: bool = Field(
         default=True, description="offer the served model to the page (ONNX) so it classifies when the server can't"
     )
@@ -271,6 +283,17 @@ class ReleaseConfig(_Strict):
     prob_tolerance: float = Field(default=1e-3, gt=0, le=1, description="largest probability difference allowed")
     p95_budget_ms: float = Field(default=5000.0, gt=0, description="95th percentile of the canary answers' latency")
     ready_timeout_s: float = Field(default=300.0, gt=0, description="how long the server may take to load the model")
+    challenger_alias: str = Field(
+        default="challenger", min_length=1, description="the alias of the version scored in shadow by every replica"
+    )
+    shadow_min_photos: int = Field(
+        default=200,
+        ge=1,
+        description="photos the challenger must have scored in shadow before `stj promote challenger`",
+    )
+    shadow_min_agreement: float = Field(
+        default=0.9, ge=0, le=1, description="share of those on which it must agree with the champion's top-1"
+    )
 
 
 class NotifyConfig(_Strict):

@@ -1,10 +1,10 @@
 """Alias moves with a history, kept in the model registry itself.
 
-Every move of a registered model's alias — the quality gate's, ``stj promote``'s, ``stj rollback``'s — is
-recorded as one registered-model tag, ``alias_history.<alias>.<time in ns>``, whose value is the move as JSON
-(from, to, when, kind, by what, why). Every client of the store (replicas, ``stj status``, ``/about``, the
-MLflow UI's "Tags" of the model) sees the same history, with no second database to keep in step; a move
-made by hand in the MLflow UI is not recorded (``previous_version`` then has nothing to go back to).
+Every move of a registered model's alias — the quality gate's, ``stj promote``'s, ``stj rollback``'s, a
+challenger named or removed — is recorded as one registered-model tag, ``alias_history.<alias>.<time in ns>``,
+whose value is the move as JSON (from, to, when, kind, by what, why). Every client of the store (replicas,
+``stj status``, ``/about``, the MLflow UI's "Tags" of the model) sees the same history, with no second
+database to keep in step; a move made by hand in the MLflow UI is not recorded (``previous_version`` then has nothing to go back to).
 
 Cost: a move is two registry writes; the history is one registry read, O(moves) (one tag each: a weekly
 schedule adds ~52 a year).
@@ -28,11 +28,12 @@ WHY_MAX = 500  # a tag value holds 5 000 characters: the reason is kept short
 
 @dataclass(frozen=True)
 class AliasMove:
-    """One recorded move of ``alias`` from ``from_version`` (``None``: it pointed nowhere) to ``to_version``."""
+    """One recorded move of ``alias`` from ``from_version`` to ``to_version`` (``None``: nowhere; a challenger's
+    alias is removed once it is promoted, or by hand)."""
 
     alias: str
     from_version: str | None
-    to_version: str
+    to_version: str | None
     at: str  # ISO 8601, UTC
     kind: str  # gate | promote | rollback | register
     by: str  # what moved it: "run <id>", "stj promote (user <name>)", ...
@@ -70,6 +71,17 @@ def move_alias(client: MlflowClient, model: str, alias: str, version: str, kind:
         why=why[:WHY_MAX],
     )
     client.set_registered_model_alias(model, alias, str(version))
+    client.set_registered_model_tag(model, f"{PREFIX}{alias}.{time.time_ns()}", json.dumps(asdict(move)))
+    return move
+
+
+def remove_alias(client: MlflowClient, model: str, alias: str, kind: str, by: str, why: str) -> AliasMove | None:
+    """Remove ``model@alias`` and record it (a move to ``None``); ``None`` when the alias did not exist."""
+    was = current_version(client, model, alias)
+    if was is None:
+        return None
+    move = AliasMove(alias, was, None, datetime.now(UTC).isoformat(timespec="seconds"), kind, by, why[:WHY_MAX])
+    client.delete_registered_model_alias(model, alias)
     client.set_registered_model_tag(model, f"{PREFIX}{alias}.{time.time_ns()}", json.dumps(asdict(move)))
     return move
 

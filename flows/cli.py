@@ -69,7 +69,10 @@ EXAMPLES = {
   stj status -c configs/demo.yaml
   stj status -c configs/demo.yaml --json | jq .champion""",
     "promote": """examples:
-  stj promote 3 -c configs/stj.yaml --reason "better on the new sarees"   # infra check, then @champion -> 3""",
+  stj promote 3 -c configs/stj.yaml --reason "better on the new sarees"   # infra check, then @champion -> 3
+  stj promote 4 --as challenger -c configs/stj.yaml   # replicas score a share of live traffic with 4 in shadow
+  stj promote challenger -c configs/stj.yaml          # @champion -> the challenger, if shadow and gate allow
+  stj promote none --as challenger -c configs/stj.yaml   # stop the shadow""",
     "rollback": """examples:
   stj rollback -c configs/stj.yaml                    # @champion back to the version it held before
   stj rollback -c configs/stj.yaml --to 2 --reason "complaints about jeans\"""",
@@ -165,7 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", "show the champion, the last run and its gate decision, and the data per class")
     status.add_argument("--json", action="store_true", help="print it as JSON")
     promote = add("promote", "move @champion to a registered version, after checking it in a real server")
-    promote.add_argument("version", metavar="N", help="the registered version to serve")
+    promote.add_argument(
+        "version",
+        metavar="N",
+        help="the registered version to serve; `challenger`: the challenger, if its shadow tally and the gate allow; "
+        "`none` with --as challenger: remove the challenger",
+    )
+    promote.add_argument(
+        "--as",
+        dest="as_alias",
+        choices=("champion", "challenger"),
+        default="champion",
+        help="challenger: score live traffic with N in shadow instead of serving it (default: champion)",
+    )
     promote.add_argument("--reason", default=None, help="why (kept in the alias history)")
     rollback = add("rollback", "move @champion back to the version it held before (or --to N), after the same check")
     rollback.add_argument("--to", default=None, metavar="N", help="the registered version to go back to")

@@ -1,9 +1,17 @@
-"""``stj promote N`` and ``stj rollback [--to N]``: a person moves ``tracking.alias`` (``@champion``).
+"""``stj promote N``, ``stj rollback [--to N]`` and the challenger: a person moves ``tracking.alias``
+(``@champion``) or ``release.challenger_alias`` (``@challenger``).
 
-Both run the infra check (:mod:`serving.infra_check`) on the target version before the move — not the
-quality gate: a promotion by hand is a person's decision — and record the move, who made it and why, in the
-alias history (:mod:`core.aliases`). A failed check moves nothing, says why in one line and alerts the
-webhook. Replicas follow the alias within ``serve.reload_interval_s``. Neither runs a flow.
+``stj promote N`` and ``stj rollback`` run the infra check (:mod:`serving.infra_check`) on the target version
+before the move — not the quality gate: a promotion by hand is a person's decision — and record the move, who
+made it and why, in the alias history (:mod:`core.aliases`). A failed check moves nothing, says why in one line
+and alerts the webhook. Replicas follow the alias within ``serve.reload_interval_s``. None runs a flow.
+
+``stj promote N --as challenger`` names a challenger (after the same check): every replica scores a share of
+live predictions with it in shadow (:mod:`serving.shadow`). ``stj promote challenger`` is the release rule:
+it moves ``@champion`` to the challenger only when enough photos were scored in shadow
+(``release.shadow_min_photos``), it agreed with the champion on enough of them
+(``release.shadow_min_agreement``) and the quality gate passes it against the champion on its own run's test
+photos; then ``@challenger`` is removed. ``stj promote none --as challenger`` removes it by hand.
 """
 
 from __future__ import annotations
@@ -31,13 +39,14 @@ def _registered(client, name: str, version: str) -> str:
         raise UserError(f"{name} has no version {version}") from None
 
 
-def _check_then_move(config, client, version: str, kind: str, why: str) -> int:
+def _check_then_move(config, client, version: str, kind: str, why: str, alias: str | None = None) -> int:
+    """Infra-check ``version``, then point ``alias`` (default ``tracking.alias``) at it and record the move."""
     from core.aliases import command_user, current_version, move_alias
     from flows.notify import post_alert
     from serving.infra_check import infra_check
     from training.publishing.publish import canary_photos
 
-    name, alias = config.tracking.model_name, config.tracking.alias
+    name, alias = config.tracking.model_name, alias or config.tracking.alias
     was = current_version(client, name, alias)
     if was == version:
         print(f"stj: {name}@{alias} is already version {version}; nothing moved")
@@ -60,10 +69,75 @@ def _check_then_move(config, client, version: str, kind: str, why: str) -> int:
 
 
 def cmd_promote(config, args) -> int:
-    """Move the alias to a registered version after its infra check (no quality gate: a person's decision)."""
-    client = _client(config)
-    version = _registered(client, config.tracking.model_name, args.version)
+    """Move ``@champion`` to a registered version after its infra check (no quality gate: a person's decision);
+    with ``--as challenger``, name (or with ``none`` remove) the challenger; ``challenger`` as the version
+    promotes the challenger by the release rule (:func:`promote_challenger`)."""
+    client, name = _client(config), config.tracking.model_name
+    if args.as_alias == "challenger":
+        if args.version == "none":
+            return _remove_challenger(config, client, args.reason or "removed by hand")
+        version = _registered(client, name, args.version)
+        why = args.reason or "named challenger by hand"
+        return _check_then_move(config, client, version, "promote", why, alias=config.release.challenger_alias)
+    if args.version == "challenger":
+        return promote_challenger(config, client, args.reason)
+    version = _registered(client, name, args.version)
     return _check_then_move(config, client, version, "promote", args.reason or "promoted by hand")
+
+
+def _remove_challenger(config, client, why: str) -> int:
+    from core.aliases import command_user, remove_alias
+
+    name, alias = config.tracking.model_name, config.release.challenger_alias
+    move = remove_alias(client, name, alias, kind="promote", by=command_user("stj promote"), why=why)
+    if move is None:
+        print(f"stj: {name} has no @{alias}; nothing removed")
+    else:
+        print(f"stj: {name}@{alias} removed (was version {move.from_version}): replicas stop mirroring to it")
+    return 0
+
+
+def promote_challenger(config, client, reason: str | None) -> int:
+    """``@champion`` to the challenger if its shadow tally and the quality gate allow; one-line refusals."""
+    import mlflow
+
+    from core.aliases import command_user, current_version, remove_alias
+    from core.shadow_tally import shadow_totals
+    from training.publishing.publish import judge
+
+    name, release = config.tracking.model_name, config.release
+    version = current_version(client, name, release.challenger_alias)
+    if version is None:
+        raise UserError(
+            f"no challenger: {name}@{release.challenger_alias} points at no version "
+            "(name one with `stj promote N --as challenger`)"
+        )
+    champion = current_version(client, name, config.tracking.alias)
+    if champion is None:
+        raise UserError(f"no @{config.tracking.alias} to compare the challenger with: promote it by number")
+    tally = shadow_totals(client, name, version, champion)
+    refused = f"challenger version {version} not promoted"
+    if tally.scored < release.shadow_min_photos:
+        raise UserError(
+            f"{refused}: it scored {tally.scored} photos in shadow against version {champion}, "
+            f"release.shadow_min_photos asks for {release.shadow_min_photos}"
+        )
+    if tally.agreement < release.shadow_min_agreement:
+        raise UserError(
+            f"{refused}: it agreed with version {champion} on {tally.agreement:.1%} of {tally.scored} photos in "
+            f"shadow, release.shadow_min_agreement asks for {release.shadow_min_agreement:.1%}"
+        )
+    run_id = client.get_model_version(name, version).run_id
+    mlflow.set_tracking_uri(config.tracking.uri)  # the gate loads both models by their models:/ URIs
+    gate = judge(config, f"models:/{name}/{version}", run_id).decision
+    if not gate.promote:
+        raise UserError(f"{refused}: the quality gate refused it: {gate.reason}")
+    why = reason or (
+        f"challenger agreed on {tally.agreement:.1%} of {tally.scored} photos in shadow; gate: {gate.reason}"
+    )
+    _check_then_move(config, client, version, "promote", why)
+    remove_alias(client, name, release.challenger_alias, kind="promote", by=command_user("stj promote"), why="promoted")
+    return 0
 
 
 def cmd_rollback(config, args) -> int:

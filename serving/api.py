@@ -19,7 +19,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from serving.auth import owner
 from serving.explain import overlay_png
 from serving.history import thumbnail_jpeg
-from serving.models import Route
+from serving.models import DEFAULT, Route
 from serving.predictor import Predictor
 from serving.state import served
 from serving.uploads import idempotency_key, parse_top_k, read_upload, read_uploads
@@ -38,6 +38,15 @@ def prediction(model: Predictor, probs: np.ndarray, top_k: int) -> dict:
     }
 
 
+def mirror(route: Route, blobs: list[bytes], model: Predictor, labels: list[str]) -> None:
+    """Offer the photos the champion answered to the challenger in shadow (live traffic on the followed
+    classifier only: not a pinned version, not the ImageNet model)."""
+    state = served()
+    if state.shadow is not None and route is state.models.routes[DEFAULT]:
+        for data, label in zip(blobs, labels, strict=True):
+            state.shadow.offer(data, model, label)
+
+
 def requested_route() -> Route:
     """The model a request asks for: ``?model=stj|imagenet`` (default ``stj``), ``?version=N``."""
     return served().models.route(request.args.get("model"), request.args.get("version"))
@@ -51,9 +60,11 @@ def predict():
     idempotency_key()  # a malformed key is a 422 before the work too
     model = route.current()
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
-    pixels = state.decode(read_upload(), model)
+    data = read_upload()
+    pixels = state.decode(data, model)
     probs, g.model = route.inference.predict(pixels, model)
     body = prediction(g.model, probs, top_k)
+    mirror(route, [data], g.model, [body["label"]])
     if keep:
         body["history_id"] = state.history.add(
             owner=keeper,
@@ -75,12 +86,9 @@ def predict_batch():
     blobs = read_uploads(serve.max_files, serve.max_upload_bytes)
     pixels = [state.decode(data, model, name=f"file {index}") for index, data in enumerate(blobs)]
     probs, g.model = route.inference.predict_many(pixels, model)
-    return jsonify(
-        {
-            "predictions": [prediction(g.model, row, top_k) for row in probs],
-            "model": {"name": g.model.ref.name, "version": g.model.ref.version},
-        }
-    )
+    answers = [prediction(g.model, row, top_k) for row in probs]
+    mirror(route, blobs, g.model, [answer["label"] for answer in answers])
+    return jsonify({"predictions": answers, "model": {"name": g.model.ref.name, "version": g.model.ref.version}})
 
 
 @bp.post("/explain")

@@ -1,6 +1,7 @@
 """The Flask application factory: state, error handlers, and one blueprint per area.
 
-It serves STJ's classifier and, when registered, the ImageNet top-5 model (``serving.models``).
+It serves STJ's classifier and, when registered, the ImageNet top-5 model (``serving.models``); a share of the
+classifier's predictions is mirrored to ``@challenger`` when there is one (``serving.shadow``).
 
 Blueprints: ``serving.api`` (predict, batch, explain, metadata), ``serving.auth`` (accounts and API tokens),
 ``serving.ops`` (health, ready, metrics, OpenAPI), ``serving.pages`` (the web pages and the history) and
@@ -33,6 +34,7 @@ from serving.multipart import accept_latin1_part_headers
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.security import install_security
+from serving.shadow import Shadow
 from serving.state import EXTENSION, Served
 from serving.uploads import buffer_chunked_body, drain_unread_body
 
@@ -65,6 +67,15 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
             followed[IMAGENET] = ModelHolder(imagenet)
     models = ModelRoutes(config, followed, on_batch=metrics.batch.observe)
     decodes = threading.BoundedSemaphore(serve.decode_concurrency)
+    shadow = None
+    if predictor is None and serve.shadow_share > 0:
+        shadow = Shadow(
+            config,
+            champion=models.default.current,
+            champion_idle=lambda: models.routes[DEFAULT].inference.idle,
+            metrics=metrics,
+            load=lambda uri: Predictor.load(uri, config.tracking.uri, serve.runtime),
+        )
     app.extensions[EXTENSION] = Served(
         config,
         models,
@@ -73,6 +84,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         metrics,
         decodes,
         BrowserModels(serve.browser_model_dir) if serve.browser_model else None,
+        shadow,
     )
 
     @app.before_request

@@ -94,6 +94,11 @@ class _Lane:
         self._closed = False
         threading.Thread(target=self._run, name=name, daemon=True).start()
 
+    @property
+    def idle(self) -> bool:
+        """Whether no job is waiting or running in this lane right now."""
+        return self._in_flight == 0
+
     def close(self) -> None:
         """Stop the worker once the jobs already queued are done (a pinned model version dropped)."""
         with self._cond:

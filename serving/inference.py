@@ -31,6 +31,11 @@ class InferenceService:
         self._batcher = MicroBatcher(serve.max_batch, serve.max_wait_ms, on_batch=on_batch, admission=admission)
         self._serial = SerialLane(admission)
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is waiting or running here (the challenger in shadow runs only then)."""
+        return self._batcher.idle and self._serial.idle
+
     def close(self) -> None:
         """Stop the workers once the queued work is done."""
         self._batcher.close()

@@ -53,7 +53,7 @@ class InfraCheck:
 
 def sandbox_config(config: Config, model_uri: str, folder: Path) -> Config:
     """``config`` for the check's server: ``model_uri`` pinned, one worker, no accounts, no reload, no
-    ImageNet model and no browser export, its history in ``folder``, any free loopback port."""
+    ImageNet model, no browser export and no challenger in shadow, its history in ``folder``, any free loopback port."""
     serve = config.serve.model_copy(
         update={
             "model_uri": model_uri,
@@ -63,6 +63,7 @@ def sandbox_config(config: Config, model_uri: str, folder: Path) -> Config:
             "auth": "none",
             "reload_interval_s": 0,
             "browser_model": False,
+            "shadow_share": 0.0,
             "history_path": folder / "history.db",
             "allowed_hosts": None,
             "public_url": None,

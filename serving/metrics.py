@@ -19,7 +19,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ServerMetrics:
-    """Requests by endpoint and status, latency, micro-batch sizes and the model version being served."""
+    """Requests by endpoint and status, latency, micro-batch sizes, the model version being served, and the
+    challenger's shadow scoring."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
@@ -49,6 +50,23 @@ class ServerMetrics:
             ["name", "version"],
             registry=own,
             multiprocess_mode="max",
+        )
+        # the challenger in shadow (serving.shadow): photos it scored, by the champion's class and whether the
+        # two top-1s agreed; photos dropped because the shadow queue was full; its latency per call
+        self.shadow_photos = Counter(
+            "stj_shadow_photos",
+            "photos scored by the challenger in shadow",
+            ["challenger_version", "champion_class", "outcome"],
+            registry=own,
+        )
+        self.shadow_dropped = Counter(
+            "stj_shadow_dropped", "photos not mirrored: the shadow queue was full", ["challenger_version"], registry=own
+        )
+        self.shadow_latency = Histogram(
+            "stj_shadow_seconds",
+            "challenger call latency (a few photos)",
+            registry=own,
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self._shown: tuple[str, str] | None = None
 

@@ -17,14 +17,19 @@ def health():
 
 @bp.get("/ready")
 def ready():
-    holder = served().holder
-    model = holder.current()
+    state = served()
+    model, shadow = state.holder.current(), state.shadow
+    challenger = shadow.challenger if shadow else None
     return jsonify(
         {
             "status": "ready",
             "model": {"name": model.ref.name, "version": model.ref.version},
             "runtime": model.runtime.name,
-            "last_reload_error": holder.last_error,
+            "last_reload_error": state.holder.last_error,
+            "challenger": {
+                "version": challenger.ref.version if challenger else None,
+                "last_error": shadow.last_error if shadow else None,
+            },
         }
     )
 

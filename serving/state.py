@@ -1,5 +1,5 @@
 """What the blueprints share: the config, the served models (each with its inference queue), history, accounts,
-metrics."""
+metrics, the challenger's shadow."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
+from serving.shadow import Shadow
 from serving.uploads import decode_upload
 
 EXTENSION = "stj"
@@ -33,6 +34,7 @@ class Served:
     metrics: ServerMetrics
     decodes: threading.BoundedSemaphore  # serve.decode_concurrency places
     browser: BrowserModels | None = None  # None: serve.browser_model is off
+    shadow: Shadow | None = None  # None: serve.shadow_share is 0 (or the models were handed in, as tests do)
 
     def decode(self, data: bytes, model: Predictor, name: str = "the upload") -> np.ndarray:
         """Uploaded bytes as ``model``'s input; at most ``serve.decode_concurrency`` decodes at once."""

@@ -101,6 +101,13 @@ def wait_until(check, what: str, seconds: float = 60) -> None:
         time.sleep(0.02)
 
 
+def ready_state(base: str) -> dict:
+    """What a running server's ``/ready`` says now (its model, its challenger, the last reload error)."""
+    import requests
+
+    return requests.get(f"{base}/ready", timeout=10).json()
+
+
 def stj_command(args: Iterable[str], overrides: Iterable[str] = ()) -> list[str]:
     """``stj ARGS --set K=V ...`` as this interpreter runs it (``python -m flows.cli``)."""
     return [sys.executable, "-m", "flows.cli", *args, *(arg for o in overrides for arg in ("--set", o))]

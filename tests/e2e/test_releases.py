@@ -1,6 +1,7 @@
 """Releasing models by hand, as a user types it: `stj promote N` and `stj rollback` run the infra check in a
 real server before moving `@champion`, record every move in the alias history (`stj status`, `/api/about`),
-and two running replicas follow; a version that does not serve is refused and the champion keeps serving."""
+and two running replicas follow; a version that does not serve is refused and the champion keeps serving; a
+challenger scored in shadow by both replicas is promoted only by the release rule."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import requests
 from mlflow import MlflowClient
 
 from core.aliases import alias_history
+from core.shadow_tally import ShadowTally, report_tally, shadow_totals
 from tests.registry import MODEL, make_registry
-from tests.support import wait_until
+from tests.support import ready_state, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def _version(base: str) -> str:
-    return requests.get(f"{base}/ready", timeout=10).json()["model"]["version"]
+    return ready_state(base)["model"]["version"]
 
 
 def test_promote_and_rollback_check_record_and_replicas_follow(tmp_path, stj, serve_subprocess) -> None:
@@ -79,3 +81,70 @@ def test_a_version_that_does_not_serve_is_refused_and_alerts(tmp_path, stj, webh
     for version in (broken, slow):
         run = client.get_run(client.get_model_version(MODEL, version).run_id).data
         assert run.metrics["infra_check.passed"] == 0 and run.tags["infra_check.reason"]
+
+
+def test_a_challenger_in_shadow_is_counted_over_replicas_and_promoted_only_by_the_release_rule(
+    tmp_path, stj, serve_subprocess
+) -> None:
+    """Both replicas mirror live predictions to `@challenger` and their tallies add up in the registry
+    (`stj status`, `/metrics`); `stj promote challenger` refuses on too few photos, on low agreement and on the
+    quality gate, each in one line, then promotes, and the replicas follow and stop mirroring."""
+    registry = make_registry(tmp_path)
+    second = registry.register(seed=5)
+    client = MlflowClient(tracking_uri=registry.uri)
+    shadow = ["serve.reload_interval_s=0.2", "serve.shadow_share=1", "serve.shadow_report_s=0.2"]
+    overrides = [*registry.overrides, *shadow]
+    photos = [path.read_bytes() for path in sorted((tmp_path / "data").rglob("*.jpg"))]
+    promote = ["promote", "challenger", "-c", "configs/demo.yaml"]
+    with ExitStack() as stack:
+        replicas = [stack.enter_context(serve_subprocess(overrides)) for _ in range(2)]
+        named = stj(["promote", second, "--as", "challenger", "-c", "configs/demo.yaml"], overrides)
+        assert named.returncode == 0, named.stderr[-3000:]
+        assert f"{MODEL}@challenger: version none -> {second}" in named.stdout
+        for replica in replicas:
+            wait_until(
+                lambda r=replica: ready_state(r.base)["challenger"]["version"] == second, "the challenger loaded"
+            )
+            for photo in photos:  # one at a time: the champion idles between them, so the shadow scores each
+                answer = requests.post(f"{replica.base}/predict", files={"image": ("p.jpg", photo)}, timeout=30)
+                assert answer.ok and answer.json()["model"]["version"] == "1"
+        mirrored = 2 * len(photos)
+        wait_until(lambda: shadow_totals(client, MODEL, second, "1").scored == mirrored, "both replicas' tallies")
+        assert f'stj_shadow_photos_total{{challenger_version="{second}"' in _metrics(replicas[0].base)
+        status = stj(["status", "-c", "configs/demo.yaml"], overrides).stdout
+        assert f"challenger version {second} in shadow against version 1: agreement " in status
+        assert f"of {mirrored} photos, dropped 0" in status and f"@challenger none -> {second}  promote" in status
+
+        few = stj(promote, overrides)  # release.shadow_min_photos is 200
+        assert few.returncode == 2 and few.stderr.count("\n") == 1, few.stderr[-3000:]
+        assert f"it scored {mirrored} photos in shadow against version 1" in few.stderr
+        disagreeing = ShadowTally(scored=1000)  # another worker that agreed on none of 1 000 photos
+        report_tally(client, MODEL, second, "1", "a-replica-that-disagrees", disagreeing)
+        low = stj([*promote, "--set", "release.shadow_min_photos=10"], overrides)
+        assert low.returncode == 2 and "photos in shadow, release.shadow_min_agreement" in low.stderr
+        assert f"of {mirrored + 1000} photos" in low.stderr
+        loose = ["--set", "release.shadow_min_photos=10", "--set", "release.shadow_min_agreement=0"]
+        gate = stj([*promote, *loose, "--set", "tracking.gate_margin=1"], overrides)
+        assert gate.returncode == 2 and "the quality gate refused it" in gate.stderr, gate.stderr[-3000:]
+        passing = ["--set", "tracking.gate_margin=-1", "--set", "tracking.gate_class_tolerance=1"]
+        promoted = stj([*promote, *loose, *passing], overrides)
+        assert promoted.returncode == 0, promoted.stderr[-3000:]
+        for replica in replicas:
+            wait_until(
+                lambda r=replica: (
+                    ready_state(r.base)["model"]["version"] == second
+                    and ready_state(r.base)["challenger"]["version"] is None
+                ),
+                "a replica to serve the challenger and stop mirroring",
+            )
+    removed, moved, named_move = alias_history(client, MODEL)
+    assert (removed.alias, removed.from_version, removed.to_version) == ("challenger", second, None)
+    assert (moved.alias, moved.from_version, moved.to_version, moved.kind) == ("champion", "1", second, "promote")
+    assert moved.why.startswith("challenger agreed on ") and (named_move.alias, named_move.to_version) == (
+        "challenger",
+        second,
+    )
+
+
+def _metrics(base: str) -> str:
+    return requests.get(f"{base}/metrics", timeout=10).text

@@ -12,16 +12,12 @@ import psutil
 import pytest
 import requests
 
-from tests.support import wait_until
+from tests.support import ready_state, wait_until
 
 pytestmark = pytest.mark.slow
 # A leak of 15 MiB a reload (as before malloc_trim) grows the ~1.4 GiB of master and worker by 16 % over the
 # 15 reloads after the first: more than the 10 % allowed.
 FLIPS = 16
-
-
-def _ready(base: str) -> dict:
-    return requests.get(f"{base}/ready", timeout=10).json()
 
 
 def _server_rss(server) -> dict[int, int]:
@@ -69,7 +65,7 @@ def test_alias_flips_release_memory_and_leave_no_files(stj_server, registry, ser
             for flip in range(FLIPS):
                 target = second if flip % 2 == 0 else first
                 registry.point_alias(target)
-                wait_until(lambda t=target: _ready(server.base)["model"]["version"] == t, f"version {target}")
+                wait_until(lambda t=target: ready_state(server.base)["model"]["version"] == t, f"version {target}")
                 if flip == 0:
                     after_one = _server_rss(server)
             after_all = _server_rss(server)
@@ -93,13 +89,13 @@ def test_ready_reports_a_failed_reload_until_the_alias_is_fixed(stj_server, regi
     try:
         with stj_server("serve.reload_interval_s=0.1") as server:
             registry.point_alias(broken)
-            wait_until(lambda: _ready(server.base)["last_reload_error"] is not None, "the failed reload")
-            state = _ready(server.base)
+            wait_until(lambda: ready_state(server.base)["last_reload_error"] is not None, "the failed reload")
+            state = ready_state(server.base)
             assert state["model"]["version"] == "1" and f"loading version {broken} failed" in state["last_reload_error"]
             photo = {"image": ("p.jpg", jpeg)}
             assert requests.post(f"{server.base}/predict", files=photo, timeout=30).status_code == 200
             registry.point_alias("1")
-            wait_until(lambda: _ready(server.base)["last_reload_error"] is None, "the error to clear")
+            wait_until(lambda: ready_state(server.base)["last_reload_error"] is None, "the error to clear")
     finally:
         registry.point_alias("1")
 

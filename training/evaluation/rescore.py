@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 
 from core.logged_model import build_runtime, load_logged_model
 from core.model_input import load_images
@@ -23,10 +24,10 @@ from training.publishing.gate import GATE_METRIC, Scores
 BATCH = 16
 
 
-def test_rows_of_run(run_id: str) -> pd.DataFrame:
-    """The test photos of a run (the split it logged, :func:`core.split_log.read_logged_split`): ``path`` and
-    ``class``; ``ValueError`` if it logged none."""
-    split = read_logged_split(run_id)
+def test_rows_of_run(run_id: str, client: MlflowClient | None = None) -> pd.DataFrame:
+    """The test photos of a run (the split it logged, :func:`core.split_log.read_logged_split`, from ``client``'s
+    store; default: the global one): ``path`` and ``class``; ``ValueError`` if it logged none."""
+    split = read_logged_split(run_id, client)
     if split is None:
         raise ValueError(f"run {run_id} logged no split")
     return split[split["split"] == "test"][["path", "class"]].reset_index(drop=True)

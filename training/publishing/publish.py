@@ -59,7 +59,7 @@ def judge(config: Config, model_uri: str, run_id: str) -> Judgement:
         candidate = Scores(client.get_run(run_id).data.metrics[GATE_METRIC])
         client.log_metric(run_id, "gate.candidate_score", candidate.macro_f1)
         return Judgement(decide(candidate, None, cfg.gate_margin, cfg.gate_floor), candidate)
-    rows = test_rows_of_run(run_id)
+    rows = test_rows_of_run(run_id, client)
     candidate = score_model(model_uri, rows, config.project.data_dir)
     _record(client, run_id, "candidate", candidate)
     try:

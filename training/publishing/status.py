@@ -1,7 +1,8 @@
-"""Where a project stands (``stj status``): the champion and its metrics, the last run and what the quality
-gate decided, the alias history, and the photos per class in the manifest and the split. Read-only.
+"""Where a project stands (``stj status``): the champion and its metrics, the challenger's shadow tally, the
+last run and what the quality gate decided, the alias history, and the photos per class in the manifest and the
+split. Read-only.
 
-Config keys: ``tracking.*``, ``project.data_dir``.
+Config keys: ``tracking.*``, ``release.challenger_alias``, ``project.data_dir``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from configs.schema import Config
-from core.aliases import alias_history
+from core.aliases import alias_history, current_version
 from core.manifest import manifest_path, read_manifest
+from core.shadow_tally import shadow_totals
 from training.splitting.split import read_split, split_path
 
 HEADLINE = ("test_macro_f1", "test_accuracy", "best_val_loss")
@@ -38,6 +40,26 @@ def _champion(client: MlflowClient, config: Config) -> dict[str, Any] | None:
         "run_id": version.run_id,
         "registered": _when(version.creation_timestamp),
         "metrics": {k: round(metrics[k], 4) for k in HEADLINE if k in metrics},
+    }
+
+
+def _challenger(client: MlflowClient, config: Config, champion: str | None) -> dict[str, Any] | None:
+    """The challenger's version and what every replica counted in shadow against the champion."""
+    name = config.tracking.model_name
+    version = current_version(client, name, config.release.challenger_alias)
+    if version is None:
+        return None
+    tally = shadow_totals(client, name, version, champion) if champion else None
+    return {
+        "version": version,
+        "champion_version": champion,
+        "scored": tally.scored if tally else 0,
+        "agreement": tally.agreement if tally else None,
+        "dropped": tally.dropped if tally else 0,
+        "p95_ms": tally.p95_ms if tally else None,
+        "classes": {label: {"scored": n, "agreed": agreed} for label, (n, agreed) in sorted(tally.classes.items())}
+        if tally
+        else {},
     }
 
 
@@ -76,14 +98,17 @@ def _data(data_dir: Path) -> dict[str, Any]:
 
 
 def project_status(config: Config) -> dict[str, Any]:
-    """The champion, the last train-stage run, the alias's recorded moves (newest first, at most
-    :data:`HISTORY_SHOWN`) and the data, as a JSON-ready dict (``None`` where absent)."""
+    """The champion, the challenger, the last train-stage run, the two aliases' recorded moves (newest first, at
+    most :data:`HISTORY_SHOWN`) and the data, as a JSON-ready dict (``None`` where absent)."""
     client = MlflowClient(tracking_uri=config.tracking.uri)
-    moves = alias_history(client, config.tracking.model_name, config.tracking.alias)[:HISTORY_SHOWN]
+    aliases = (config.tracking.alias, config.release.challenger_alias)
+    moves = [m for m in alias_history(client, config.tracking.model_name) if m.alias in aliases][:HISTORY_SHOWN]
+    champion = _champion(client, config)
     return {
         "model": f"{config.tracking.model_name}@{config.tracking.alias}",
         "tracking_uri": config.tracking.uri,
-        "champion": _champion(client, config),
+        "champion": champion,
+        "challenger": _challenger(client, config, champion["version"] if champion else None),
         "last_run": _last_run(client, config),
         "alias_history": [asdict(move) for move in moves],
         "data": _data(Path(config.project.data_dir)),
@@ -92,6 +117,22 @@ def project_status(config: Config) -> dict[str, Any]:
 
 def _metrics(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v}" for k, v in metrics.items()) or "no metrics"
+
+
+def _challenger_lines(challenger: dict[str, Any] | None) -> list[str]:
+    if challenger is None:
+        return ["challenger none (name one with `stj promote N --as challenger`)"]
+    head = f"challenger version {challenger['version']} in shadow"
+    if not challenger["scored"]:
+        return [f"{head}: no photos scored yet (dropped {challenger['dropped']})"]
+    classes = ", ".join(
+        f"{label} {c['agreed'] / c['scored']:.0%} of {c['scored']}" for label, c in challenger["classes"].items()
+    )
+    return [
+        f"{head} against version {challenger['champion_version']}: agreement {challenger['agreement']:.1%} of "
+        f"{challenger['scored']} photos, dropped {challenger['dropped']}, p95 {challenger['p95_ms']} ms",
+        f"          by the champion's class: {classes}",
+    ]
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -105,6 +146,7 @@ def format_status(status: dict[str, Any]) -> str:
         )
     else:
         lines.append("champion  none yet (run `stj run`)")
+    lines.extend(_challenger_lines(status.get("challenger")))
     if last:
         reason = f": {last['reason']}" if last["reason"] else ""
         lines.append(f"last run  {last['name']} [{last['status']}] started {last['started']}")
@@ -112,9 +154,11 @@ def format_status(status: dict[str, Any]) -> str:
     else:
         lines.append("last run  none")
     lines.append("alias history" + ("" if status["alias_history"] else "  none recorded"))
+    champion_alias = status["model"].rsplit("@", 1)[1]
     for move in status["alias_history"]:
         lines.append(
-            f"  {move['at']}  {move['from_version'] or 'none'} -> {move['to_version']}  {move['kind']} by {move['by']}: "
+            f"  {move['at']}  {'' if move['alias'] == champion_alias else '@' + move['alias'] + ' '}"
+            f"{move['from_version'] or 'none'} -> {move['to_version'] or 'none'}  {move['kind']} by {move['by']}: "
             f"{move['why']}"
         )
     photos = data["photos"]
