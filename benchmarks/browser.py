@@ -49,7 +49,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stj-bench-browser-") as folder:
         config = load_run_config(
             args.config,
-            [f"serve.history_path={folder}/history.db", f"serve.browser_model_dir={folder}/models", "serve.auth=none"],
+            [
+                f"serve.database_url=sqlite:///{folder}/history.db",
+                f"serve.browser_model_dir={folder}/models",
+                "serve.auth=none",
+            ],
         )
         data_dir = Path(config.project.data_dir)
         split = read_split(split_path(data_dir))

@@ -10,6 +10,7 @@ key, with a suggestion when an unknown key is close to a known one.
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,8 @@ C = TypeVar("C", bound=Config)
 ENV_PREFIX = "STJ_"
 ENV_NESTING = "__"  # STJ_TRAIN__EPOCHS: section and key (and any deeper level) joined by a double underscore
 STANDARD_ENV = {"MLFLOW_TRACKING_URI": "tracking.uri"}  # variables other tools define, read as config keys
+# keys an earlier release had: (section, old key) -> (new key, the new value made from the old one)
+RENAMED = {("serve", "history_path"): ("database_url", lambda path: f"sqlite:///{path}")}
 
 
 class ConfigError(UserError, ValueError):
@@ -165,6 +168,25 @@ def read_config_file(file: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
     return merge_sections(read_config_file(base_file, (*_seen, file)), data)
 
 
+def read_renamed_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with each key of :data:`RENAMED` read as its new key (unless that is set too), and a one-line
+    notice on stderr saying what to write instead."""
+    for (section, old), (new, convert) in RENAMED.items():
+        values = data.get(section)
+        if not isinstance(values, dict) or old not in values:
+            continue
+        values = dict(values)
+        value = values.pop(old)
+        values.setdefault(new, convert(value))
+        data = {**data, section: values}
+        print(
+            f"stj: {source}: {section}.{old} is now {section}.{new}; read as {section}.{new}={values[new]} "
+            "(rename it to stop this notice)",
+            file=sys.stderr,
+        )
+    return data
+
+
 def load_config(
     path: str | Path | None,
     overrides: Iterable[str] = (),
@@ -198,6 +220,6 @@ def load_config(
     if layers:
         source = f"{source} (with {' and '.join(layers)})"
     try:
-        return schema.model_validate(data)
+        return schema.model_validate(read_renamed_keys(data, source))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, schema)) from None

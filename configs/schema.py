@@ -222,7 +222,13 @@ class ServeConfig(_Strict):
     pinned_loads_per_minute: int = Field(
         default=6, ge=0, description="loads of versions pinned by ?version= per worker per minute; beyond: 429"
     )
-    history_path: Path = Field(default=Path("history.db"), description="SQLite file of predictions made from the page")
+    database_url: str = Field(
+        default="sqlite:///history.db",
+        pattern=r"^(sqlite:///|postgresql(\+\w+)?://)",
+        description="accounts, API tokens, sessions' secret, login attempts and the history: a SQLite file "
+        "(sqlite:///<path>) or PostgreSQL (postgresql://user@host:port/name, the password from PGPASSWORD or "
+        "~/.pgpass), which replicas share; it replaces serve.history_path",
+    )
     proxy: Literal["nginx", "none"] = Field(
         default="nginx", description="nginx buffers each request in front of gunicorn; none: gunicorn faces clients"
     )

@@ -6,7 +6,7 @@ strings, so a fast hash is enough to store them; passwords get argon2id (``argon
 Attempts (logins, sign-ups, password confirmations) are counted in the database, so limits hold across
 gunicorn workers.
 
-Config keys: ``serve.history_path`` (the database), ``serve.signup``.
+Config keys: ``serve.database_url`` (the database), ``serve.signup``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import sqlite3
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -24,34 +23,37 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
-from serving.database import Database
+from serving.database import SQLITE_MAX_ID, Database
 from serving.errors import ApiError
 
 log = logging.getLogger(__name__)
 
+# users_by_email_key, not users_email_key: PostgreSQL gives that name to the index of "email UNIQUE"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    id {id},
+    email TEXT NOT NULL UNIQUE{nocase},
     password_hash TEXT NOT NULL,
     session_nonce TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    email_key TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS users_by_email_key ON users (email_key);
 CREATE TABLE IF NOT EXISTS api_tokens (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    id {id},
+    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     last_used_at TEXT
 );
-CREATE TABLE IF NOT EXISTS attempts (key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS attempts_key ON attempts (key, at);
+CREATE TABLE IF NOT EXISTS attempts (id {id}, key TEXT NOT NULL, at {real} NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_key ON attempts (key, at)
 """
-# added after the first release: one account per address whatever its case or Unicode form
-_EMAIL_KEY_COLUMN = "ALTER TABLE users ADD COLUMN email_key TEXT"
-_EMAIL_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (email_key)"
+_OWN_TABLES = ("users", "api_tokens", "attempts")  # what deleting an account touches: these, and the history
 MIN_PASSWORD, MAX_PASSWORD = 10, 128
 TOKEN_PREFIX = "stj_"
 _COMMON = {"password123", "1234567890", "123456789a", "qwertyuiop", "iloveyou12", "password12", "letmein123"}
@@ -125,55 +127,40 @@ class Accounts:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._attempt_secret = database.secret("attempt_secret").encode()
+        with database.legacy_sqlite() as old:
+            if old is not None:
+                _upgrade_sqlite_file(old)
+        database.schema(_SCHEMA)
         with database.write() as db:
-            db.executescript(_SCHEMA)
-            db.execute("DELETE FROM attempts WHERE key LIKE '%:%'")  # kept in clear by older versions
-        if "email_key" not in database.columns("users"):
-            self._add_email_keys()
-
-    def _add_email_keys(self) -> None:
-        """Give a database from before ``email_key`` its keys. Accounts whose addresses collide once normalised
-        keep signing in by their exact address (the first one by its key too), and are logged."""
-        with self.database.write() as db:
-            db.execute("BEGIN IMMEDIATE")  # gunicorn's workers start together: one migrates, the others find it done
-            if "email_key" in {row[1] for row in db.execute("PRAGMA table_info(users)")}:
-                return
-            db.execute(_EMAIL_KEY_COLUMN)
-            owners: dict[str, int] = {}
-            for user_id, address in db.execute("SELECT id, email FROM users ORDER BY id").fetchall():
-                key = email_key(address)
-                if key in owners:
-                    log.warning("accounts %d and %d differ only in case or Unicode form: each signs in with its "
-                                "exact address", owners[key], user_id)  # fmt: skip
-                    continue
-                owners[key] = user_id
-                db.execute("UPDATE users SET email_key = ? WHERE id = ?", (key, user_id))
-            db.execute(_EMAIL_KEY_INDEX)
+            db.execute(text("DELETE FROM attempts WHERE key LIKE '%:%'"))  # kept in clear by older versions
 
     def create(self, email: object, password: object) -> User:
         """A new user (email validated, password checked against the policy); 409 if the email is taken."""
         address = normalize_email(email)
         hashed = _HASHER.hash(check_password_policy(password, address))
         nonce = secrets.token_hex(8)
+        row = {"email": address, "key": email_key(address), "hash": hashed, "nonce": nonce, "at": _now()}
         try:
             with self.database.write() as db:
-                cur = db.execute(
-                    "INSERT INTO users (email, email_key, password_hash, session_nonce, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (address, email_key(address), hashed, nonce, _now()),
-                )
-        except sqlite3.IntegrityError:  # the email is unique (by its key)
+                new = db.execute(
+                    text(
+                        "INSERT INTO users (email, email_key, password_hash, session_nonce, created_at) "
+                        "VALUES (:email, :key, :hash, :nonce, :at) RETURNING id"
+                    ),
+                    row,
+                ).scalar_one()
+        except IntegrityError:  # the email is unique (by its key)
             raise ApiError(409, "email_taken", "an account with that email already exists; log in instead") from None
-        return User(int(cur.lastrowid), address, nonce)
+        return User(int(new), address, nonce)
 
     def authenticate(self, email: object, password: object) -> User | None:
         """The user whose email and password these are, or ``None`` (after the same work either way)."""
         address = email.strip() if isinstance(email, str) else ""
         columns = "SELECT id, email, password_hash, session_nonce FROM users"
         with self.database.read() as db:  # both indexed: the address (ASCII case aside), then the key
-            row = db.execute(f"{columns} WHERE email = ?", (address,)).fetchone()
+            row = db.execute(text(f"{columns} WHERE email = :email"), {"email": address}).first()
             if row is None or row[1] != address:  # the exact address first: accounts that collided before keys
-                row = db.execute(f"{columns} WHERE email_key = ?", (email_key(address),)).fetchone()
+                row = db.execute(text(f"{columns} WHERE email_key = :key"), {"key": email_key(address)}).first()
         try:
             _HASHER.verify(row[2] if row else _DUMMY_HASH, password if isinstance(password, str) else "")
         except (VerificationError, InvalidHashError):
@@ -183,22 +170,27 @@ class Accounts:
     def get(self, session_id: str) -> User | None:
         """The user a session id (``<id>.<nonce>``) names, if that session is still valid."""
         user_id, _, nonce = session_id.partition(".")
-        if not user_id.isdigit():
+        if not user_id.isdigit() or int(user_id) > SQLITE_MAX_ID:
             return None
         with self.database.read() as db:
-            row = db.execute("SELECT id, email, session_nonce FROM users WHERE id = ?", (int(user_id),)).fetchone()
+            row = db.execute(
+                text("SELECT id, email, session_nonce FROM users WHERE id = :id"), {"id": int(user_id)}
+            ).first()
         return User(*row) if row and secrets.compare_digest(row[2], nonce) else None
 
     def end_sessions(self, user_id: int) -> None:
         """Invalidate every session cookie of ``user_id`` (logout)."""
         with self.database.write() as db:
-            db.execute("UPDATE users SET session_nonce = ? WHERE id = ?", (secrets.token_hex(8), user_id))
+            db.execute(
+                text("UPDATE users SET session_nonce = :nonce WHERE id = :id"),
+                {"nonce": secrets.token_hex(8), "id": user_id},
+            )
 
     def delete(self, user_id: int) -> None:
         """Remove the user, their tokens and their history (foreign keys cascade), from the disk too."""
         with self.database.write() as db:
-            db.execute("DELETE FROM users WHERE id = ?", (user_id,))
-        self.database.forget_deleted()
+            db.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})
+        self.database.forget_deleted(_OWN_TABLES, ("predictions",))
 
     def create_token(self, user_id: int, name: object) -> dict:
         """A new API token for ``user_id``; the returned ``token`` is the only time it is shown."""
@@ -208,24 +200,31 @@ class Accounts:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         created = _now()
         with self.database.write() as db:
-            cur = db.execute(
-                "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                (user_id, label, token_hash(token), created),
-            )
-        return {"id": int(cur.lastrowid), "name": label, "created_at": created, "last_used_at": None, "token": token}
+            new = db.execute(
+                text(
+                    "INSERT INTO api_tokens (user_id, name, token_hash, created_at) "
+                    "VALUES (:user, :name, :hash, :at) RETURNING id"
+                ),
+                {"user": user_id, "name": label, "hash": token_hash(token), "at": created},
+            ).scalar_one()
+        return {"id": int(new), "name": label, "created_at": created, "last_used_at": None, "token": token}
 
     def tokens(self, user_id: int) -> list[dict]:
         """``user_id``'s tokens, without their secrets."""
         with self.database.read() as db:
             rows = db.execute(
-                "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY id", (user_id,)
-            ).fetchall()
+                text("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = :user ORDER BY id"),
+                {"user": user_id},
+            ).all()
         return [dict(zip(("id", "name", "created_at", "last_used_at"), row, strict=True)) for row in rows]
 
     def revoke_token(self, user_id: int, token_id: int) -> bool:
         """Delete one of ``user_id``'s tokens; returns whether it existed."""
         with self.database.write() as db:
-            return db.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)).rowcount > 0
+            gone = db.execute(
+                text("DELETE FROM api_tokens WHERE id = :id AND user_id = :user"), {"id": token_id, "user": user_id}
+            )
+            return gone.rowcount > 0
 
     def user_for_token(self, token: str) -> tuple[User, int] | None:
         """The owner of an API token and the token's id (its last use is recorded), or ``None``."""
@@ -233,15 +232,23 @@ class Accounts:
             return None
         with self.database.write() as db:
             row = db.execute(
-                "SELECT u.id, u.email, u.session_nonce, t.id FROM api_tokens t JOIN users u ON u.id = t.user_id "
-                "WHERE t.token_hash = ?",
-                (token_hash(token),),
-            ).fetchone()
+                text(
+                    "SELECT u.id, u.email, u.session_nonce, t.id FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                    "WHERE t.token_hash = :hash"
+                ),
+                {"hash": token_hash(token)},
+            ).first()
             if row:  # at most once a minute: every API call would otherwise write
                 db.execute(
-                    "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND "
-                    "(last_used_at IS NULL OR last_used_at < ?)",
-                    (_now(), row[3], datetime.fromtimestamp(time.time() - 60, UTC).isoformat(timespec="seconds")),
+                    text(
+                        "UPDATE api_tokens SET last_used_at = :now WHERE id = :id AND "
+                        "(last_used_at IS NULL OR last_used_at < :minute_ago)"
+                    ),
+                    {
+                        "now": _now(),
+                        "id": row[3],
+                        "minute_ago": datetime.fromtimestamp(time.time() - 60, UTC).isoformat(timespec="seconds"),
+                    },
                 )
         return (User(*row[:3]), row[3]) if row else None
 
@@ -250,24 +257,33 @@ class Accounts:
 
         Returns ``(seconds to wait, None)`` when a key is over its limit (nothing counted), else ``(0, id)``:
         the attempt is counted before the caller checks the password, in the same transaction as the check,
-        so parallel requests cannot all slip under the limit. :meth:`forgive` takes a successful one back.
+        and one such transaction runs at a time (SQLite's write lock; on PostgreSQL a lock on the table), so
+        parallel requests, to any worker or replica, cannot all slip under the limit. :meth:`forgive` takes a
+        successful one back.
         """
         limits = {self._attempt_key(key): limit for key, limit in limits.items()}
         now = time.time()
         since = now - window_s
         with self.database.write() as db:
-            db.execute("DELETE FROM attempts WHERE at < ?", (now - 86400,))
+            if self.database.dialect == "postgresql":
+                db.execute(text("LOCK TABLE attempts IN SHARE ROW EXCLUSIVE MODE"))
+            db.execute(text("DELETE FROM attempts WHERE at < :day_ago"), {"day_ago": now - 86400})
             wait = 0.0
             for key, limit in limits.items():
                 count, oldest = db.execute(
-                    "SELECT COUNT(*), MIN(at) FROM attempts WHERE key = ? AND at > ?", (key, since)
-                ).fetchone()
+                    text("SELECT COUNT(*), MIN(at) FROM attempts WHERE key = :key AND at > :since"),
+                    {"key": key, "since": since},
+                ).one()
                 if count >= limit:
                     wait = max(wait, oldest - since)
             if wait > 0:
                 return wait, None
-            db.executemany("INSERT INTO attempts (key, at) VALUES (?, ?)", [(key, now) for key in limits])
-            return 0.0, int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+            last = None
+            for key in limits:
+                last = db.execute(
+                    text("INSERT INTO attempts (key, at) VALUES (:key, :at) RETURNING id"), {"key": key, "at": now}
+                ).scalar_one()
+            return 0.0, int(last) if last is not None else None
 
     def _attempt_key(self, key: str) -> str:
         """How an attempt's key (an email, an address) is stored: an HMAC under this server's secret, which
@@ -279,4 +295,31 @@ class Accounts:
         if attempt_id is None:
             return
         with self.database.write() as db:  # the rows inserted together end at attempt_id
-            db.execute("DELETE FROM attempts WHERE rowid > ? AND rowid <= ?", (attempt_id - len(limits), attempt_id))
+            db.execute(
+                text("DELETE FROM attempts WHERE id > :after AND id <= :last"),
+                {"after": attempt_id - len(limits), "last": attempt_id},
+            )
+
+
+def _upgrade_sqlite_file(db) -> None:
+    """Upgrade the account tables of a SQLite file from an older version, inside its ``BEGIN IMMEDIATE``.
+
+    The attempts table gains an id (its rows, counts of the last day's failed logins, are dropped). A users
+    table from before ``email_key`` gets its keys: accounts whose addresses collide once normalised keep
+    signing in by their exact address (the first one by its key too), and are logged."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "attempts" in tables and "id" not in {row[1] for row in db.execute("PRAGMA table_info(attempts)")}:
+        db.execute("DROP TABLE attempts")
+    db.execute("DROP INDEX IF EXISTS users_email_key")  # email_key's index, by its earlier name
+    if "users" not in tables or "email_key" in {row[1] for row in db.execute("PRAGMA table_info(users)")}:
+        return
+    db.execute("ALTER TABLE users ADD COLUMN email_key TEXT")
+    owners: dict[str, int] = {}
+    for user_id, address in db.execute("SELECT id, email FROM users ORDER BY id").fetchall():
+        key = email_key(address)
+        if key in owners:
+            log.warning("accounts %d and %d differ only in case or Unicode form: each signs in with its "
+                        "exact address", owners[key], user_id)  # fmt: skip
+            continue
+        owners[key] = user_id
+        db.execute("UPDATE users SET email_key = ? WHERE id = ?", (key, user_id))

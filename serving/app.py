@@ -49,7 +49,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     register_error_handlers(app)
     install_security(app, serve)
-    database = Database(serve.history_path)
+    database = Database(serve.database_url)
     app.secret_key = database.secret()
     store = Accounts(database)  # its tables exist in every mode: history rows refer to users
     accounts = store if serve.auth != "none" else None

@@ -1,22 +1,23 @@
-"""Past predictions made from the web page, in SQLite: thumbnail, label, confidence, model version, time, owner.
+"""Past predictions made from the web page, in the server's database: thumbnail, label, confidence, model
+version, time, owner.
 
 Each row belongs to one account (``user_id``); with ``serve.auth: none`` rows have no owner and form the one
 shared history of a private, loopback-only server. Every query is scoped to one owner, so another account's row
-is simply not found.
+is simply not found. A page is one indexed range query: O(page size), whatever the history's length.
 
-Config keys: ``serve.history_path``, ``serve.auth``.
+Config keys: ``serve.database_url``, ``serve.auth``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
+from sqlalchemy import text
 
 from serving.database import Database
 
@@ -24,17 +25,21 @@ _OWNER = "user_id INTEGER REFERENCES users(id) ON DELETE CASCADE"  # NULL: no ac
 _IDEMPOTENCY = "idempotency_key TEXT"  # "<owner>:<the client's Idempotency-Key>"; NULL: none sent
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{id}},
     created_at TEXT NOT NULL,
     label TEXT NOT NULL,
-    confidence REAL NOT NULL,
+    confidence {{real}} NOT NULL,
     model_version TEXT NOT NULL,
     top_k TEXT NOT NULL,
-    thumbnail BLOB NOT NULL,
-    {_OWNER}
+    thumbnail {{blob}} NOT NULL,
+    {_OWNER.replace("INTEGER", "BIGINT")},
+    {_IDEMPOTENCY}
 );
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created_at);
+CREATE INDEX IF NOT EXISTS predictions_owner ON predictions (user_id, id);
+CREATE UNIQUE INDEX IF NOT EXISTS predictions_once ON predictions (idempotency_key)
 """
+_COLUMNS = ("id", "created_at", "label", "confidence", "model_version", "top_k")
 
 
 def thumbnail_jpeg(pixels, side: int = 128) -> bytes:
@@ -59,19 +64,13 @@ class History:
 
     def __init__(self, database: Database | str | Path) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
-        with self.database.write() as db:
-            db.executescript(_SCHEMA)
-        for column in (_OWNER, _IDEMPOTENCY):  # columns files from older versions lack
-            if column.split()[0] not in self.database.columns("predictions"):
-                try:
-                    with self.database.write() as db:
-                        db.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
-                except sqlite3.OperationalError as exc:  # another worker added it first
-                    if "duplicate column" not in str(exc):
-                        raise
-        with self.database.write() as db:
-            db.execute("CREATE INDEX IF NOT EXISTS predictions_owner ON predictions (user_id, id)")
-            db.execute("CREATE UNIQUE INDEX IF NOT EXISTS predictions_once ON predictions (idempotency_key)")
+        with self.database.legacy_sqlite() as old:  # a file from before accounts or idempotency keys
+            if old is not None and old.execute("SELECT 1 FROM sqlite_master WHERE name = 'predictions'").fetchone():
+                present = {row[1] for row in old.execute("PRAGMA table_info(predictions)")}
+                for column in (_OWNER, _IDEMPOTENCY):
+                    if column.split()[0] not in present:
+                        old.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
+        self.database.schema(_SCHEMA)
 
     def add(
         self,
@@ -85,17 +84,29 @@ class History:
     ) -> int:
         """Store one prediction for ``owner``; returns its id. A write repeated with the same
         ``idempotency_key`` (a client retrying after a lost answer) stores nothing and returns the first id."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        once = f"{owner or 0}:{idempotency_key}" if idempotency_key else None  # keys are per owner
+        row = {
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "label": label,
+            "confidence": confidence,
+            "model_version": model_version,
+            "top_k": json.dumps(top_k),
+            "thumbnail": thumbnail,
+            "user_id": owner,
+            "idempotency_key": f"{owner or 0}:{idempotency_key}" if idempotency_key else None,  # keys are per owner
+        }
+        names = ", ".join(row)
         with self.database.write() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO predictions (created_at, label, confidence, model_version, top_k, thumbnail, "
-                "user_id, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (now, label, confidence, model_version, json.dumps(top_k), thumbnail, owner, once),
-            )
-            if cur.rowcount:
-                return int(cur.lastrowid)
-            return int(db.execute("SELECT id FROM predictions WHERE idempotency_key = ?", (once,)).fetchone()[0])
+            new = db.execute(
+                text(
+                    f"INSERT INTO predictions ({names}) VALUES ({', '.join(':' + k for k in row)}) "
+                    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+                ),
+                row,
+            ).scalar()
+            if new is not None:
+                return int(new)
+            once = {"key": row["idempotency_key"]}
+            return int(db.execute(text("SELECT id FROM predictions WHERE idempotency_key = :key"), once).scalar_one())
 
     def page(
         self,
@@ -107,42 +118,54 @@ class History:
         model_version: str | None = None,
     ) -> Page:
         """``owner``'s rows newest first; ``date_from``/``date_to`` are ISO dates (inclusive), ``model_version`` exact."""
-        where, args = ["user_id IS ?"], [owner]
+        where, args = [_owned(owner)], {"owner": owner}
         if date_from:
-            where.append("created_at >= ?")
-            args.append(date_from)
+            where.append("created_at >= :date_from")
+            args["date_from"] = date_from
         if date_to and date_to < date.max.isoformat():  # the last day there is: no upper bound
-            where.append("created_at < ?")  # the next day, from Python: SQLite's date() has no day after 9999-12-31
-            args.append((date.fromisoformat(date_to) + timedelta(days=1)).isoformat())
+            where.append("created_at < :date_to")  # the next day, from Python: SQL has no day after 9999-12-31
+            args["date_to"] = (date.fromisoformat(date_to) + timedelta(days=1)).isoformat()
         if model_version:
-            where.append("model_version = ?")
-            args.append(model_version)
+            where.append("model_version = :model_version")
+            args["model_version"] = model_version
         clause = f"WHERE {' AND '.join(where)}"
         with self.database.read() as db:
-            total = db.execute(f"SELECT COUNT(*) FROM predictions {clause}", args).fetchone()[0]
+            total = db.execute(text(f"SELECT COUNT(*) FROM predictions {clause}"), args).scalar_one()
             rows = db.execute(
-                f"SELECT id, created_at, label, confidence, model_version, top_k FROM predictions {clause} "
-                "ORDER BY id DESC LIMIT ? OFFSET ?",
-                [*args, per_page, (page - 1) * per_page],
-            ).fetchall()
-        keys = ("id", "created_at", "label", "confidence", "model_version", "top_k")
-        return Page([{**dict(zip(keys, r, strict=True)), "top_k": json.loads(r[5])} for r in rows], total)
+                text(
+                    f"SELECT {', '.join(_COLUMNS)} FROM predictions {clause} ORDER BY id DESC LIMIT :limit OFFSET :skip"
+                ),
+                {**args, "limit": per_page, "skip": (page - 1) * per_page},
+            ).all()
+        return Page([{**dict(zip(_COLUMNS, r, strict=True)), "top_k": json.loads(r[5])} for r in rows], total)
 
     def thumbnail(self, row_id: int, owner: int | None = None) -> bytes | None:
         """The stored thumbnail JPEG of ``owner``'s row, or ``None``."""
         with self.database.read() as db:
-            row = db.execute(
-                "SELECT thumbnail FROM predictions WHERE id = ? AND user_id IS ?", (row_id, owner)
-            ).fetchone()
-        return row[0] if row else None
+            found = db.execute(
+                text(f"SELECT thumbnail FROM predictions WHERE id = :id AND {_owned(owner)}"),
+                {"id": row_id, "owner": owner},
+            ).scalar()
+        return bytes(found) if found is not None else None
 
     def delete(self, row_id: int, owner: int | None = None) -> bool:
         """Remove one of ``owner``'s predictions; returns whether it existed."""
         with self.database.write() as db:
-            return db.execute("DELETE FROM predictions WHERE id = ? AND user_id IS ?", (row_id, owner)).rowcount > 0
+            gone = db.execute(
+                text(f"DELETE FROM predictions WHERE id = :id AND {_owned(owner)}"), {"id": row_id, "owner": owner}
+            )
+            return gone.rowcount > 0
 
     def versions(self, owner: int | None = None) -> list[str]:
         """Model versions present in ``owner``'s history."""
         with self.database.read() as db:
-            rows = db.execute("SELECT DISTINCT model_version FROM predictions WHERE user_id IS ? ORDER BY 1", (owner,))
+            rows = db.execute(
+                text(f"SELECT DISTINCT model_version FROM predictions WHERE {_owned(owner)} ORDER BY 1"),
+                {"owner": owner},
+            )
             return [r[0] for r in rows]
+
+
+def _owned(owner: int | None) -> str:
+    """The condition selecting ``owner``'s rows (bound as ``:owner``; no owner: the rows without one)."""
+    return "user_id IS NULL" if owner is None else "user_id = :owner"

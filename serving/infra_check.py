@@ -64,7 +64,7 @@ def sandbox_config(config: Config, model_uri: str, folder: Path) -> Config:
             "reload_interval_s": 0,
             "browser_model": False,
             "shadow_share": 0.0,
-            "history_path": folder / "history.db",
+            "database_url": f"sqlite:///{folder / 'history.db'}",
             "allowed_hosts": None,
             "public_url": None,
         }

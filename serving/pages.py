@@ -3,7 +3,7 @@
 
 Each signed-in user sees only their own history: another user's row answers 404, as if it did not exist.
 
-Config keys: ``serve.history_path``, ``serve.auth``.
+Config keys: ``serve.database_url``, ``serve.auth``.
 """
 
 from __future__ import annotations

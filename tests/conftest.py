@@ -168,7 +168,7 @@ def tiny_overrides(root: Path) -> list[str]:
         "tracking.artifact_dir": str(root / "mlartifacts"),
         "tracking.experiment": "stj-test",
         "serve.runtime": "tensorflow",
-        "serve.history_path": str(root / "history.db"),
+        "serve.database_url": f"sqlite:///{root / 'history.db'}",
     }
     return [f"{k}={v}" for k, v in values.items()]
 
@@ -371,11 +371,48 @@ def app_for() -> Callable[..., object]:
 
     def build(folder: Path, predictor=None, *overrides: str, imagenet=None):
         config = load_run_config(
-            "configs/demo.yaml", ["serve.max_wait_ms=1", f"serve.history_path={folder / 'history.db'}", *overrides]
+            "configs/demo.yaml",
+            ["serve.max_wait_ms=1", f"serve.database_url=sqlite:///{folder / 'history.db'}", *overrides],
         )
         return create_app(config, predictor, imagenet=imagenet)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def new_postgres_database() -> Iterator[Callable[[], str]]:
+    """A PostgreSQL cluster made as ``make team-up`` makes it (Debian's binaries, password authentication) in
+    a temporary folder, for the session (started on first use); calling the fixture makes a new, empty
+    database and returns its URL."""
+    import psycopg2
+
+    from core.processes import free_port
+    from team.cluster import Team, start_postgres, stop_postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="stj-pg-"))  # not tmp_path: PostgreSQL runs as its own user
+    folder.chmod(0o755)
+    team = Team(folder, free_port(), 0, 0, 0)
+    made = []
+    try:
+        with unmeasured():
+            password = start_postgres(team)["PGPASSWORD"]
+
+        def new() -> str:
+            name = f"stj_test_{len(made) + 1}"
+            admin = psycopg2.connect(host="127.0.0.1", port=team.pg_port, user="postgres", password=password,
+                                     dbname="postgres")  # fmt: skip
+            admin.autocommit = True
+            try:
+                admin.cursor().execute(f"CREATE DATABASE {name}")
+            finally:
+                admin.close()
+            made.append(name)
+            return f"postgresql://postgres:{password}@127.0.0.1:{team.pg_port}/{name}"
+
+        yield new
+    finally:
+        stop_postgres(team)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

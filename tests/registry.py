@@ -95,7 +95,7 @@ def make_registry(root: Path) -> Registry:
         f"tracking.artifact_dir={root / 'mlartifacts'}",
         "tracking.imagenet_model=",
         "serve.runtime=tensorflow",
-        f"serve.history_path={root / 'history.db'}",
+        f"serve.database_url=sqlite:///{root / 'history.db'}",
     ]
     registry = Registry(root, uri, overrides)
     registry.point_alias(registry.register(seed=1))

@@ -190,3 +190,15 @@ def test_a_sweep_point_with_an_unknown_key_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="train.epoch"):
         override_config(load_run_config("configs/demo.yaml"), ["train.epoch=3"])
+
+
+def test_the_renamed_history_path_is_read_as_a_database_url_with_a_one_line_notice(tmp_path: Path, capsys) -> None:
+    file = tmp_path / "old.yaml"
+    file.write_text("serve:\n  history_path: state/history.db\n")
+    assert load_config(file).serve.database_url == "sqlite:///state/history.db"
+    notice = capsys.readouterr().err.strip()
+    assert notice.count("\n") == 0 and "serve.history_path is now serve.database_url" in notice
+    both = load_config(file, ["serve.database_url=postgresql://stj@db:5432/stj"])  # the new key wins
+    assert both.serve.database_url == "postgresql://stj@db:5432/stj"
+    with pytest.raises(ConfigError, match="serve.database_url"):
+        load_config(None, ["serve.database_url=mysql://db/stj"])

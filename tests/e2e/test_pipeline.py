@@ -388,7 +388,11 @@ def test_version_pins_a_registered_version(reference, tmp_path: Path) -> None:
     MlflowClient(tracking_uri=config.tracking.uri).set_registered_model_alias("stj-pin-test", "champion", "1")
     pin_config = load_run_config(
         "configs/demo.yaml",
-        [*overrides, "serve.model_uri=models:/stj-pin-test@champion", f"serve.history_path={tmp_path / 'h.db'}"],
+        [
+            *overrides,
+            "serve.model_uri=models:/stj-pin-test@champion",
+            f"serve.database_url=sqlite:///{tmp_path / 'h.db'}",
+        ],
     )
     http = create_app(pin_config).test_client()
     photo = next((Path(config.project.data_dir) / "raw" / "jeans").glob("*.jpg")).read_bytes()

@@ -1,15 +1,18 @@
-"""Accounts and the rules that make the server safe to expose, through Flask's test client on a real SQLite file:
-sign-up rules, login throttling, per-user history, API tokens, logout, account deletion, the same-origin
-check, the Host allow-list, security headers and ``serve.auth`` modes."""
+"""Accounts and the rules that make the server safe to expose, through Flask's test client on a real SQLite file
+and, the same tests again, on a real PostgreSQL database (the replicas' shared one): sign-up rules, login
+throttling, per-user history, API tokens, logout, account deletion, the same-origin check, the Host allow-list,
+security headers and ``serve.auth`` modes."""
 
 from __future__ import annotations
 
 import io
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from flows.settings import load_run_config
 from serving.history import History
@@ -24,12 +27,27 @@ def predictor(make_predictor):
     return make_predictor()
 
 
-@pytest.fixture
-def make_app(predictor, app_for, tmp_path):
-    def make(*overrides: str):
-        return app_for(tmp_path, predictor, *overrides)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_app(request, predictor, app_for, tmp_path):
+    """``make_app(*overrides)``: an app on this test's database (each call, another app on the same one)."""
+    shared = []
+    if request.param == "postgresql":
+        shared = [f"serve.database_url={request.getfixturevalue('new_postgres_database')()}"]
+    apps = []
 
-    return make
+    def make(*overrides: str):
+        apps.append(app_for(tmp_path, predictor, *shared, *overrides))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        app.extensions["stj"].history.database.close()
+
+
+def _rows(app, sql: str) -> list[tuple]:
+    """What ``sql`` reads from ``app``'s database."""
+    with app.extensions["stj"].history.database.read() as db:
+        return [tuple(row) for row in db.execute(text(sql))]
 
 
 def _jpeg(seed: int = 0) -> bytes:
@@ -65,10 +83,7 @@ def test_signup_validates_email_and_password(make_app) -> None:
     assert client.get("/api/me").get_json()["user"]["email"] == "Ann@example.org"
     taken = _signup(make_app().test_client(), "ann@example.org")
     assert (taken.status_code, taken.get_json()["error"]["code"]) == (409, "email_taken")
-    stored = sqlite3.connect(make_app().extensions["stj"].history.database.path).execute(
-        "SELECT password_hash FROM users"
-    )
-    assert next(stored)[0].startswith("$argon2id$")  # never the password itself
+    assert _rows(make_app(), "SELECT password_hash FROM users")[0][0].startswith("$argon2id$")  # not the password
 
 
 def test_each_user_sees_only_their_own_history(make_app) -> None:
@@ -225,8 +240,7 @@ def test_api_tokens_authenticate_programs_until_revoked(make_app) -> None:
     assert program.get("/api/history", headers=bearer).get_json()["total"] == 1
     listed = client.get("/api/tokens").get_json()["tokens"]
     assert [t["name"] for t in listed] == ["cron"] and "token" not in listed[0] and listed[0]["last_used_at"]
-    stored = sqlite3.connect(app.extensions["stj"].history.database.path).execute("SELECT token_hash FROM api_tokens")
-    assert next(stored)[0] != made["token"]
+    assert _rows(app, "SELECT token_hash FROM api_tokens")[0][0] != made["token"]
     assert client.delete(f"/api/tokens/{made['id']}", headers=SAME).status_code == 204
     revoked = program.get("/api/history", headers=bearer)
     assert (revoked.status_code, revoked.get_json()["error"]["code"]) == (401, "invalid_token")
@@ -240,9 +254,7 @@ def test_deleting_the_account_deletes_its_history(make_app) -> None:
     wrong = client.delete("/api/account", json={"password": "not my password"}, headers=SAME)
     assert wrong.status_code == 403
     assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
-    db = sqlite3.connect(app.extensions["stj"].history.database.path)
-    assert db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 0
-    assert db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+    assert _rows(app, "SELECT COUNT(*) FROM predictions") == _rows(app, "SELECT COUNT(*) FROM users") == [(0,)]
     login = app.test_client().post("/api/login", json={"email": "ann@example.org", "password": PASSWORD})
     assert login.status_code == 401
 
@@ -375,6 +387,25 @@ def test_ids_beyond_sqlites_range_are_a_404_not_a_crash(make_app) -> None:
             assert resp.status_code == 404 and resp.is_json, (path, row_id, resp.status_code)
 
 
+def _on_disk(app) -> bytes:
+    """Every byte of ``app``'s database on disk: SQLite's file and its WAL; on PostgreSQL, the files of the
+    account tables and their indexes after a checkpoint (PostgreSQL has no secure delete: the history's freed
+    bytes and the WAL are left to it, and the docs say so)."""
+    database = app.extensions["stj"].history.database
+    if database.path is not None:
+        return b"".join(p.read_bytes() for p in database.path.parent.glob(database.path.name + "*"))
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+        db.exec_driver_sql("CHECKPOINT")
+        folder = Path(db.exec_driver_sql("SHOW data_directory").scalar_one())
+        files = db.exec_driver_sql(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND (c.relname IN ('users', 'api_tokens', 'attempts') "
+            "OR c.oid IN (SELECT indexrelid FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE t.relname IN ('users', 'api_tokens', 'attempts')))"
+        ).scalars()
+        return b"".join(p.read_bytes() for name in files for p in folder.glob(name + "*"))
+
+
 def test_a_deleted_account_leaves_no_email_or_photo_on_disk(make_app) -> None:
     app = make_app()
     client = app.test_client()
@@ -383,12 +414,16 @@ def test_a_deleted_account_leaves_no_email_or_photo_on_disk(make_app) -> None:
     thumbnail = client.get(f"/api/history/{row}/thumbnail").data
     for _ in range(2):  # failed logins are counted by a key derived from the email
         app.test_client().post("/api/login", json={"email": "wiped@example.org", "password": "wrong password!"})
-    path = app.extensions["stj"].history.database.path
-    on_disk = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))  # the file, its WAL
-    assert b"wiped@example.org" in on_disk and thumbnail[-200:] in on_disk  # (the check can see them)
+    on_disk = _on_disk(app)
+    assert b"wiped@example.org" in on_disk  # (the check can see it)
+    sqlite = app.extensions["stj"].history.database.path is not None
+    assert thumbnail[-200:] in on_disk or not sqlite
     assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
-    on_disk = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    on_disk = _on_disk(app)
     assert b"wiped@example.org" not in on_disk and thumbnail[-200:] not in on_disk
+    assert _rows(app, "SELECT COUNT(*) FROM predictions") == [(0,)]
+    if not sqlite:  # the history's dead rows are gone at once, not whenever autovacuum comes by
+        assert _rows(app, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'predictions'") == [(0,)]
 
 
 def test_a_history_write_retried_with_its_idempotency_key_is_stored_once(make_app) -> None:
