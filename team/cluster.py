@@ -6,7 +6,9 @@ does not reach them), with its log under ``.team/logs``:
 - PostgreSQL (Debian's binaries; ``initdb`` into ``.team/pg``, no system service; as the ``postgres`` user
   when run as root, which PostgreSQL requires), with two databases: ``prefect`` and ``mlflow``; password
   authentication, the generated password in ``.team/pg-password`` (mode 600), handed to the servers in
-  their environment (``PGPASSWORD``), never on a command line;
+  their environment (``PGPASSWORD``), never on a command line; a third database, ``stj``, holds the ``stj
+  serve`` replicas' shared state (``serve.database_url``: accounts, sessions, tokens, history), which they
+  reach through the password file ``.team/pgpass`` (mode 600, named by ``PGPASSFILE`` in ``.team/env``);
 - a Prefect server on it, and a ``process`` work pool ``stj`` with one worker;
 - an MLflow tracking server on it, serving artifacts from ``.team/mlartifacts`` (clients need no shared disk);
 - a Dask scheduler and two single-threaded workers.
@@ -103,6 +105,8 @@ class Team:
             "STJ_TRACKING__UI_URL": self.mlflow_uri,
             "STJ_ORCHESTRATION__TASK_RUNNER": "dask",
             "STJ_ORCHESTRATION__DASK_ADDRESS": self.dask_address,
+            "STJ_SERVE__DATABASE_URL": self.database("stj"),
+            "PGPASSFILE": str(self.root / "pgpass"),  # libpq reads the password there: none in the env file
         }
 
 
@@ -231,6 +235,15 @@ def _pg_data(team: Team) -> Path:
     return team.root / "pg"
 
 
+def _write_private(file: Path, content: str) -> None:
+    """Write ``content`` to ``file``, readable by its owner only from the first byte (replacing it whole)."""
+    partial = file.with_name(file.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(content)
+    partial.replace(file)
+
+
 def _pg_password(team: Team) -> str:
     """The cluster's password, made on first use (``.team/pg-password``, readable by its owner only)."""
     file = team.root / "pg-password"
@@ -262,8 +275,9 @@ def start_postgres(team: Team) -> dict[str, str]:
         f"PostgreSQL (log: {data / 'server.log'})",
     )
     client = {"PGPASSWORD": password}
+    _write_private(team.root / "pgpass", f"{HOST}:*:*:postgres:{password}\n")
     where = ["-h", HOST, "-p", str(team.pg_port), "-U", "postgres"]
-    for name in ("prefect", "mlflow"):
+    for name in ("prefect", "mlflow", "stj"):
         exists = _run(
             [_pg_bin("psql"), *where, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], "psql", client
         )

@@ -1,6 +1,7 @@
 """The team setup end to end: `make team-up` (PostgreSQL, Prefect and MLflow servers on it, Dask, a process
 worker); `stj deploy --run` runs the pipeline through the worker with the Dask runner; the MLflow server's
-registry has the champion; two `stj serve` replicas pointed at it answer /predict and both follow the alias
+registry has the champion; two `stj serve` replicas pointed at it answer /predict, share one PostgreSQL
+database (a user signed in on one is signed in on the other, with the same history) and both follow the alias
 when it moves; `make team-down` leaves nothing running."""
 
 from __future__ import annotations
@@ -107,11 +108,15 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
         }  # fmt: skip
         team = {**env, **_read_env(team_dir / "env")}
         assert team["STJ_ORCHESTRATION__TASK_RUNNER"] == "dask"
+        assert team["STJ_SERVE__DATABASE_URL"].startswith("postgresql://postgres@")  # no password in the file
+        assert (team_dir / "pgpass").stat().st_mode & 0o077 == 0
         mlflow_url = team["STJ_TRACKING__URI"]
 
         # the config's paths stay the test's; tracking and orchestration come from the team's settings
         overrides = [
-            o for o in overrides_for(tmp_path) if not o.startswith(("tracking.uri=", "tracking.artifact_dir="))
+            o
+            for o in overrides_for(tmp_path)
+            if not o.startswith(("tracking.uri=", "tracking.artifact_dir=", "serve.database_url="))
         ]
         overrides += [f"scrape.base_url=http://127.0.0.1:{free_port()}", "orchestration.embed_shard_size=8"]
         deployed = stj(["deploy", "-c", "configs/demo.yaml", "--name", "stj-e2e", "--run"], overrides, env=team)
@@ -142,6 +147,20 @@ def test_team_up_deploy_through_the_worker_on_dask_serve_and_team_down(
                 )
                 assert answer.ok, answer.text
                 assert answer.json()["model"] == {"name": "stj-classifier", "version": champion.version}
+
+            # the replicas share one database: signed in on the first, known with the same history on the second
+            first, second = (f"http://127.0.0.1:{port}" for port, _ in replicas)
+            browser = requests.Session()  # cookies are per host, not per port: the browser of one user
+            account = {"email": "ann@example.org", "password": "correct horse battery"}
+            signup = browser.post(f"{first}/api/signup", json=account, headers={"Origin": first}, timeout=60)
+            assert signup.status_code == 201, signup.text
+            kept = browser.post(
+                f"{first}/predict?history=1", files={"image": photo.read_bytes()}, headers={"Origin": first}, timeout=60
+            )
+            assert kept.ok and kept.json()["history_id"], kept.text
+            assert browser.get(f"{second}/api/me", timeout=60).json()["user"]["email"] == account["email"]
+            there = browser.get(f"{second}/api/history", timeout=60).json()
+            assert there["total"] == 1 and there["rows"][0]["id"] == kept.json()["history_id"], there
 
             # the alias moves on the server: every replica follows it
             moved = client.create_model_version(
