@@ -30,6 +30,9 @@ def _quiet_environment() -> None:
     # Set before TensorFlow / Prefect are imported: both read these at import time.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(STJ_LOGGERS))
+    # The scrape's query threads log their progress outside any flow run's context: those lines go to the
+    # console as always; without this, Prefect also prints a UserWarning for each one it cannot send to its API.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars with ANSI codes in piped logs
