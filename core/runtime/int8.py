@@ -8,6 +8,11 @@ whether int8 is *used* is decided by validation accuracy (``training.embedding.p
 0.83-0.87 with the fast one): depthwise convolutions quantise less well, so Lite backbones ask for the
 slower, full correction.
 
+On a CPU without VNNI instructions (AVX2 only: some EPYC machines) OpenVINO's int8 kernels multiply u8 by s8
+into 16-bit sums that saturate; NNCF's overflow fix (weights quantised to 7 bits) avoids it, and is applied to
+every layer there (NNCF's default fixes only the first). Measured on such an EPYC, Lite0 on the test suite's
+drawn photos: mean cosine 0.939 without it (refused), 0.960 with it. Where VNNI exists the default is kept.
+
 Config keys: ``train.int8_calibration_images``.
 """
 
@@ -31,6 +36,20 @@ log = logging.getLogger(__name__)
 
 INT8_MIN_COSINE = 0.95  # a mean cosine below this: the quantised features are no longer the same features
 INT8_NAME = "openvino-int8"
+
+
+def cpu_has_vnni(cpuinfo: str | None = None) -> bool | None:
+    """Whether this CPU has VNNI (AVX512-VNNI, AVX-VNNI or AMX-INT8): int8 dot products without 16-bit
+    saturation; ``None`` when it cannot be told (no ``/proc/cpuinfo``)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), None)
+    if flags is None:
+        return None
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,9 +77,16 @@ def quantize_int8(
     import nncf
 
     logging.getLogger("nncf").setLevel(logging.WARNING)
+    saturating = cpu_has_vnni() is False
+    advanced = nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE) if saturating else None
     # One calibration item holding the whole batch: measured, per-image items gave worse ranges (min
     # cosine 0.9992 against 0.9998 for the same 32 images).
-    log.info("calibrating int8 on %d photos (NNCF%s)", len(calibration), ", full bias correction" if thorough else "")
+    log.info(
+        "calibrating int8 on %d photos (NNCF%s%s)",
+        len(calibration),
+        ", full bias correction" if thorough else "",
+        ", overflow fix: this CPU has no VNNI" if cpu_has_vnni() is False else "",
+    )
     with _quiet_rich():  # NNCF draws rich bars ("Statistics collection ━━━"), with ANSI codes in piped logs
         quantized = nncf.quantize(
             converted,
@@ -68,6 +94,7 @@ def quantize_int8(
             subset_size=1,
             preset=nncf.QuantizationPreset.MIXED,
             fast_bias_correction=not thorough,
+            advanced_parameters=advanced,
         )
     check = check if len(check) else calibration
     runtime = OpenVINORuntime(quantized, hint, INT8_NAME)
@@ -126,6 +153,7 @@ def int8_runtime(
             "min_cosine_to_fp32": round(float(cos.min()), 6),
             "mean_cosine_to_fp32": round(float(cos.mean()), 6),
             "full_bias_correction": thorough,
+            "overflow_fix": cpu_has_vnni() is False,
             "accepted": bool(cos.mean() >= INT8_MIN_COSINE),
         }
         if record["accepted"]:

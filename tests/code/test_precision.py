@@ -91,3 +91,14 @@ def test_a_large_split_is_compared_on_a_stratified_sample_and_the_choice_scores_
     compared = [(p, n) for p, name, n in features.embedded if name == "val"]
     assert compared == [("int8", 1998), ("bf16", 1998), ("f32", 1998)]  # never the whole 30 000
     assert len(choice.test_probs) == 30_000  # the gate sees the chosen precision on the whole test split
+
+
+def test_int8_gets_the_overflow_fix_only_on_a_cpu_without_vnni() -> None:
+    from core.runtime.int8 import cpu_has_vnni
+
+    epyc_avx2 = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
+    xeon = "flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16 amx_int8\n"
+    zen4 = "flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n"
+    assert cpu_has_vnni(epyc_avx2) is False
+    assert cpu_has_vnni(xeon) is True and cpu_has_vnni(zen4) is True
+    assert cpu_has_vnni("model name\t: unknown\n") is None  # no flags line: NNCF's default stays
