@@ -35,6 +35,7 @@ from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.security import install_security
 from serving.shadow import Shadow
+from serving.shadow_process import IdleChallenger
 from serving.state import EXTENSION, Served
 from serving.uploads import buffer_chunked_body, drain_unread_body
 
@@ -74,7 +75,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
             champion=models.default.current,
             champion_idle=lambda: models.routes[DEFAULT].inference.idle,
             metrics=metrics,
-            load=lambda uri: Predictor.load(uri, config.tracking.uri, serve.runtime),
+            load=lambda uri: IdleChallenger(uri, config.tracking.uri, serve.runtime),
         )
     app.extensions[EXTENSION] = Served(
         config,

@@ -5,8 +5,9 @@ The request thread only offers the photo's bytes and the champion's answer to a 
 (``serve.shadow_queue`` photos) with ``put_nowait``: when the queue is full the photo is dropped and counted,
 so a champion's answer never waits for the challenger. One daemon thread per worker takes what is queued and
 runs the challenger only while the champion's inference queue is idle (a few photos at a time), so the
-challenger yields the cores to live requests: under sustained load it sees less traffic, never slower
-answers. It decodes each photo for the challenger (its own input size), scores it and counts agreement by
+challenger yields the cores to live requests: under sustained load it sees less traffic. The server runs
+the challenger in a child process at the CPU's idle priority (:mod:`serving.shadow_process`), so even a
+batch already started takes no cycles the champion wants. It decodes each photo for the challenger (its own input size), scores it and counts agreement by
 the champion's class — Prometheus counters for ``/metrics``, and a tally written every
 ``serve.shadow_report_s`` on the challenger's version (:mod:`core.shadow_tally`) for ``stj status``, ``/about``
 and ``stj promote challenger``. The challenger is followed like the champion (its alias checked every
@@ -105,8 +106,15 @@ class Shadow:
             self.metrics.shadow_dropped.labels(str(challenger.ref.version)).inc()
 
     def close(self) -> None:
-        """Stop the thread (a test's app going away)."""
+        """Stop the thread and the challenger (a test's app going away)."""
         self._stop.set()
+        self._replace(None)
+
+    def _replace(self, challenger) -> None:
+        """Make ``challenger`` (or none) the one scored, and stop the one it replaces (a child process)."""
+        old, self.challenger = self.challenger, challenger
+        if old is not None and old is not challenger and hasattr(old, "close"):
+            old.close()
 
     @property
     def queued(self) -> int:
@@ -220,15 +228,19 @@ class Shadow:
         if version is not None and version == self._failed:
             return  # the version that did not load: tried once
         if version is None:
-            self.challenger = None
+            self._replace(None)
             log.info("shadow: no @%s any more; mirroring stopped", alias)
             return
         try:
-            self.challenger = self._load(f"models:/{name}/{version}")
+            self._replace(self._load(f"models:/{name}/{version}"))
+            if self._stop.is_set():  # closed while it loaded
+                self._replace(None)
+                return
             self.last_error = None
             share = 100 * self.config.serve.shadow_share
             log.info("shadow: mirroring %.0f %% of predictions to %s version %s", share, name, version)
         except Exception as exc:  # noqa: BLE001 - a challenger that does not load must not affect serving
-            self.challenger, self._failed = None, version
+            self._replace(None)
+            self._failed = version
             self.last_error = f"loading challenger version {version} failed: {exc.__class__.__name__}: {exc}"
             log.error("shadow: %s", self.last_error)

@@ -117,3 +117,27 @@ def test_no_challenger_no_mirror_and_removing_the_alias_stops_it(shadowed) -> No
     unshared = make("serve.shadow_share=0")  # a share of 0 mirrors nothing even with a challenger
     unshared.offer(_photo(2), champion, "saree")
     assert unshared.queued == 0
+
+
+def test_the_servers_challenger_runs_in_a_child_at_idle_priority_and_scores_as_in_process(shadowed) -> None:
+    import os
+
+    import psutil
+
+    from serving.shadow_process import IdleChallenger
+
+    registry, _, version, _ = shadowed
+    uri = f"models:/{MODEL}/{version}"
+    here = Predictor.load(uri, registry.uri, runtime="tensorflow")
+    child = IdleChallenger(uri, registry.uri, "tensorflow")
+    try:
+        assert (child.ref.version, child.class_names, child.image_size) == (version, here.class_names, here.image_size)
+        assert child.pid != os.getpid() and os.sched_getscheduler(child.pid) == os.SCHED_IDLE
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the worker itself keeps its priority
+        pixels = np.stack([decode_upload(_photo(i), here.image_size, resize=here.resize) for i in range(3)])
+        np.testing.assert_allclose(child.predict(pixels), here.predict(pixels), atol=1e-5)
+    finally:
+        child.close()
+    assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(RuntimeError, match="RestException|not found|does not exist|No such"):
+        IdleChallenger(f"models:/{MODEL}/99", registry.uri, "tensorflow")  # the child's load error, in one line
