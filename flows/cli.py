@@ -19,7 +19,7 @@ import tempfile
 import warnings
 
 from flows.interrupts import install_handlers, interrupted_message
-from flows.logs import STJ_LOGGERS, set_stj_level
+from flows.logs import STJ_LOGGERS, drop_retracing_notices, set_stj_level
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
@@ -38,6 +38,7 @@ def _quiet_environment() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars with ANSI codes in piped logs
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
     logging.getLogger("absl").setLevel(logging.WARNING)  # Keras logs its progress bars (ANSI codes) here
+    drop_retracing_notices()
     # Keras warns on every call of a model whose one input is named ("image") when given a plain tensor: the
     # call is right, the warning says nothing a user can act on.
     warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match the expected structure")

@@ -78,3 +78,20 @@ def test_a_scheduled_runs_process_takes_the_commands_log_level(monkeypatch) -> N
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_tensorflows_retracing_notice_is_dropped_and_its_other_warnings_kept(caplog) -> None:
+    from flows.logs import _DropRetracingNotice, drop_retracing_notices
+
+    tf_log = logging.getLogger("tensorflow")
+    saved = list(tf_log.filters)
+    try:
+        drop_retracing_notices()
+        drop_retracing_notices()  # once per process, however often it is called
+        assert sum(isinstance(f, _DropRetracingNotice) for f in tf_log.filters) == 1
+        with caplog.at_level(logging.WARNING, logger="tensorflow"):
+            tf_log.warning("5 out of the last 9 calls to <function f> triggered tf.function retracing. Tracing is")
+            tf_log.warning("a warning a user should see")
+        assert [r.getMessage() for r in caplog.records if r.name == "tensorflow"] == ["a warning a user should see"]
+    finally:
+        tf_log.filters[:] = saved
