@@ -164,19 +164,33 @@ def run_stage(name: str, stage_flow, *args: Any, seconds: dict[str, float] | Non
     return result
 
 
-def finish(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
-    """Publish the run's summary artifacts and alert when the gate rejected the model."""
-    summary_task(config, result)
-    publish = result["publish"]
+def publish_alerts(config: RunConfig, publish: dict[str, Any]) -> list[dict[str, str]]:
+    """The alerts a publish outcome calls for: the classifier rejected (by the gate or the infra check), and
+    the ImageNet model's infra check failed (its alias did not move)."""
+    alerts = []
     if not publish["promoted"]:
+        message = f"{config.tracking.model_name} version {publish['version']} rejected: {publish['reason']}"
+        alerts.append({"event": "model_rejected", "message": message})
+    imagenet = publish.get("imagenet") or {}
+    check = imagenet.get("infra_check")
+    if check is not None and not check["passed"]:
+        message = f"{imagenet['name']} version {imagenet['version']} not served: {check['reason']}"
+        alerts.append({"event": "infra_check_failed", "message": message})
+    return alerts
+
+
+def finish(config: RunConfig, result: dict[str, Any]) -> dict[str, Any]:
+    """Publish the run's summary artifacts and alert on what :func:`publish_alerts` finds."""
+    summary_task(config, result)
+    for alert in publish_alerts(config, result["publish"]):
         alert_task(
             config,
             {
-                "event": "model_rejected",
+                "event": alert["event"],
                 "flow": flow_run.flow_name,
                 "flow_run": {"id": str(flow_run.id), "name": flow_run.name},
                 "stage": "publish",
-                "message": f"{config.tracking.model_name} version {publish['version']} rejected: {publish['reason']}",
+                "message": alert["message"],
                 "mlflow_run_id": result["train"]["run_id"],
             },
         )

@@ -14,7 +14,7 @@ from core.aliases import alias_history
 from core.manifest import manifest_path, read_manifest
 from core.processes import free_port
 from flows.notify import post_alert, stage_of
-from flows.pipeline import StageFailed, run_stage, scrape_flow
+from flows.pipeline import StageFailed, publish_alerts, run_stage, scrape_flow
 from flows.tasks import infra_check_task, judge_task, prepare_task, scrape_task, settle_task, train_task
 from training.splitting.split import read_split
 
@@ -86,6 +86,22 @@ def test_an_alert_is_posted_as_json_and_a_dead_receiver_does_not_raise(webhook) 
     assert post_alert(None, payload, timeout_s=5) is False
     dead = f"http://127.0.0.1:{free_port()}/hook"
     assert post_alert(dead, payload, timeout_s=2) is False
+
+
+def test_a_failed_imagenet_infra_check_alerts_as_a_rejected_classifier_does(make_config) -> None:
+    config = make_config()
+    promoted = {"promoted": True, "version": "3", "reason": "beats the champion"}
+    failed = {"passed": False, "reason": "top-1 agreement 96.9% < 99.0%", "metrics": {}}
+    imagenet = {"name": "imagenet-classifier", "version": "1", "needs_alias": "true", "infra_check": failed}
+    assert publish_alerts(config, promoted) == []
+    assert (
+        publish_alerts(config, {**promoted, "imagenet": {**imagenet, "infra_check": {**failed, "passed": True}}}) == []
+    )
+    assert publish_alerts(config, {**promoted, "imagenet": imagenet}) == [
+        {"event": "infra_check_failed", "message": "imagenet-classifier version 1 not served: " + failed["reason"]}
+    ]
+    rejected = publish_alerts(config, {"promoted": False, "version": "4", "reason": "below the floor"})
+    assert [a["event"] for a in rejected] == ["model_rejected"] and "version 4 rejected" in rejected[0]["message"]
 
 
 def test_a_webhook_url_must_be_http(make_config) -> None:
