@@ -27,8 +27,8 @@ from core.split_log import read_logged_split
 
 _lock = threading.Lock()
 _runs: dict[tuple[str, str, str], dict] = {}
-_last_run: dict[str, tuple[float, dict | None]] = {}
-_history: dict[tuple[str, str], tuple[float, list | None]] = {}
+_fresh: dict[tuple, tuple[float, Any]] = {}  # facts read at most once a minute: (when read, what)
+FRESH_S = 60  # an alias moves or a run ends at most a few times a day: once a minute is fresh enough
 HISTORY_SHOWN = 20  # the newest alias moves the page lists
 
 
@@ -107,13 +107,10 @@ def about(tracking_uri: str, model: Any) -> dict:
     if not str(ref.uri).startswith("models:/"):
         return facts  # not from the registry
     client = MlflowClient(tracking_uri=tracking_uri)
-    with _lock:
-        read_at, moves = _history.get((tracking_uri, ref.name), (0.0, None))
-    if time.monotonic() - read_at > 60:  # an alias moves at most a few times a day: once a minute is fresh enough
-        moves = _read(lambda: [asdict(move) for move in alias_history(client, ref.name)[:HISTORY_SHOWN]])
-        with _lock:
-            _history[tracking_uri, ref.name] = (time.monotonic(), moves)
-    facts["alias_history"] = moves
+    facts["alias_history"] = _once_a_minute(
+        ("history", tracking_uri, ref.name),
+        lambda: [asdict(move) for move in alias_history(client, ref.name)[:HISTORY_SHOWN]],
+    )
     key = (tracking_uri, ref.name, str(ref.version))
     with _lock:
         known = _runs.get(key)
@@ -125,14 +122,20 @@ def about(tracking_uri: str, model: Any) -> dict:
     facts["run"] = known
     if known is not None:
         experiment = known["experiment_id"]
-        with _lock:
-            read_at, newest = _last_run.get(experiment, (0.0, None))
-        if time.monotonic() - read_at > 60:
-            newest = _read(lambda: last_run(client, experiment))
-            with _lock:
-                _last_run[experiment] = (time.monotonic(), newest)
-        facts["last_run"] = newest
+        facts["last_run"] = _once_a_minute(("last run", experiment), lambda: last_run(client, experiment))
     return facts
+
+
+def _once_a_minute(key: tuple, reader):
+    """What ``reader()`` gave (see :func:`_read`) at most :data:`FRESH_S` ago under ``key``, read again when
+    older; read outside the lock, so a slow store holds up no other request."""
+    with _lock:
+        read_at, value = _fresh.get(key, (0.0, None))
+    if time.monotonic() - read_at > FRESH_S:
+        value = _read(reader)
+        with _lock:
+            _fresh[key] = (time.monotonic(), value)
+    return value
 
 
 def _read(reader):
