@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,21 @@ def current_version(client: MlflowClient, model: str, alias: str) -> str | None:
         return str(client.get_model_version_by_alias(model, alias).version)
     except MlflowException:
         return None
+
+
+def version_number(text: str) -> str | None:
+    """``text`` as a registered version's number (``03`` is 3), or ``None`` when it is not one (1 to 9 ASCII
+    digits: ``str.isdigit()`` also takes other scripts' digits)."""
+    return str(int(text)) if re.fullmatch(r"[0-9]{1,9}", text) else None
+
+
+def is_registered(client: MlflowClient, model: str, version: str) -> bool:
+    """Whether ``model`` has ``version`` in the registry."""
+    try:
+        client.get_model_version(model, version)
+    except MlflowException:
+        return False
+    return True
 
 
 def command_user(command: str) -> str:

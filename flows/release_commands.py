@@ -29,14 +29,14 @@ def _client(config):
 
 def _registered(client, name: str, version: str) -> str:
     """``version`` normalised (``03`` is 3), if ``name`` has it; else a one-line error."""
-    from mlflow.exceptions import MlflowException
+    from core.aliases import is_registered, version_number
 
-    if not version.isascii() or not version.isdigit():
+    number = version_number(version)
+    if number is None:
         raise UserError(f"version must be a registered version number, not {version!r}")
-    try:
-        return str(client.get_model_version(name, str(int(version))).version)
-    except MlflowException:
-        raise UserError(f"{name} has no version {version}") from None
+    if not is_registered(client, name, number):
+        raise UserError(f"{name} has no version {version}")
+    return number
 
 
 def _check_then_move(config, client, version: str, kind: str, why: str, alias: str | None = None) -> int:

@@ -16,7 +16,6 @@ Config keys: ``serve.model_uri``, ``serve.runtime``, ``serve.reload_interval_s``
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -27,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from configs.schema import Config
+from core.aliases import is_registered, version_number
 from serving.errors import ApiError
 from serving.inference import InferenceService
 from serving.predictor import Predictor, alias_version
@@ -38,7 +38,6 @@ DEFAULT, IMAGENET = "stj", "imagenet"
 IMAGENET_TOP_K = 5  # the ImageNet model answers its top five unless asked otherwise
 PINNED_KEPT = 2
 LOAD_WINDOW_S = 60.0
-VERSION = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() takes any script's digits
 
 
 @dataclass(frozen=True)
@@ -80,9 +79,10 @@ class ModelRoutes:
         route = self.routes[key]
         if version is None:
             return route
-        if not VERSION.fullmatch(version):
+        number = version_number(version)  # 01, 001, … are version 1
+        if number is None:
             raise ApiError(404, "unknown_version", f"version must be a registered version number, not {version!r}")
-        version = str(int(version))  # 01, 001, … are version 1
+        version = number
         if version == str(route.current().ref.version):
             return route
         with self._lock:
@@ -118,10 +118,8 @@ class ModelRoutes:
     def _registered(self, key: str, version: str) -> str:
         """The registered name of ``key``'s model, if it has ``version``; else 404."""
         name = self.routes[key].current().ref.name
-        try:
-            MlflowClient(tracking_uri=self.config.tracking.uri).get_model_version(name, version)
-        except MlflowException:
-            raise ApiError(404, "unknown_version", f"{name} has no version {version}") from None
+        if not is_registered(MlflowClient(tracking_uri=self.config.tracking.uri), name, version):
+            raise ApiError(404, "unknown_version", f"{name} has no version {version}")
         return name
 
     def describe(self) -> dict[str, dict]:
