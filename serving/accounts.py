@@ -26,7 +26,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from serving.database import SQLITE_MAX_ID, Database
+from serving.database import MAX_ROW_ID, Database
 from serving.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class Accounts:
     def get(self, session_id: str) -> User | None:
         """The user a session id (``<id>.<nonce>``) names, if that session is still valid."""
         user_id, _, nonce = session_id.partition(".")
-        if not user_id.isdigit() or int(user_id) > SQLITE_MAX_ID:
+        if not user_id.isdigit() or int(user_id) > MAX_ROW_ID:
             return None
         with self.database.read() as db:
             row = db.execute(

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from werkzeug.routing import IntegerConverter
 
-SQLITE_MAX_ID = 2**63 - 1
+MAX_ROW_ID = 2**63 - 1
 _SCHEMA_LOCK = 0x57A1  # PostgreSQL advisory lock: one replica creates the tables, the others wait and find them
 
 # how each database spells the column types the tables use
@@ -42,7 +42,7 @@ class RowIdConverter(IntegerConverter):
     404, never an overflow in the query)."""
 
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's name)
-        super().__init__(map, min=1, max=SQLITE_MAX_ID)
+        super().__init__(map, min=1, max=MAX_ROW_ID)
 
 
 def database_url(where: str | Path) -> str:

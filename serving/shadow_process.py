@@ -33,7 +33,7 @@ class _Loaded:
     ref: ModelRef
     class_names: list[str]
     image_size: int
-    resize: str
+    resize: object  # the logged model's resize rule, as Predictor has it
 
 
 class IdleChallenger:
@@ -98,14 +98,13 @@ class IdleChallenger:
         return self._pipe.recv()
 
 
-def idle_priority() -> str:
-    """Lower this process (and the threads it starts from now on) to the idle CPU priority; what was set."""
+def idle_priority() -> None:
+    """Lower this process (and the threads it starts from now on) to the idle CPU priority (nice 19 where
+    ``SCHED_IDLE`` is refused)."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return "SCHED_IDLE"
     except (AttributeError, OSError):
         os.nice(19)
-        return "nice 19"
 
 
 def _serve(pipe, model_uri: str, tracking_uri: str, runtime: str, parent: int) -> None:
