@@ -131,3 +131,26 @@ def test_int8_is_refused_when_it_drifts_from_fp32(tmp_path, monkeypatch) -> None
     assert not (tmp_path / "base-int8.xml").exists()
     again, _ = int8_runtime(embedder, tmp_path, "base", lambda: pytest.fail("recalibrated a refused base"))
     assert again is None  # the refusal is remembered
+
+
+def test_photo_by_photo_calibration_gives_the_one_batch_model(tmp_path) -> None:
+    """The fast bias correction calibrates one photo per NNCF item (memory: one photo's activations at a time);
+    its ranges are the global min and max, so the model is the one a single item of every photo gives."""
+    import nncf
+
+    from core.runtime.int8 import cpu_has_vnni, quantize_int8
+
+    pixels = _pixels(64, 3)
+    converted = convert_to_openvino(build_frozen("resnet50", 64, seed=3)[1])
+    _, per_photo, _ = quantize_int8(converted, pixels[:6], pixels[6:], thorough=False)
+    one_batch = nncf.quantize(
+        converted,
+        nncf.Dataset([pixels[:6]]),  # NNCF's default ranges; the same on a single item
+        subset_size=1,
+        preset=nncf.QuantizationPreset.MIXED,
+        fast_bias_correction=True,
+        advanced_parameters=nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE)
+        if cpu_has_vnni() is False
+        else None,
+    )
+    np.testing.assert_array_equal(per_photo(pixels), OpenVINORuntime(one_batch, "f32", "int8")(pixels))
