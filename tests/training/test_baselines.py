@@ -20,12 +20,13 @@ def test_fit_rows_are_every_row_up_to_the_cap_then_a_stratified_seeded_sample() 
 def test_baselines_fitted_on_the_sample_still_learn(monkeypatch) -> None:
     import training.fitting.baselines as baselines
 
-    monkeypatch.setattr(baselines, "FIT_CAP", 60)
+    monkeypatch.setattr(baselines, "FIT_CAPS", {"knn": 60, "decision_tree": 45})
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 600)
     features = rng.normal(size=(600, 8)) + 4 * np.eye(3, 8)[labels]
     for name, model in fitted_baselines((features, labels), seed=0).items():
         assert model.n_features_in_ == 8
         fitted = model[-1] if hasattr(model, "steps") else model
-        assert (fitted.n_samples_fit_ if name == "knn" else fitted.tree_.n_node_samples[0]) == 60
+        fitted_on = fitted.n_samples_fit_ if name == "knn" else fitted.tree_.n_node_samples[0]
+        assert fitted_on == baselines.FIT_CAPS[name]  # each model its own cap
         assert (model.predict(features) == labels).mean() > 0.9, name

@@ -64,8 +64,9 @@ def fit_fold(
     seed: int,
 ) -> dict[str, np.ndarray]:
     """One fold: fit the head (early-stopped on the held-out rows, which only picks the epoch) and the
-    baselines (on at most ``training.fitting.baselines.FIT_CAP`` of them) on the fit rows; each model's probabilities for the held-out rows. Independent of every other
-    fold, so folds can run anywhere (``orchestration.task_runner: dask``)."""
+    baselines (each on at most its ``training.fitting.baselines.FIT_CAPS`` of them) on the fit rows; each
+    model's probabilities for the held-out rows. Independent of every other fold, so folds can run anywhere
+    (``orchestration.task_runner: dask``)."""
     fit_rows, held_out = rows
     train, held = (features[fit_rows], labels[fit_rows]), (features[held_out], labels[held_out])
     head, _, _ = fit_head(train, held, n_classes, config, None, seed)
