@@ -6,9 +6,9 @@ The request thread only offers the photo's bytes and the champion's answer to a 
 so a champion's answer never waits for the challenger. One daemon thread per worker takes what is queued and
 runs the challenger only while the champion's inference queue is idle (a few photos at a time), so the
 challenger yields the cores to live requests: under sustained load it sees less traffic. The server runs
-the challenger in a child process at the CPU's idle priority (:mod:`serving.shadow_process`), so even a
-batch already started takes no cycles the champion wants. It decodes each photo for the challenger (its own input size), scores it and counts agreement by
-the champion's class — Prometheus counters for ``/metrics``, and a tally written every
+the challenger in a child process at the CPU's idle priority (:mod:`serving.shadow_process`), which decodes
+each photo for the challenger (its own input size) and scores it, so even a batch already started takes no
+cycles the champion wants. The thread counts agreement by the champion's class — Prometheus counters for ``/metrics``, and a tally written every
 ``serve.shadow_report_s`` on the challenger's version (:mod:`core.shadow_tally`) for ``stj status``, ``/about``
 and ``stj promote challenger``. The challenger is followed like the champion (its alias checked every
 ``serve.reload_interval_s``); when the alias is removed, mirroring stops. With no challenger a request pays
@@ -41,12 +41,11 @@ from mlflow import MlflowClient
 from configs.schema import Config
 from core.aliases import current_version
 from core.shadow_tally import ShadowTally, report_tally
-from serving.errors import ApiError
-from serving.uploads import decode_upload
 
 if TYPE_CHECKING:
     from serving.metrics import ServerMetrics
     from serving.predictor import Predictor
+    from serving.shadow_process import IdleChallenger, InProcessChallenger
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class Shadow:
         champion: the champion's current predictor (the holder's ``current``).
         champion_idle: whether the champion's inference queue is empty right now.
         metrics: the worker's Prometheus metrics.
-        load: loads a model URI (``Predictor.load`` with the server's store and runtime).
+        load: loads a model URI as a challenger (:class:`serving.shadow_process.IdleChallenger` in the server).
     """
 
     def __init__(
@@ -72,11 +71,11 @@ class Shadow:
         champion: Callable[[], Predictor],
         champion_idle: Callable[[], bool],
         metrics: ServerMetrics,
-        load: Callable[[str], Predictor],
+        load: Callable[[str], IdleChallenger | InProcessChallenger],
     ) -> None:
         self.config, self.metrics = config, metrics
         self._champion, self._champion_idle, self._load = champion, champion_idle, load
-        self.challenger: Predictor | None = None
+        self.challenger: IdleChallenger | InProcessChallenger | None = None
         self.last_error: str | None = None
         self._failed: str | None = None  # the version that did not load
         self._queue: queue.Queue[tuple[bytes, str, str]] = queue.Queue(maxsize=config.serve.shadow_queue)
@@ -157,25 +156,17 @@ class Shadow:
         challenger = self.challenger
         if challenger is None:
             return
-        pixels, kept = [], []
-        for data, champion_version, label in batch:
-            try:
-                pixels.append(
-                    decode_upload(data, challenger.image_size, self.config.serve.min_side, resize=challenger.resize)
-                )
-            except ApiError:  # the champion took it; this model's limits refuse it: not comparable
-                continue
-            kept.append((champion_version, label))
-        if not pixels:
-            return
         started = time.perf_counter()
-        probs = challenger.predict(np.stack(pixels))
+        probs, kept = challenger.score([data for data, _, _ in batch], self.config.serve.min_side)
+        if not kept:
+            return
         seconds = time.perf_counter() - started
         self.metrics.shadow_latency.observe(seconds)
         version = str(challenger.ref.version)
         with self._lock:
             self._latencies.append(seconds * 1000)
-            for (champion_version, label), row in zip(kept, probs, strict=True):
+            for index, row in zip(kept, probs, strict=True):
+                _, champion_version, label = batch[index]
                 self._switch_to(version, champion_version)
                 agreed = challenger.class_names[int(np.argmax(row))] == label
                 self._tally.count(label, agreed)

@@ -17,6 +17,7 @@ from flows.settings import load_run_config
 from serving.metrics import ServerMetrics
 from serving.predictor import Predictor
 from serving.shadow import Shadow
+from serving.shadow_process import IdleChallenger, InProcessChallenger, score_uploads
 from serving.uploads import decode_upload
 from tests.registry import MODEL, make_registry
 from tests.support import wait_until
@@ -55,7 +56,7 @@ def shadowed(tmp_path):
             champion=lambda: champion,
             champion_idle=idle,
             metrics=ServerMetrics(),
-            load=lambda uri: Predictor.load(uri, registry.uri, runtime="tensorflow"),
+            load=lambda uri: InProcessChallenger(Predictor.load(uri, registry.uri, runtime="tensorflow")),
         )
         made.append(shadow)
         wait_until(lambda: shadow.challenger is not None, "the challenger to load")
@@ -73,7 +74,7 @@ def test_mirrored_photos_are_scored_and_counted_by_the_champions_class(shadowed)
     photos = [_photo(i) for i in range(24)]
     expected: dict[str, list[int]] = {}
     for data in photos:  # what the two models say on their own, each on its own input
-        mine, theirs = _top1(champion, data), _top1(shadow.challenger, data)
+        mine, theirs = _top1(champion, data), _top1(shadow.challenger.model, data)
         seen = expected.setdefault(mine, [0, 0])
         seen[0] += 1
         seen[1] += int(mine == theirs)
@@ -119,23 +120,24 @@ def test_no_challenger_no_mirror_and_removing_the_alias_stops_it(shadowed) -> No
     assert unshared.queued == 0
 
 
-def test_the_servers_challenger_runs_in_a_child_at_idle_priority_and_scores_as_in_process(shadowed) -> None:
+def test_the_servers_challenger_decodes_and_scores_in_a_child_at_idle_priority_as_in_process(shadowed) -> None:
     import os
 
     import psutil
-
-    from serving.shadow_process import IdleChallenger
 
     registry, _, version, _ = shadowed
     uri = f"models:/{MODEL}/{version}"
     here = Predictor.load(uri, registry.uri, runtime="tensorflow")
     child = IdleChallenger(uri, registry.uri, "tensorflow")
     try:
-        assert (child.ref.version, child.class_names, child.image_size) == (version, here.class_names, here.image_size)
+        assert (child.ref.version, child.class_names) == (version, here.class_names)
         assert child.pid != os.getpid() and os.sched_getscheduler(child.pid) == os.SCHED_IDLE
         assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the worker itself keeps its priority
-        pixels = np.stack([decode_upload(_photo(i), here.image_size, resize=here.resize) for i in range(3)])
-        np.testing.assert_allclose(child.predict(pixels), here.predict(pixels), atol=1e-5)
+        uploads = [_photo(0), b"not a photo", _photo(1), _photo(2)]  # the child decodes, and skips what it refuses
+        probs, kept = child.score(uploads, 1)
+        expected, expected_kept = score_uploads(here, uploads, 1)
+        assert kept == expected_kept == [0, 2, 3]
+        np.testing.assert_allclose(probs, expected, atol=1e-5)
     finally:
         child.close()
     assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
