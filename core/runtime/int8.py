@@ -85,11 +85,12 @@ def quantize_int8(
     saturating = cpu_has_vnni() is False
     # The activation ranges are the global min and max over the calibration photos, whether NNCF gets them as
     # one item or one photo per item (its default, the mean of each item's min and max, narrows with smaller
-    # items: a min cosine of 0.9992 against 0.9998 per photo). With the fast bias correction the photos go one
-    # per item: bit-equal outputs (ResNet50), and NNCF's statistics pass holds one photo's activations of every
-    # layer instead of the whole batch's (ResNet50 on 32 photos: +0.3 GiB instead of +2.2 GiB, which was the
-    # first run's memory peak). The full bias correction is not invariant to the split (Lite0 on the suite's
-    # drawn photos, mean cosine: 0.960 as one item, 0.955 in items of 8, 0.936 per photo): it keeps one item.
+    # items: a min cosine of 0.9992 per photo against 0.9998 as one item). With the fast bias correction the
+    # photos go one per item: bit-equal outputs (ResNet50), and NNCF's statistics pass holds one photo's
+    # activations of every layer instead of the whole batch's (ResNet50 on 32 photos: +0.3 GiB instead of
+    # +2.2 GiB, which was the first run's memory peak). The full bias correction is not invariant to the split
+    # (Lite0 on the suite's drawn photos, mean cosine: 0.960 as one item, 0.955 in items of 8, 0.936 per
+    # photo): it keeps one item.
     advanced = nncf.AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         **({"overflow_fix": nncf.OverflowFix.ENABLE} if saturating else {}),

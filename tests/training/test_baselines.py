@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.fitting.baselines import fit_rows, fitted_baselines
+from training.fitting.baselines import FIT_CAPS, baseline_models, fit_rows, fitted_baselines
 
 
 def test_fit_rows_are_every_row_up_to_the_cap_then_a_stratified_seeded_sample() -> None:
@@ -30,3 +30,7 @@ def test_baselines_fitted_on_the_sample_still_learn(monkeypatch) -> None:
         fitted_on = fitted.n_samples_fit_ if name == "knn" else fitted.tree_.n_node_samples[0]
         assert fitted_on == baselines.FIT_CAPS[name]  # each model its own cap
         assert (model.predict(features) == labels).mean() > 0.9, name
+
+
+def test_every_baseline_has_its_own_cap() -> None:
+    assert FIT_CAPS.keys() == baseline_models(seed=0).keys()

@@ -133,7 +133,7 @@ def test_int8_is_refused_when_it_drifts_from_fp32(tmp_path, monkeypatch) -> None
     assert again is None  # the refusal is remembered
 
 
-def test_photo_by_photo_calibration_gives_the_one_batch_model(tmp_path) -> None:
+def test_photo_by_photo_calibration_gives_the_one_batch_model(monkeypatch) -> None:
     """The fast bias correction calibrates one photo per NNCF item (memory: one photo's activations at a time);
     its ranges are the global min and max, so the model is the one a single item of every photo gives."""
     import nncf
@@ -142,10 +142,20 @@ def test_photo_by_photo_calibration_gives_the_one_batch_model(tmp_path) -> None:
 
     pixels = _pixels(64, 3)
     converted = convert_to_openvino(build_frozen("resnet50", 64, seed=3)[1])
+    fed: list[int] = []
+    dataset = nncf.Dataset
+
+    class Counted(dataset):  # a class: NNCF uses nncf.Dataset in annotations it evaluates
+        def __init__(self, items, *args, **kwargs) -> None:
+            fed.append(len(items))
+            super().__init__(items, *args, **kwargs)
+
+    monkeypatch.setattr(nncf, "Dataset", Counted)
     _, per_photo, _ = quantize_int8(converted, pixels[:6], pixels[6:], thorough=False)
-    one_batch = nncf.quantize(
+    assert fed == [6]  # six items of one photo each
+    one_batch = nncf.quantize(  # how quantize_int8 called NNCF before: every photo in one item
         converted,
-        nncf.Dataset([pixels[:6]]),  # NNCF's default ranges; the same on a single item
+        dataset([pixels[:6]]),
         subset_size=1,
         preset=nncf.QuantizationPreset.MIXED,
         fast_bias_correction=True,
