@@ -9,11 +9,13 @@ p50/p99 latency, errors, the load generator's own CPU use, and **efficiency** = 
 clients / raw batch-16 images/s (what decoding, HTTP and Python per request cost), and the first backbone
 once more with gunicorn facing clients directly (``serve.proxy=none``) for what nginx costs. Then the champion
 (at its alias, in a copy of the store) alone and with a challenger in shadow (the other backbone's run registered
-in the copy as ``@challenger``, every request mirrored: ``serve.shadow_share=1``), for what the shadow costs the
-champion's answers, with the photos the challenger scored and dropped. Then `mlflow models serve` on the
-champion (decoded pixels as JSON, its API) for the ratio STJ/MLflow.
+in the copy as ``@challenger``) mirroring the configured share of requests (``serve.shadow_share``, 0.25 by
+default), then every request (``serve.shadow_share=1``), for what the shadow costs the champion's answers, with
+the photos the challenger scored and dropped. Then `mlflow models serve` on the champion (decoded pixels as JSON,
+its API) for the ratio STJ/MLflow. ``--challenger-only`` runs the champion and challenger rows alone.
 
 Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--backbones ...]
+[--challenger-only]
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--backbones", nargs="+", help="default: every backbone with a run in the demo store")
+    parser.add_argument("--challenger-only", action="store_true", help="only the champion / challenger rows")
     args = parser.parse_args()
     config = load_run_config(args.config)
     photos = sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))[:64]
@@ -88,6 +91,14 @@ def main() -> None:
     size = config.train.image_size
     pixels = [decode_image(b, size) for b in blobs[:RAW_BATCH]]
     results, raw = {}, {}
+    if args.challenger_only:
+        shadow = _challenger_rows(args, config, blobs)
+        if not shadow:
+            sys.exit("no challenger rows: the demo store needs a run of a second backbone (and a sqlite:/// store)")
+        counts = shadow.pop("shadow")
+        _print_rows(shadow)
+        _print_shadow(counts, shadow)
+        return
 
     import numpy as np
 
@@ -109,7 +120,7 @@ def main() -> None:
     results.update(direct)
 
     shadow = _challenger_rows(args, config, blobs)
-    shadow_counts = shadow.pop("shadow", None)
+    shadow_counts = shadow.pop("shadow", {})
     results.update(shadow)
 
     port = free_port()
@@ -129,26 +140,11 @@ def main() -> None:
     bodies = [json.dumps({"inputs": p[None].tolist()}).encode() for p in pixels]
     results.update(_measure("mlflow", theirs, port, "/ping", "/invocations", bodies, "application/json", args.seconds))
 
-    header = f"{'server':18s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"
-    print(f"{header} {'load-generator cores':>21s}")
-    for (name, clients), r in results.items():
-        print(
-            f"{name:18s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d} "
-            f"{r['client_cores']:21.2f}"
-        )
+    _print_rows(results)
     for clients in (1, 16):
         ratio = results[(first, clients)]["rps"] / max(1e-9, results[(f"{first} direct", clients)]["rps"])
         print(f"ratio nginx in front / gunicorn direct ({first}) at {clients} client(s): {ratio:.2f}")
-    for clients in (1, 16):
-        alone, shadowed = results.get(("champion alone", clients)), results.get(("with challenger", clients))
-        if alone and shadowed:
-            print(
-                f"ratio with challenger / champion alone at {clients} client(s): req/s "
-                f"{shadowed['rps'] / max(1e-9, alone['rps']):.2f}, p50 {shadowed['p50_ms'] / alone['p50_ms']:.2f}, "
-                f"p99 {shadowed['p99_ms'] / alone['p99_ms']:.2f}"
-            )
-    if shadow_counts:
-        print(f"challenger in shadow (every request mirrored): {shadow_counts}")
+    _print_shadow(shadow_counts, results)
     for backbone, (runtime, rate) in raw.items():
         served = results[(backbone, 16)]["rps"]
         print(
@@ -160,9 +156,35 @@ def main() -> None:
             print(f"ratio stj ({backbone}) / mlflow (champion) at {clients} client(s): {ratio:.1f}x")
 
 
+def _print_rows(results: dict) -> None:
+    """One line per (server, clients): requests/s, p50/p99, errors and the load generator's cores."""
+    header = f"{'server':28s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}"
+    print(f"{header} {'load-generator cores':>21s}")
+    for (name, clients), r in results.items():
+        print(
+            f"{name:28s} {clients:7d} {r['rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['errors']:6d} "
+            f"{r['client_cores']:21.2f}"
+        )
+
+
+def _print_shadow(counts: dict[str, str], results: dict) -> None:
+    """The champion's figures with a challenger as ratios to it alone, and what the challenger scored."""
+    for label in counts:
+        for clients in (1, 16):
+            alone, shadowed = results.get(("champion alone", clients)), results.get((label, clients))
+            if alone and shadowed:
+                print(
+                    f"ratio {label} / champion alone at {clients} client(s): req/s "
+                    f"{shadowed['rps'] / max(1e-9, alone['rps']):.2f}, p50 {shadowed['p50_ms'] / alone['p50_ms']:.2f}, "
+                    f"p99 {shadowed['p99_ms'] / alone['p99_ms']:.2f}"
+                )
+        print(f"{label}: {counts[label]}")
+
+
 def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
-    """The champion alone, then with a challenger in shadow, in a copy of the store (the demo's registry is not
-    touched); none when the store has a single backbone's run."""
+    """The champion alone, then with a challenger in shadow mirroring the configured ``serve.shadow_share`` and
+    then every request, in a copy of the store (the demo's registry is not touched); none when the store has a
+    single backbone's run."""
     import shutil
     import tempfile
 
@@ -187,7 +209,10 @@ def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
         MlflowClient(tracking_uri=uri).set_registered_model_alias(name, "challenger", str(version))
         mlflow.set_tracking_uri(None)
         common = [f"tracking.uri={uri}", "tracking.imagenet_model=null", "serve.shadow_report_s=3600"]
-        for label, share in (("champion alone", "0"), ("with challenger", "1")):
+        default = f"{config.serve.shadow_share:g}"
+        rows = [("champion alone", "0"), *((f"with challenger, share {s}", s) for s in dict.fromkeys([default, "1"]))]
+        out["shadow"] = {}
+        for label, share in rows:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             server = start_stj_server(args.config, port, 16, extra=[*common, f"serve.shadow_share={share}"])
@@ -197,7 +222,7 @@ def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
                     _wait_for_challenger(f"{base}/ready", server)
                 out.update(_measure(label, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds, True))
                 if share != "0":
-                    out["shadow"] = _shadow_counts(requests.get(f"{base}/metrics", timeout=10).text)
+                    out["shadow"][label] = _shadow_counts(requests.get(f"{base}/metrics", timeout=10).text)
             finally:
                 server.terminate()
                 server.wait()

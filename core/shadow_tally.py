@@ -30,7 +30,7 @@ class ShadowTally:
     dropped: int = 0
     # by the champion's top-1 class: [scored, agreed]
     classes: dict[str, list[int]] = field(default_factory=dict)
-    p95_ms: float = 0.0  # the challenger's batch latency, 95th percentile (the largest over workers when added)
+    p95_ms: float = 0.0  # a challenger call's latency (decode and score a few photos), 95th percentile (the largest over workers when added)
 
     @property
     def agreement(self) -> float | None:

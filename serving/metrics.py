@@ -64,7 +64,7 @@ class ServerMetrics:
         )
         self.shadow_latency = Histogram(
             "stj_shadow_seconds",
-            "challenger call latency (a few photos)",
+            "challenger call latency: a few photos decoded and scored in its process, the pipe both ways",
             registry=own,
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )

@@ -8,9 +8,9 @@ runs the challenger only while the champion's inference queue is idle (a few pho
 challenger yields the cores to live requests: under sustained load it sees less traffic. The server runs
 the challenger in a child process at the CPU's idle priority (:mod:`serving.shadow_process`), which decodes
 each photo for the challenger (its own input size) and scores it, so even a batch already started takes no
-cycles the champion wants. The thread counts agreement by the champion's class — Prometheus counters for ``/metrics``, and a tally written every
-``serve.shadow_report_s`` on the challenger's version (:mod:`core.shadow_tally`) for ``stj status``, ``/about``
-and ``stj promote challenger``. The challenger is followed like the champion (its alias checked every
+cycles the champion wants. The thread counts agreement by the champion's class — Prometheus counters for
+``/metrics``, and a tally written every ``serve.shadow_report_s`` on the challenger's version
+(:mod:`core.shadow_tally`) for ``stj status``, ``/about`` and ``stj promote challenger``. The challenger is followed like the champion (its alias checked every
 ``serve.reload_interval_s``); when the alias is removed, mirroring stops. With no challenger a request pays
 one attribute read.
 

@@ -9,10 +9,7 @@ of its runtime inherits, so the kernel gives it only the cycles the champion lea
 itself and answers over a pipe; it exits when asked, when its pipe closes, or when the worker that started it
 is gone (checked every second), so a killed worker leaves no child behind. The child also decodes: the
 worker sends the uploads' bytes as they came (tens of KB a photo, not the 600 KB of a decoded 224 px image)
-and the decoding and resizing for the challenger's input run at idle priority too; measured with ``make
-bench-serve`` (ResNet50 challenger, Lite0 champion, every request mirrored, 1 client): the champion kept 0.66x
-its requests/s when the worker decoded for the challenger, and the figures in the README with the child
-decoding.
+and the decoding and resizing for the challenger's input (~3 core-ms a photo) run at idle priority too.
 
 Cost: one process with the challenger's model per worker while a challenger exists (none otherwise); each
 scored batch crosses the pipe once each way (uploads in, probabilities out).
@@ -58,7 +55,7 @@ def score_uploads(model: Predictor, uploads: list[bytes], min_side: int) -> tupl
 
 
 class InProcessChallenger:
-    """A challenger scored in the calling thread (tests, and where no child can be started): the interface
+    """A challenger scored in the calling thread (tests): the interface
     :class:`serving.shadow.Shadow` uses, as :class:`IdleChallenger` has it."""
 
     def __init__(self, model: Predictor) -> None:
