@@ -20,7 +20,7 @@ from core.model.backbones.efficientnet_lite import (
 from core.model.backbones.torch_checkpoint import read_legacy_checkpoint
 from core.model.weights import WeightsUnavailable
 from core.model_input import CENTER_CROP, to_model_input
-from training.publishing.imagenet import imagenet_class_names
+from training.publishing.imagenet import imagenet_class_names, unique_names
 
 PALACE, DAISY = 698, 985  # scikit-learn's sample photos: a temple (china.jpg) and a flower (flower.jpg)
 
@@ -43,9 +43,30 @@ def test_lite_ported_from_pytorch_classifies_imagenet_photos(name: str) -> None:
         assert model.count_params() == 4_694_024  # 4.69 M, as published
 
 
-def test_imagenet_names_are_the_thousand_classes() -> None:
+def test_imagenet_names_are_the_thousand_classes_wordnet_lemmas_each_once() -> None:
     names = imagenet_class_names()
-    assert len(names) == 1000 and names[PALACE] == "palace" and names[DAISY] == "daisy"
+    assert len(names) == len(set(names)) == 1000 and names[PALACE] == "palace" and names[DAISY] == "daisy"
+    assert (names[281], names[282], names[657], names[744]) == ("tabby", "tiger cat", "missile", "projectile")
+    assert (names[836], names[837]) == ("sunglass", "sunglasses")
+    assert (names[638], names[639], names[134], names[517]) == (
+        "maillot",
+        "tank suit",
+        "crane (bird)",
+        "crane (machine)",
+    )
+
+
+def test_shared_first_lemmas_take_the_next_free_lemma_else_a_qualifier() -> None:
+    lemmas = [["crane"], ["crane"], ["maillot"], ["maillot", "tank suit"], ["ray", "crane"]]
+    assert unique_names(lemmas, {0: "crane (bird)", 1: "crane (machine)"}) == [
+        "crane (bird)",
+        "crane (machine)",
+        "maillot",
+        "tank suit",
+        "ray",
+    ]
+    with pytest.raises(ValueError, match="crane"):
+        unique_names(lemmas, {})  # two cranes and nothing to tell them apart
 
 
 def test_conversion_happens_once_per_checkpoint(tmp_path, monkeypatch) -> None:

