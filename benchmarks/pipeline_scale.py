@@ -110,7 +110,14 @@ def measured_run(settings: list[str], log_file: Path) -> dict:
 
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         result_file = handle.name
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    # as `stj` sets it: the child's temporary Prefect server would otherwise try (and, offline, fail) to send
+    # usage telemetry, an ERROR line in the run's log
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     command = [sys.executable, __file__, "--child", result_file, "--", *settings]
     started = time.monotonic()
     log = log_file.open("w")
