@@ -10,12 +10,12 @@ the challenger in a child process at the CPU's idle priority (:mod:`serving.shad
 each photo for the challenger (its own input size) and scores it, so even a batch already started takes no
 cycles the champion wants. The thread counts agreement by the champion's class — Prometheus counters for
 ``/metrics``, and a tally written every ``serve.shadow_report_s`` on the challenger's version
-(:mod:`core.shadow_tally`) for ``stj status``, ``/about`` and ``stj promote challenger``. The challenger is followed like the champion (its alias checked every
-``serve.reload_interval_s``); when the alias is removed, mirroring stops. With no challenger a request pays
-one attribute read.
+(:mod:`core.shadow_tally`) for ``stj status``, ``/about`` and ``stj promote challenger``. The challenger is
+followed like the champion (its alias checked every ``serve.reload_interval_s``); when the alias is removed,
+mirroring stops. With no challenger a request pays one attribute read.
 
-Cost: memory at most ``serve.shadow_queue`` uploads plus the challenger's model; CPU one challenger inference
-per mirrored photo, in the champion's idle time.
+Cost: memory at most ``serve.shadow_queue`` uploads plus the challenger's model; CPU one challenger decode and
+inference per mirrored photo, in the champion's idle time.
 
 Config keys: ``serve.shadow_share``, ``serve.shadow_queue``, ``serve.shadow_report_s``,
 ``serve.reload_interval_s``, ``serve.runtime``, ``serve.min_side``, ``release.challenger_alias``,

@@ -78,9 +78,9 @@ def quantize_int8(
         (the int8 model, it compiled, its cosines to FP32 on ``check``).
     """
     import nncf
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     logging.getLogger("nncf").setLevel(logging.WARNING)
-    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     saturating = cpu_has_vnni() is False
     # The activation ranges are the global min and max over the calibration photos, whether NNCF gets them as

@@ -18,7 +18,6 @@ from serving.metrics import ServerMetrics
 from serving.predictor import Predictor
 from serving.shadow import Shadow
 from serving.shadow_process import IdleChallenger, InProcessChallenger, score_uploads
-from serving.uploads import decode_upload
 from tests.registry import MODEL, make_registry
 from tests.support import wait_until
 
@@ -34,8 +33,8 @@ def _photo(index: int) -> bytes:
 
 
 def _top1(model: Predictor, data: bytes) -> str:
-    pixels = decode_upload(data, model.image_size, resize=model.resize)
-    return model.class_names[int(np.argmax(model.predict(pixels[None])[0]))]
+    probs, _ = score_uploads(model, [data], min_side=1)
+    return model.class_names[int(np.argmax(probs[0]))]
 
 
 @pytest.fixture
