@@ -10,6 +10,11 @@ at 600 000 photos.
    log: ``<work>/n<photos>/<first|weekly>.log``.
 2. **A weekly run**: the catalog grows by ``--weekly`` (10 %: products 1..N stay as they were, the catalog
    appends), the same command again on the same data folder; time per stage, and its ratio to the first run.
+   With ``--team``, both runs go to the team setup (``make team-up``'s services, started here in a folder of
+   their own on free ports and stopped at the end: PostgreSQL, Prefect and MLflow servers, a Dask scheduler and
+   two single-threaded workers): the flow runs in the child, its tasks (scrape queries, embedding shards, folds)
+   on the workers. Printed besides: each worker's peak RSS (its nanny and its process) and how many workers the
+   scheduler lost (a worker killed for memory is removed, and its nanny restarts it).
 3. **The algorithmic parts**, synthetic, at 6 000 and ``--algorithms`` photos: the split's near-duplicate
    grouping (first run, and a weekly run of +10 %), the scrape's dedup look-ups (``core.near_index``), loading
    1 % of the keys from an embedding store of that many 1 280-float vectors; per-photo cost and its ratio.
@@ -17,12 +22,13 @@ at 600 000 photos.
 Speeds are only comparable as ratios within one run. Head training's memory against epochs: ``make bench-head``.
 
 Usage: .venv/bin/python benchmarks/pipeline_scale.py [--photos 6000] [--weekly 0.1 (0: none)]
-       [--algorithms 600000 (0: none)] [--demo-backbones] [--work .bench-scale]
+       [--algorithms 600000 (0: none)] [--demo-backbones] [--team] [--work .bench-scale]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -44,13 +50,14 @@ RESULTS_PER_PAGE = 60  # a page lists 57 new products: 60 000 photos stay within
 ONE_BACKBONE = ["tracking.imagenet_model=", "train.backbone=efficientnet_lite0", "train.compare_backbones=[]"]
 
 
-def overrides(work: Path, photos: int, port: int, demo_backbones: bool = False) -> list[str]:
+def overrides(work: Path, photos: int, port: int, demo_backbones: bool = False, team: bool = False) -> list[str]:
     """The demo config at ``photos`` photos, everything under ``work``; one backbone (Lite0) unless
-    ``demo_backbones`` (the demo's own: ResNet50 and Lite0 compared, the ImageNet model registered)."""
+    ``demo_backbones`` (the demo's own: ResNet50 and Lite0 compared, the ImageNet model registered); with
+    ``team``, tracking and orchestration are left to the team's environment (its MLflow server, Dask)."""
     per_class = math.ceil(photos / 3)
     return [
         f"project.data_dir={work / 'data'}",
-        f"tracking.uri=sqlite:///{work / 'mlflow.db'}",
+        *([] if team else [f"tracking.uri=sqlite:///{work / 'mlflow.db'}"]),
         *([] if demo_backbones else ONE_BACKBONE),
         f"catalog.products_per_class={per_class}",
         f"catalog.results_per_page={RESULTS_PER_PAGE}",
@@ -62,23 +69,28 @@ def overrides(work: Path, photos: int, port: int, demo_backbones: bool = False) 
 
 
 def run_pipeline(settings: list[str], result_file: str) -> None:
-    """Child mode: the pipeline once, as `stj run` runs it; its stage times and run metrics to ``result_file``."""
+    """Child mode: the pipeline once, as `stj run` runs it (its environment, config values from ``STJ_*``
+    variables); its stage times and run metrics to ``result_file``."""
+    from flows.cli import quiet_environment
+
+    quiet_environment()
     from mlflow import MlflowClient
 
     from flows.pipeline import pipeline
     from flows.prefect_server import prefect_api
     from flows.settings import load_run_config
 
-    config = load_run_config(ROOT / "configs/demo.yaml", settings)
+    config = load_run_config(ROOT / "configs/demo.yaml", settings, environ=os.environ)
     with prefect_api():
         summary = pipeline(config, config_source="configs/demo.yaml")
     metrics = MlflowClient(config.tracking.uri).get_run(summary["train"]["run_id"]).data.metrics
+    sharded = summary["train"]["embedded_in_shards"] or {"seconds": 0.0, "embedded": 0}  # on the Dask runner
     out = {
         "stage_seconds": summary["stage_seconds"],
         "saved": summary["scrape"]["saved"],
         "photos": int(metrics["n_train"] + metrics["n_val"] + metrics["n_test"]),
-        "embed_seconds": metrics.get("embed_seconds", 0.0),
-        "embed_images": metrics.get("embed_images", 0.0),
+        "embed_seconds": metrics.get("embed_seconds", 0.0) + sharded["seconds"],
+        "embed_images": metrics.get("embed_images", 0.0) + sharded["embedded"],
     }
     Path(result_file).write_text(json.dumps(out))
 
@@ -103,9 +115,12 @@ def _safe_rss(process) -> int:
         return 0
 
 
-def measured_run(settings: list[str], log_file: Path) -> dict:
+def measured_run(settings: list[str], log_file: Path, team=None) -> dict:
     """The pipeline in a child process, its process tree's RSS sampled, its log (stderr) to ``log_file``; its
-    result with ``peak_tree_mib`` and ``peak_own_mib``."""
+    result with ``peak_tree_mib`` and ``peak_own_mib``. With ``team`` (a running :class:`team.cluster.Team`),
+    the child reports to the team's servers and runs its tasks on its Dask workers; the result adds
+    ``peak_worker_mib`` (each worker's nanny and process) and ``workers_lost`` (removed by the scheduler during
+    the run)."""
     import psutil
 
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
@@ -117,12 +132,16 @@ def measured_run(settings: list[str], log_file: Path) -> dict:
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONPATH": str(ROOT),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **(team.settings() if team else {}),
     }
+    workers = _team_workers(team) if team else {}
+    removed_before = _workers_removed(team) if team else 0
     command = [sys.executable, __file__, "--child", result_file, "--", *settings]
     started = time.monotonic()
     log = log_file.open("w")
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
     peaks = [0, 0]
+    worker_peaks = dict.fromkeys(workers, 0)
     stop = threading.Event()
 
     def sample() -> None:
@@ -130,6 +149,8 @@ def measured_run(settings: list[str], log_file: Path) -> dict:
         while not stop.wait(0.2):
             tree, own = _tree_rss(process)
             peaks[0], peaks[1] = max(peaks[0], tree), max(peaks[1], own)
+            for name, nanny in workers.items():
+                worker_peaks[name] = max(worker_peaks[name], _tree_rss(nanny)[0])
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -145,12 +166,52 @@ def measured_run(settings: list[str], log_file: Path) -> dict:
         raise SystemExit(f"the pipeline failed ({child.returncode}):\n{log_file.read_text()[-3000:]}")
     result = json.loads(Path(result_file).read_text())
     Path(result_file).unlink()
+    team_figures = {
+        "peak_worker_mib": {name: peak / 2**20 for name, peak in worker_peaks.items()},
+        "workers_lost": _workers_removed(team) - removed_before,
+    }
     return {
         **result,
+        **(team_figures if team else {}),
         "wall": time.monotonic() - started,
         "peak_tree_mib": peaks[0] / 2**20,
         "peak_own_mib": peaks[1] / 2**20,
     }
+
+
+def _team_workers(team) -> dict:
+    """The team's Dask workers: name -> the nanny's process (the worker process is its child)."""
+    import psutil
+
+    from team.cluster import Services
+
+    return {e["name"]: psutil.Process(e["pid"]) for e in Services(team).alive() if e["name"].startswith("dask-worker")}
+
+
+def _workers_removed(team) -> int:
+    """How many times the scheduler has removed a worker (a killed worker is removed, then its nanny's new
+    process registers again)."""
+    return (team.root / "logs" / "dask-scheduler.log").read_text().count("Remove worker")
+
+
+@contextlib.contextmanager
+def team_services(work: Path):
+    """The team's services (as `make team-up` starts them) in a fresh folder of their own, on free ports;
+    stopped when the block ends, however it ends."""
+    from core.processes import free_port
+    from team.cluster import Team, down, up
+
+    # not under the work folder's parents' permissions: PostgreSQL runs as its own user and needs to enter it
+    root = Path(tempfile.mkdtemp(prefix="stj-bench-team-"))
+    root.chmod(0o755)
+    team = Team(root, free_port(), free_port(), free_port(), free_port())
+    try:
+        up(team)
+        yield team
+    finally:
+        down(team, quiet=True)
+        shutil.copytree(root / "logs", work / "team-logs", dirs_exist_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _draw(job: tuple) -> None:
@@ -175,20 +236,21 @@ def draw_catalog(settings: list[str]) -> float:
     return time.monotonic() - started
 
 
-def pipeline_section(photos: int, weekly: float, work: Path, demo_backbones: bool = False) -> list[dict]:
-    """The first run at ``photos``, then (``weekly`` > 0) the weekly run at ``photos`` x (1 + ``weekly``)."""
+def pipeline_section(photos: int, weekly: float, work: Path, demo_backbones: bool = False, team=None) -> list[dict]:
+    """The first run at ``photos``, then (``weekly`` > 0) the weekly run at ``photos`` x (1 + ``weekly``); on
+    ``team``'s services when given."""
     from core.processes import free_port
 
-    folder = work / f"n{photos}{'-demo' if demo_backbones else ''}"
+    folder = work / f"n{photos}{'-demo' if demo_backbones else ''}{'-team' if team else ''}"
     shutil.rmtree(folder, ignore_errors=True)  # a first run starts from nothing (the drawn photos are kept)
     folder.mkdir(parents=True)
     runs = []
     sizes = [("first", photos)] + ([("weekly", round(photos * (1 + weekly)))] if weekly > 0 else [])
     for label, size in sizes:
-        settings = overrides(folder, size, free_port(), demo_backbones)
+        settings = overrides(folder, size, free_port(), demo_backbones, team is not None)
         drawn = draw_catalog(settings)
         print(f"  {label} run at {size} photos: catalog drawn into its cache in {drawn:.0f} s", flush=True)
-        runs.append({"label": label, "size": size, **measured_run(settings, folder / f"{label}.log")})
+        runs.append({"label": label, "size": size, **measured_run(settings, folder / f"{label}.log", team)})
         print(f"  {json.dumps(runs[-1])}", flush=True)
     return runs
 
@@ -211,6 +273,10 @@ def print_pipeline(runs: list[dict]) -> None:
     print(
         f"scrape: {scrape_rate:.1f} photos/s; embedding: {first['embed_images'] / max(first['embed_seconds'], 1e-9):.1f} photos/s"
     )
+    for run in runs:
+        if "workers_lost" in run:
+            peaks = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in run["peak_worker_mib"].items())
+            print(f"{run['label']} run, team: peak RSS per Dask worker {peaks}; workers lost {run['workers_lost']}")
     if len(runs) > 1:
         weekly = runs[1]["stage_seconds"]
         ratios = ", ".join(f"{s} {weekly[s] / first['stage_seconds'][s]:.2f}" for s in STAGES)
@@ -300,16 +366,20 @@ def main() -> None:
     parser.add_argument("--weekly", type=float, default=0.1, help="0: no weekly run")
     parser.add_argument("--demo-backbones", action="store_true", help="the demo's two backbones, not Lite0 alone")
     parser.add_argument("--algorithms", type=int, default=600_000, help="0: skip the algorithmic parts")
+    parser.add_argument("--team", action="store_true", help="on the team setup's services (two Dask workers)")
     parser.add_argument("--work", type=Path, default=ROOT / ".bench-scale")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.child:
         run_pipeline([s for s in rest if s != "--"], args.child)
         return
+    work = args.work.resolve()
     for photos in args.photos:
         backbones = "ResNet50 + EfficientNet-Lite0" if args.demo_backbones else "EfficientNet-Lite0"
-        print(f"the pipeline at {photos} photos ({backbones}, demo config)", flush=True)
-        print_pipeline(pipeline_section(photos, args.weekly, args.work.resolve(), args.demo_backbones))
+        where = ", team setup: two Dask workers" if args.team else ""
+        print(f"the pipeline at {photos} photos ({backbones}, demo config{where})", flush=True)
+        with team_services(work) if args.team else contextlib.nullcontext() as team:
+            print_pipeline(pipeline_section(photos, args.weekly, work, args.demo_backbones, team))
     if args.algorithms:
         print(f"the algorithmic parts at 6000 and {args.algorithms} photos (synthetic)", flush=True)
         algorithm_section([6000, args.algorithms])

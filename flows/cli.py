@@ -26,7 +26,8 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def _quiet_environment() -> None:
+def quiet_environment() -> None:
+    """Settings and log filters that keep a run's output to what a user can act on (as `stj` runs it)."""
     # Set before TensorFlow / Prefect are imported: both read these at import time.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(STJ_LOGGERS))
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.processes import guard_children
 
     guard_children()  # whatever this command starts ends with it, even on kill -9
-    _quiet_environment()
+    quiet_environment()
     configure_logging(args)
     if args.command in NEEDS_TENSORFLOW and not getattr(args, "url", None):
         import_tensorflow_quietly()

@@ -9,6 +9,7 @@ fills, and the folds return what the local loop computes, so the model is the sa
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -83,20 +84,24 @@ def _where(config: RunConfig) -> str:
     return config.orchestration.dask_address or "a local Dask cluster"
 
 
-def embed_in_shards(config: RunConfig, split_file: Path) -> int:
-    """Embed the photos missing from the cache, one task per shard; how many were embedded."""
+def embed_in_shards(config: RunConfig, split_file: Path) -> dict[str, Any]:
+    """Embed the photos missing from the cache, one task per shard: how many were embedded (``embedded``), in
+    how many seconds, planning included (``seconds``)."""
+    started = time.monotonic()
     config, split_file = with_absolute_data_dir(config), Path(split_file).resolve()
     plan = plan_embedding_task(config, split_file, config.orchestration.embed_shard_size)
     futures = [embed_shard_task.submit(config, split_file, plan["runtime"], shard) for shard in plan["shards"]]
     embedded = sum(future.result() for future in futures)
+    seconds = time.monotonic() - started
     get_run_logger().info(
-        "embedded %d photos (%s) in %d shard tasks on %s",
+        "embedded %d photos (%s) in %d shard tasks on %s in %.0f s",
         embedded,
         plan["runtime"],
         len(futures),
         _where(config),
+        seconds,
     )
-    return embedded
+    return {"embedded": embedded, "seconds": round(seconds, 3)}
 
 
 def folds_as_tasks(config: RunConfig, split_file: Path, embeddings: tuple[str, str]) -> list[dict[str, Any]]:

@@ -75,11 +75,11 @@ def train_flow(
     config: RunConfig, split_file: Path, config_source: str = "", grid_points: list[list[str]] | None = None
 ) -> dict[str, Any]:
     """Train and record one run per backbone (or a sweep of child runs); the best by validation is the
-    candidate, returned with its siblings."""
+    candidate, returned with its siblings and, on the Dask runner, what the shard tasks embedded and in how
+    many seconds (``embedded_in_shards``; ``None`` otherwise)."""
     points = [config] if grid_points else backbone_configs(config)
-    if fans_out(config):  # embedding shards on the Dask runner; the train tasks then find them cached
-        for point in points:
-            embed_in_shards(point, split_file)
+    # embedding shards on the Dask runner; the train tasks then find them cached
+    sharded = [embed_in_shards(point, split_file) for point in points] if fans_out(config) else []
     if grid_points:
         runs = [sweep_task(config=config, grid_points=grid_points, split_file=split_file, config_source=config_source)]
     else:
@@ -101,7 +101,8 @@ def train_flow(
         embeddings = tuple(chosen["embeddings"])  # the candidate's features, handed on by the train stage
         folds = folds_as_tasks(point, split_file, embeddings) if fans_out(config) else None
         chosen["labels"] = label_issues_task(point, split_file, chosen["run_id"], embeddings, folds)
-    return {**chosen, "siblings": runs}
+    embedded_in_shards = {k: sum(s[k] for s in sharded) for k in ("embedded", "seconds")} if sharded else None
+    return {**chosen, "siblings": runs, "embedded_in_shards": embedded_in_shards}
 
 
 @flow(name="stj-publish")
