@@ -88,6 +88,18 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         shadow,
     )
 
+    if shadow is not None:  # the challenger's process computes only while this worker has no request
+
+        @app.before_request
+        def _pause_challenger() -> None:
+            shadow.request_started()
+            g.shadow_paused = True
+
+        @app.teardown_request
+        def _resume_challenger(_error: BaseException | None) -> None:
+            if g.pop("shadow_paused", False):  # an earlier hook may have answered before ours ran
+                shadow.request_finished()
+
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()

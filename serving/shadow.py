@@ -8,7 +8,8 @@ runs the challenger only while the champion's inference queue is idle (a few pho
 challenger yields the cores to live requests: under sustained load it sees less traffic. The server runs
 the challenger in a child process at the CPU's idle priority (:mod:`serving.shadow_process`), which decodes
 each photo for the challenger (its own input size) and scores it, so even a batch already started takes no
-cycles the champion wants. The thread counts agreement by the champion's class — Prometheus counters for
+cycles the champion wants; and the worker pauses that process while any of its requests is in flight
+(:meth:`Shadow.request_started` / :meth:`Shadow.request_finished`), so it computes only between requests. The thread counts agreement by the champion's class — Prometheus counters for
 ``/metrics``, and a tally written every ``serve.shadow_report_s`` on the challenger's version
 (:mod:`core.shadow_tally`) for ``stj status``, ``/about`` and ``stj promote challenger``. The challenger is
 followed like the champion (its alias checked every ``serve.reload_interval_s``); when the alias is removed,
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SHADOW_BATCH = 4  # photos per challenger call: short, so a live request arriving meanwhile waits little
 IDLE_POLL_S = 0.005
+QUIET_WAIT_S = 0.1  # at most this long between looks at the alias and the report while requests keep coming
 LATENCIES_KEPT = 512
 
 
@@ -86,7 +88,28 @@ class Shadow:
         self._dirty = False
         self._worker = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns() % 10**9}"
         self._stop = threading.Event()
+        self._busy, self._busy_lock = 0, threading.Lock()  # this worker's requests in flight
+        self._quiet = threading.Event()  # set while none is: the shadow thread wakes as the last one ends
+        self._quiet.set()
         threading.Thread(target=self._run, name="stj-shadow", daemon=True).start()
+
+    def request_started(self) -> None:
+        """A request came in: the first of a busy spell pauses the challenger's process."""
+        with self._busy_lock:
+            self._busy += 1
+            if self._busy == 1:
+                self._quiet.clear()
+                if (challenger := self.challenger) is not None:
+                    challenger.pause()
+
+    def request_finished(self) -> None:
+        """A request ended: the last of a busy spell resumes the challenger's process."""
+        with self._busy_lock:
+            self._busy -= 1
+            if self._busy == 0:
+                if (challenger := self.challenger) is not None:
+                    challenger.resume()
+                self._quiet.set()
 
     def offer(self, data: bytes, champion: Predictor, label: str) -> None:
         """Mirror one photo the champion answered with ``label`` (a share of them); never blocks."""
@@ -138,6 +161,9 @@ class Shadow:
                     held.append(self._queue.get(timeout=max(0.0, min(next_check, next_report, now + 1.0) - now)))
                 except queue.Empty:
                     continue
+            if self._busy:
+                self._quiet.wait(QUIET_WAIT_S)
+                continue
             if not self._champion_idle():
                 time.sleep(IDLE_POLL_S)
                 continue

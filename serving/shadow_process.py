@@ -11,14 +11,27 @@ is gone (checked every second), so a killed worker leaves no child behind. The c
 worker sends the uploads' bytes as they came (tens of KB a photo, not the 600 KB of a decoded 224 px image)
 and the decoding and resizing for the challenger's input (~3 core-ms a photo) run at idle priority too.
 
+Idle priority is not all: a challenger's inference running beside the champion's still shares the caches
+and memory bandwidth. So the worker also **pauses** the child (``SIGSTOP``) while any of its requests is in
+flight and resumes it (``SIGCONT``) when the last one ends: the challenger computes only in the gaps
+between requests, never beside one. Measured (``make bench-serve --challenger-only``, 2 cores, one client
+back to back): this did not remove the champion's p99 cost (+16-23 %, +19-24 % before), so that cost is not
+the child computing during a request (perhaps the caches it leaves cold between requests); at saturation
+the challenger then scores little (~10 photos in 40 s instead of ~85) and drops the rest, as designed. A
+paused child cannot check its parent, so it asks the kernel to kill it (``SIGKILL``, which reaches a
+stopped process) when the thread that started it ends.
+
 Cost: one process with the challenger's model per worker while a challenger exists (none otherwise); each
-scored batch crosses the pipe once each way (uploads in, probabilities out).
+scored batch crosses the pipe once each way (uploads in, probabilities out); two signals per busy spell.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -30,6 +43,7 @@ from serving.uploads import decode_upload
 
 LOAD_TIMEOUT_S = 600  # a spawned interpreter imports TensorFlow and OpenVINO, then loads the model
 PARENT_CHECK_S = 1.0
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,12 @@ class InProcessChallenger:
         """:func:`score_uploads` with this model."""
         return score_uploads(self.model, uploads, min_side)
 
+    def pause(self) -> None:
+        """Nothing to pause: scoring runs in the caller's thread."""
+
+    def resume(self) -> None:
+        """Nothing to resume."""
+
 
 class IdleChallenger:
     """A model version decoded for and scored in a low-priority child process: ``ref``, ``class_names`` and
@@ -78,6 +98,7 @@ class IdleChallenger:
         context = multiprocessing.get_context("spawn")  # never fork a process that holds TensorFlow's threads
         self._pipe, child = context.Pipe()
         self._lock = threading.Lock()
+        self._signals = threading.Lock()  # a signal is never sent to a pid that close() has reaped
         self._process = context.Process(
             target=_serve,
             args=(child, model_uri, tracking_uri, runtime, os.getpid()),
@@ -109,17 +130,38 @@ class IdleChallenger:
             raise RuntimeError(value)
         return value
 
+    def pause(self) -> None:
+        """Stop the child's computing at once, mid-inference too (``SIGSTOP``): the champion has work."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let the child go on (``SIGCONT``)."""
+        self._signal(signal.SIGCONT)
+
     def close(self) -> None:
-        """Stop the child (it is asked first, then terminated)."""
-        try:
-            self._pipe.send(("stop", None))
-        except (OSError, ValueError):
-            pass
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.terminate()
+        """Stop the child (resumed and asked first, then terminated)."""
+        with self._signals:
+            self._send_signal(signal.SIGCONT)  # a stopped process acts on neither the request nor SIGTERM
+            try:
+                self._pipe.send(("stop", None))
+            except (OSError, ValueError):
+                pass
             self._process.join(5)
-        self._pipe.close()
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(5)
+            self._pipe.close()
+
+    def _signal(self, signum: int) -> None:
+        with self._signals:
+            self._send_signal(signum)
+
+    def _send_signal(self, signum: int) -> None:
+        if self._process.is_alive():  # not reaped, so the pid is still the child's
+            try:
+                os.kill(self._process.pid, signum)
+            except ProcessLookupError:
+                pass
 
     def _answer(self, timeout_s: float) -> tuple[str, object]:
         if not self._pipe.poll(timeout_s):
@@ -138,6 +180,8 @@ def idle_priority() -> None:
 
 def _serve(pipe, model_uri: str, tracking_uri: str, runtime: str, parent: int) -> None:
     """The child: load the model at idle priority, then score what the parent sends until told to stop."""
+    if sys.platform.startswith("linux"):  # a paused child cannot notice its parent is gone: the kernel kills it
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     idle_priority()
     try:
         model = Predictor.load(model_uri, tracking_uri, runtime)

@@ -7,6 +7,8 @@ tests/e2e/test_releases.py."""
 from __future__ import annotations
 
 import io
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -47,7 +49,7 @@ def shadowed(tmp_path):
     champion = Predictor.load(f"models:/{MODEL}@champion", registry.uri, runtime="tensorflow")
     made = []
 
-    def make(*overrides: str, idle=lambda: True) -> Shadow:
+    def make(*overrides: str, idle=lambda: True, load_as=InProcessChallenger) -> Shadow:
         settings = [*registry.overrides, "serve.reload_interval_s=0.1", "serve.shadow_report_s=0.1", *overrides]
         config = load_run_config("configs/demo.yaml", settings)
         shadow = Shadow(
@@ -55,7 +57,7 @@ def shadowed(tmp_path):
             champion=lambda: champion,
             champion_idle=idle,
             metrics=ServerMetrics(),
-            load=lambda uri: InProcessChallenger(Predictor.load(uri, registry.uri, runtime="tensorflow")),
+            load=lambda uri: load_as(Predictor.load(uri, registry.uri, runtime="tensorflow")),
         )
         made.append(shadow)
         wait_until(lambda: shadow.challenger is not None, "the challenger to load")
@@ -106,6 +108,37 @@ def test_a_busy_champion_leaves_the_queue_full_and_photos_dropped_never_waiting(
     assert dropped in shadow.metrics.exposition().decode()
 
 
+class _RecordingChallenger(InProcessChallenger):
+    """An in-process challenger that records the worker's pauses and resumes (the child's signals)."""
+
+    def __init__(self, model: Predictor) -> None:
+        super().__init__(model)
+        self.calls: list[str] = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+
+def test_requests_in_flight_pause_the_challenger_and_it_scores_only_after_the_last(shadowed) -> None:
+    registry, champion, challenger, make = shadowed
+    shadow = make("serve.shadow_share=1", load_as=_RecordingChallenger)
+    shadow.request_started()
+    shadow.request_started()  # two requests overlap: one pause for the busy spell
+    shadow.offer(_photo(0), champion, "saree")
+    time.sleep(0.5)  # the shadow thread looks every 5 ms: it would have scored by now, were it allowed
+    assert shadow.challenger.calls == ["pause"]
+    assert "stj_shadow_photos_total{" not in shadow.metrics.exposition().decode()
+    shadow.request_finished()
+    assert shadow.challenger.calls == ["pause"]  # one request still in flight
+    shadow.request_finished()
+    assert shadow.challenger.calls == ["pause", "resume"]
+    client = MlflowClient(registry.uri)
+    wait_until(lambda: shadow_totals(client, MODEL, challenger, "1").scored == 1, "the photo scored after the spell")
+
+
 def test_no_challenger_no_mirror_and_removing_the_alias_stops_it(shadowed) -> None:
     registry, champion, challenger, make = shadowed
     shadow = make("serve.shadow_share=1")
@@ -137,6 +170,15 @@ def test_the_servers_challenger_decodes_and_scores_in_a_child_at_idle_priority_a
         expected, expected_kept = score_uploads(here, uploads, 1)
         assert kept == expected_kept == [0, 2, 3]
         np.testing.assert_allclose(probs, expected, atol=1e-5)
+        child.pause()  # a request in flight: the child stops at once, mid-inference too
+        wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_STOPPED, "the child stopped")
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(child.score, uploads[:1], 1)
+            time.sleep(0.5)  # the tiny model scores one photo in milliseconds when it runs
+            assert not answer.done()
+            child.resume()
+            assert answer.result(timeout=60)[1] == [0]
+        child.pause()  # closing resumes it first: a stopped child would heed neither the request nor SIGTERM
     finally:
         child.close()
     assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
