@@ -93,8 +93,8 @@ bench-scrape: install bench-venv ## STJ's scraper vs Scrapy on the local catalog
 bench-train: install ## reference in-graph training vs STJ's cached-embedding train stage (demo data)
 	$(BIN)/python benchmarks/train.py
 
-bench-scale: install ## the real pipeline at 6 000 photos (PHOTOS="6000 60000" for 100x) + a weekly +10 % run, the algorithmic parts at 600 000 (ALGORITHMS=0 skips them; docs/scaling.md)
-	$(BIN)/python benchmarks/pipeline_scale.py --photos $(or $(PHOTOS),6000) --algorithms $(or $(ALGORITHMS),600000)
+bench-scale: install ## the real pipeline at 6 000 photos (PHOTOS="6000 60000" for 100x) + a weekly +10 % run, the algorithmic parts at 600 000 (ALGORITHMS=0 skips them; TEAM=1: on team-up's services, two Dask workers, needs system-deps; docs/scaling.md)
+	$(BIN)/python benchmarks/pipeline_scale.py --photos $(or $(PHOTOS),6000) --algorithms $(or $(ALGORITHMS),600000) $(if $(TEAM),--team)
 
 bench-costs: install ## per-photo costs on the demo data (verify, embed in-process vs Dask shards, head): run `make run` first
 	$(BIN)/python benchmarks/scale.py
