@@ -102,6 +102,21 @@ class LabelsConfig(_Strict):
     gallery_size: int = Field(default=16, ge=1, le=64, description="photos in the label-issue gallery")
 
 
+class OodConfig(_Strict):
+    """ "None of these": each model's out-of-distribution index (``core.ood``), built from the training
+    photos' features and calibrated on the validation photos', logged with the model; the server flags a
+    photo unlike the training photos."""
+
+    enabled: bool = Field(default=True, description="build, log and serve the index (off: no in_distribution field)")
+    reference_per_class: int = Field(
+        default=1000, ge=1, le=100_000, description="training photos per class kept as the index's reference"
+    )
+    k: int = Field(default=5, ge=1, le=100, description="a photo's score is its distance to the k-th nearest reference")
+    percentile: float = Field(
+        default=99.0, gt=50, le=100, description="threshold: this percentile of the validation photos' scores"
+    )
+
+
 class ValidationConfig(_Strict):
     """Checks of each run's data before training (``training.validation.validate``): absolute floors on every run, and
     changes against the last successful run's statistics. A failed check stops the pipeline before training."""
@@ -324,6 +339,7 @@ class Config(_Strict):
     split: SplitConfig = SplitConfig()
     validation: ValidationConfig = ValidationConfig()
     labels: LabelsConfig = LabelsConfig()
+    ood: OodConfig = OodConfig()
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     serve: ServeConfig = ServeConfig()

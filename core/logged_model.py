@@ -25,7 +25,16 @@ from mlflow.types import Schema, TensorSpec
 
 import core.model  # noqa: F401 - registers the custom layers a saved model contains
 from core.model_input import SQUASH
-from core.runtime import Chained, OpenVINORuntime, Runtime, convert_to_openvino, make_runtime, resolve_backend
+from core.ood import INDEX_ARTIFACT, OodIndex
+from core.runtime import (
+    Chained,
+    OpenVINORuntime,
+    Runtime,
+    TensorFlowRuntime,
+    convert_to_openvino,
+    make_runtime,
+    resolve_backend,
+)
 from core.runtime.measure import fastest_float
 from core.runtime.spec import RuntimeSpec
 
@@ -113,6 +122,7 @@ class LoggedModel:
     embedder_ir: Any = None  # openvino.Model
     embedder: EmbedderRecord | None = None
     resize: str = SQUASH
+    ood: OodIndex | None = None  # the "none of these" index training logged beside the model, if any
 
 
 def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel:
@@ -128,6 +138,7 @@ def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel
         ir, record = None, None
         if with_embedder and info.run_id:
             ir, record = _read_embedder(info.run_id, Path(folder))
+        ood = _read_ood(info.run_id, Path(folder)) if info.run_id else None
     meta = info.metadata or {}
     return LoggedModel(
         model=model,
@@ -137,7 +148,16 @@ def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel
         embedder_ir=ir,
         embedder=record,
         resize=meta.get("resize", SQUASH),  # models logged before it was recorded were squashed
+        ood=ood,
     )
+
+
+def _read_ood(run_id: str, folder: Path) -> OodIndex | None:
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=INDEX_ARTIFACT, dst_path=str(folder))
+    except (MlflowException, OSError):
+        return None  # a model logged without one (the ImageNet model, a fine-tuned one, or an older version)
+    return OodIndex.from_bytes(Path(local).read_bytes())
 
 
 def _read_embedder(run_id: str, folder: Path) -> tuple[Any, EmbedderRecord | None]:
@@ -161,12 +181,19 @@ def _read_embedder(run_id: str, folder: Path) -> tuple[Any, EmbedderRecord | Non
 def build_runtime(logged: LoggedModel, choice: str) -> Runtime:
     """The serving runtime: the embedder training logged (``openvino/``: the precision training chose and
     evaluated, so the very features the evaluation saw) followed by the head; without one (fine-tuned, or
-    trained on TensorFlow), the whole model converted here, in the float precision measured faster."""
+    trained on TensorFlow), the whole model converted here, in the float precision measured faster. A model
+    with a "none of these" index runs as embedder then head (:class:`Chained`), so its features are at hand.
+    """
     backend, record = resolve_backend(choice), logged.embedder
     if backend == "tensorflow":
+        if logged.ood is not None:
+            return Chained(*(TensorFlowRuntime(logged.model.get_layer(n)) for n in ("embedder", "head")))
         return make_runtime(logged.model, RuntimeSpec("tensorflow", "f32"))
     if record is None or logged.embedder_ir is None:
-        runtime = fastest_float(convert_to_openvino(logged.model), logged.image_size)
+        whole = logged.model if logged.ood is None else logged.model.get_layer("embedder")
+        runtime = fastest_float(convert_to_openvino(whole), logged.image_size)
+        if logged.ood is not None:
+            runtime = Chained(runtime, OpenVINORuntime(convert_to_openvino(logged.model.get_layer("head")), "f32"))
         log.info("inference runtime: %s (whole model converted)", runtime.name)
         return runtime
     embedder = OpenVINORuntime(logged.embedder_ir, record.hint, record.runtime.name)

@@ -13,27 +13,28 @@ Config keys: ``serve.top_k``, ``serve.min_side``, ``serve.max_files``, ``serve.m
 
 from __future__ import annotations
 
-import numpy as np
 from flask import Blueprint, Response, g, jsonify, request
 
 from serving.auth import owner
 from serving.explain import overlay_png
 from serving.history import thumbnail_jpeg
 from serving.models import DEFAULT, Route
-from serving.predictor import Predictor
+from serving.predictor import Assessed, Predictor
 from serving.state import served
 from serving.uploads import idempotency_key, parse_top_k, read_upload, read_uploads
 
 bp = Blueprint("api", __name__)
 
 
-def prediction(model: Predictor, probs: np.ndarray, top_k: int) -> dict:
-    """The JSON body of one prediction."""
-    ranked = model.top_k(probs, top_k)
+def prediction(model: Predictor, assessed: Assessed, row: int, top_k: int) -> dict:
+    """The JSON body of one prediction (``row`` of the batch ``assessed``): with a "none of these" index,
+    ``in_distribution`` and ``ood_score`` too."""
+    ranked = model.top_k(assessed.probs[row], top_k)
     return {
         "label": ranked[0]["label"],
         "confidence": ranked[0]["probability"],
         "top_k": ranked,
+        **assessed.verdict(row),
         "model": {"name": model.ref.name, "version": model.ref.version},
     }
 
@@ -62,8 +63,8 @@ def predict():
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
     data = read_upload()
     pixels = state.decode(data, model)
-    probs, g.model = route.inference.predict(pixels, model)
-    body = prediction(g.model, probs, top_k)
+    assessed, g.model = route.inference.predict(pixels, model)
+    body = prediction(g.model, assessed, 0, top_k)
     mirror(route, [data], g.model, [body["label"]])
     if keep:
         body["history_id"] = state.history.add(
@@ -85,8 +86,8 @@ def predict_batch():
     top_k = parse_top_k(route.default_top_k, len(model.class_names))
     blobs = read_uploads(serve.max_files, serve.max_upload_bytes)
     pixels = [state.decode(data, model, name=f"file {index}") for index, data in enumerate(blobs)]
-    probs, g.model = route.inference.predict_many(pixels, model)
-    answers = [prediction(g.model, row, top_k) for row in probs]
+    assessed, g.model = route.inference.predict_many(pixels, model)
+    answers = [prediction(g.model, assessed, row, top_k) for row in range(len(blobs))]
     mirror(route, blobs, g.model, [answer["label"] for answer in answers])
     return jsonify({"predictions": answers, "model": {"name": g.model.ref.name, "version": g.model.ref.version}})
 

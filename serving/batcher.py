@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from serving.predictor import Predictor
+    from serving.predictor import Assessed, Predictor
 
 JOB_TIMEOUT_S = 30.0
 
@@ -139,7 +139,7 @@ class _Lane:
 
 
 class MicroBatcher(_Lane):
-    """Runs each job's ``predictor.predict`` on batches formed from concurrent :meth:`submit` calls."""
+    """Runs each job's ``predictor.assess`` on batches formed from concurrent :meth:`submit` calls."""
 
     def __init__(
         self,
@@ -153,13 +153,12 @@ class MicroBatcher(_Lane):
         self._on_batch = on_batch or (lambda n: None)
         super().__init__("stj-batcher", admission or Admission(queue_size or 64))
 
-    def submit(self, pixels: np.ndarray, predictor: Predictor) -> tuple[np.ndarray, Predictor]:
-        """Probabilities of one image (decoded for ``predictor``) by ``predictor``, which is returned too."""
-        rows, predictor = self.submit_many(pixels[None], predictor)
-        return rows[0], predictor
+    def submit(self, pixels: np.ndarray, predictor: Predictor) -> tuple[Assessed, Predictor]:
+        """One image (decoded for ``predictor``) assessed by ``predictor``, which is returned too."""
+        return self.submit_many(pixels[None], predictor)
 
-    def submit_many(self, stack: np.ndarray, predictor: Predictor) -> tuple[np.ndarray, Predictor]:
-        """Probabilities of a stack of images (one job: ``predictor`` computes all of them)."""
+    def submit_many(self, stack: np.ndarray, predictor: Predictor) -> tuple[Assessed, Predictor]:
+        """A stack of images assessed (one job: ``predictor`` computes all of them)."""
         return self._submit(stack, predictor)
 
     def _companions(self, first: _Job) -> list[_Job]:
@@ -184,15 +183,15 @@ class MicroBatcher(_Lane):
         while True:
             batch = self._companions(self._take())
             try:
-                probs = batch[0].predictor.predict(np.concatenate([job.payload for job in batch]))
+                assessed = batch[0].predictor.assess(np.concatenate([job.payload for job in batch]))
             except BaseException as exc:  # handed to each waiting request, never kills the loop
                 for job in batch:
                     job.fail(exc)
                 continue
-            self._on_batch(len(probs))
+            self._on_batch(len(assessed.probs))
             start = 0
             for job in batch:
-                job.finish(probs[start : start + len(job.payload)])
+                job.finish(assessed.rows(start, start + len(job.payload)))
                 start += len(job.payload)
 
 

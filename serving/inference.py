@@ -20,7 +20,7 @@ from serving.batcher import Admission, MicroBatcher, SerialLane
 from serving.explain import grad_cam
 
 if TYPE_CHECKING:
-    from serving.predictor import Predictor
+    from serving.predictor import Assessed, Predictor
 
 
 class InferenceService:
@@ -41,12 +41,13 @@ class InferenceService:
         self._batcher.close()
         self._serial.close()
 
-    def predict(self, pixels: np.ndarray, predictor: Predictor) -> tuple[np.ndarray, Predictor]:
-        """Class probabilities of one image (decoded for ``predictor``), and the predictor that computed them."""
+    def predict(self, pixels: np.ndarray, predictor: Predictor) -> tuple[Assessed, Predictor]:
+        """One image (decoded for ``predictor``) assessed: its class probabilities and "none of these" score
+        (row 0), and the predictor that computed them."""
         return self._batcher.submit(pixels, predictor)
 
-    def predict_many(self, pixels: list[np.ndarray], predictor: Predictor) -> tuple[np.ndarray, Predictor]:
-        """Class probabilities of several images, all computed by ``predictor`` (returned too)."""
+    def predict_many(self, pixels: list[np.ndarray], predictor: Predictor) -> tuple[Assessed, Predictor]:
+        """Several images assessed, all by ``predictor`` (returned too)."""
         return self._batcher.submit_many(np.stack(pixels), predictor)
 
     def explain(self, pixels: np.ndarray, predictor: Predictor) -> tuple[tuple[np.ndarray, int], Predictor]:

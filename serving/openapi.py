@@ -152,6 +152,16 @@ def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
                                 "properties": {"label": {"type": "string"}, "probability": {"type": "number"}},
                             },
                         },
+                        "in_distribution": {
+                            "type": "boolean",
+                            "description": "false: the photo is unlike every training photo (none of these); "
+                            "absent for a model without an index (the ImageNet model)",
+                        },
+                        "ood_score": {
+                            "type": "number",
+                            "description": "cosine distance to the k-th nearest training photo's features; above the "
+                            "model's threshold: not in distribution",
+                        },
                         "model": {"$ref": "#/components/schemas/Model"},
                     },
                 },

@@ -23,6 +23,28 @@ _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
 
 @dataclass(frozen=True)
+class Assessed:
+    """A batch scored: class probabilities and, when the model has a "none of these" index, each photo's
+    score and the model's threshold (above it: unlike the training photos)."""
+
+    probs: np.ndarray
+    ood_scores: np.ndarray | None = None
+    threshold: float | None = None
+
+    def rows(self, start: int, stop: int) -> Assessed:
+        """Photos ``start`` to ``stop`` of the batch."""
+        scores = None if self.ood_scores is None else self.ood_scores[start:stop]
+        return Assessed(self.probs[start:stop], scores, self.threshold)
+
+    def verdict(self, row: int) -> dict[str, bool | float]:
+        """``in_distribution`` and ``ood_score`` of one photo, for an answer; empty without an index."""
+        if self.ood_scores is None:
+            return {}
+        score = float(self.ood_scores[row])
+        return {"in_distribution": bool(score <= self.threshold), "ood_score": round(score, 6)}
+
+
+@dataclass(frozen=True)
 class ModelRef:
     """Which model version a URI points at right now."""
 
@@ -57,6 +79,7 @@ class Predictor:
         self.ref, self.class_names, self.image_size = ref, list(logged.class_names), int(logged.image_size)
         self.resize = logged.resize  # how a photo becomes this model's input
         self.model = logged.model  # the Keras model, for gradients (Grad-CAM)
+        self.ood = logged.ood
         self.runtime = build_runtime(logged, runtime)
         self.predict(np.zeros((1, self.image_size, self.image_size, 3), np.float32))  # warm-up
         log.info("loaded %s version %s (%s)", ref.name, ref.version, self.runtime.name)
@@ -70,7 +93,15 @@ class Predictor:
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model-input images."""
-        return self.runtime(pixels)
+        return self.assess(pixels).probs
+
+    def assess(self, pixels: np.ndarray) -> Assessed:
+        """Class probabilities for a batch of model-input images and, with a "none of these" index, how
+        unlike the training photos each is (from the same pass's features)."""
+        if self.ood is None:
+            return Assessed(self.runtime(pixels))
+        features, probs = self.runtime.with_features(pixels)
+        return Assessed(probs, self.ood.scores(features), self.ood.threshold)
 
     def top_k(self, probs: np.ndarray, k: int) -> list[dict[str, float | str]]:
         """The ``k`` most likely classes of one image, most likely first; tied classes in class order, as

@@ -1,7 +1,8 @@
 """Batch scoring of image files (``stj predict``): with a loaded model, or by asking a running server.
 
-Each file becomes one :class:`Scored` row: its label and every class's probability, or why it could not be
-scored (a file that is not an image does not stop the others).
+Each file becomes one :class:`Scored` row: its label and every class's probability, whether it looks like the
+training photos (``in_distribution``, ``ood_score``: blank for a model without a "none of these" index), or
+why it could not be scored (a file that is not an image does not stop the others).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from serving.errors import ApiError
 from serving.uploads import decode_upload
 
 if TYPE_CHECKING:  # TensorFlow loads with it: `stj predict --url` needs none of it
-    from serving.predictor import Predictor
+    from serving.predictor import Assessed, Predictor
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 BATCH = 16
@@ -35,13 +36,15 @@ class NoImages(ValueError):
 
 @dataclass
 class Scored:
-    """One file's result: ``label`` and ``probabilities``, or ``error``."""
+    """One file's result: ``label``, ``probabilities`` and the "none of these" verdict, or ``error``."""
 
     file: str
     label: str | None = None
     confidence: float | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    in_distribution: bool | None = None
+    ood_score: float | None = None
 
 
 def expand_paths(paths: Iterable[str]) -> list[Path]:
@@ -67,13 +70,15 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
     return list(found)
 
 
-def _row(file: Path, probs: np.ndarray, class_names: list[str]) -> Scored:
+def _row(file: Path, assessed: Assessed, row: int, class_names: list[str]) -> Scored:
+    probs = assessed.probs[row]
     best = int(np.argmax(probs))
     return Scored(
         file=str(file),
         label=class_names[best],
         confidence=round(float(probs[best]), 6),
         probabilities={name: round(float(p), 6) for name, p in zip(class_names, probs, strict=True)},
+        **assessed.verdict(row),
     )
 
 
@@ -89,12 +94,14 @@ def score_with_model(predictor: Predictor, files: list[Path]) -> Iterator[Scored
                 failed[file] = f"not scored: {exc.message}"
             except OSError as exc:
                 failed[file] = f"not scored: {exc}"
-        probs = iter(predictor.predict(np.stack(pixels)) if pixels else [])
+        assessed = predictor.assess(np.stack(pixels)) if pixels else None
+        row = 0
         for file in chunk:
             if file in failed:
                 yield Scored(file=str(file), error=failed[file])
             else:
-                yield _row(file, next(probs), predictor.class_names)
+                yield _row(file, assessed, row, predictor.class_names)
+                row += 1
 
 
 def _ask_server(session: requests.Session, url: str, top_k: int, file: Path) -> Scored:
@@ -114,6 +121,8 @@ def _ask_server(session: requests.Session, url: str, top_k: int, file: Path) -> 
         label=body["label"],
         confidence=body["confidence"],
         probabilities={item["label"]: item["probability"] for item in ranked},
+        in_distribution=body.get("in_distribution"),
+        ood_score=body.get("ood_score"),
     )
 
 
@@ -137,10 +146,11 @@ def score_with_server(url: str, files: list[Path], classes: list[str], concurren
 
 
 def write_rows(rows: Iterable[Scored], out: io.TextIOBase, fmt: str, class_names: list[str]) -> int:
-    """Write rows as CSV (``file,label,confidence,<class>...,error``) or JSON lines; returns how many."""
+    """Write rows as CSV (``file,label,confidence,in_distribution,ood_score,<class>...,error``) or JSON lines;
+    returns how many."""
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
-        writer.writerow(["file", "label", "confidence", *class_names, "error"])
+        writer.writerow(["file", "label", "confidence", "in_distribution", "ood_score", *class_names, "error"])
     count = 0
     for row in rows:
         count += 1
@@ -148,9 +158,10 @@ def write_rows(rows: Iterable[Scored], out: io.TextIOBase, fmt: str, class_names
             out.write(json.dumps({k: v for k, v in row.__dict__.items() if v not in (None, {})}) + "\n")
         else:
             probs = [row.probabilities.get(name, "") for name in class_names]
-            writer.writerow([row.file, row.label or "", _blank(row.confidence), *probs, row.error or ""])
+            verdict = [_blank(row.in_distribution), _blank(row.ood_score)]
+            writer.writerow([row.file, row.label or "", _blank(row.confidence), *verdict, *probs, row.error or ""])
     return count
 
 
-def _blank(value: float | None) -> float | str:
-    return "" if value is None else value
+def _blank(value: float | bool | None) -> float | str:
+    return "" if value is None else str(value).lower() if isinstance(value, bool) else value

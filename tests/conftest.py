@@ -199,17 +199,18 @@ def catalog_server() -> Iterator[CatalogServer]:
 
 @pytest.fixture(scope="session")
 def make_predictor() -> Callable[..., object]:
-    """Build a small real predictor (a random ResNet50 at 32 px, TensorFlow), as version ``version``."""
+    """Build a small real predictor (a random ResNet50 at 32 px, TensorFlow), as version ``version``, with the
+    "none of these" index ``ood`` if given."""
     from core.logged_model import LoggedModel
     from core.model import build_classifier, build_frozen, build_head
     from serving.predictor import ModelRef, Predictor
 
     embedder = build_frozen("resnet50", 32, seed=0)[1]
 
-    def make(version: str = "1") -> Predictor:
+    def make(version: str = "1", ood=None) -> Predictor:
         features = np.random.default_rng(0).normal(size=(8, 2048)).astype("float32")
         head = build_head(len(CLASSES), (16, 8), (0.3, 0.2), features)
-        logged = LoggedModel(build_classifier(embedder, head), CLASSES, 32, run_id=None)
+        logged = LoggedModel(build_classifier(embedder, head), CLASSES, 32, run_id=None, ood=ood)
         return Predictor(logged, ModelRef("stj-classifier", version, "mem"), runtime="tensorflow")
 
     return make

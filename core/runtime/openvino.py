@@ -79,3 +79,8 @@ class Chained:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.second(self.first(batch))
+
+    def with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the first runtime's output, e.g. the pooled features; the second's, e.g. the probabilities)."""
+        features = self.first(batch)
+        return features, self.second(features)

@@ -20,10 +20,18 @@ function showResults() {
 
 const MODEL_TITLES = { stj: "saree · trousers · jeans", imagenet: "ImageNet, top 5 of 1000 classes" };
 
+let stjClasses = [];  // the served classifier's classes, for "this doesn't look like ..."
+
+function anyOf(names) {
+  // "saree, trousers or jeans"
+  return names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}` : names.join("");
+}
+
 async function metadata() {
   try {
     const meta = await (await fetch("/metadata")).json();
     $("model").textContent = `${meta.model.name} v${meta.model.version}`;
+    stjClasses = meta.classes;
     const picker = $("model-picker");
     for (const [key, model] of Object.entries(meta.models || {})) {
       const option = document.createElement("option");
@@ -146,13 +154,17 @@ async function predict(occluded) {
   if (!ok) { showError(body.error.message); return; }
   showError("");
   const suffix = occluded ? "-after" : "";
-  $("label" + suffix).textContent = body.label;
-  $("confidence" + suffix).textContent = `${(body.confidence * 100).toFixed(1)}%`;
+  const percent = `${(body.confidence * 100).toFixed(1)}%`;
+  const unlike = body.in_distribution === false;  // the model's "none of these": unlike every training photo
+  $("label" + suffix).textContent = unlike ? `This doesn't look like ${anyOf(stjClasses)}` : body.label;
+  $("label" + suffix).dataset.inDistribution = String(body.in_distribution ?? "unknown");
+  $("confidence" + suffix).textContent = unlike ? `(closest: ${body.label}, ${percent})` : percent;
   renderChart($("chart" + suffix), body.top_k);
   $((occluded ? "after" : "before") + "-img").src = canvas.toDataURL("image/jpeg", 0.85);
   $("used-version").textContent = `${body.model.name} v${body.model.version}`;
   $("answered-by").textContent = where === "server" ? "Answered by the server."
-    : "Answered in your browser: the server can't be reached (nothing was kept in the history).";
+    : "Answered in your browser: the server can't be reached (nothing was kept in the history). The browser "
+      + "model cannot tell whether the photo shows a garment at all: it names the closest class.";
   $("answered-by").dataset.where = where;
   $("api-snippet").textContent = `curl -F image=@photo.jpg "${location.origin}/predict?model=${chosenModel()}"`;
   if (occluded) $("after").hidden = false;

@@ -10,7 +10,7 @@ import requests
 
 from catalog.draw import draw_product
 from configs.schema import CLASS_NAMES_DEFAULT
-from tests.browser.conftest import sign_up, wait
+from tests.browser.conftest import sign_up, start_site, wait
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +41,26 @@ def test_upload_shows_label_chart_and_version(browser, site, shots, tmp_path) ->
     probs = _bars(browser, "chart")
     assert abs(sum(probs.values()) - 1) < 1e-3
     browser.save_screenshot(str(shots / "predict.png"))
+
+
+def test_a_photo_unlike_the_training_photos_is_named_none_of_these(
+    browser, app_for, make_predictor, tmp_path, tmp_path_factory
+) -> None:
+    import numpy as np
+
+    from core.ood import OodIndex
+
+    nothing_is_like = OodIndex(np.full((1, 2048), 2048**-0.5, np.float16), k=1, threshold=-1.0)  # flags all
+    url, server = start_site(app_for, tmp_path_factory.mktemp("ood"), make_predictor(ood=nothing_is_like))
+    try:
+        _upload(browser, url, tmp_path)
+        label = browser.find_element("id", "label")
+        names = list(CLASS_NAMES_DEFAULT)
+        assert label.text == f"This doesn't look like {', '.join(names[:-1])} or {names[-1]}"
+        assert label.get_attribute("data-in-distribution") == "false"
+        assert browser.find_element("id", "confidence").text.startswith("(closest: ")
+    finally:
+        server.shutdown()
 
 
 def test_occlusion_changes_the_probabilities(browser, site, shots, tmp_path) -> None:

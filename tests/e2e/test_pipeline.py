@@ -75,7 +75,10 @@ def test_run_is_recorded_and_champion_set(reference) -> None:
         "scrape_report.json",
         "data_stats.json",
         "config.json",
+        "ood",  # the "none of these" index and its evaluation
     } <= artifacts
+    assert 0 <= metrics["ood_test_kept"] <= 1 and 0 <= metrics["ood_probe_flagged"] <= 1
+    assert metrics["ood_probe_photos"] >= 100 and metrics["ood_reference_photos"] == metrics["n_train"]  # all, here
     # one copy of the split for the pipeline's sibling runs (each backbone's), which all point to it
     siblings = client.search_runs([run.info.experiment_id], f"tags.`split.digest` = '{run.data.tags['split.digest']}'")
     assert len(siblings) >= 2 and {r.data.tags["split.run_id"] for r in siblings} == {run.data.tags["split.run_id"]}
@@ -176,6 +179,7 @@ def test_predict_a_real_image(client) -> None:
     probs = [t["probability"] for t in body["top_k"]]
     assert probs == sorted(probs, reverse=True) and body["confidence"] == probs[0]
     assert sum(probs) == pytest.approx(1.0, abs=1e-3) and len(probs) == 3
+    assert isinstance(body["in_distribution"], bool) and body["ood_score"] >= 0
     assert http.get("/health").status_code == 200
     assert http.get("/ready").get_json()["model"]["version"] == "1"
 
@@ -326,6 +330,10 @@ def test_server_runs_the_int8_embedder_training_evaluated(reference) -> None:
     head = predictor.model.get_layer("head")
     evaluated = head(features.vectors[:6], training=False).numpy()
     np.testing.assert_allclose(predictor.predict(pixels), evaluated, atol=1e-4)
+    # the "none of these" score from the same pass's features: those training calibrated the index on
+    np.testing.assert_allclose(
+        predictor.assess(pixels).ood_scores, predictor.ood.scores(features.vectors[:6]), atol=1e-3
+    )
     # int8 vs the FP32 graph, by the measure the run accepted int8 on (how far the probabilities move then
     # depends on the head the drawn photos trained, so they are not compared)
     fp32 = mlflow.tensorflow.load_model(result.model_uri).get_layer("embedder")(pixels, training=False).numpy()

@@ -46,6 +46,7 @@ def test_predict_scores_files_folders_and_globs_like_the_server(tmp_path, refere
     assert rows[-1]["file"] == str(not_an_image) and "not scored" in rows[-1]["error"]
     for row in rows[:-1]:
         assert row["label"] in config.class_names and abs(sum(row["probabilities"].values()) - 1) < 1e-3
+        assert isinstance(row["in_distribution"], bool) and row["ood_score"] >= 0  # the model's OOD index
     with serve_subprocess(overrides) as server:
         remote = stj(["predict", "--url", server.base, *paths[:2], "--format", "csv"], overrides)
     assert remote.returncode == 0, remote.stderr[-3000:]
@@ -53,6 +54,8 @@ def test_predict_scores_files_folders_and_globs_like_the_server(tmp_path, refere
     assert [r["file"] for r in table] == [r["file"] for r in rows[:-1]]
     for mine, theirs in zip(rows, table, strict=False):
         assert mine["label"] == theirs["label"]
+        assert str(mine["in_distribution"]).lower() == theirs["in_distribution"]
+        assert abs(mine["ood_score"] - float(theirs["ood_score"])) < 1e-3
         for name in config.class_names:
             assert abs(mine["probabilities"][name] - float(theirs[name])) < 1e-3
 

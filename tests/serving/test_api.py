@@ -49,6 +49,38 @@ def _png_claiming(width: int, height: int) -> bytes:
     return bytes(raw)
 
 
+def test_a_model_with_an_index_says_whether_each_photo_is_like_its_training_photos(
+    predictor, make_predictor, app_for, tmp_path
+) -> None:
+    """The "none of these" verdict: the index's score from the same pass's features against its threshold, in
+    /predict and /predict/batch; the probabilities are the whole model's; a model without an index (the
+    module's) answers without the fields."""
+    from core.ood import OodIndex, index_from
+    from serving.uploads import decode_upload
+
+    like, unlike = encode(photo(), "JPEG"), encode(Image.new("RGB", (120, 90), (250, 240, 20)), "JPEG")
+    pixels = np.stack([decode_upload(data, 32, 1, resize=predictor.resize) for data in (like, unlike)])
+    features = predictor.model.get_layer("embedder")(pixels, training=False).numpy()
+    reference = index_from(features[:1], k=1)  # the first photo is the whole training set
+    scores = reference.scores(features)
+    assert scores[0] < 1e-3 < scores[1]
+    model = make_predictor(ood=OodIndex(reference.reference, 1, threshold=float(scores.mean())))
+    np.testing.assert_allclose(model.predict(pixels), predictor.predict(pixels), atol=1e-5)
+    http = app_for(tmp_path, model, "serve.min_side=16").test_client()
+    files = [(io.BytesIO(like), "like.jpg"), (io.BytesIO(unlike), "unlike.jpg")]
+    answers = http.post("/predict/batch", data={"images": files}).get_json()["predictions"]
+    assert [a["in_distribution"] for a in answers] == [True, False]
+    assert answers[1]["ood_score"] == pytest.approx(float(scores[1]), abs=1e-3)
+    single = http.post("/predict", data={"image": (io.BytesIO(unlike), "unlike.jpg")}).get_json()
+    assert single["in_distribution"] is False and single["ood_score"] == pytest.approx(
+        answers[1]["ood_score"], abs=1e-4
+    )
+    (tmp_path / "plain").mkdir()
+    plain = app_for(tmp_path / "plain", predictor, "serve.min_side=16").test_client()
+    body = plain.post("/predict", data={"image": (io.BytesIO(unlike), "unlike.jpg")}).get_json()
+    assert "in_distribution" not in body and "ood_score" not in body
+
+
 def test_predict_and_headers(http) -> None:
     resp = http.post("/predict?top_k=2", data={"image": (io.BytesIO(encode(photo(), "JPEG")), "p.jpg")})
     assert resp.status_code == 200

@@ -13,6 +13,7 @@ from PIL import Image
 from configs.schema import ServeConfig
 from serving.batcher import MicroBatcher, Overloaded
 from serving.inference import InferenceService
+from serving.predictor import Assessed
 from serving.reloader import ModelHolder, check_for_new_version
 from tests.support import wait_until
 
@@ -27,6 +28,9 @@ class _SlowModel:
         time.sleep(0.05)
         self.batches.append(len(pixels))
         return np.tile([0.2, 0.3, 0.5], (len(pixels), 1))
+
+    def assess(self, pixels) -> Assessed:
+        return Assessed(self.predict(pixels))  # what the batcher calls: a model without an OOD index
 
 
 def test_micro_batcher_groups_requests_and_sheds_load() -> None:
@@ -79,7 +83,7 @@ def test_a_batch_request_is_one_job_answered_by_one_model() -> None:
     model = _SlowModel()
     batcher = MicroBatcher(max_batch=4, max_wait_ms=1, queue_size=8)
     rows, used = batcher.submit_many(np.zeros((6, 2, 2, 3)), model)  # more images than max_batch: still one call
-    assert used is model and len(rows) == 6 and model.batches == [6]
+    assert used is model and len(rows.probs) == 6 and model.batches == [6]
 
 
 def test_a_batch_groups_only_jobs_of_one_model() -> None:
@@ -115,7 +119,7 @@ def test_a_failed_model_call_fails_each_of_its_jobs_and_the_batcher_goes_on() ->
     batcher = MicroBatcher(max_batch=8, max_wait_ms=1, queue_size=8)
     with pytest.raises(MemoryError, match="ran out of memory"):
         batcher.submit(np.zeros((2, 2, 3)), model)
-    assert batcher.submit(np.zeros((2, 2, 3)), model)[0].tolist() == [0.2, 0.3, 0.5]  # the next job is served
+    assert batcher.submit(np.zeros((2, 2, 3)), model)[0].probs[0].tolist() == [0.2, 0.3, 0.5]  # the next job is served
 
 
 def test_a_job_the_model_never_answers_gets_overloaded(monkeypatch) -> None:
@@ -168,6 +172,9 @@ class _Blocking:
         self.entered.set()
         self.release.wait(10)
         return np.tile([0.2, 0.3, 0.5], (len(pixels), 1))
+
+    def assess(self, pixels) -> Assessed:
+        return Assessed(self.predict(pixels))
 
 
 def test_every_inference_route_waits_in_the_same_bounded_queue(monkeypatch) -> None:

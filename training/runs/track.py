@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,12 +28,18 @@ from configs.schema import Config, TrackingConfig
 from core.logged_model import EVALUATION_ARTIFACT, EmbedderRecord, log_classifier, log_embedder
 from core.manifest import manifest_path, read_manifest
 from core.model import build_classifier
+from core.ood import INDEX_ARTIFACT
 from core.split_log import log_split
 from training.embedding.features import Features
 from training.evaluation.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
+from training.evaluation.ood import build_and_evaluate
 from training.fitting.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
 from training.fitting.candidate import Candidate
 from training.validation.validate import STATS_NAME
+
+log = logging.getLogger(__name__)
+
+OOD_EVALUATION = "ood/evaluation.json"
 
 # MLflow 3 opens an experiment of unknown kind on its GenAI overview; this kind opens it on the training runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -290,3 +298,36 @@ def log_model(config: Config, features: Features, candidate: Candidate) -> str:
         log_embedder(xml, EmbedderRecord(runtime=chosen, hint=hint, xml=xml.name, int8=base.int8))
     classifier = candidate.classifier or build_classifier(base.embedder, candidate.head)
     return log_classifier(model=classifier, class_names=config.class_names, image_size=config.train.image_size)
+
+
+def log_ood(config: Config, features: Features, candidate: Candidate) -> None:
+    """The "none of these" index (``ood/index.npz``, beside the model) and its evaluation: metrics
+    ``ood_*`` and ``ood/evaluation.json``. A fine-tuned candidate gets none (tagged ``ood``): the cached
+    features are not its embedder's."""
+    if not config.ood.enabled:
+        return
+    if candidate.classifier is not None:
+        mlflow.set_tag("ood", "none: fine-tuned, the cached features are not its embedder's")
+        return
+    spec = candidate.precision.chosen
+    evaluation = build_and_evaluate(
+        config.ood,
+        config.project.seed,
+        train=(lambda rows: features.vectors_for(spec, "train", rows=rows), features.part("train")[1]),
+        val=features.vectors_for(spec, "val"),
+        test=features.vectors_for(spec, "test"),
+        embed=features.base.runtime(spec),
+        image_size=config.train.image_size,
+    )
+    mlflow.log_metrics(evaluation.metrics())
+    mlflow.log_dict(evaluation.summary(), OOD_EVALUATION)
+    with tempfile.TemporaryDirectory(prefix="stj-ood-") as folder:
+        file = Path(folder) / Path(INDEX_ARTIFACT).name
+        file.write_bytes(evaluation.index.to_bytes())
+        mlflow.log_artifact(str(file), str(Path(INDEX_ARTIFACT).parent))
+    log.info(
+        "none-of-these index: %d reference photos, test photos kept %.1f %%, non-garment photos flagged %.1f %%",
+        len(evaluation.index.reference),
+        100 * evaluation.test_kept,
+        100 * evaluation.probe_flagged,
+    )

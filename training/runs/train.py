@@ -23,6 +23,7 @@ from training.runs.track import (
     log_candidate,
     log_context,
     log_model,
+    log_ood,
     log_plots,
     log_speed,
     run_title,
@@ -68,6 +69,7 @@ def record_run(
     log_context(config=config, features=features, candidate=candidate, source=config_source, report=report_file)
     mlflow.log_text(summary_table(config, features, candidate), "summary.md")
     log_plots(features, candidate, config.class_names)
+    log_ood(config, features, candidate)
     pixels = load_images(features.part_paths("test")[:20], config.train.image_size)
     head_ms = log_speed(features, candidate, pixels)
     log_baselines(config=config, features=features, candidate=candidate, head_ms=head_ms)
