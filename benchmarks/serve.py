@@ -12,10 +12,13 @@ once more with gunicorn facing clients directly (``serve.proxy=none``) for what 
 in the copy as ``@challenger``) mirroring the configured share of requests (``serve.shadow_share``, 0.25 by
 default), then every request (``serve.shadow_share=1``), for what the shadow costs the champion's answers, with
 the photos the challenger scored and dropped. Then `mlflow models serve` on the champion (decoded pixels as JSON,
-its API) for the ratio STJ/MLflow. ``--challenger-only`` runs the champion and challenger rows alone.
+its API) for the ratio STJ/MLflow. ``--challenger-only`` runs the champion and challenger rows alone. The
+champion with the prediction log off and on (``monitor.log_predictions``; goal: on >= 95 % of off), with the
+rows it wrote and dropped; ``--log-only`` runs those rows alone. Every server here keeps its accounts,
+history and prediction log in a scratch database, never the demo's.
 
 Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--backbones ...]
-[--challenger-only]
+[--challenger-only] [--log-only]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,7 +86,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--backbones", nargs="+", help="default: every backbone with a run in the demo store")
     parser.add_argument("--challenger-only", action="store_true", help="only the champion / challenger rows")
+    parser.add_argument("--log-only", action="store_true", help="only the prediction log off / on rows")
     args = parser.parse_args()
+    scratch = tempfile.TemporaryDirectory(prefix="stj-bench-serve-")  # removed when the benchmark ends
+    os.environ["STJ_SERVE__DATABASE_URL"] = f"sqlite:///{scratch.name}/serve.db"  # the servers inherit it
     config = load_run_config(args.config)
     photos = sorted((Path(config.project.data_dir) / "raw").rglob("*.jpg"))[:64]
     if not photos:
@@ -91,6 +98,12 @@ def main() -> None:
     size = config.train.image_size
     pixels = [decode_image(b, size) for b in blobs[:RAW_BATCH]]
     results, raw = {}, {}
+    if args.log_only:
+        logged = _log_rows(args, blobs)
+        counts = logged.pop("log")
+        _print_rows(logged)
+        _print_log(counts, logged)
+        return
     if args.challenger_only:
         shadow = _challenger_rows(args, config, blobs)
         if not shadow:
@@ -122,6 +135,9 @@ def main() -> None:
     shadow = _challenger_rows(args, config, blobs)
     shadow_counts = shadow.pop("shadow", {})
     results.update(shadow)
+    logged = _log_rows(args, blobs)
+    log_counts = logged.pop("log")
+    results.update(logged)
 
     port = free_port()
     env = {
@@ -145,6 +161,7 @@ def main() -> None:
         ratio = results[(first, clients)]["rps"] / max(1e-9, results[(f"{first} direct", clients)]["rps"])
         print(f"ratio nginx in front / gunicorn direct ({first}) at {clients} client(s): {ratio:.2f}")
     _print_shadow(shadow_counts, results)
+    _print_log(log_counts, results)
     for backbone, (runtime, rate) in raw.items():
         served = results[(backbone, 16)]["rps"]
         print(
@@ -227,6 +244,49 @@ def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
                 server.terminate()
                 server.wait()
     return out
+
+
+def _log_rows(args, blobs: list[bytes]) -> dict:
+    """The champion with the prediction log off, then on; with the rows the second wrote and dropped."""
+    import requests
+
+    out: dict = {"log": ""}
+    for label, on in (("prediction log off", "false"), ("prediction log on", "true")):
+        port = free_port()
+        extra = ["tracking.imagenet_model=null", f"monitor.log_predictions={on}"]
+        server = start_stj_server(args.config, port, 16, extra=extra)
+        try:
+            out.update(_measure(label, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds, True))
+            if on == "true":
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                out["log"] = ", ".join(
+                    f"{what} {_counter(text, f'stj_prediction_log_{what}_total'):.0f}"
+                    for what in ("written", "dropped")
+                )
+        finally:
+            server.terminate()
+            server.wait()
+    return out
+
+
+def _counter(metrics: str, name: str) -> float:
+    """A counter's value in a Prometheus exposition (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _print_log(counts: str, results: dict) -> None:
+    """The champion with the prediction log on, as ratios to it off, and the rows it wrote and dropped."""
+    for clients in (1, 16):
+        off, on = results.get(("prediction log off", clients)), results.get(("prediction log on", clients))
+        if off and on:
+            print(
+                f"ratio prediction log on / off at {clients} client(s): req/s {on['rps'] / max(1e-9, off['rps']):.2f}, "
+                f"p50 {on['p50_ms'] / off['p50_ms']:.2f}, p99 {on['p99_ms'] / off['p99_ms']:.2f}"
+            )
+    print(f"prediction log: rows {counts}")
 
 
 def _wait_for_challenger(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:

@@ -117,6 +117,17 @@ class OodConfig(_Strict):
     )
 
 
+class MonitorConfig(_Strict):
+    """Watching live traffic: the server's prediction log (``serving.prediction_log``)."""
+
+    log_predictions: bool = Field(default=True, description="append each answered prediction to the log")
+    log_sample: float = Field(default=1.0, gt=0, le=1, description="share of predictions logged (drawn at random)")
+    log_queue: int = Field(
+        default=4096, ge=1, le=1_000_000, description="rows waiting to be written; beyond: dropped and counted"
+    )
+    retention_days: float = Field(default=30.0, gt=0, description="rows older than this are deleted (hourly)")
+
+
 class ValidationConfig(_Strict):
     """Checks of each run's data before training (``training.validation.validate``): absolute floors on every run, and
     changes against the last successful run's statistics. A failed check stops the pipeline before training."""
@@ -340,6 +351,7 @@ class Config(_Strict):
     validation: ValidationConfig = ValidationConfig()
     labels: LabelsConfig = LabelsConfig()
     ood: OodConfig = OodConfig()
+    monitor: MonitorConfig = MonitorConfig()
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     serve: ServeConfig = ServeConfig()

@@ -6,12 +6,17 @@ alias's); an unknown model or version is a 404 JSON error.
 Every inference goes through the one inference service (one bounded queue). A request resolves its model
 once: the photo is decoded for that model and that same model scores it, so an alias moving mid-request
 (even to a version with another input size) cannot mix them; each response names the model version that
-computed it (body and ``X-Model-*`` headers agree).
+computed it (body and ``X-Model-*`` headers agree). Each prediction is also queued for the prediction log
+(``serving.prediction_log``) under the request's id (``X-Request-Id``, the client's or a new one).
 
-Config keys: ``serve.top_k``, ``serve.min_side``, ``serve.max_files``, ``serve.max_upload_bytes``.
+Config keys: ``serve.top_k``, ``serve.min_side``, ``serve.max_files``, ``serve.max_upload_bytes``,
+``monitor.log_predictions``.
 """
 
 from __future__ import annotations
+
+import re
+import uuid
 
 from flask import Blueprint, Response, g, jsonify, request
 
@@ -24,6 +29,7 @@ from serving.state import served
 from serving.uploads import idempotency_key, parse_top_k, read_upload, read_uploads
 
 bp = Blueprint("api", __name__)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def prediction(model: Predictor, assessed: Assessed, row: int, top_k: int) -> dict:
@@ -48,6 +54,24 @@ def mirror(route: Route, blobs: list[bytes], model: Predictor, labels: list[str]
             state.shadow.offer(data, model, label)
 
 
+def request_id() -> str:
+    """This request's id: the client's ``X-Request-Id`` when it is a plain token (at most 64 of letters,
+    digits, ``.``, ``_``, ``-``), else a new one; answered in ``X-Request-Id``."""
+    if "request_id" not in g:
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return g.request_id
+
+
+def remember(model: Predictor, assessed: Assessed, answers: list[dict]) -> None:
+    """Queue the answered predictions for the prediction log (when it is on); never waits."""
+    log = served().log
+    if log is not None:
+        rid = request_id()
+        for position, answer in enumerate(answers):
+            log.record(model.ref, assessed, position, answer["top_k"], rid, position)
+
+
 def requested_route() -> Route:
     """The model a request asks for: ``?model=stj|imagenet`` (default ``stj``), ``?version=N``."""
     return served().models.route(request.args.get("model"), request.args.get("version"))
@@ -66,6 +90,7 @@ def predict():
     assessed, g.model = route.inference.predict(pixels, model)
     body = prediction(g.model, assessed, 0, top_k)
     mirror(route, [data], g.model, [body["label"]])
+    remember(g.model, assessed, [body])
     if keep:
         body["history_id"] = state.history.add(
             owner=keeper,
@@ -89,6 +114,7 @@ def predict_batch():
     assessed, g.model = route.inference.predict_many(pixels, model)
     answers = [prediction(g.model, assessed, row, top_k) for row in range(len(blobs))]
     mirror(route, blobs, g.model, [answer["label"] for answer in answers])
+    remember(g.model, assessed, answers)
     return jsonify({"predictions": answers, "model": {"name": g.model.ref.name, "version": g.model.ref.version}})
 
 

@@ -31,6 +31,7 @@ from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import DEFAULT, IMAGENET, ModelRoutes, load_followed
 from serving.multipart import accept_latin1_part_headers
+from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.security import install_security
@@ -86,6 +87,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         decodes,
         BrowserModels(serve.browser_model_dir) if serve.browser_model else None,
         shadow,
+        PredictionLog(database, config.monitor, metrics) if config.monitor.log_predictions else None,
     )
 
     if shadow is not None:  # the challenger's process computes only while this worker has no request
@@ -112,6 +114,8 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         model = g.get("model") or models.default.current()  # the model that answered, if one did
         response.headers["X-Model-Name"] = model.ref.name
         response.headers["X-Model-Version"] = str(model.ref.version)
+        if "request_id" in g:  # a prediction's: the key of its rows in the prediction log
+            response.headers["X-Request-Id"] = g.request_id
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))

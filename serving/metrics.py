@@ -68,6 +68,11 @@ class ServerMetrics:
             registry=own,
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # the prediction log (serving.prediction_log): rows written, and dropped (queue full, or a failed write)
+        self.log_written = Counter("stj_prediction_log_written", "predictions written to the log", registry=own)
+        self.log_dropped = Counter(
+            "stj_prediction_log_dropped", "predictions not logged: the queue was full or a write failed", registry=own
+        )
         self._shown: tuple[str, str] | None = None
 
     def serving(self, name: str, version: str) -> None:

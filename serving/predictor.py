@@ -25,16 +25,20 @@ _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 @dataclass(frozen=True)
 class Assessed:
     """A batch scored: class probabilities and, when the model has a "none of these" index, each photo's
-    score and the model's threshold (above it: unlike the training photos)."""
+    score, the model's threshold (above it: unlike the training photos) and the pooled features."""
 
     probs: np.ndarray
     ood_scores: np.ndarray | None = None
     threshold: float | None = None
+    features: np.ndarray | None = None
 
     def rows(self, start: int, stop: int) -> Assessed:
         """Photos ``start`` to ``stop`` of the batch."""
-        scores = None if self.ood_scores is None else self.ood_scores[start:stop]
-        return Assessed(self.probs[start:stop], scores, self.threshold)
+
+        def part(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[start:stop]
+
+        return Assessed(self.probs[start:stop], part(self.ood_scores), self.threshold, part(self.features))
 
     def verdict(self, row: int) -> dict[str, bool | float]:
         """``in_distribution`` and ``ood_score`` of one photo, for an answer; empty without an index."""
@@ -101,7 +105,7 @@ class Predictor:
         if self.ood is None:
             return Assessed(self.runtime(pixels))
         features, probs = self.runtime.with_features(pixels)
-        return Assessed(probs, self.ood.scores(features), self.ood.threshold)
+        return Assessed(probs, self.ood.scores(features), self.ood.threshold, features)
 
     def top_k(self, probs: np.ndarray, k: int) -> list[dict[str, float | str]]:
         """The ``k`` most likely classes of one image, most likely first; tied classes in class order, as

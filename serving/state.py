@@ -15,6 +15,7 @@ from serving.browser_model import BrowserModels
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
+from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.shadow import Shadow
@@ -35,6 +36,7 @@ class Served:
     decodes: threading.BoundedSemaphore  # serve.decode_concurrency places
     browser: BrowserModels | None = None  # None: serve.browser_model is off
     shadow: Shadow | None = None  # None: serve.shadow_share is 0 (or the models were handed in, as tests do)
+    log: PredictionLog | None = None  # None: monitor.log_predictions is off
 
     def decode(self, data: bytes, model: Predictor, name: str = "the upload") -> np.ndarray:
         """Uploaded bytes as ``model``'s input; at most ``serve.decode_concurrency`` decodes at once."""
