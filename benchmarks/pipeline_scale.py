@@ -127,8 +127,10 @@ def measured_run(settings: list[str], log_file: Path, team=None) -> dict:
         result_file = handle.name
     # as `stj` sets it: the child's temporary Prefect server would otherwise try (and, offline, fail) to send
     # usage telemetry, an ERROR line in the run's log
+    # a shell's own STJ_* settings or Prefect server (a sourced .team/env) must not turn a plain run into another
+    inherited = {k: v for k, v in os.environ.items() if team or not (k.startswith("STJ_") or k == "PREFECT_API_URL")}
     env = {
-        **os.environ,
+        **inherited,
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONPATH": str(ROOT),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -210,7 +212,8 @@ def team_services(work: Path):
         yield team
     finally:
         down(team, quiet=True)
-        shutil.copytree(root / "logs", work / "team-logs", dirs_exist_ok=True)
+        if (root / "logs").exists():  # up() may have failed before creating it: its own error is the one shown
+            shutil.copytree(root / "logs", work / "team-logs", dirs_exist_ok=True)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -112,7 +112,7 @@ def embed_on_dask(config, split_file: Path, address: str) -> tuple[float, dict]:
     config = override_config(config, ["orchestration.task_runner=dask", f"orchestration.dask_address={address}"])
 
     @flow(name="bench-embed-shards")
-    def shards() -> int:
+    def shards() -> dict:
         return embed_in_shards(config, split_file)
 
     folder = Path(config.project.data_dir) / "embeddings"

@@ -107,7 +107,9 @@ class OodConfig(_Strict):
     photos' features and calibrated on the validation photos', logged with the model; the server flags a
     photo unlike the training photos."""
 
-    enabled: bool = Field(default=True, description="build, log and serve the index (off: no in_distribution field)")
+    enabled: bool = Field(
+        default=True, description="build and log the index with each model (a version without one: no in_distribution)"
+    )
     reference_per_class: int = Field(
         default=1000, ge=1, le=100_000, description="training photos per class kept as the index's reference"
     )

@@ -10,13 +10,13 @@ The index is logged with the model (``ood/index.npz`` in its run, float16: ``ref
 bytes, ~7.5 MB for 3 000 × 1 280) and read back by the server. Scoring a batch of B photos costs
 O(B × reference × features) (one matrix product; ~4 MFLOP a photo for 3 000 × 1 280).
 
-Config keys: ``ood.enabled``, ``ood.reference_per_class``, ``ood.k``, ``ood.percentile``.
+Config keys: none here (training's ``training.evaluation.ood`` reads ``ood.*``).
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,10 +36,14 @@ class OodIndex:
     k: int
     threshold: float = float("inf")
     percentile: float = 99.0
+    _reference32: np.ndarray = field(init=False, repr=False, compare=False)  # widened once, not per call
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_reference32", np.asarray(self.reference, np.float32))
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Each row's cosine distance to its ``k``-th nearest reference vector (0: identical; up to 2)."""
-        similarity = _unit(features) @ self.reference.astype(np.float32).T
+        similarity = _unit(features) @ self._reference32.T
         k = min(self.k, similarity.shape[1])
         kth = np.partition(similarity, similarity.shape[1] - k, axis=1)[:, similarity.shape[1] - k]
         return (1.0 - kth).astype(np.float32)

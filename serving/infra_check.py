@@ -115,16 +115,21 @@ class _Server:
 
 
 def same_runtime(local: Predictor, served: str):
-    """``local``'s runtime, or one of the precision the server runs. A model converted whole (no embedder
-    logged by training: the ImageNet model, fine-tuned ones) gets the float precision that measured faster
-    when it loaded, so two processes may differ (bf16 against f32 moves probabilities by ~5e-3); the check
-    compares like with like. ``ValueError`` for any other difference."""
+    """``local``'s runtime, or one of the precision the server runs. A model converted here (no embedder
+    logged by training: the ImageNet model, fine-tuned ones, those trained on TensorFlow) gets the float
+    precision that measured faster when it loaded, so two processes may differ (bf16 against f32 moves
+    probabilities by ~5e-3); the check compares like with like, and a model with a "none of these" index
+    keeps its embedder-then-head chain (its features are needed). ``ValueError`` for any other difference."""
     if local.runtime.name == served:
         return local.runtime
     if served.startswith("openvino-") and local.runtime.name.startswith("openvino-"):
-        from core.runtime.openvino import OpenVINORuntime, convert_to_openvino
+        from core.runtime.openvino import Chained, OpenVINORuntime, convert_to_openvino
 
-        return OpenVINORuntime(convert_to_openvino(local.model), served.removeprefix("openvino-"))
+        precision = served.removeprefix("openvino-")
+        if isinstance(local.runtime, Chained):
+            embedder = OpenVINORuntime(convert_to_openvino(local.model.get_layer("embedder")), precision)
+            return Chained(embedder, local.runtime.second)
+        return OpenVINORuntime(convert_to_openvino(local.model), precision)
     raise ValueError(f"the server runs {served}, this process {local.runtime.name}")
 
 

@@ -96,8 +96,8 @@ class Predictor:
         return cls(load_logged_model(ref.uri, with_embedder=runtime != "tensorflow"), ref, runtime)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Class probabilities for a batch of model-input images."""
-        return self.assess(pixels).probs
+        """Class probabilities for a batch of model-input images (no "none of these" score: :meth:`assess`)."""
+        return self.runtime(pixels)
 
     def assess(self, pixels: np.ndarray) -> Assessed:
         """Class probabilities for a batch of model-input images and, with a "none of these" index, how

@@ -133,8 +133,12 @@ class Shadow:
         self._replace(None)
 
     def _replace(self, challenger) -> None:
-        """Make ``challenger`` (or none) the one scored, and stop the one it replaces (a child process)."""
-        old, self.challenger = self.challenger, challenger
+        """Make ``challenger`` (or none) the one scored, and stop the one it replaces (a child process). One
+        installed during a busy spell starts paused, as the one before it was."""
+        with self._busy_lock:
+            old, self.challenger = self.challenger, challenger
+            if challenger is not None and self._busy:
+                challenger.pause()
         if old is not None and old is not challenger and hasattr(old, "close"):
             old.close()
 

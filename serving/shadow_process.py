@@ -99,6 +99,8 @@ class IdleChallenger:
         self._pipe, child = context.Pipe()
         self._lock = threading.Lock()
         self._signals = threading.Lock()  # a signal is never sent to a pid that close() has reaped
+        self._closed = False
+        self._calls = 0  # numbers each score call: an answer that comes after its call timed out is skipped
         self._process = context.Process(
             target=_serve,
             args=(child, model_uri, tracking_uri, runtime, os.getpid()),
@@ -124,8 +126,12 @@ class IdleChallenger:
     def score(self, uploads: list[bytes], min_side: int) -> tuple[np.ndarray, list[int]]:
         """:func:`score_uploads` in the child: decoding and inference at idle priority."""
         with self._lock:
-            self._pipe.send(("score", (list(uploads), min_side)))
-            kind, value = self._answer(LOAD_TIMEOUT_S)
+            self._calls += 1
+            self._pipe.send(("score", (self._calls, list(uploads), min_side)))
+            while True:
+                kind, (call, value) = self._answer(LOAD_TIMEOUT_S)
+                if call == self._calls:
+                    break
         if kind != "scored":
             raise RuntimeError(value)
         return value
@@ -139,22 +145,24 @@ class IdleChallenger:
         self._signal(signal.SIGCONT)
 
     def close(self) -> None:
-        """Stop the child (resumed and asked first, then terminated)."""
+        """Stop the child (resumed and asked first, then terminated); no signal is sent to it afterwards."""
         with self._signals:
             self._send_signal(signal.SIGCONT)  # a stopped process acts on neither the request nor SIGTERM
-            try:
-                self._pipe.send(("stop", None))
-            except (OSError, ValueError):
-                pass
+            self._closed = True
+        try:
+            self._pipe.send(("stop", None))
+        except (OSError, ValueError):
+            pass
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
             self._process.join(5)
-            if self._process.is_alive():
-                self._process.terminate()
-                self._process.join(5)
-            self._pipe.close()
+        self._pipe.close()
 
     def _signal(self, signum: int) -> None:
         with self._signals:
-            self._send_signal(signum)
+            if not self._closed:
+                self._send_signal(signum)
 
     def _send_signal(self, signum: int) -> None:
         if self._process.is_alive():  # not reaped, so the pid is still the child's
@@ -198,7 +206,8 @@ def _serve(pipe, model_uri: str, tracking_uri: str, runtime: str, parent: int) -
             return
         if kind == "stop":
             return
+        call, uploads, min_side = value
         try:
-            pipe.send(("scored", score_uploads(model, *value)))
+            pipe.send(("scored", (call, score_uploads(model, uploads, min_side))))
         except Exception as exc:  # noqa: BLE001 - one bad batch must not end the challenger
-            pipe.send(("error", f"{exc.__class__.__name__}: {exc}"))
+            pipe.send(("error", (call, f"{exc.__class__.__name__}: {exc}")))

@@ -36,3 +36,27 @@ def test_a_tie_within_the_tolerance_is_the_same_top1_and_the_server_breaks_ties_
     model = SimpleNamespace(class_names=[f"class {i}" for i in range(1000)])
     ranked = Predictor.top_k(model, many, 3)  # the server's answer names argmax's class first
     assert [row["label"] for row in ranked] == ["class 3", "class 500", "class 900"]
+
+
+def test_a_model_with_an_index_keeps_its_features_at_the_servers_precision(make_predictor) -> None:
+    """A model converted here measures its float precision at load, so the server's may differ: the check's
+    runtime then takes the server's precision and, for a model with a "none of these" index, stays an
+    embedder-then-head chain (scoring it asks for the features)."""
+    from core.ood import OodIndex
+    from core.runtime.openvino import Chained
+    from serving.infra_check import same_runtime
+
+    indexed = make_predictor(ood=OodIndex(np.full((1, 2048), 2048**-0.5, np.float16), k=1))
+    indexed.runtime = Chained(*(_openvino(indexed.model.get_layer(n)) for n in ("embedder", "head")))
+    runtime = same_runtime(indexed, "openvino-f32" if indexed.runtime.name != "openvino-f32" else "openvino-bf16")
+    assert isinstance(runtime, Chained) and runtime.name != indexed.runtime.name
+    indexed.runtime = runtime
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    assessed = indexed.assess(pixels)
+    assert assessed.ood_scores.shape == (2,) and assessed.features.shape == (2, 2048)
+
+
+def _openvino(layer):
+    from core.runtime.openvino import OpenVINORuntime, convert_to_openvino
+
+    return OpenVINORuntime(convert_to_openvino(layer), "f32")

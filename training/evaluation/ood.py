@@ -7,8 +7,9 @@ share kept as in-distribution, goal >= 95 %) and the probe set of non-garment ph
 the served embedder's (the precision training chose), so the server computes the same scores.
 
 Cost: the reference rows' features (at most ``ood.reference_per_class`` per class, from the embedding store),
-the validation and test features (already cached), ~140 probe photos embedded; scoring O((val + test +
-probe) x reference x features).
+the validation and test features (cached, unless the precision training chose is not the one that embedded
+the data set: then the validation split is embedded in it once more), ~140 probe photos embedded; scoring
+O((val + test + probe) x reference x features).
 
 Config keys: ``ood.reference_per_class``, ``ood.k``, ``ood.percentile``, ``project.seed``.
 """

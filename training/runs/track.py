@@ -313,7 +313,7 @@ def log_ood(config: Config, features: Features, candidate: Candidate) -> None:
     evaluation = build_and_evaluate(
         config.ood,
         config.project.seed,
-        train=(lambda rows: features.vectors_for(spec, "train", rows=rows), features.part("train")[1]),
+        train=(lambda rows: features.vectors_for(spec, "train", rows=rows), features.labels[features.mask("train")]),
         val=features.vectors_for(spec, "val"),
         test=features.vectors_for(spec, "test"),
         embed=features.base.runtime(spec),
