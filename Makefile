@@ -85,7 +85,13 @@ mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:$(PORT) 
 	.venv-scrapy/bin/python -c "import scrapy, PIL"
 	touch $@
 
-bench-venv: .venv-scrapy/.installed ## Scrapy in its own virtualenv, for the side-by-side scrape benchmark
+.venv-bentoml/.installed: Makefile
+	$(PY) -m venv .venv-bentoml
+	.venv-bentoml/bin/pip install -q "bentoml==1.4.40" "openvino==2026.4.1" "pillow==13.0.0" "numpy==2.4.6"
+	.venv-bentoml/bin/python -c "import bentoml, openvino, PIL"
+	touch $@
+
+bench-venv: .venv-scrapy/.installed .venv-bentoml/.installed ## Scrapy and BentoML in virtualenvs of their own, for the side-by-side benchmarks
 
 bench-scrape: install bench-venv ## STJ's scraper vs Scrapy on the local catalog with 100 ms latency
 	$(BIN)/python benchmarks/scrape.py
@@ -102,7 +108,7 @@ bench-costs: install ## per-photo costs on the demo data (verify, embed in-proce
 bench-head: install ## head training's peak memory at 25 and 100 epochs, streamed vs every epoch gathered up front
 	$(BIN)/python benchmarks/head_memory.py
 
-bench-serve: install system-deps ## STJ's server vs mlflow models serve (run `make run` first)
+bench-serve: install system-deps bench-venv ## STJ's server vs mlflow models serve and BentoML (run `make run` first)
 	$(BIN)/python benchmarks/serve.py
 
 bench-browser: install system-deps ## the page's in-browser model vs the server on the test photos (run `make run` first)

@@ -14,11 +14,14 @@ default), then every request (``serve.shadow_share=1``), for what the shadow cos
 the photos the challenger scored and dropped. Then `mlflow models serve` on the champion (decoded pixels as JSON,
 its API) for the ratio STJ/MLflow. ``--challenger-only`` runs the champion and challenger rows alone. The
 champion with the prediction log off and on (``monitor.log_predictions``; goal: on >= 95 % of off), with the
-rows it wrote and dropped; ``--log-only`` runs those rows alone. Every server here keeps its accounts,
-history and prediction log in a scratch database, never the demo's.
+rows it wrote and dropped; ``--log-only`` runs those rows alone. Then **BentoML**, the peer a user would
+pick instead (``benchmarks/bentoml_service.py``, in ``.venv-bentoml``): the same OpenVINO model (the
+champion's embedder as training logged it, then its head), BentoML's adaptive batching, the same photos, 1
+and 16 clients; ``--bentoml-only`` runs the champion and BentoML rows alone. Every server here keeps its
+accounts, history and prediction log in a scratch database, never the demo's.
 
 Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--backbones ...]
-[--challenger-only] [--log-only]
+[--challenger-only] [--log-only] [--bentoml-only]
 """
 
 from __future__ import annotations
@@ -87,7 +90,9 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", help="default: every backbone with a run in the demo store")
     parser.add_argument("--challenger-only", action="store_true", help="only the champion / challenger rows")
     parser.add_argument("--log-only", action="store_true", help="only the prediction log off / on rows")
+    parser.add_argument("--bentoml-only", action="store_true", help="only the champion (log on) and BentoML rows")
     args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     scratch = tempfile.TemporaryDirectory(prefix="stj-bench-serve-")  # removed when the benchmark ends
     os.environ["STJ_SERVE__DATABASE_URL"] = f"sqlite:///{scratch.name}/serve.db"  # the servers inherit it
     config = load_run_config(args.config)
@@ -98,6 +103,12 @@ def main() -> None:
     size = config.train.image_size
     pixels = [decode_image(b, size) for b in blobs[:RAW_BATCH]]
     results, raw = {}, {}
+    if args.bentoml_only:
+        rows = {**_log_rows(args, blobs, off=False), **_bentoml_rows(args, config, blobs, scratch.name)}
+        rows.pop("log")
+        _print_rows(rows)
+        _print_bentoml(rows)
+        return
     if args.log_only:
         logged = _log_rows(args, blobs)
         counts = logged.pop("log")
@@ -138,6 +149,7 @@ def main() -> None:
     logged = _log_rows(args, blobs)
     log_counts = logged.pop("log")
     results.update(logged)
+    results.update(_bentoml_rows(args, config, blobs, scratch.name))
 
     port = free_port()
     env = {
@@ -162,6 +174,7 @@ def main() -> None:
         print(f"ratio nginx in front / gunicorn direct ({first}) at {clients} client(s): {ratio:.2f}")
     _print_shadow(shadow_counts, results)
     _print_log(log_counts, results)
+    _print_bentoml(results)
     for backbone, (runtime, rate) in raw.items():
         served = results[(backbone, 16)]["rps"]
         print(
@@ -246,12 +259,13 @@ def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
     return out
 
 
-def _log_rows(args, blobs: list[bytes]) -> dict:
-    """The champion with the prediction log off, then on; with the rows the second wrote and dropped."""
+def _log_rows(args, blobs: list[bytes], off: bool = True) -> dict:
+    """The champion with the prediction log off (unless not ``off``), then on; with the rows the second wrote
+    and dropped."""
     import requests
 
     out: dict = {"log": ""}
-    for label, on in (("prediction log off", "false"), ("prediction log on", "true")):
+    for label, on in (("prediction log off", "false"), ("prediction log on", "true"))[0 if off else 1 :]:
         port = free_port()
         extra = ["tracking.imagenet_model=null", f"monitor.log_predictions={on}"]
         server = start_stj_server(args.config, port, 16, extra=extra)
@@ -287,6 +301,97 @@ def _print_log(counts: str, results: dict) -> None:
                 f"p50 {on['p50_ms'] / off['p50_ms']:.2f}, p99 {on['p99_ms'] / off['p99_ms']:.2f}"
             )
     print(f"prediction log: rows {counts}")
+
+
+BENTOML_VENV = ROOT / ".venv-bentoml"
+
+
+def _bentoml_rows(args, config, blobs: list[bytes], scratch: str) -> dict:
+    """BentoML serving the champion's OpenVINO model (embedder as training logged it, then head) with adaptive
+    batching; none, said, when ``.venv-bentoml`` is missing (``make bench-venv``)."""
+    if not (BENTOML_VENV / "bin" / "bentoml").exists():
+        print("no BentoML rows: .venv-bentoml is missing (make bench-venv)")
+        return {}
+    folder = Path(scratch) / "bento-model"
+    _write_bento_model(config, folder)
+    port = free_port()
+    env = {
+        **os.environ,
+        "STJ_BENTO_MODEL": str(folder),
+        "BENTOML_HOME": str(Path(scratch) / "bentoml-home"),
+        "BENTOML_DO_NOT_TRACK": "True",  # no usage reports (and none could leave this machine)
+    }
+    command = [str(BENTOML_VENV / "bin" / "bentoml"), "serve", "benchmarks.bentoml_service:Classifier"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--host", "127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its worker processes are stopped with it (the whole group)
+    )
+    bodies, content_type = zip(*(_multipart(b) for b in blobs), strict=True)
+    try:
+        return _measure(
+            "bentoml", server, port, "/readyz", "/predict", list(bodies), content_type[0], args.seconds, True
+        )
+    finally:
+        _stop_group(server)
+
+
+def _write_bento_model(config, folder: Path) -> None:
+    """The champion as BentoML's service reads it: ``embedder.xml`` (training's, e.g. int8), ``head.xml``,
+    ``meta.json``."""
+    import mlflow
+    import openvino as ov
+
+    from core.logged_model import load_logged_model
+    from core.runtime import convert_to_openvino
+
+    mlflow.set_tracking_uri(config.tracking.uri)
+    logged = load_logged_model(config.model_uri)
+    if logged.embedder_ir is None:
+        raise SystemExit("the champion has no OpenVINO embedder logged: BentoML would not run the same model")
+    folder.mkdir(parents=True, exist_ok=True)
+    ov.save_model(logged.embedder_ir, str(folder / "embedder.xml"), compress_to_fp16=False)
+    ov.save_model(convert_to_openvino(logged.model.get_layer("head")), str(folder / "head.xml"), compress_to_fp16=False)
+    meta = {"class_names": logged.class_names, "image_size": logged.image_size, "hint": logged.embedder.hint}
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def _multipart(photo: bytes, boundary: str = "stjbenchboundary") -> tuple[bytes, str]:
+    """One photo as the BentoML service's ``images`` field: (body, content type)."""
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="p.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    return head.encode() + photo + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Stop a server started in a session of its own, with every process it started."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        proc.wait()
+
+
+def _print_bentoml(results: dict) -> None:
+    """STJ's server (log on) against BentoML on the same model and photos."""
+    for clients in (1, 16):
+        ours, theirs = results.get(("prediction log on", clients)), results.get(("bentoml", clients))
+        if ours and theirs:
+            print(
+                f"ratio stj (prediction log on) / bentoml at {clients} client(s): req/s "
+                f"{ours['rps'] / max(1e-9, theirs['rps']):.2f}, p50 {ours['p50_ms'] / theirs['p50_ms']:.2f}, "
+                f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}"
+            )
 
 
 def _wait_for_challenger(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:
