@@ -200,15 +200,19 @@ def _print_rows(results: dict) -> None:
 def _print_shadow(counts: dict[str, str], results: dict) -> None:
     """The champion's figures with a challenger as ratios to it alone, and what the challenger scored."""
     for label in counts:
-        for clients in (1, 16):
-            alone, shadowed = results.get(("champion alone", clients)), results.get((label, clients))
-            if alone and shadowed:
-                print(
-                    f"ratio {label} / champion alone at {clients} client(s): req/s "
-                    f"{shadowed['rps'] / max(1e-9, alone['rps']):.2f}, p50 {shadowed['p50_ms'] / alone['p50_ms']:.2f}, "
-                    f"p99 {shadowed['p99_ms'] / alone['p99_ms']:.2f}"
-                )
+        _print_ratios(results, label, "champion alone", f"{label} / champion alone")
         print(f"{label}: {counts[label]}")
+
+
+def _print_ratios(results: dict, mine: str, theirs: str, title: str) -> None:
+    """Row ``mine``'s requests/s, p50 and p99 as ratios to row ``theirs``', at each client count both have."""
+    for clients in (1, 16):
+        a, b = results.get((mine, clients)), results.get((theirs, clients))
+        if a and b:
+            print(
+                f"ratio {title} at {clients} client(s): req/s {a['rps'] / max(1e-9, b['rps']):.2f}, "
+                f"p50 {a['p50_ms'] / b['p50_ms']:.2f}, p99 {a['p99_ms'] / b['p99_ms']:.2f}"
+            )
 
 
 def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
@@ -293,13 +297,7 @@ def _counter(metrics: str, name: str) -> float:
 
 def _print_log(counts: str, results: dict) -> None:
     """The champion with the prediction log on, as ratios to it off, and the rows it wrote and dropped."""
-    for clients in (1, 16):
-        off, on = results.get(("prediction log off", clients)), results.get(("prediction log on", clients))
-        if off and on:
-            print(
-                f"ratio prediction log on / off at {clients} client(s): req/s {on['rps'] / max(1e-9, off['rps']):.2f}, "
-                f"p50 {on['p50_ms'] / off['p50_ms']:.2f}, p99 {on['p99_ms'] / off['p99_ms']:.2f}"
-            )
+    _print_ratios(results, "prediction log on", "prediction log off", "prediction log on / off")
     print(f"prediction log: rows {counts}")
 
 
@@ -384,14 +382,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 def _print_bentoml(results: dict) -> None:
     """STJ's server (log on) against BentoML on the same model and photos."""
-    for clients in (1, 16):
-        ours, theirs = results.get(("prediction log on", clients)), results.get(("bentoml", clients))
-        if ours and theirs:
-            print(
-                f"ratio stj (prediction log on) / bentoml at {clients} client(s): req/s "
-                f"{ours['rps'] / max(1e-9, theirs['rps']):.2f}, p50 {ours['p50_ms'] / theirs['p50_ms']:.2f}, "
-                f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}"
-            )
+    _print_ratios(results, "prediction log on", "bentoml", "stj (prediction log on) / bentoml")
 
 
 def _wait_for_challenger(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:
