@@ -158,13 +158,7 @@ def main() -> None:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # its uvicorn
     }
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", config.model_uri, "--env-manager", "local"]
-    theirs = subprocess.Popen(
-        [*command, "-p", str(port), "-h", "127.0.0.1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    theirs = _start_peer([*command, "-p", str(port), "-h", "127.0.0.1"], env)
     bodies = [json.dumps({"inputs": p[None].tolist()}).encode() for p in pixels]
     results.update(_measure("mlflow", theirs, port, "/ping", "/invocations", bodies, "application/json", args.seconds))
 
@@ -320,14 +314,8 @@ def _bentoml_rows(args, config, blobs: list[bytes], scratch: str) -> dict:
         "BENTOML_DO_NOT_TRACK": "True",  # no usage reports (and none could leave this machine)
     }
     command = [str(BENTOML_VENV / "bin" / "bentoml"), "serve", "benchmarks.bentoml_service:Classifier"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port), "--host", "127.0.0.1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its worker processes are stopped with it (the whole group)
-    )
+    # a session of its own: its worker processes are stopped with it (the whole group)
+    server = _start_peer([*command, "--port", str(port), "--host", "127.0.0.1"], env, own_session=True)
     bodies, content_type = zip(*(_multipart(b) for b in blobs), strict=True)
     try:
         return _measure(
@@ -335,6 +323,13 @@ def _bentoml_rows(args, config, blobs: list[bytes], scratch: str) -> dict:
         )
     finally:
         _stop_group(server)
+
+
+def _start_peer(command: list[str], env: dict[str, str], own_session: bool = False) -> subprocess.Popen:
+    """A peer server (MLflow's, BentoML's) from the repository root, its output discarded."""
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=own_session
+    )
 
 
 def _write_bento_model(config, folder: Path) -> None:

@@ -90,11 +90,11 @@ class PredictionLog:
         self.database, self.config, self.metrics = database, config, metrics
         database.schema(_SCHEMA)
         self._queue: queue.Queue[dict] = queue.Queue(maxsize=config.log_queue)
-        self._stop = threading.Event()
-        self._write_lock = threading.Lock()  # flush() from a test or close() and the thread never interleave
+        self._write_lock = (
+            threading.Lock()
+        )  # a flush() or forget_old() called from outside and the thread never interleave
         self._next_retention = 0.0
-        self._thread = threading.Thread(target=self._run, name="stj-prediction-log", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="stj-prediction-log", daemon=True).start()
 
     def record(
         self, model: ModelRef, assessed: Assessed, row: int, top_k: list[dict], request_id: str, position: int = 0
@@ -163,14 +163,9 @@ class PredictionLog:
             )
         return int(result.rowcount or 0)
 
-    def close(self) -> None:
-        """Stop the writer after writing what is queued."""
-        self._stop.set()
-        self._thread.join(10)
-        self.flush()
-
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_S if self._queue.qsize() < FLUSH_ROWS else 0):
+        while True:  # a daemon thread: it ends with its worker
+            time.sleep(FLUSH_S if self._queue.qsize() < FLUSH_ROWS else 0)
             try:
                 self.flush()
                 if time.monotonic() >= self._next_retention:
