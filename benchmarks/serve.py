@@ -20,8 +20,13 @@ champion's embedder as training logged it, then its head), BentoML's adaptive ba
 and 16 clients; ``--bentoml-only`` runs the champion and BentoML rows alone. Every server here keeps its
 accounts, history and prediction log in a scratch database, never the demo's.
 
-Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--backbones ...]
-[--challenger-only] [--log-only] [--bentoml-only]
+The on/off comparisons (challenger, prediction log) run ``--rounds`` times (3), alternating the servers and
+starting each round one row later, because one server started twice differs here by more than what they
+compare: each ratio is the median of the rounds' ratios, printed with the baseline's spread from round to
+round and whether the ratio lies within it.
+
+Usage: .venv/bin/python benchmarks/serve.py [--config configs/demo.yaml] [--seconds 20] [--rounds 3]
+[--backbones ...] [--challenger-only] [--log-only] [--bentoml-only]
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from core.model_input import decode_image  # noqa: E402
 from flows.settings import load_run_config  # noqa: E402
 
 RAW_BATCH = 16
+RATIO_KEYS = {"rps": "req/s", "p50_ms": "p50", "p99_ms": "p99"}
 
 
 def latest_run_per_backbone(config, backbones: list[str] | None) -> dict[str, str]:
@@ -88,6 +94,12 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--backbones", nargs="+", help="default: every backbone with a run in the demo store")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the on/off comparisons (challenger, prediction log), alternated; ratios are medians",
+    )
     parser.add_argument("--challenger-only", action="store_true", help="only the champion / challenger rows")
     parser.add_argument("--log-only", action="store_true", help="only the prediction log off / on rows")
     parser.add_argument("--bentoml-only", action="store_true", help="only the champion (log on) and BentoML rows")
@@ -191,33 +203,74 @@ def _print_rows(results: dict) -> None:
         )
 
 
-def _print_shadow(counts: dict[str, str], results: dict) -> None:
+def _print_shadow(counts: dict[str, dict[str, float]], results: dict) -> None:
     """The champion's figures with a challenger as ratios to it alone, and what the challenger scored."""
-    for label in counts:
+    _print_noise(results, "champion alone")
+    for label, count in counts.items():
         _print_ratios(results, label, "champion alone", f"{label} / champion alone")
-        print(f"{label}: {counts[label]}")
+        print(
+            f"{label}: {count['scored']:.0f} photos scored ({count['agreed']:.0f} agreeing with the champion), "
+            f"{count['dropped']:.0f} dropped"
+        )
 
 
 def _print_ratios(results: dict, mine: str, theirs: str, title: str) -> None:
-    """Row ``mine``'s requests/s, p50 and p99 as ratios to row ``theirs``', at each client count both have."""
+    """Row ``mine``'s requests/s, p50 and p99 as ratios to row ``theirs``', at each client count both have: the
+    median of the rounds' ratios where both rows ran the same rounds (each round's pair measured close
+    together), else the ratio of their medians; then whether it lies within ``theirs``' own spread from round
+    to round (:func:`_noise`)."""
+    import statistics
+
     for clients in (1, 16):
         a, b = results.get((mine, clients)), results.get((theirs, clients))
-        if a and b:
-            print(
-                f"ratio {title} at {clients} client(s): req/s {a['rps'] / max(1e-9, b['rps']):.2f}, "
-                f"p50 {a['p50_ms'] / b['p50_ms']:.2f}, p99 {a['p99_ms'] / b['p99_ms']:.2f}"
-            )
+        if not (a and b):
+            continue
+        ours, peers = a.get("rounds", [a]), b.get("rounds", [b])
+        pairs = list(zip(ours, peers, strict=True)) if len(ours) == len(peers) else [(a, b)]
+        ratio = {key: statistics.median(x[key] / max(1e-9, y[key]) for x, y in pairs) for key in RATIO_KEYS}
+        line = f"ratio {title} at {clients} client(s): " + ", ".join(
+            f"{RATIO_KEYS[k]} {v:.2f}" for k, v in ratio.items()
+        )
+        if len(pairs) > 1:
+            noise = _noise(b)
+            worse = [RATIO_KEYS[k] for k, v in ratio.items() if (v < noise[k][0] if k == "rps" else v > noise[k][1])]
+            better = [RATIO_KEYS[k] for k, v in ratio.items() if (v > noise[k][1] if k == "rps" else v < noise[k][0])]
+            verdicts = [
+                f"{how} beyond the noise on {', '.join(keys)}"
+                for how, keys in (("worse", worse), ("better", better))
+                if keys
+            ]
+            verdict = "; ".join(verdicts) or "within the noise"
+            line += f" (median of {len(pairs)} rounds: {verdict})"
+        print(line)
+
+
+def _print_noise(results: dict, label: str) -> None:
+    """Row ``label``'s round-to-round spread, the noise its ratios are read against (with several rounds)."""
+    for clients in (1, 16):
+        row = results.get((label, clients))
+        if row and len(row.get("rounds", [])) > 1:
+            spread = ", ".join(f"{RATIO_KEYS[k]} {lo:.2f}-{hi:.2f}" for k, (lo, hi) in _noise(row).items())
+            print(f"noise: {label} from round to round at {clients} client(s), as ratios to its median: {spread}")
+
+
+def _noise(row: dict) -> dict[str, tuple[float, float]]:
+    """The lowest and highest of a row's rounds as ratios to their median, per figure."""
+    return {
+        key: (min(r[key] for r in row["rounds"]) / row[key], max(r[key] for r in row["rounds"]) / row[key])
+        for key in RATIO_KEYS
+    }
 
 
 def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
     """The champion alone, then with a challenger in shadow mirroring the configured ``serve.shadow_share`` and
-    then every request, in a copy of the store (the demo's registry is not touched); none when the store has a
-    single backbone's run."""
+    then every request, in a copy of the store (the demo's registry is not touched), alternated over
+    ``args.rounds`` (:func:`_alternated`); none when the store has a single backbone's run. The counts under
+    "shadow": what each challenger row scored, agreed on and dropped, summed over the rounds."""
     import shutil
     import tempfile
 
     import mlflow
-    import requests
     from mlflow import MlflowClient
 
     runs = latest_run_per_backbone(config, None)
@@ -227,7 +280,6 @@ def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
     others = [uri for uri in runs.values() if champion_run not in uri]
     if not others or not config.tracking.uri.startswith("sqlite:///"):
         return {}
-    out: dict = {}
     with tempfile.TemporaryDirectory(prefix="stj-bench-shadow-") as folder:
         copy = Path(folder) / "mlflow.db"
         shutil.copy(config.tracking.uri.removeprefix("sqlite:///"), copy)
@@ -238,47 +290,73 @@ def _challenger_rows(args, config, blobs: list[bytes]) -> dict:
         mlflow.set_tracking_uri(None)
         common = [f"tracking.uri={uri}", "tracking.imagenet_model=null", "serve.shadow_report_s=3600"]
         default = f"{config.serve.shadow_share:g}"
-        rows = [("champion alone", "0"), *((f"with challenger, share {s}", s) for s in dict.fromkeys([default, "1"]))]
-        out["shadow"] = {}
-        for label, share in rows:
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            server = start_stj_server(args.config, port, 16, extra=[*common, f"serve.shadow_share={share}"])
-            try:
-                if share != "0":
-                    wait_ready(f"{base}/ready", server)
-                    _wait_for_challenger(f"{base}/ready", server)
-                out.update(_measure(label, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds, True))
-                if share != "0":
-                    out["shadow"][label] = _shadow_counts(requests.get(f"{base}/metrics", timeout=10).text)
-            finally:
-                server.terminate()
-                server.wait()
-    return out
+        rows = [("champion alone", [*common, "serve.shadow_share=0"], False)]
+        for share in dict.fromkeys([default, "1"]):
+            rows.append((f"with challenger, share {share}", [*common, f"serve.shadow_share={share}"], True))
+        results, counts = _alternated(args, blobs, rows, _shadow_counts)
+    return {**results, "shadow": {label: counts[label] for label, _, challenger in rows if challenger}}
 
 
 def _log_rows(args, blobs: list[bytes], off: bool = True) -> dict:
-    """The champion with the prediction log off (unless not ``off``), then on; with the rows the second wrote
-    and dropped."""
+    """The champion with the prediction log off (unless not ``off``) and on, alternated over ``args.rounds``
+    (one round when not ``off``); the counts under "log": the rows the log wrote and dropped, summed."""
+    rows = [
+        (label, ["tracking.imagenet_model=null", f"monitor.log_predictions={on}"], False)
+        for label, on in (("prediction log off", "false"), ("prediction log on", "true"))[0 if off else 1 :]
+    ]
+    results, counts = _alternated(args, blobs, rows, _log_counts, rounds=None if off else 1)
+    return {**results, "log": counts.get("prediction log on", {})}
+
+
+def _alternated(
+    args, blobs: list[bytes], rows: list[tuple[str, list[str], bool]], counts, rounds: int | None = None
+) -> tuple[dict, dict]:
+    """Measure each of ``rows`` (label, ``--set`` overrides, whether to wait for its challenger) as a fresh
+    `stj serve` at 1 and 16 clients, in ``args.rounds`` rounds, each round starting one row later than the last
+    (no row always first). Two servers started alike differ here by 10-25 % in req/s and p99 from one start to
+    the next (2 shared cores), more than the settings these rows compare: one pair of runs cannot tell them
+    apart, the medians and the baseline's own spread can (:func:`_print_ratios`, :func:`_print_noise`).
+
+    Returns: (each (row, clients)'s median req/s, p50 and p99 with every round's figures under "rounds";
+    ``counts(metrics text)`` summed over the rounds per row)."""
     import requests
 
-    out: dict = {"log": ""}
-    for label, on in (("prediction log off", "false"), ("prediction log on", "true"))[0 if off else 1 :]:
-        port = free_port()
-        extra = ["tracking.imagenet_model=null", f"monitor.log_predictions={on}"]
-        server = start_stj_server(args.config, port, 16, extra=extra)
-        try:
-            out.update(_measure(label, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds, True))
-            if on == "true":
-                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-                out["log"] = ", ".join(
-                    f"{what} {_counter(text, f'stj_prediction_log_{what}_total'):.0f}"
-                    for what in ("written", "dropped")
-                )
-        finally:
-            server.terminate()
-            server.wait()
-    return out
+    samples: dict = {}
+    totals: dict[str, dict[str, float]] = {}
+    for round_ in range(rounds or args.rounds):
+        start = round_ % len(rows)
+        for label, extra, challenger in rows[start:] + rows[:start]:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            server = start_stj_server(args.config, port, 16, extra=extra)
+            try:
+                if challenger:
+                    wait_ready(f"{base}/ready", server)
+                    _wait_for_challenger(f"{base}/ready", server)
+                measured = _measure(label, server, port, "/ready", "/predict", blobs, "image/jpeg", args.seconds, True)
+                for key, row in measured.items():
+                    samples.setdefault(key, []).append(row)
+                for what, value in counts(requests.get(f"{base}/metrics", timeout=10).text).items():
+                    totals.setdefault(label, {}).setdefault(what, 0.0)
+                    totals[label][what] += value
+            finally:
+                server.terminate()
+                server.wait()
+    return {key: _median_row(rows_) for key, rows_ in samples.items()}, totals
+
+
+def _median_row(rounds: list[dict]) -> dict:
+    """One row from several rounds' figures: medians, errors summed, the load generator's most cores."""
+    import statistics
+
+    row = {key: statistics.median(r[key] for r in rounds) for key in ("rps", "p50_ms", "p99_ms")}
+    row.update(errors=sum(r["errors"] for r in rounds), client_cores=max(r["client_cores"] for r in rounds))
+    return {**row, "rounds": rounds}
+
+
+def _log_counts(metrics: str) -> dict[str, float]:
+    """The prediction log's rows written and dropped, from a server's /metrics."""
+    return {what: _counter(metrics, f"stj_prediction_log_{what}_total") for what in ("written", "dropped")}
 
 
 def _counter(metrics: str, name: str) -> float:
@@ -289,10 +367,11 @@ def _counter(metrics: str, name: str) -> float:
     return 0.0
 
 
-def _print_log(counts: str, results: dict) -> None:
+def _print_log(counts: dict[str, float], results: dict) -> None:
     """The champion with the prediction log on, as ratios to it off, and the rows it wrote and dropped."""
+    _print_noise(results, "prediction log off")
     _print_ratios(results, "prediction log on", "prediction log off", "prediction log on / off")
-    print(f"prediction log: rows {counts}")
+    print(f"prediction log: rows written {counts.get('written', 0):.0f}, dropped {counts.get('dropped', 0):.0f}")
 
 
 BENTOML_VENV = ROOT / ".venv-bentoml"
@@ -391,7 +470,7 @@ def _wait_for_challenger(url: str, proc: subprocess.Popen, timeout_s: float = 24
     raise RuntimeError("the challenger did not load")
 
 
-def _shadow_counts(metrics: str) -> str:
+def _shadow_counts(metrics: str) -> dict[str, float]:
     """Photos the challenger scored (and agreed on) and dropped, from a server's /metrics."""
     scored = agreed = dropped = 0.0
     for line in metrics.splitlines():
@@ -401,7 +480,7 @@ def _shadow_counts(metrics: str) -> str:
             agreed += value if 'outcome="agree"' in line else 0
         elif line.startswith("stj_shadow_dropped_total{"):
             dropped += float(line.rsplit(" ", 1)[1])
-    return f"{scored:.0f} photos scored ({agreed:.0f} agreeing with the champion), {dropped:.0f} dropped"
+    return {"scored": scored, "agreed": agreed, "dropped": dropped}
 
 
 def _measure(
