@@ -288,6 +288,13 @@ class ServeConfig(_Strict):
     shadow_report_s: float = Field(
         default=30.0, gt=0, description="how often each worker records the challenger's tally in the registry"
     )
+    shadow_idle_ms: float = Field(
+        default=20.0,
+        ge=0,
+        le=10_000,
+        description="how long a worker must have had no request before its challenger computes (ms); a request "
+        "pauses it at once",
+    )
     browser_model: bool = Field(
         default=True, description="offer the served model to the page (ONNX) so it classifies when the server can't"
     )

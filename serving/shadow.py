@@ -8,8 +8,9 @@ runs the challenger only while the champion's inference queue is idle (a few pho
 challenger yields the cores to live requests: under sustained load it sees less traffic. The server runs
 the challenger in a child process at the CPU's idle priority (:mod:`serving.shadow_process`), which decodes
 each photo for the challenger (its own input size) and scores it, so even a batch already started takes no
-cycles the champion wants; and the worker pauses that process while any of its requests is in flight
-(:meth:`Shadow.request_started` / :meth:`Shadow.request_finished`), so it computes only between requests. The thread counts agreement by the champion's class — Prometheus counters for
+cycles the champion wants; and the worker lets that process compute only once it has had no request for
+``serve.shadow_idle_ms``, pausing it at once when one comes (:meth:`Shadow.request_started`,
+:meth:`Shadow._release_when_idle`). The thread counts agreement by the champion's class — Prometheus counters for
 ``/metrics``, and a tally written every ``serve.shadow_report_s`` on the challenger's version
 (:mod:`core.shadow_tally`) for ``stj status``, ``/about`` and ``stj promote challenger``. The challenger is
 followed like the champion (its alias checked every ``serve.reload_interval_s``); when the alias is removed,
@@ -18,7 +19,7 @@ mirroring stops. With no challenger a request pays one attribute read.
 Cost: memory at most ``serve.shadow_queue`` uploads plus the challenger's model; CPU one challenger decode and
 inference per mirrored photo, in the champion's idle time.
 
-Config keys: ``serve.shadow_share``, ``serve.shadow_queue``, ``serve.shadow_report_s``,
+Config keys: ``serve.shadow_share``, ``serve.shadow_queue``, ``serve.shadow_report_s``, ``serve.shadow_idle_ms``,
 ``serve.reload_interval_s``, ``serve.runtime``, ``serve.min_side``, ``release.challenger_alias``,
 ``tracking.uri``.
 """
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 
 SHADOW_BATCH = 4  # photos per challenger call: short, so a live request arriving meanwhile waits little
 IDLE_POLL_S = 0.005
-QUIET_WAIT_S = 0.1  # at most this long between looks at the alias and the report while requests keep coming
+QUIET_WAIT_S = 0.1  # at most this long between looks at the alias and the report while the worker is busy
 LATENCIES_KEPT = 512
 
 
@@ -88,28 +89,54 @@ class Shadow:
         self._dirty = False
         self._worker = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns() % 10**9}"
         self._stop = threading.Event()
-        self._busy, self._busy_lock = 0, threading.Lock()  # this worker's requests in flight
-        self._quiet = threading.Event()  # set while none is: the shadow thread wakes as the last one ends
-        self._quiet.set()
+        # The worker's pace, under one condition: requests in flight, busy spells begun, and whether the
+        # challenger may compute now (no request for serve.shadow_idle_ms; its process resumed).
+        self._pace = threading.Condition()
+        self._busy = self._spells = 0
+        self._runnable = False
         threading.Thread(target=self._run, name="stj-shadow", daemon=True).start()
+        threading.Thread(target=self._release_when_idle, name="stj-shadow-pace", daemon=True).start()
 
     def request_started(self) -> None:
-        """A request came in: the first of a busy spell pauses the challenger's process."""
-        with self._busy_lock:
+        """A request came in: the first of a busy spell pauses the challenger (its process, at once)."""
+        with self._pace:
             self._busy += 1
             if self._busy == 1:
-                self._quiet.clear()
-                if (challenger := self.challenger) is not None:
-                    challenger.pause()
+                self._spells += 1
+                if self._runnable:
+                    self._runnable = False
+                    if (challenger := self.challenger) is not None:
+                        challenger.pause()
 
     def request_finished(self) -> None:
-        """A request ended: the last of a busy spell resumes the challenger's process."""
-        with self._busy_lock:
+        """A request ended: after the last of a busy spell the pacing thread starts counting the idle time."""
+        with self._pace:
             self._busy -= 1
-            if self._busy == 0:
+            if self._busy == 0 and self.challenger is not None:
+                self._pace.notify_all()
+
+    def _release_when_idle(self) -> None:
+        """Let the challenger compute once the worker has had no request for ``serve.shadow_idle_ms``.
+
+        Resuming it in every gap between requests cost the champion's p99 at one client back to back: the
+        challenger ran in the ~1 ms gaps and the next request found the caches full of its model
+        (``make bench-serve``). Waiting for a real pause in traffic keeps it out of busy spells altogether:
+        under sustained load it scores nothing and its queue drops."""
+        hold = self.config.serve.shadow_idle_ms / 1000
+        with self._pace:
+            while not self._stop.is_set():
+                if self._busy or self._runnable or self.challenger is None:
+                    self._pace.wait(1.0)  # woken by the end of a busy spell (or a challenger arriving)
+                    continue
+                spell, deadline = self._spells, time.monotonic() + hold
+                while not self._busy and spell == self._spells and (left := deadline - time.monotonic()) > 0:
+                    self._pace.wait(left)
+                if self._busy or spell != self._spells or self._stop.is_set():
+                    continue
+                self._runnable = True
                 if (challenger := self.challenger) is not None:
                     challenger.resume()
-                self._quiet.set()
+                self._pace.notify_all()  # the shadow thread may score
 
     def offer(self, data: bytes, champion: Predictor, label: str) -> None:
         """Mirror one photo the champion answered with ``label`` (a share of them); never blocks."""
@@ -128,17 +155,18 @@ class Shadow:
             self.metrics.shadow_dropped.labels(str(challenger.ref.version)).inc()
 
     def close(self) -> None:
-        """Stop the thread and the challenger (a test's app going away)."""
+        """Stop the threads and the challenger (a test's app going away)."""
         self._stop.set()
         self._replace(None)
 
     def _replace(self, challenger) -> None:
         """Make ``challenger`` (or none) the one scored, and stop the one it replaces (a child process). One
-        installed during a busy spell starts paused, as the one before it was."""
-        with self._busy_lock:
+        installed while the worker is not idle enough starts paused, as the one before it was."""
+        with self._pace:
             old, self.challenger = self.challenger, challenger
-            if challenger is not None and self._busy:
+            if challenger is not None and not self._runnable:
                 challenger.pause()
+            self._pace.notify_all()
         if old is not None and old is not challenger and hasattr(old, "close"):
             old.close()
 
@@ -165,9 +193,9 @@ class Shadow:
                     held.append(self._queue.get(timeout=max(0.0, min(next_check, next_report, now + 1.0) - now)))
                 except queue.Empty:
                     continue
-            if self._busy:
-                self._quiet.wait(QUIET_WAIT_S)
-                continue
+            with self._pace:
+                if not self._pace.wait_for(lambda: self._runnable or self._stop.is_set(), QUIET_WAIT_S):
+                    continue
             if not self._champion_idle():
                 time.sleep(IDLE_POLL_S)
                 continue

@@ -12,17 +12,18 @@ worker sends the uploads' bytes as they came (tens of KB a photo, not the 600 KB
 and the decoding and resizing for the challenger's input (~3 core-ms a photo) run at idle priority too.
 
 Idle priority is not all: a challenger's inference running beside the champion's still shares the caches
-and memory bandwidth. So the worker also **pauses** the child (``SIGSTOP``) while any of its requests is in
-flight and resumes it (``SIGCONT``) when the last one ends: the challenger computes only in the gaps
-between requests, never beside one. Measured (``make bench-serve --challenger-only``, 2 cores, one client
-back to back): this did not remove the champion's p99 cost (+16-23 %, +19-24 % before), so that cost is not
-the child computing during a request (perhaps the caches it leaves cold between requests); at saturation
-the challenger then scores little (~10 photos in 40 s instead of ~85) and drops the rest, as designed. A
-paused child cannot check its parent, so it asks the kernel to kill it (``SIGKILL``, which reaches a
-stopped process) when the thread that started it ends.
+and memory bandwidth. So the worker **pauses** the child (``SIGSTOP``) as a request comes in and resumes it
+(``SIGCONT``) only once the worker has had no request for ``serve.shadow_idle_ms`` (:mod:`serving.shadow`).
+Resuming it as soon as each request ended was measured first (``make bench-serve --challenger-only``, 2
+cores, one client back to back): the champion's p99 was still 1.09-1.14x, since the child computed in the ~1
+ms gaps and the next request met caches full of its model; with the idle wait it is within the round-to-round
+noise, and under sustained load the challenger scores nothing and drops, as designed. A paused child cannot
+check its parent, so it asks the kernel to kill it (``SIGKILL``, which reaches a stopped process) when the
+thread that started it ends.
 
 Cost: one process with the challenger's model per worker while a challenger exists (none otherwise); each
-scored batch crosses the pipe once each way (uploads in, probabilities out); two signals per busy spell.
+scored batch crosses the pipe once each way (uploads in, probabilities out); at most two signals per busy
+spell (none while the child is paused already).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def test_a_challenger_in_shadow_is_counted_over_replicas_and_promoted_only_by_th
             wait_until(
                 lambda r=replica: ready_state(r.base)["challenger"]["version"] == second, "the challenger loaded"
             )
-            for photo in photos:  # one at a time: the champion idles between them, so the shadow scores each
+            for photo in photos:  # 12, within serve.shadow_queue: the challenger scores them once the worker idles
                 answer = requests.post(f"{replica.base}/predict", files={"image": ("p.jpg", photo)}, timeout=30)
                 assert answer.ok and answer.json()["model"]["version"] == "1"
         mirrored = 2 * len(photos)

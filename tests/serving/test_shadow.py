@@ -109,34 +109,44 @@ def test_a_busy_champion_leaves_the_queue_full_and_photos_dropped_never_waiting(
 
 
 class _RecordingChallenger(InProcessChallenger):
-    """An in-process challenger that records the worker's pauses and resumes (the child's signals)."""
+    """An in-process challenger that records the worker's pauses and resumes (the child's signals), with when."""
 
     def __init__(self, model: Predictor) -> None:
         super().__init__(model)
-        self.calls: list[str] = []
+        self.calls: list[tuple[str, float]] = []
 
     def pause(self) -> None:
-        self.calls.append("pause")
+        self.calls.append(("pause", time.monotonic()))
 
     def resume(self) -> None:
-        self.calls.append("resume")
+        self.calls.append(("resume", time.monotonic()))
+
+    @property
+    def signals(self) -> list[str]:
+        """The calls, without their times."""
+        return [what for what, _ in self.calls]
 
 
-def test_requests_in_flight_pause_the_challenger_and_it_scores_only_after_the_last(shadowed) -> None:
+def test_the_challenger_computes_only_after_the_worker_idled_for_the_hold(shadowed) -> None:
     registry, champion, challenger, make = shadowed
-    shadow = make("serve.shadow_share=1", load_as=_RecordingChallenger)
+    shadow = make("serve.shadow_share=1", "serve.shadow_idle_ms=1500", load_as=_RecordingChallenger)
+    recorded = shadow.challenger
+    wait_until(lambda: recorded.signals == ["pause", "resume"], "installed paused, resumed once the worker idled")
     shadow.request_started()
     shadow.request_started()  # two requests overlap: one pause for the busy spell
     shadow.offer(_photo(0), champion, "saree")
     time.sleep(0.5)  # the shadow thread looks every 5 ms: it would have scored by now, were it allowed
-    assert shadow.challenger.calls == ["pause"]
+    shadow.request_finished()
+    shadow.request_finished()
+    shadow.request_started()  # the next spell begins within the hold: the challenger stays paused
+    shadow.request_finished()
+    ended = time.monotonic()
+    assert recorded.signals == ["pause", "resume", "pause"]
     assert "stj_shadow_photos_total{" not in shadow.metrics.exposition().decode()
-    shadow.request_finished()
-    assert shadow.challenger.calls == ["pause"]  # one request still in flight
-    shadow.request_finished()
-    assert shadow.challenger.calls == ["pause", "resume"]
     client = MlflowClient(registry.uri)
-    wait_until(lambda: shadow_totals(client, MODEL, challenger, "1").scored == 1, "the photo scored after the spell")
+    wait_until(lambda: shadow_totals(client, MODEL, challenger, "1").scored == 1, "the photo scored after the hold")
+    assert recorded.signals == ["pause", "resume", "pause", "resume"]
+    assert recorded.calls[-1][1] - ended >= 1.5  # resumed no sooner than serve.shadow_idle_ms after the last request
 
 
 def test_no_challenger_no_mirror_and_removing_the_alias_stops_it(shadowed) -> None:
