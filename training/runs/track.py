@@ -25,14 +25,16 @@ import mlflow
 import numpy as np
 
 from configs.schema import Config, TrackingConfig
+from core.experiments import ensure_experiment, is_tracking_server
 from core.logged_model import EVALUATION_ARTIFACT, EmbedderRecord, log_classifier, log_embedder
 from core.manifest import manifest_path, read_manifest
 from core.model import build_classifier
 from core.ood import INDEX_ARTIFACT
 from core.split_log import log_split
+from core.traffic_baseline import BASELINE_ARTIFACT
 from training.embedding.features import Features
 from training.evaluation.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
-from training.evaluation.ood import build_and_evaluate
+from training.evaluation.ood import build_and_evaluate, traffic_baseline
 from training.fitting.baselines import ModelScore, comparison_table, ms_per_image, score_baselines
 from training.fitting.candidate import Candidate
 from training.validation.validate import STATS_NAME
@@ -60,28 +62,15 @@ PARAM_KEYS = (
 )
 
 
-def is_tracking_server(uri: str) -> bool:
-    """Whether ``uri`` is an MLflow tracking server (which keeps the artifacts too), not a database."""
-    return uri.startswith(("http://", "https://"))
-
-
 def configure_tracking(cfg: TrackingConfig) -> str:
     """Point MLflow at the configured store and experiment (created with our artifact folder); returns its id."""
     mlflow.set_tracking_uri(cfg.uri)
-    experiment = mlflow.get_experiment_by_name(cfg.experiment)
-    if experiment is None and is_tracking_server(cfg.uri):  # the server's artifact store (mlflow server)
-        experiment_id = mlflow.create_experiment(cfg.experiment, tags=EXPERIMENT_KIND)
-    elif experiment is None:
-        location = Path(cfg.artifact_dir).resolve()
-        location.mkdir(parents=True, exist_ok=True)
-        experiment_id = mlflow.create_experiment(
-            cfg.experiment, artifact_location=location.as_uri(), tags=EXPERIMENT_KIND
-        )
-    else:
-        experiment_id = experiment.experiment_id
-        for key, value in EXPERIMENT_KIND.items():
-            if experiment.tags.get(key) != value:
-                mlflow.MlflowClient().set_experiment_tag(experiment_id, key, value)
+    client = mlflow.MlflowClient()
+    experiment_id = ensure_experiment(client, cfg.uri, cfg.experiment, cfg.artifact_dir, EXPERIMENT_KIND)
+    tags = client.get_experiment(experiment_id).tags
+    for key, value in EXPERIMENT_KIND.items():
+        if tags.get(key) != value:
+            client.set_experiment_tag(experiment_id, key, value)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -300,9 +289,18 @@ def log_model(config: Config, features: Features, candidate: Candidate) -> str:
     return log_classifier(model=classifier, class_names=config.class_names, image_size=config.train.image_size)
 
 
+def _log_bytes(data: bytes, artifact: str) -> None:
+    """``data`` as the run's artifact file ``artifact`` (a path inside the run)."""
+    with tempfile.TemporaryDirectory(prefix="stj-artifact-") as folder:
+        file = Path(folder) / Path(artifact).name
+        file.write_bytes(data)
+        mlflow.log_artifact(str(file), str(Path(artifact).parent))
+
+
 def log_ood(config: Config, features: Features, candidate: Candidate) -> None:
     """The "none of these" index (``ood/index.npz``, beside the model) and its evaluation: metrics
-    ``ood_*`` and ``ood/evaluation.json``. A fine-tuned candidate gets none (tagged ``ood``): the cached
+    ``ood_*`` and ``ood/evaluation.json``; and the traffic baseline ``stj monitor`` compares live traffic with
+    (``monitor/baseline.npz``). A fine-tuned candidate gets none (tagged ``ood``): the cached
     features are not its embedder's."""
     if not config.ood.enabled:
         return
@@ -310,21 +308,21 @@ def log_ood(config: Config, features: Features, candidate: Candidate) -> None:
         mlflow.set_tag("ood", "none: fine-tuned, the cached features are not its embedder's")
         return
     spec = candidate.precision.chosen
+    val, test = features.vectors_for(spec, "val"), features.vectors_for(spec, "test")
     evaluation = build_and_evaluate(
         config.ood,
         config.project.seed,
         train=(lambda rows: features.vectors_for(spec, "train", rows=rows), features.labels[features.mask("train")]),
-        val=features.vectors_for(spec, "val"),
-        test=features.vectors_for(spec, "test"),
+        val=val,
+        test=test,
         embed=features.base.runtime(spec),
         image_size=config.train.image_size,
     )
     mlflow.log_metrics(evaluation.metrics())
     mlflow.log_dict(evaluation.summary(), OOD_EVALUATION)
-    with tempfile.TemporaryDirectory(prefix="stj-ood-") as folder:
-        file = Path(folder) / Path(INDEX_ARTIFACT).name
-        file.write_bytes(evaluation.index.to_bytes())
-        mlflow.log_artifact(str(file), str(Path(INDEX_ARTIFACT).parent))
+    baseline = traffic_baseline(evaluation.index, config.class_names, candidate.probs, test, val, config.project.seed)
+    for artifact, data in ((INDEX_ARTIFACT, evaluation.index.to_bytes()), (BASELINE_ARTIFACT, baseline.to_bytes())):
+        _log_bytes(data, artifact)
     log.info(
         "none-of-these index: %d reference photos, test photos kept %.1f %%, non-garment photos flagged %.1f %%",
         len(evaluation.index.reference),
