@@ -24,6 +24,7 @@ import numpy as np
 from configs.schema import OodConfig
 from core.model_input import decode_image
 from core.ood import OodIndex, index_from, reference_rows
+from core.traffic_baseline import MAX_FEATURE_ROWS, TrafficBaseline, unit_rows
 from training.evaluation.ood_probe import probe_photos
 
 BATCH = 16
@@ -93,3 +94,28 @@ def build_and_evaluate(
         flagged_by_kind[kind] = round(float(out.mean()), 4)
         flagged, total = flagged + int(out.sum()), total + len(out)
     return OodEvaluation(index, kept, flagged / total if total else 0.0, total, flagged_by_kind)
+
+
+def traffic_baseline(
+    index: OodIndex,
+    class_names: list[str],
+    test_probs: np.ndarray,
+    test: np.ndarray,
+    val: np.ndarray,
+    seed: int,
+) -> TrafficBaseline:
+    """What ``stj monitor`` compares live traffic with (:mod:`core.traffic_baseline`): the test photos'
+    predicted classes, confidences and scores, and up to ``MAX_FEATURE_ROWS`` feature rows drawn with
+    ``seed`` from the test, validation and index reference rows. O(rows x features)."""
+    features = np.concatenate([unit_rows(test), unit_rows(val), np.asarray(index.reference, np.float32)])
+    if len(features) > MAX_FEATURE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(features), MAX_FEATURE_ROWS, replace=False))
+        features = features[rows]
+    return TrafficBaseline(
+        class_names=list(class_names),
+        labels=np.argmax(test_probs, axis=1),
+        confidences=np.max(test_probs, axis=1),
+        ood_scores=index.scores(test) if len(test) else np.zeros(0, np.float32),
+        threshold=index.threshold,
+        features=features,
+    )
