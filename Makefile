@@ -120,5 +120,5 @@ bench-uploads: install ## worst-case uploads: time and peak memory, bounded vs p
 soak: install system-deps ## 10 minutes of mixed good and bad uploads at 16 clients
 	$(BIN)/python benchmarks/soak.py
 
-clean: ## remove what the demo made: data, runs, models, accounts + prediction history, exports, browser models (keeps the virtualenv)
-	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models .bench-scale
+clean: ## remove what the demo made: data, runs, models, accounts + prediction history, exports, browser models, monitor reports (keeps the virtualenv)
+	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models .bench-scale monitor-reports

@@ -120,7 +120,8 @@ class OodConfig(_Strict):
 
 
 class MonitorConfig(_Strict):
-    """Watching live traffic: the server's prediction log (``serving.prediction_log``)."""
+    """Watching live traffic: the server's prediction log (``serving.prediction_log``) and ``stj monitor``
+    (``serving.monitor``, ``serving.drift``)."""
 
     log_predictions: bool = Field(default=True, description="append each answered prediction to the log")
     log_sample: float = Field(default=1.0, gt=0, le=1, description="share of predictions logged (drawn at random)")
@@ -128,6 +129,24 @@ class MonitorConfig(_Strict):
         default=4096, ge=1, le=1_000_000, description="rows waiting to be written; beyond: dropped and counted"
     )
     retention_days: float = Field(default=30.0, gt=0, description="rows older than this are deleted (hourly)")
+    window_hours: float = Field(default=24.0, gt=0, description="`stj monitor` judges the log's last this many hours")
+    min_predictions: int = Field(default=30, ge=2, description="a window with fewer of the champion's is not judged")
+    max_rows: int = Field(
+        default=1000, ge=10, le=100_000, description="rows of a window judged (drawn at random when there are more)"
+    )
+    drift_p_value: float = Field(default=0.05, gt=0, lt=1, description="a check drifts below this p-value")
+    drift_distance: float = Field(
+        default=0.1,
+        gt=0,
+        description="a check drifts at this distance (Jensen-Shannon, normed Wasserstein) on big baselines",
+    )
+    drift_share: float = Field(default=0.5, gt=0, le=1, description="the window drifts when this share of checks do")
+    report_dir: Path = Field(default=Path("monitor-reports"), description="where `stj monitor` writes its HTML reports")
+    experiment: str = Field(default="stj-monitor", min_length=1, description="MLflow experiment of the monitor's runs")
+    on_drift_deployment: str | None = Field(
+        default=None,
+        description="Prefect deployment started when drift is found, e.g. stj-pipeline/stj-team (default: none)",
+    )
 
 
 class ValidationConfig(_Strict):

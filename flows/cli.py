@@ -83,11 +83,16 @@ EXAMPLES = {
   stj rollback -c configs/stj.yaml --to 2 --reason "complaints about jeans\"""",
     "schedule": """examples:
   stj schedule -c configs/stj.yaml --cron "0 3 * * 1"  # every Monday at 03:00
+  stj schedule -c configs/stj.yaml --cron "0 3 * * 1" --monitor-cron "0 * * * *"  # and drift checks hourly
   PREFECT_API_URL=http://127.0.0.1:4200/api stj schedule -c configs/stj.yaml --cron "@daily\"""",
     "deploy": """examples:
   source .team/env                                     # after `make team-up`: the team's Prefect server
   stj deploy -c configs/demo.yaml --cron "0 3 * * 1"   # a worker on pool 'stj' runs it every Monday at 03:00
-  stj deploy -c configs/demo.yaml --run                # register, run once now, wait for the run""",
+  stj deploy -c configs/demo.yaml --run                # register, run once now, wait for the run
+  stj deploy -c configs/demo.yaml --cron "0 3 * * 1" --monitor-cron "0 * * * *"   # and stj-monitor hourly""",
+    "monitor": """examples:
+  stj monitor -c configs/stj.yaml                      # the last monitor.window_hours (24) of live traffic
+  stj monitor -c configs/stj.yaml --since 2026-12-01T00:00 --until 2026-12-02T00:00""",
     "catalog": """examples:
   stj catalog -c configs/demo.yaml                    # then open http://127.0.0.1:8765/s?k=saree
   stj catalog -c configs/demo.yaml --port 9999""",
@@ -193,11 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = add("schedule", "serve the pipeline as a Prefect deployment on a cron schedule")
     schedule.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * 1"')
     schedule.add_argument("--name", default="stj-scheduled", help="deployment name (default: %(default)s)")
+    schedule.add_argument(
+        "--monitor-cron", default=None, help="also run `stj monitor` on this cron (its own deployment)"
+    )
     deploy = add("deploy", "register the pipeline on a work pool of a Prefect server (a `prefect worker` runs it)")
     deploy.add_argument("--cron", default=None, help='cron expression, e.g. "0 3 * * 1" (default: no schedule)')
     deploy.add_argument("--name", default="stj-team", help="deployment name (default: %(default)s)")
     deploy.add_argument("--pool", default="stj", help="process work pool (default: %(default)s)")
     deploy.add_argument("--run", action="store_true", help="run it once now and wait for the run to end")
+    deploy.add_argument("--monitor-cron", default=None, help="also deploy `stj monitor` on this cron")
+    monitor = add("monitor", "judge a window of live traffic against the champion's training baseline; report, alert")
+    monitor.add_argument("--since", default=None, help="window start, ISO 8601 (default: monitor.window_hours ago)")
+    monitor.add_argument("--until", default=None, help="window end, ISO 8601 (default: now)")
     catalog = add("catalog", "serve the local Amazon-like catalog (offline stand-in for amazon.in)")
     catalog.add_argument("--port", type=int, default=None, help="port (default: catalog.port from the config)")
     return parser

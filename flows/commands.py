@@ -116,13 +116,18 @@ def cmd_schedule(config, args) -> int:
     """Serve the pipeline as a Prefect deployment on a cron schedule."""
     from flows.pipeline import pipeline
     from flows.prefect_server import prefect_api
-    from flows.schedule import build_runner, serve_until_stopped
+    from flows.schedule import add_flow, build_runner, serve_until_stopped
 
-    schedule = _cron(args.cron)
+    schedule, monitor_schedule = _cron(args.cron), _cron(args.monitor_cron, "--monitor-cron")
     entering("schedule")
     with prefect_api(scheduler=True) as api:
         parameters = {"config": config.model_dump(mode="json"), "config_source": args.config}
         runner = build_runner(pipeline, args.name, schedule, parameters)
+        if monitor_schedule is not None:
+            from flows.monitor import monitor_flow
+
+            add_flow(runner, monitor_flow, f"{args.name}-monitor", monitor_schedule, {"config": parameters["config"]})
+            print(f"stj: and deployment 'stj-monitor/{args.name}-monitor' on cron {args.monitor_cron!r}", flush=True)
         print(
             f"stj: serving deployment 'stj-pipeline/{args.name}' on cron {args.cron!r}, Prefect API {api} "
             "(Ctrl-C to stop)",
@@ -132,13 +137,13 @@ def cmd_schedule(config, args) -> int:
     return 0  # not reached: serving ends with an interrupt
 
 
-def _cron(expression: str | None):
+def _cron(expression: str | None, option: str = "--cron"):
     from prefect.schedules import Cron
 
     try:
         return Cron(expression) if expression else None
     except ValueError as exc:
-        raise UserError(f"--cron {expression!r}: {exc}") from None
+        raise UserError(f"{option} {expression!r}: {exc}") from None
 
 
 def cmd_deploy(config, args) -> int:
@@ -147,10 +152,11 @@ def cmd_deploy(config, args) -> int:
 
     from prefect.exceptions import ObjectNotFound
 
-    from flows.deploy import FLOW_NAME, deploy_pipeline, run_now
+    from flows.deploy import FLOW_NAME, deploy_monitor, deploy_pipeline, run_now
     from flows.prefect_server import configured_api
 
     _cron(args.cron)
+    _cron(args.monitor_cron, "--monitor-cron")
     api = configured_api()
     if not api:
         raise UserError(
@@ -160,6 +166,10 @@ def cmd_deploy(config, args) -> int:
     parameters = {"config": config.model_dump(mode="json"), "config_source": args.config}
     try:
         deploy_pipeline(parameters, args.name, args.pool, args.cron, Path.cwd())
+        if args.monitor_cron:
+            deploy_monitor(
+                {"config": parameters["config"]}, f"{args.name}-monitor", args.pool, args.monitor_cron, Path.cwd()
+            )
     except ValueError as exc:
         if "work pool" not in str(exc):
             raise
@@ -172,6 +182,8 @@ def cmd_deploy(config, args) -> int:
         f"`prefect worker start --pool {args.pool}` runs it",
         flush=True,
     )
+    if args.monitor_cron:
+        print(f"stj: and deployment 'stj-monitor/{args.name}-monitor' on cron {args.monitor_cron!r}", flush=True)
     if not args.run:
         return 0
     entering("deploy")
@@ -216,6 +228,29 @@ def cmd_catalog(config, args) -> int:
             time.sleep(3600)
 
 
+def cmd_monitor(config, args) -> int:
+    """Judge a window of live traffic once (the ``stj-monitor`` flow); print the report's path and headline."""
+    from flows.monitor import monitor_flow, window
+    from flows.prefect_server import prefect_api
+    from serving.monitor import champion_baseline
+
+    window(config, args.since, args.until)  # a user's mistake is one line, before any server starts
+    champion_baseline(config)
+    with prefect_api():
+        result = monitor_flow(config, since=args.since, until=args.until)
+    print(f"stj: report {result['report_path']} (MLflow run {result['mlflow_run_id']})")
+    print(f"stj: {result['headline']}")
+    if result["drifted"]:
+        alert = (
+            "alert sent to notify.webhook_url"
+            if result["alerted"]
+            else "no alert sent (notify.webhook_url unset or away)"
+        )
+        started = f"; started {result['started']['deployment']}" if result["started"] else ""
+        print(f"stj: {alert}{started}")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -229,5 +264,6 @@ COMMANDS = {
     "rollback": cmd_rollback,
     "schedule": cmd_schedule,
     "deploy": cmd_deploy,
+    "monitor": cmd_monitor,
     "catalog": cmd_catalog,
 }

@@ -24,7 +24,18 @@ def deploy_pipeline(parameters: dict[str, Any], name: str, pool: str, cron: str 
     due while one is going is cancelled: they share one data folder and one registry)."""
     from flows.pipeline import pipeline
 
-    return pipeline.deploy(
+    return _deploy(pipeline, parameters, name, pool, cron, working_dir)
+
+
+def deploy_monitor(parameters: dict[str, Any], name: str, pool: str, cron: str, working_dir: Path) -> UUID:
+    """Register (or update) deployment ``stj-monitor/<name>`` on ``pool`` on ``cron`` (``flows.monitor``)."""
+    from flows.monitor import monitor_flow
+
+    return _deploy(monitor_flow, parameters, name, pool, cron, working_dir)
+
+
+def _deploy(flow, parameters: dict[str, Any], name: str, pool: str, cron: str | None, working_dir: Path) -> UUID:
+    return flow.deploy(
         name=name,
         work_pool_name=pool,
         cron=cron,

@@ -23,6 +23,12 @@ def build_runner(flow: Flow, name: str, schedule: Schedule, parameters: dict[str
     """A runner serving ``flow`` as deployment ``name``; runs never overlap (a run falling due while the last
     one is going is cancelled: they share one data folder and one registry)."""
     runner = Runner(name=name, pause_on_shutdown=True)
+    add_flow(runner, flow, name, schedule, parameters)
+    return runner
+
+
+def add_flow(runner: Runner, flow: Flow, name: str, schedule: Schedule, parameters: dict[str, Any]) -> None:
+    """Serve ``flow`` from ``runner`` too, as deployment ``name`` on ``schedule``, its runs never overlapping."""
     runner.add_flow(
         flow,
         name=name,
@@ -30,7 +36,6 @@ def build_runner(flow: Flow, name: str, schedule: Schedule, parameters: dict[str
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
         parameters=parameters,
     )
-    return runner
 
 
 async def _serve(runner: Runner) -> None:

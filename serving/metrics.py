@@ -73,6 +73,32 @@ class ServerMetrics:
         self.log_dropped = Counter(
             "stj_prediction_log_dropped", "predictions not logged: the queue was full or a write failed", registry=own
         )
+        # the last `stj monitor` report (serving.monitor, read from the database): the same on every worker
+        self.drift = Gauge(
+            "stj_drift_detected",
+            "the last monitor report found drift (1), none (0), or could not judge (-1)",
+            registry=own,
+            multiprocess_mode="mostrecent",
+        )
+        self.drift_checks = Gauge(
+            "stj_drift_check",
+            "each check of the last monitor report: drifted (1) or not (0)",
+            ["check"],
+            registry=own,
+            multiprocess_mode="mostrecent",
+        )
+        self.drift_ood_rate = Gauge(
+            "stj_drift_ood_rate",
+            'share of the last monitored window flagged "none of these"',
+            registry=own,
+            multiprocess_mode="mostrecent",
+        )
+        self.drift_predictions = Gauge(
+            "stj_drift_window_predictions",
+            "predictions in the last monitored window",
+            registry=own,
+            multiprocess_mode="mostrecent",
+        )
         self._shown: tuple[str, str] | None = None
 
     def serving(self, name: str, version: str) -> None:
@@ -81,6 +107,16 @@ class ServerMetrics:
             self.model.labels(*self._shown).set(0)
         self.model.labels(name, version).set(1)
         self._shown = (name, version)
+
+    def monitor_report(self, summary: dict | None) -> None:
+        """Show the last monitor report's verdict (nothing before the first)."""
+        if summary is None:
+            return
+        self.drift.set(-1 if summary["drifted"] is None else int(summary["drifted"]))
+        for check in summary["checks"]:
+            self.drift_checks.labels(check["name"]).set(int(check["drifted"]))
+        self.drift_ood_rate.set(summary["ood_rate"] or 0.0)
+        self.drift_predictions.set(summary["predictions"])
 
     def exposition(self) -> bytes:
         """The text format of every metric (of every worker in multiprocess mode)."""

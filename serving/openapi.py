@@ -36,7 +36,7 @@ _ACCOUNT_PATHS = {
     "/api/tokens/{id}": {"delete": {**_json_op("Revoke a token (a token: only itself)", (401, 403, 404), ok="204"), "parameters": _ID}},
     "/api/history": {"get": _json_op("Your past predictions (page, per_page, from, to, model_version)", (401, 422))},
     "/api/history/{id}": {"delete": {**_json_op("Delete one of your predictions", (401, 403, 404), ok="204"), "parameters": _ID}},
-    "/api/about": {"get": _json_op("The served model's training run, scores and data, from MLflow", ())},
+    "/api/about": {"get": _json_op("The served model's training run, scores and data (MLflow), and the last monitor report", ())},
 }  # fmt: skip
 
 

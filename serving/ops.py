@@ -36,7 +36,9 @@ def ready():
 
 @bp.get("/metrics")
 def prometheus():
-    return Response(served().metrics.exposition(), mimetype="text/plain; version=0.0.4")
+    state = served()
+    state.metrics.monitor_report(state.latest_monitor())
+    return Response(state.metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/openapi.json")

@@ -45,7 +45,7 @@ for _endpoint, (_path, _file) in PAGES.items():
 @bp.get("/api/about")
 def about_facts():
     state = served()
-    return jsonify(about(state.config.tracking.uri, state.holder.current()))
+    return jsonify({**about(state.config.tracking.uri, state.holder.current()), "monitor": state.latest_monitor()})
 
 
 @bp.get("/favicon.ico")

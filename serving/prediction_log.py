@@ -30,6 +30,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 FLUSH_S = 1.0
 FLUSH_ROWS = 256
 RETENTION_EVERY_S = 3600.0
+STREAM_ROWS = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS prediction_log (
     id {id},
@@ -176,21 +178,28 @@ class PredictionLog:
 
 
 def read_log(database: Database, since: datetime, until: datetime) -> list[dict]:
-    """The log's rows from ``since`` up to ``until`` (UTC), oldest first, embeddings as float16 arrays.
-    O(rows in the window) through the ``created_at`` index."""
-    query = text(
-        f"SELECT {', '.join(_COLUMNS)} FROM prediction_log WHERE created_at >= :since AND created_at < :until "
-        "ORDER BY created_at, id"
-    )
+    """The log's rows from ``since`` up to ``until`` (UTC), oldest first (:func:`stream_log`, all in a list)."""
+    return list(stream_log(database, since, until))
+
+
+def stream_log(
+    database: Database, since: datetime, until: datetime, model: tuple[str, str] | None = None
+) -> Iterator[dict]:
+    """The log's rows from ``since`` up to ``until`` (UTC), oldest first, embeddings as float16 arrays; only
+    ``model``'s (name, version) when given. Streamed ``STREAM_ROWS`` at a time (a server-side cursor on
+    PostgreSQL): memory O(1) in the window's size, time O(rows in the window) through the ``created_at`` index."""
+    where = "created_at >= :since AND created_at < :until"
+    values = {"since": _stamp(since), "until": _stamp(until)}
+    if model is not None:
+        where += " AND model_name = :name AND model_version = :version"
+        values.update(name=model[0], version=str(model[1]))
+    query = text(f"SELECT {', '.join(_COLUMNS)} FROM prediction_log WHERE {where} ORDER BY created_at, id")
     with database.read() as db:
-        rows = db.execute(query, {"since": _stamp(since), "until": _stamp(until)}).mappings().all()
-    out = []
-    for row in rows:
-        entry = dict(row)
-        entry["top_k"] = json.loads(entry["top_k"])
-        if entry["embedding"] is not None:
-            entry["embedding"] = np.frombuffer(entry["embedding"], np.float16)
-        if entry["in_distribution"] is not None:
-            entry["in_distribution"] = bool(entry["in_distribution"])
-        out.append(entry)
-    return out
+        for row in db.execution_options(yield_per=STREAM_ROWS).execute(query, values).mappings():
+            entry = dict(row)
+            entry["top_k"] = json.loads(entry["top_k"])
+            if entry["embedding"] is not None:
+                entry["embedding"] = np.frombuffer(entry["embedding"], np.float16)
+            if entry["in_distribution"] is not None:
+                entry["in_distribution"] = bool(entry["in_distribution"])
+            yield entry

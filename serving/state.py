@@ -1,13 +1,15 @@
 """What the blueprints share: the config, the served models (each with its inference queue), history, accounts,
-metrics, the challenger's shadow."""
+metrics, the challenger's shadow, the prediction log and the last monitor report."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from configs.schema import Config
 from serving.accounts import Accounts
@@ -15,6 +17,7 @@ from serving.browser_model import BrowserModels
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
+from serving.monitor import latest_report
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
@@ -22,6 +25,7 @@ from serving.shadow import Shadow
 from serving.uploads import decode_upload
 
 EXTENSION = "stj"
+MONITOR_FRESH_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,19 @@ class Served:
     browser: BrowserModels | None = None  # None: serve.browser_model is off
     shadow: Shadow | None = None  # None: serve.shadow_share is 0 (or the models were handed in, as tests do)
     log: PredictionLog | None = None  # None: monitor.log_predictions is off
+    _monitor: dict = field(default_factory=dict)  # the last monitor report read, and when (latest_monitor)
+
+    def latest_monitor(self) -> dict | None:
+        """The last `stj monitor` report's summary (:func:`serving.monitor.latest_report`), read from the
+        database at most every ``MONITOR_FRESH_S``; None before the first, or while the database is away."""
+        read_at, summary = self._monitor.get("read", (0.0, None))
+        if time.monotonic() - read_at > MONITOR_FRESH_S:
+            try:
+                summary = latest_report(self.history.database)
+            except SQLAlchemyError:
+                summary = None
+            self._monitor["read"] = (time.monotonic(), summary)
+        return summary
 
     def decode(self, data: bytes, model: Predictor, name: str = "the upload") -> np.ndarray:
         """Uploaded bytes as ``model``'s input; at most ``serve.decode_concurrency`` decodes at once."""

@@ -77,6 +77,7 @@ SLOW_FIXTURES = {"reference", "stj", "stj_env", "launch", "serve_subprocess", "s
 # that the run is made once (a session fixture is built once per worker).
 REFERENCE_MODULES = {
     "tests/e2e/test_dask.py",
+    "tests/e2e/test_monitor.py",
     "tests/e2e/test_pipeline.py",
     "tests/e2e/test_verbs.py",
 }

@@ -31,8 +31,20 @@ function showHistory(moves) {
   for (const m of moves) body.append(row([stjWhen(m.at), `@${m.alias}`, m.from_version ?? "–", m.to_version, m.kind, m.by, m.why]));
 }
 
+function showMonitor(report) {
+  if (!report) return;
+  const mix = (shares) => Object.entries(shares).map(([c, s]) => `${c} ${pct(s)}`).join(", ");
+  const verdict = report.drifted == null ? "too few predictions to judge"
+    : report.drifted ? "drift found" : "no drift";
+  $("monitor-line").textContent = `Checked ${stjWhen(report.created_at)} over ${count(report.predictions)} predictions `
+    + `of version ${report.model.version}: ${verdict}. "None of these": ${pct(report.ood_rate)} `
+    + `(test photos: ${pct(report.baseline_ood_rate)}). Class mix: ${mix(report.class_mix)} `
+    + `(test photos: ${mix(report.baseline_class_mix)}).`;
+}
+
 function show(facts) {
   showHistory(facts.alias_history);
+  showMonitor(facts.monitor);
   const model = facts.model, run = facts.run;
   $("served-line").textContent = `Serving ${model.name} v${model.version} (${model.runtime}).`;
   fact("Served", `${model.name} version ${model.version}, on ${model.runtime}`);

@@ -510,22 +510,29 @@ def test_the_gate_scores_both_models_on_the_candidate_test_photos(reference) -> 
 def test_schedule_serves_a_cron_deployment(launch, stj) -> None:
     """`stj schedule` with no PREFECT_API_URL starts a temporary Prefect server whose scheduler turns the cron
     into runs (Prefect's own ephemeral server has none): the scheduler, asked to look every second instead
-    of every minute, books the deployment's next Mondays at 03:00 without waiting for the clock. (The runs it
-    starts: tests/e2e/test_interrupts.py; a real cron falling due: tests/e2e/test_prefect_server.py.)"""
+    of every minute, books the deployment's next Mondays at 03:00 without waiting for the clock, and the
+    monitor's deployment (``--monitor-cron``) its next hours. (The runs it starts: tests/e2e/test_interrupts.py;
+    a real cron falling due: tests/e2e/test_prefect_server.py.)"""
     import time
 
     command = ["schedule", "--config", "configs/demo.yaml", "--cron", "0 3 * * 1", "--name", "stj-test-weekly"]
+    command += ["--monitor-cron", "30 * * * *"]
     env = {"PREFECT_API_URL": None, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1"}
     schedule = launch(stj_command(command), "schedule.log", env)
     line = schedule.output.wait_for(r"deployment 'stj-pipeline/stj-test-weekly' .* Prefect API (\S+)", timeout=240)
     api = line.group(1)
-    deployment = {"deployments": {"name": {"any_": ["stj-test-weekly"]}}}
-    deadline, booked = time.monotonic() + 120, []
-    while not booked:  # the scheduler's work shows only in the server's database
-        assert schedule.proc.poll() is None and time.monotonic() < deadline, schedule.output.text()[-3000:]
-        time.sleep(0.5)
-        booked = requests.post(f"{api}/flow_runs/filter", json=deployment, timeout=10).json()
-    assert all(run["auto_scheduled"] and run["state_type"] == "SCHEDULED" for run in booked), booked
-    assert {run["expected_start_time"][11:16] for run in booked} == {"03:00"}
+    assert "deployment 'stj-monitor/stj-test-weekly-monitor' on cron '30 * * * *'" in schedule.output.text()
+    for name, minutes in (("stj-test-weekly", {"03:00"}), ("stj-test-weekly-monitor", None)):
+        deployment = {"deployments": {"name": {"any_": [name]}}}
+        deadline, booked = time.monotonic() + 120, []
+        while not booked:  # the scheduler's work shows only in the server's database
+            assert schedule.proc.poll() is None and time.monotonic() < deadline, schedule.output.text()[-3000:]
+            time.sleep(0.5)
+            booked = requests.post(f"{api}/flow_runs/filter", json=deployment, timeout=10).json()
+        assert all(run["auto_scheduled"] and run["state_type"] == "SCHEDULED" for run in booked), booked
+        starts = {run["expected_start_time"][11:16] for run in booked}
+        assert starts == minutes if minutes else {start[3:] for start in starts} == {"30"}
     bad = stj(["schedule", "--config", "configs/demo.yaml", "--cron", "every monday"])
     assert bad.returncode == 2 and "stj: error: --cron 'every monday'" in bad.stderr
+    bad = stj(["schedule", "--config", "configs/demo.yaml", "--cron", "0 3 * * 1", "--monitor-cron", "hourly"])
+    assert bad.returncode == 2 and "stj: error: --monitor-cron 'hourly'" in bad.stderr
