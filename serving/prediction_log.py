@@ -88,7 +88,10 @@ def _stamp(moment: datetime) -> str:
 class PredictionLog:
     """One worker's writer of the prediction log (a daemon thread); :meth:`record` on the request path."""
 
-    def __init__(self, database: Database, config: MonitorConfig, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, database: Database, config: MonitorConfig, metrics: ServerMetrics, background: bool = True
+    ) -> None:
+        """``background``: start the writing thread (the server); without it the caller flushes."""
         self.database, self.config, self.metrics = database, config, metrics
         database.schema(_SCHEMA)
         self._queue: queue.Queue[dict] = queue.Queue(maxsize=config.log_queue)
@@ -96,7 +99,8 @@ class PredictionLog:
             threading.Lock()
         )  # a flush() or forget_old() called from outside and the thread never interleave
         self._next_retention = 0.0
-        threading.Thread(target=self._run, name="stj-prediction-log", daemon=True).start()
+        if background:
+            threading.Thread(target=self._run, name="stj-prediction-log", daemon=True).start()
 
     def record(
         self, model: ModelRef, assessed: Assessed, row: int, top_k: list[dict], request_id: str, position: int = 0
