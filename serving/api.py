@@ -1,4 +1,5 @@
-"""The JSON API: ``POST /predict``, ``POST /predict/batch``, ``POST /explain``, ``GET /metadata``.
+"""The JSON API: ``POST /predict``, ``POST /predict/batch``, ``POST /explain``, ``GET /metadata``,
+``POST /api/feedback`` (a user's correction of an answer, :mod:`serving.feedback`).
 
 Each takes ``?model=stj|imagenet`` (default ``stj``) and ``?version=N`` (a registered version; default: the
 alias's); an unknown model or version is a 404 JSON error.
@@ -7,7 +8,8 @@ Every inference goes through the one inference service (one bounded queue). A re
 once: the photo is decoded for that model and that same model scores it, so an alias moving mid-request
 (even to a version with another input size) cannot mix them; each response names the model version that
 computed it (body and ``X-Model-*`` headers agree). Each prediction is also queued for the prediction log
-(``serving.prediction_log``) under the request's id (``X-Request-Id``, the client's or a new one).
+(``serving.prediction_log``) under the request's id (``X-Request-Id``, the client's or a new one); each answer
+carries its ``prediction_id`` (that id and its place in the request), which a correction names.
 
 Config keys: ``serve.top_k``, ``serve.min_side``, ``serve.max_files``, ``serve.max_upload_bytes``,
 ``monitor.log_predictions``.
@@ -20,8 +22,10 @@ import uuid
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from serving.auth import owner
+from serving.auth import json_body, owner
+from serving.errors import ApiError
 from serving.explain import overlay_png
+from serving.feedback import prediction_id
 from serving.history import thumbnail_jpeg
 from serving.models import DEFAULT, Route
 from serving.predictor import Assessed, Predictor
@@ -64,11 +68,12 @@ def request_id() -> str:
 
 
 def remember(model: Predictor, assessed: Assessed, answers: list[dict]) -> None:
-    """Queue the answered predictions for the prediction log (when it is on); never waits."""
-    log = served().log
-    if log is not None:
-        rid = request_id()
-        for position, answer in enumerate(answers):
+    """Give each answer its ``prediction_id`` and queue the answers for the prediction log (when it is on);
+    never waits."""
+    log, rid = served().log, request_id()
+    for position, answer in enumerate(answers):
+        answer["prediction_id"] = prediction_id(rid, position)
+        if log is not None:
             log.record(model.ref, assessed, position, answer["top_k"], rid, position)
 
 
@@ -154,3 +159,22 @@ def metadata():
             "models": state.models.describe(),
         }
     )
+
+
+@bp.post("/api/feedback")
+def feedback():
+    """A signed-in user's correction of an answer: JSON ``{"prediction_id", "class"}``, or the same as
+    multipart fields with the photo in ``image`` (kept: the user's consent). 201 with the stored correction."""
+    state = served()
+    if state.feedback is None:
+        raise ApiError(403, "accounts_off", "corrections need accounts (serve.auth), so that each has an author")
+    user = owner()  # 401 for an anonymous request
+    model = state.holder.current()
+    if request.mimetype == "multipart/form-data":
+        body, upload = request.form.to_dict(), request.files.get("image")
+        photo = upload.read() if upload is not None else None
+        if photo:
+            state.decode(photo, model, name="the photo")  # an image the server can read, or a 4xx now
+    else:
+        body, photo = json_body(), None
+    return jsonify(state.feedback.add(user, body, model.class_names, photo or None)), 201

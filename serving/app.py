@@ -27,6 +27,7 @@ from serving.batcher import Overloaded
 from serving.browser_model import BrowserModels
 from serving.database import Database, RowIdConverter
 from serving.errors import error_body, register_error_handlers
+from serving.feedback import Feedback
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import DEFAULT, IMAGENET, ModelRoutes, load_followed
@@ -88,6 +89,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         BrowserModels(serve.browser_model_dir) if serve.browser_model else None,
         shadow,
         PredictionLog(database, config.monitor, metrics) if config.monitor.log_predictions else None,
+        Feedback(database) if accounts is not None else None,
     )
 
     if shadow is not None:  # the challenger's process computes only while this worker has no request

@@ -96,7 +96,8 @@ def owner() -> int | None:
     return current_user.id
 
 
-def _json_body() -> dict:
+def json_body() -> dict:
+    """The request's JSON object; 415 when the body is not one."""
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # absurdly nested JSON
@@ -180,7 +181,7 @@ def signup():
     store = accounts()
     if not served().config.serve.signup:
         raise ApiError(403, "signup_closed", "this server does not take new accounts (serve.signup: false)")
-    body = _json_body()
+    body = json_body()
     wait, _ = store.attempt({f"signup:{_client_address()}": SIGNUP_LIMIT}, WINDOW_S)
     if wait > 0:
         raise ApiError(429, "too_many_attempts", f"too many sign-ups from here; try again in {int(wait) + 1} s")
@@ -191,7 +192,7 @@ def signup():
 
 @bp.post("/api/login")
 def login():
-    store, body = accounts(), _json_body()
+    store, body = accounts(), json_body()
     email = body.get("email").strip() if isinstance(body.get("email"), str) else ""
     key = email_key(email)  # limits and device cookies count per account, however its address is spelled
     user = _check_password(store, email, body.get("password"), _login_limits(key)) if email else None
@@ -214,7 +215,7 @@ def logout():
 def delete_account():
     store, user_id = accounts(), owner()
     _session_only()
-    body = _json_body()
+    body = json_body()
     # the signed-in person's own guesses: strangers' failures at this account must not block its deletion
     confirm = {f"confirm:{user_id}": CONFIRM_LIMIT}
     if _check_password(store, current_user.email, body.get("password"), confirm) is None:
@@ -235,7 +236,7 @@ def list_tokens():
 def create_token():
     store, user_id = accounts(), owner()
     _session_only()
-    return jsonify(store.create_token(user_id, _json_body().get("name"))), 201
+    return jsonify(store.create_token(user_id, json_body().get("name"))), 201
 
 
 @bp.delete("/api/tokens/<rowid:token_id>")

@@ -37,6 +37,7 @@ _ACCOUNT_PATHS = {
     "/api/history": {"get": _json_op("Your past predictions (page, per_page, from, to, model_version)", (401, 422))},
     "/api/history/{id}": {"delete": {**_json_op("Delete one of your predictions", (401, 403, 404), ok="204"), "parameters": _ID}},
     "/api/about": {"get": _json_op("The served model's training run, scores and data (MLflow), and the last monitor report", ())},
+    "/api/feedback": {"post": _json_op("Correct an answer: its prediction_id and the right class (multipart: with the photo in 'image', kept)", (401, 403, 415, 422), {"prediction_id": _STRING, "class": _STRING}, "201")},
 }  # fmt: skip
 
 
@@ -141,8 +142,12 @@ def openapi_document(max_upload_bytes: int, max_files: int) -> dict[str, Any]:
                 "Model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
                 "Prediction": {
                     "type": "object",
-                    "required": ["label", "confidence", "top_k", "model"],
+                    "required": ["label", "confidence", "top_k", "model", "prediction_id"],
                     "properties": {
+                        "prediction_id": {
+                            "type": "string",
+                            "description": "this answer's id (request id:position), for POST /api/feedback",
+                        },
                         "label": {"type": "string"},
                         "confidence": {"type": "number"},
                         "top_k": {

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from configs.schema import Config
 from serving.accounts import Accounts
 from serving.browser_model import BrowserModels
+from serving.feedback import Feedback
 from serving.history import History
 from serving.metrics import ServerMetrics
 from serving.models import ModelRoutes
@@ -41,6 +42,7 @@ class Served:
     browser: BrowserModels | None = None  # None: serve.browser_model is off
     shadow: Shadow | None = None  # None: serve.shadow_share is 0 (or the models were handed in, as tests do)
     log: PredictionLog | None = None  # None: monitor.log_predictions is off
+    feedback: Feedback | None = None  # None: no accounts (serve.auth: none), so nobody to take corrections from
     _monitor: dict = field(default_factory=dict)  # the last monitor report read, and when (latest_monitor)
 
     def latest_monitor(self) -> dict | None:

@@ -168,8 +168,36 @@ async function predict(occluded) {
   $("answered-by").dataset.where = where;
   $("api-snippet").textContent = `curl -F image=@photo.jpg "${location.origin}/predict?model=${chosenModel()}"`;
   if (occluded) $("after").hidden = false;
+  if (!occluded) offerCorrection(where === "server" && chosenModel() === "stj" ? body : null);
   showResults();
 }
+
+function offerCorrection(body) {
+  // "Wrong? Pick the right class": only for the server's answers of STJ's own model (they have an id)
+  const form = $("correction");
+  form.hidden = !(body && body.prediction_id);
+  if (form.hidden) return;
+  form.dataset.predictionId = body.prediction_id;
+  $("correction-status").textContent = "";
+  const unlike = body.in_distribution === false;  // "none of these": any class may be the right one
+  const choices = unlike ? stjClasses : stjClasses.filter((name) => name !== body.label);
+  $("correct-class").replaceChildren(...choices.map((name) => new Option(name, name)));
+}
+
+$("correction").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData();
+  form.append("prediction_id", $("correction").dataset.predictionId);
+  form.append("class", $("correct-class").value);
+  form.append("image", await toBlob(clean), "photo.jpg");
+  const response = await fetch("/api/feedback", { method: "POST", body: form }).catch(() => null);
+  const status = $("correction-status");
+  if (!response) { status.textContent = "The server can't be reached: the correction was not sent."; return; }
+  if (response.status === 401) { status.textContent = "Log in to send a correction."; return; }
+  const answer = await response.json();
+  status.textContent = response.ok ? `Thanks: sent as "${answer.corrected}". It is reviewed before the next training run.`
+    : answer.error.message;
+});
 
 $("predict").addEventListener("click", () => predict(false));
 $("predict-occluded").addEventListener("click", () => predict(true));
