@@ -93,6 +93,8 @@ EXAMPLES = {
     "monitor": """examples:
   stj monitor -c configs/stj.yaml                      # the last monitor.window_hours (24) of live traffic
   stj monitor -c configs/stj.yaml --since 2026-12-01T00:00 --until 2026-12-02T00:00""",
+    "admin": """examples:
+  stj admin grant ann@example.com -c configs/stj.yaml   # ann becomes an admin""",
     "catalog": """examples:
   stj catalog -c configs/demo.yaml                    # then open http://127.0.0.1:8765/s?k=saree
   stj catalog -c configs/demo.yaml --port 9999""",
@@ -207,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--pool", default="stj", help="process work pool (default: %(default)s)")
     deploy.add_argument("--run", action="store_true", help="run it once now and wait for the run to end")
     deploy.add_argument("--monitor-cron", default=None, help="also deploy `stj monitor` on this cron")
+    admin = add("admin", "manage the server's accounts: grant an account the admin role")
+    admin.add_argument("action", choices=["grant"], help="grant: make EMAIL an admin")
+    admin.add_argument("email", metavar="EMAIL", help="the account's address")
     monitor = add("monitor", "judge a window of live traffic against the champion's training baseline; report, alert")
     monitor.add_argument("--since", default=None, help="window start, ISO 8601 (default: monitor.window_hours ago)")
     monitor.add_argument("--until", default=None, help="window end, ISO 8601 (default: now)")

@@ -251,6 +251,21 @@ def cmd_monitor(config, args) -> int:
     return 0
 
 
+def cmd_admin(config, args) -> int:
+    """``stj admin grant EMAIL``: the account at EMAIL becomes an admin, in the server's database (every
+    replica sees it)."""
+    from serving.accounts import Accounts
+    from serving.database import Database
+    from serving.errors import ApiError
+
+    try:
+        user = Accounts(Database(config.serve.database_url)).grant(args.email)
+    except ApiError as exc:
+        raise UserError(exc.message) from None
+    print(f"stj: {user.email} is an admin now")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -265,5 +280,6 @@ COMMANDS = {
     "schedule": cmd_schedule,
     "deploy": cmd_deploy,
     "monitor": cmd_monitor,
+    "admin": cmd_admin,
     "catalog": cmd_catalog,
 }

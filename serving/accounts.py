@@ -51,11 +51,17 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     last_used_at TEXT
 );
 CREATE TABLE IF NOT EXISTS attempts (id {id}, key TEXT NOT NULL, at {real} NOT NULL);
-CREATE INDEX IF NOT EXISTS attempts_key ON attempts (key, at)
+CREATE INDEX IF NOT EXISTS attempts_key ON attempts (key, at);
+CREATE TABLE IF NOT EXISTS roles (
+    user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    granted_at TEXT NOT NULL
+)
 """
-_OWN_TABLES = ("users", "api_tokens", "attempts")  # what deleting an account touches: these, and the history
+_OWN_TABLES = ("users", "api_tokens", "attempts", "roles")  # what deleting an account touches: these, and the history
 MIN_PASSWORD, MAX_PASSWORD = 10, 128
 TOKEN_PREFIX = "stj_"
+ADMIN = "admin"  # the role that may review corrections (/review); `stj admin grant EMAIL` gives it
 _COMMON = {"password123", "1234567890", "123456789a", "qwertyuiop", "iloveyou12", "password12", "letmein123"}
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not a password anyone has")  # checked for unknown emails: same time as a real one
@@ -191,6 +197,34 @@ class Accounts:
         with self.database.write() as db:
             db.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})
         self.database.forget_deleted(_OWN_TABLES, ("predictions",))
+
+    def grant(self, email: str, role: str = ADMIN) -> User:
+        """Give the account at ``email`` the role (``stj admin grant``); the user.
+
+        Raises:
+            ApiError: 422 for an address that is not one, 404 when no account has it.
+        """
+        with self.database.write() as db:
+            key = email_key(normalize_email(email))
+            row = db.execute(
+                text("SELECT id, email, session_nonce FROM users WHERE email_key = :key"), {"key": key}
+            ).first()
+            if row is None:
+                raise ApiError(404, "no_such_account", f"no account has the address {email!r}")
+            db.execute(text("DELETE FROM roles WHERE user_id = :id"), {"id": row[0]})
+            db.execute(
+                text("INSERT INTO roles (user_id, role, granted_at) VALUES (:id, :role, :at)"),
+                {"id": row[0], "role": role, "at": _now()},
+            )
+        return User(*row)
+
+    def has_role(self, user_id: int, role: str = ADMIN) -> bool:
+        """Whether the user holds ``role``."""
+        with self.database.read() as db:
+            found = db.execute(
+                text("SELECT 1 FROM roles WHERE user_id = :id AND role = :role"), {"id": user_id, "role": role}
+            ).first()
+        return found is not None
 
     def create_token(self, user_id: int, name: object) -> dict:
         """A new API token for ``user_id``; the returned ``token`` is the only time it is shown."""
