@@ -7,7 +7,7 @@ a :class:`MonitorReport`; :func:`render_html` draws it as one self-contained HTM
 keeps its summary in the server's database (table ``monitor_reports``), where every replica's ``/about`` and
 ``/metrics`` read the latest (:func:`latest_report`).
 
-Cost: O(rows in the window) time, streamed: the scalars of every row (~10 bytes each) and at most
+Cost: O(rows in the window) time, streamed: the scalars of every row (7 bytes each) and at most
 ``monitor.max_rows`` embeddings (a reservoir sample, seeded) in memory; the embedding check as in
 :mod:`serving.drift`.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import json
 import random
+from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,9 +59,9 @@ CREATE INDEX IF NOT EXISTS monitor_reports_created ON monitor_reports (created_a
 class Window:
     """The champion's rows of a window: every row's class, confidence and verdict, a sample of embeddings."""
 
-    labels: list[int] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)
-    flagged: list[bool] = field(default_factory=list)
+    labels: array = field(default_factory=lambda: array("h"))  # compact: 7 bytes a row in all
+    confidences: array = field(default_factory=lambda: array("f"))
+    flagged: array = field(default_factory=lambda: array("b"))
     embeddings: list[np.ndarray] = field(default_factory=list)
     seen_embeddings: int = 0
 
@@ -102,7 +103,7 @@ class MonitorReport:
         """One line: the verdict, which checks drifted, the OOD rate and the class mix against the baseline."""
         model = f"{self.predictions} predictions of {self.model_name} version {self.model_version}"
         if self.drifted is None:
-            return f"drift: not judged - {model} in the window, fewer than needed"
+            return f"drift: not judged - {model} in the window, fewer than monitor.min_predictions"
         drifted = [check.name for check in self.checks if check.drifted]
         verdict = "yes" if self.drifted else "no"
         which = f"{len(drifted)} of {len(self.checks)} checks drifted" + (f" ({', '.join(drifted)})" if drifted else "")
