@@ -18,6 +18,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
 from configs.errors import UserError
@@ -50,13 +51,13 @@ def _moment(value: str, option: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@task(name="judge-window")
+@task(name="judge-window", cache_policy=NO_CACHE)
 def judge_window_task(config: RunConfig, since: datetime, until: datetime) -> MonitorReport:
     """:func:`serving.monitor.watch`."""
     return watch(config, since, until)
 
 
-@task(name="publish-report")
+@task(name="publish-report", cache_policy=NO_CACHE)  # side effects: never from a cache
 def publish_report_task(config: RunConfig, report: MonitorReport) -> dict[str, Any]:
     """Write the HTML report, log the MLflow run, keep the summary in the server's database, publish the Prefect
     artifact; alert and start the configured deployment on drift. What was done, with the summary."""

@@ -73,32 +73,19 @@ class ServerMetrics:
         self.log_dropped = Counter(
             "stj_prediction_log_dropped", "predictions not logged: the queue was full or a write failed", registry=own
         )
+
         # the last `stj monitor` report (serving.monitor, read from the database): the same on every worker
-        self.drift = Gauge(
-            "stj_drift_detected",
-            "the last monitor report found drift (1), none (0), or could not judge (-1)",
-            registry=own,
-            multiprocess_mode="mostrecent",
+        def latest(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, list(labels), registry=own, multiprocess_mode="mostrecent")
+
+        self.drift = latest(
+            "stj_drift_detected", "the last monitor report found drift (1), none (0), or could not judge (-1)"
         )
-        self.drift_checks = Gauge(
-            "stj_drift_check",
-            "each check of the last monitor report: drifted (1) or not (0)",
-            ["check"],
-            registry=own,
-            multiprocess_mode="mostrecent",
+        self.drift_checks = latest(
+            "stj_drift_check", "each check of the last monitor report: drifted (1) or not (0)", ("check",)
         )
-        self.drift_ood_rate = Gauge(
-            "stj_drift_ood_rate",
-            'share of the last monitored window flagged "none of these"',
-            registry=own,
-            multiprocess_mode="mostrecent",
-        )
-        self.drift_predictions = Gauge(
-            "stj_drift_window_predictions",
-            "predictions in the last monitored window",
-            registry=own,
-            multiprocess_mode="mostrecent",
-        )
+        self.drift_ood_rate = latest("stj_drift_ood_rate", 'share of the last monitored window flagged "none of these"')
+        self.drift_predictions = latest("stj_drift_window_predictions", "predictions in the last monitored window")
         self._shown: tuple[str, str] | None = None
 
     def serving(self, name: str, version: str) -> None:
