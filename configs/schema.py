@@ -132,7 +132,11 @@ class MonitorConfig(_Strict):
     window_hours: float = Field(default=24.0, gt=0, description="`stj monitor` judges the log's last this many hours")
     min_predictions: int = Field(default=30, ge=2, description="a window with fewer of the champion's is not judged")
     max_rows: int = Field(
-        default=1000, ge=10, le=100_000, description="rows of a window judged (drawn at random when there are more)"
+        default=1000,
+        ge=10,
+        le=2000,  # the check holds a few (2 x max_rows)^2 float32 matrices: ~200 MB at 2 000
+        description="embeddings a side the embedding check compares (a seeded sample of the window's and the "
+        "baseline's); the other checks read every row",
     )
     drift_p_value: float = Field(default=0.05, gt=0, lt=1, description="a check drifts below this p-value")
     drift_distance: float = Field(
@@ -145,7 +149,8 @@ class MonitorConfig(_Strict):
     experiment: str = Field(default="stj-monitor", min_length=1, description="MLflow experiment of the monitor's runs")
     on_drift_deployment: str | None = Field(
         default=None,
-        description="Prefect deployment started when drift is found, e.g. stj-pipeline/stj-team (default: none)",
+        pattern=r"^[^/]+/[^/]+$",
+        description="Prefect deployment (flow/deployment) started when drift is found, e.g. stj-pipeline/stj-team",
     )
 
 

@@ -48,7 +48,7 @@ def _moment(value: str, option: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise UserError(f"{option} {value!r}: not an ISO 8601 time, e.g. 2026-12-04T09:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 @task(name="judge-window", cache_policy=NO_CACHE)
@@ -87,12 +87,21 @@ def publish_report_task(config: RunConfig, report: MonitorReport) -> dict[str, A
         }
         out["alerted"] = post_alert(config.notify.webhook_url, payload, config.notify.timeout_s)
         if name := config.monitor.on_drift_deployment:
-            from prefect.deployments import run_deployment
-
-            started = run_deployment(name, timeout=0)  # start it; it runs on its own
-            out["started"] = {"deployment": name, "flow_run": started.name}
-            get_run_logger().info("drift: started deployment %s (flow run %s)", name, started.name)
+            out["started"] = _start_deployment(name)
     return out
+
+
+def _start_deployment(name: str) -> dict[str, Any] | None:
+    """Start deployment ``name`` (it runs on its own); None, logged, when the Prefect API has no such one."""
+    from prefect.deployments import run_deployment
+
+    try:
+        started = run_deployment(name, timeout=0)
+    except Exception as exc:  # noqa: BLE001 - the report and the alert are out already; say why nothing started
+        get_run_logger().warning("drift: deployment %s not started: %s: %s", name, type(exc).__name__, exc)
+        return None
+    get_run_logger().info("drift: started deployment %s (flow run %s)", name, started.name)
+    return {"deployment": name, "flow_run": started.name}
 
 
 @flow(name="stj-monitor", on_failure=[alert_on_failure])

@@ -82,11 +82,12 @@ class ServerMetrics:
             "stj_drift_detected", "the last monitor report found drift (1), none (0), or could not judge (-1)"
         )
         self.drift_checks = latest(
-            "stj_drift_check", "each check of the last monitor report: drifted (1) or not (0)", ("check",)
+            "stj_drift_check", "each check of the last monitor report: drifted (1), not (0), not made (-1)", ("check",)
         )
         self.drift_ood_rate = latest("stj_drift_ood_rate", 'share of the last monitored window flagged "none of these"')
         self.drift_predictions = latest("stj_drift_window_predictions", "predictions in the last monitored window")
         self._shown: tuple[str, str] | None = None
+        self._checks_shown: set[str] = set()
 
     def serving(self, name: str, version: str) -> None:
         """Record the model version this worker serves (the previous one drops to 0)."""
@@ -100,8 +101,10 @@ class ServerMetrics:
         if summary is None:
             return
         self.drift.set(-1 if summary["drifted"] is None else int(summary["drifted"]))
-        for check in summary["checks"]:
-            self.drift_checks.labels(check["name"]).set(int(check["drifted"]))
+        judged = {check["name"]: int(check["drifted"]) for check in summary["checks"]}
+        self._checks_shown |= set(judged)
+        for name in self._checks_shown:  # a check the last report did not make: -1, not an old verdict
+            self.drift_checks.labels(name).set(judged.get(name, -1))
         self.drift_ood_rate.set(summary["ood_rate"] or 0.0)
         self.drift_predictions.set(summary["predictions"])
 

@@ -29,7 +29,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from configs.errors import UserError
 from configs.files import atomic_write_text
@@ -239,8 +239,10 @@ def record_report(database: Database, report: MonitorReport, path: str | None) -
 
 
 def latest_report(database: Database) -> dict | None:
-    """The last recorded report's summary with ``created_at`` and ``report_path``; None before the first."""
-    database.schema(_SCHEMA)
+    """The last recorded report's summary with ``created_at`` and ``report_path``; None before the first
+    (a read only: the table is made by the first report, not by a ``/metrics`` scrape)."""
+    if not inspect(database.engine).has_table("monitor_reports"):
+        return None
     with database.read() as db:
         row = (
             db.execute(text("SELECT created_at, summary, report_path FROM monitor_reports ORDER BY id DESC LIMIT 1"))

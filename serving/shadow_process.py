@@ -44,6 +44,7 @@ from serving.uploads import decode_upload
 
 LOAD_TIMEOUT_S = 600  # a spawned interpreter imports TensorFlow and OpenVINO, then loads the model
 PARENT_CHECK_S = 1.0
+ANSWER_POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1
 
 
@@ -101,6 +102,7 @@ class IdleChallenger:
         self._lock = threading.Lock()
         self._signals = threading.Lock()  # a signal is never sent to a pid that close() has reaped
         self._closed = False
+        self._paused = False  # SIGSTOP sent and no SIGCONT since
         self._calls = 0  # numbers each score call: an answer that comes after its call timed out is skipped
         self._process = context.Process(
             target=_serve,
@@ -130,7 +132,7 @@ class IdleChallenger:
             self._calls += 1
             self._pipe.send(("score", (self._calls, list(uploads), min_side)))
             while True:
-                kind, (call, value) = self._answer(LOAD_TIMEOUT_S)
+                kind, (call, value) = self._answer(LOAD_TIMEOUT_S, running_only=True)
                 if call == self._calls:
                     break
         if kind != "scored":
@@ -164,6 +166,7 @@ class IdleChallenger:
         with self._signals:
             if not self._closed:
                 self._send_signal(signum)
+                self._paused = signum == signal.SIGSTOP
 
     def _send_signal(self, signum: int) -> None:
         if self._process.is_alive():  # not reaped, so the pid is still the child's
@@ -172,9 +175,15 @@ class IdleChallenger:
             except ProcessLookupError:
                 pass
 
-    def _answer(self, timeout_s: float) -> tuple[str, object]:
-        if not self._pipe.poll(timeout_s):
-            raise RuntimeError(f"the challenger's process did not answer within {timeout_s:.0f} s")
+    def _answer(self, timeout_s: float, running_only: bool = False) -> tuple[str, object]:
+        """The child's next message; ``running_only``: the time it spends paused does not count (a busy
+        worker may keep it stopped for as long as its load lasts)."""
+        waited = 0.0
+        while not self._pipe.poll(ANSWER_POLL_S):
+            if not (running_only and self._paused):
+                waited += ANSWER_POLL_S
+            if waited >= timeout_s:
+                raise RuntimeError(f"the challenger's process did not answer within {timeout_s:.0f} s of running")
         return self._pipe.recv()
 
 

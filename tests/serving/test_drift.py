@@ -34,7 +34,7 @@ def test_each_check_alarms_on_at_most_its_p_value_share_of_unshifted_windows(che
         elif check == "confidence":
             found = drift.confidence(rng.beta(6, 2, 120), rng.beta(6, 2, 60), 0.05, 0.1)
         elif check == "none-of-these rate":
-            found = drift.ood_rate(rng.random(120) < 0.02, rng.random(60) < 0.02, 0.05, 0.1)
+            found = drift.ood_rate(rng.random(120) < 0.05, rng.random(60) < 0.05, 0.05, 0.1)
         else:
             found = drift.embeddings(_features(rng, 60), _features(rng, 40), 0.05, seed)
         alarms += found.drifted
@@ -102,6 +102,16 @@ def test_the_window_keeps_a_bounded_deterministic_sample_of_embeddings() -> None
     first, second = _window(np.random.default_rng(5), 500), _window(rng, 500)
     assert len(first.embeddings) == 50 and first.seen_embeddings == 500 and len(first.labels) == 500
     assert all(np.array_equal(a, b) for a, b in zip(first.embeddings, second.embeddings, strict=True))
+    window, draw = Window(), random.Random(1)
+    for i in range(100):  # row i's embedding is i everywhere: which rows the reservoir kept
+        window.add(
+            {"label": "jeans", "confidence": 0.9, "in_distribution": True, "embedding": np.full(4, i)},
+            {"jeans": 0},
+            5,
+            draw,
+        )
+    kept = sorted(int(vector[0]) for vector in window.embeddings)
+    assert len(kept) == 5 and max(kept) >= 5  # not simply the first five
 
 
 def test_the_report_page_shows_the_headline_and_escapes_names() -> None:
