@@ -218,7 +218,7 @@ def _print_ratios(results: dict, mine: str, theirs: str, title: str) -> None:
     """Row ``mine``'s requests/s, p50 and p99 as ratios to row ``theirs``', at each client count both have: the
     median of the rounds' ratios where both rows ran the same rounds (each round's pair measured close
     together), else the ratio of their medians; then whether it lies within ``theirs``' own spread from round
-    to round (:func:`_noise`)."""
+    to round (:func:`_noise`): a rough guide, since the other row's own spread is not counted."""
     import statistics
 
     for clients in (1, 16):
