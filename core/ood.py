@@ -23,7 +23,8 @@ import numpy as np
 INDEX_ARTIFACT = "ood/index.npz"
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32): the score, and the monitor's drift, are judged on directions."""
     vectors = np.asarray(vectors, np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
@@ -43,7 +44,7 @@ class OodIndex:
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Each row's cosine distance to its ``k``-th nearest reference vector (0: identical; up to 2)."""
-        similarity = _unit(features) @ self._reference32.T
+        similarity = unit_rows(features) @ self._reference32.T
         k = min(self.k, similarity.shape[1])
         kth = np.partition(similarity, similarity.shape[1] - k, axis=1)[:, similarity.shape[1] - k]
         return (1.0 - kth).astype(np.float32)
@@ -90,4 +91,4 @@ def reference_rows(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
 
 def index_from(reference: np.ndarray, k: int) -> OodIndex:
     """An uncalibrated index on these reference features (stored unit-length, float16)."""
-    return OodIndex(_unit(reference).astype(np.float16), k)
+    return OodIndex(unit_rows(reference).astype(np.float16), k)

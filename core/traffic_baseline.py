@@ -7,7 +7,9 @@ unit length, float16 (test, validation and the training rows of the "none of the
 frozen, so all are photos of the served distribution). Size: ~2.6 KB a feature row for Lite0 (1 280
 features), capped at ``MAX_FEATURE_ROWS`` rows: at most ~5 MB.
 
-Config keys: none here (training's ``training.runs.track.log_traffic_baseline`` writes it).
+Written by training (``training.runs.track.log_ood`` through ``training.evaluation.ood.traffic_baseline``).
+
+Config keys: none here.
 """
 
 from __future__ import annotations
@@ -68,12 +70,6 @@ class TrafficBaseline:
                 float(npz["threshold"]),
                 npz["features"],
             )
-
-
-def unit_rows(features: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32): drift is judged on directions, as the "none of these" score is."""
-    features = np.asarray(features, np.float32)
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
 def read_baseline(run_id: str, tracking_uri: str) -> TrafficBaseline | None:

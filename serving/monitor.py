@@ -35,7 +35,8 @@ from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config, MonitorConfig
 from core.experiments import ensure_experiment
-from core.traffic_baseline import BASELINE_ARTIFACT, TrafficBaseline, read_baseline, unit_rows
+from core.ood import unit_rows
+from core.traffic_baseline import BASELINE_ARTIFACT, TrafficBaseline, read_baseline
 from serving import drift
 from serving.database import Database
 from serving.prediction_log import stream_log

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from configs.schema import MonitorConfig
-from core.traffic_baseline import TrafficBaseline, unit_rows
+from core.ood import unit_rows
+from core.traffic_baseline import TrafficBaseline
 from serving import drift
 from serving.monitor import Window, judge, render_html
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from configs.schema import OodConfig
 from core.model_input import decode_image
-from core.ood import OodIndex, index_from, reference_rows
-from core.traffic_baseline import MAX_FEATURE_ROWS, TrafficBaseline, unit_rows
+from core.ood import OodIndex, index_from, reference_rows, unit_rows
+from core.traffic_baseline import MAX_FEATURE_ROWS, TrafficBaseline
 from training.evaluation.ood_probe import probe_photos
 
 BATCH = 16
