@@ -8,8 +8,10 @@ Config keys: ``scrape.min_side``, ``scrape.max_bytes``, ``serve.min_side``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
+from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
@@ -123,3 +125,27 @@ def _check_jpeg_length(n_bytes: int, size: tuple[int, int]) -> None:
     blocks = -(-size[0] // 8) * -(-size[1] // 8)
     if n_bytes * 8 < blocks:
         raise ImageRejected("corrupt", f"truncated: {n_bytes} bytes cannot hold {size[0]}x{size[1]} pixels")
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """A verified photo re-encoded as RGB JPEG."""
+
+    jpeg: bytes
+    sha256: str
+    width: int
+    height: int
+
+
+def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92) -> CleanImage:
+    """Verify a photo (:func:`open_image`) and re-encode it as an upright RGB JPEG: how the scraper saves every
+    photo, and how a user's flagged upload is kept, so the same picture has the same SHA-256 either way.
+
+    Raises:
+        ImageRejected: see :func:`core.images.open_image`.
+    """
+    img = open_image(data, min_side, max_bytes)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    jpeg = buf.getvalue()
+    return CleanImage(jpeg=jpeg, sha256=hashlib.sha256(jpeg).hexdigest(), width=img.size[0], height=img.size[1])

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageRejected, open_image, sniff_format
-from scraper.photos import clean_image
+from core.images import ImageRejected, clean_image, open_image, sniff_format
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
