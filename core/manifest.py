@@ -2,7 +2,8 @@
 
 :class:`ManifestRow` is the one definition of a row; the CSV's columns are its fields, in order. ``path``
 is relative to the data folder; ``phash`` is the 256-bit perceptual hash in hex; ``conflict`` means the
-photo was also listed under another class (kept out of training). The file is written atomically, once at
+photo was also listed under another class (kept out of training); ``source`` is ``scrape``, or ``upload`` for
+a user's photo a reviewer added (``core.label_overrides``). The file is written atomically, once at
 the end of a scrape; while one runs, each page's new rows (and conflicts found) are appended to a journal
 beside it (``manifest.journal``, JSON lines, flushed to disk per page), which :func:`read_manifest` replays:
 a scrape killed at any point keeps every page it finished, and costs O(page) per page instead of rewriting
@@ -43,6 +44,7 @@ class ManifestRow:
     scraped_at: str
     phash: str | None = None
     conflict: bool = False
+    source: str = "scrape"  # "upload": a user's flagged photo a reviewer added (``core.label_overrides``)
 
     def as_record(self) -> dict[str, object]:
         """The row as the CSV holds it (``label`` under its column name ``class``)."""
@@ -52,8 +54,8 @@ class ManifestRow:
 
 
 COLUMNS = ["class" if f.name == "label" else f.name for f in dataclasses.fields(ManifestRow)]
-_ADDED_LATER = {"phash": None, "conflict": False}  # manifests written before these columns existed
-_TEXT = {"asin": str, "image_id": str, "sha256": str, "title": str, "phash": str, "query": str}
+_ADDED_LATER = {"phash": None, "conflict": False, "source": "scrape"}  # manifests written before these columns existed
+_TEXT = {"asin": str, "image_id": str, "sha256": str, "title": str, "phash": str, "query": str, "source": str}
 
 
 def manifest_path(data_dir: str | Path) -> Path:
@@ -112,6 +114,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     for column, default in _ADDED_LATER.items():
         if column not in frame:
             frame[column] = default
+    frame["source"] = frame["source"].fillna("scrape")  # journal lines written before the column existed
     frame["conflict"] = frame["conflict"].astype(bool)
     missing = set(COLUMNS) - set(frame.columns)
     if missing:

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from core.label_overrides import OVERRIDES_NAME
 from core.manifest import MANIFEST_NAME, REPORT_NAME
 from flows.caching import inputs_and_files
 from flows.interrupts import at_safe_points, interrupt_wins
@@ -28,6 +29,7 @@ from flows.summary import class_metrics_table, summary_markdown
 from scraper.parts import merge_parts, plan_parts, scrape_part
 from scraper.scrape import scrape
 from serving.infra_check import infra_check
+from serving.review import export_review
 from training.embedding.shards import embed_shard, plan_embedding
 from training.embedding.store import StoredVectors
 from training.fitting.crossval import fit_fold
@@ -78,7 +80,7 @@ def merge_parts_task(config: RunConfig, parts: list[str]) -> dict[str, Any]:
 # Cached: the split is a function of the config and these files; a hit needs all of them unchanged
 # (split.csv included, so a deleted or edited split is made again; the first run after a split is written
 # therefore recomputes it once, to the same result, and the runs after it hit).
-SPLIT_INPUTS = (MANIFEST_NAME, SPLIT_NAME, SPLIT_PARAMS_NAME, ISSUES_NAME)
+SPLIT_INPUTS = (MANIFEST_NAME, SPLIT_NAME, SPLIT_PARAMS_NAME, ISSUES_NAME, OVERRIDES_NAME)
 
 
 @task(name="split-manifest", cache_policy=inputs_and_files(*SPLIT_INPUTS), persist_result=True)
@@ -92,6 +94,20 @@ def left_out(config: RunConfig) -> list[str]:
     if not config.split.exclude_label_issues:
         return []
     return read_issues(config.project.data_dir)["path"].tolist()
+
+
+# Not cached: reads the server's database, which changes between runs (the split's cache key has the file).
+@task(name="export-review-decisions", cache_policy=NO_CACHE)
+def export_review_task(config: RunConfig) -> dict[str, int] | None:
+    """The admin's review decisions (``/review``) written as this run's label overrides, added uploads saved
+    with their manifest rows; ``None`` (and a warning) when the server's database cannot be read."""
+    exported = export_review(config.serve.database_url, config.project.data_dir)
+    if exported is None:
+        get_run_logger().warning(
+            "review decisions not read: serve.database_url cannot be reached; %s stays as it was", OVERRIDES_NAME
+        )
+        return None
+    return asdict(exported)
 
 
 # Not cached: its report artifact and its stop must happen on every run.

@@ -29,7 +29,7 @@ from training.fitting.crossval import combine_folds, cross_validate, fold_rows
 
 log = logging.getLogger(__name__)
 ISSUES_NAME = "label_issues.csv"
-ISSUE_COLUMNS = ["asin", "image_id", "path", "given_class", "suggested_class", "score"]
+ISSUE_COLUMNS = ["asin", "image_id", "path", "sha256", "given_class", "suggested_class", "score"]
 
 
 def issues_path(data_dir: str | Path) -> Path:
@@ -43,7 +43,7 @@ def rank_label_issues(
     """The photos cleanlab flags as likely mislabelled, worst first.
 
     Args:
-        rows: one row per photo with ``asin``, ``image_id`` and ``path``, in the order of ``labels``.
+        rows: one row per photo with ``asin``, ``image_id``, ``path`` and ``sha256``, in the order of ``labels``.
         labels: the given (scraped) classes as integers.
         pred_probs: out-of-fold predicted probabilities, one row per photo.
         class_names: the classes, in label order.

@@ -26,6 +26,7 @@ import numpy as np
 
 from configs.schema import Config, TrackingConfig
 from core.experiments import ensure_experiment, is_tracking_server
+from core.label_overrides import overrides_digest, overrides_path, read_overrides
 from core.logged_model import EVALUATION_ARTIFACT, EmbedderRecord, log_classifier, log_embedder
 from core.manifest import manifest_path, read_manifest
 from core.model import build_classifier
@@ -193,6 +194,7 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
             frame, source=str(manifest_path(config.project.data_dir)), name="stj-products", targets="class"
         )
     mlflow.log_input(dataset, context="training")
+    log_dataset_version(Path(config.project.data_dir), dataset.digest)
     mlflow.log_dict(config.model_dump(mode="json"), "config.json")
     mlflow.log_dict(candidate.precision.summary(), "precision.json")
     log_split(features.split)
@@ -201,6 +203,22 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
     stats = Path(config.project.data_dir) / STATS_NAME
     if stats.exists():
         mlflow.log_dict(json.loads(stats.read_text()), STATS_NAME)
+
+
+def log_dataset_version(data_dir: Path, split_digest: str) -> None:
+    """The run's dataset version: the logged split's digest and the label overrides' (``core.label_overrides``),
+    so that manifest + overrides name what it trained on; the override file itself as an artifact."""
+    overrides = read_overrides(data_dir)
+    digest = overrides_digest(overrides)
+    mlflow.set_tags(
+        {
+            "dataset.version": f"{split_digest}+overrides:{digest}",
+            "dataset.overrides_digest": digest,
+            "dataset.overrides": str(len(overrides)),
+        }
+    )
+    if not overrides.empty:
+        mlflow.log_artifact(str(overrides_path(data_dir)))
 
 
 def _log_png(png: bytes | None, name: str) -> None:

@@ -9,7 +9,9 @@ other (perceptual hash) form a group that stays on one side, so a near-copy of a
 training; a new photo joins its group's side. The previous split file is authoritative for the photos it
 holds (``split.json`` records the parameters it was made with; changing them reassigns every photo), so even a
 new photo that links two groups on different sides moves nothing: it is left out. Conflicting photos (listed
-under two classes) are left out.
+under two classes) are left out. Reviewers' label overrides (``core.label_overrides``) are applied to the
+manifest first: a relabelled photo keeps its side under its new class, an added upload gets its side by the
+same hash rule, an excluded photo is left out.
 
 Config keys: ``split.test_size``, ``split.val_size``, ``split.seed``, ``scrape.near_duplicate_distance``,
 ``project.data_dir``.
@@ -30,7 +32,7 @@ import pandas as pd
 from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config
-from core.manifest import manifest_path, read_manifest
+from core.label_overrides import reviewed_manifest
 from core.near_index import NearIndex
 
 log = logging.getLogger(__name__)
@@ -233,7 +235,7 @@ def plan_split(config: Config, excluded: Iterable[str] = ()) -> pd.DataFrame:
         NotEnoughData: a class has too few photos, or none on a side.
     """
     data_dir = Path(config.project.data_dir)
-    manifest = read_manifest(manifest_path(data_dir))
+    manifest = reviewed_manifest(data_dir)  # reviewers' decisions first: a relabelled photo is grouped as its class
     manifest = manifest[manifest["class"].isin(config.class_names) & ~manifest["conflict"]]
     flagged = manifest["path"].isin(set(excluded))
     if flagged.any():

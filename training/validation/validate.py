@@ -22,7 +22,8 @@ import pandas as pd
 from configs.errors import UserError
 from configs.files import atomic_write_text
 from configs.schema import Config, ValidationConfig
-from core.manifest import REPORT_NAME, manifest_path, read_manifest
+from core.label_overrides import reviewed_manifest
+from core.manifest import REPORT_NAME
 from training.splitting.split import NotEnoughData, plan_split, write_plan
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ def validate(config: Config, excluded: Iterable[str] = ()) -> Validation:
     except NotEnoughData as exc:
         split, unsplittable = pd.DataFrame(columns=["path", "class", "split"]), [Anomaly("split", "classes", str(exc))]
         plan = None
-    stats = data_stats(read_manifest(manifest_path(data_dir)), report, split, config.class_names)
+    stats = data_stats(reviewed_manifest(data_dir), report, split, config.class_names)
     baseline_file = data_dir / BASELINE_NAME
     baseline = json.loads(baseline_file.read_text()) if baseline_file.exists() else None
     anomalies = find_anomalies(stats, baseline, config.validation) if config.validation.enabled else []
