@@ -25,6 +25,7 @@ from flows.tasks import (
     accept_task,
     alert_task,
     choose_task,
+    export_review_task,
     imagenet_alias_task,
     infra_check_task,
     judge_task,
@@ -59,15 +60,29 @@ def scrape_flow(config: RunConfig) -> dict[str, Any]:
 
 @flow(name="stj-prepare")
 def prepare_flow(config: RunConfig, plan: Path | None = None) -> Path:
-    """Split the manifest 80/20 (validation carved from the 80): adopt the ``plan`` validate made, if given."""
+    """Split the manifest 80/20 (validation carved from the 80): adopt the ``plan`` validate made, if given;
+    without one, the review's decisions are exported first (as validate does)."""
+    if plan is None:
+        _export_review(config)
     return prepare_task(config, plan)
 
 
 @flow(name="stj-validate")
 def validate_flow(config: RunConfig) -> tuple[dict[str, Any], Path | None]:
-    """Check the data before training: floors always, changes against the last good run; the statistics and
-    the planned split."""
+    """Check the data before training (the review's decisions exported first, so the split applies them):
+    floors always, changes against the last good run; the statistics and the planned split."""
+    _export_review(config)
     return validate_task(config)
+
+
+def _export_review(config: RunConfig) -> None:
+    exported = export_review_task(config)
+    if exported and exported["decisions"]:
+        get_run_logger().info(
+            "review: %d decision(s) applied as label overrides, %d upload(s) added to the data set",
+            exported["decisions"],
+            exported["added"],
+        )
 
 
 @flow(name="stj-train")

@@ -5,7 +5,8 @@ classifier's predictions is mirrored to ``@challenger`` when there is one (``ser
 
 Blueprints: ``serving.api`` (predict, batch, explain, metadata), ``serving.auth`` (accounts and API tokens),
 ``serving.ops`` (health, ready, metrics, OpenAPI), ``serving.pages`` (the web pages and the history) and
-``serving.offline`` (manifest, service worker, the model for the browser).
+``serving.offline`` (manifest, service worker, the model for the browser), ``serving.review_api`` (the admin's
+``/review`` of corrections).
 ``serving.security`` adds the Host allow-list, the same-origin check and the security headers. Every response carries the model name and
 version (``X-Model-Name``, ``X-Model-Version``): the model that computed it for inference routes, the
 current one otherwise. Every client mistake is a JSON 4xx ``{"error": {"code", "message"}}``.
@@ -21,7 +22,7 @@ import time
 from flask import Flask, Response, g, request
 
 from configs.schema import Config
-from serving import api, auth, offline, ops, pages
+from serving import api, auth, offline, ops, pages, review_api
 from serving.accounts import Accounts
 from serving.batcher import Overloaded
 from serving.browser_model import BrowserModels
@@ -35,6 +36,7 @@ from serving.multipart import accept_latin1_part_headers
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
+from serving.review import Review
 from serving.security import install_security
 from serving.shadow import Shadow
 from serving.shadow_process import IdleChallenger
@@ -79,6 +81,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
             metrics=metrics,
             load=lambda uri: IdleChallenger(uri, config.tracking.uri, serve.runtime),
         )
+    feedback = Feedback(database) if accounts is not None else None
     app.extensions[EXTENSION] = Served(
         config,
         models,
@@ -89,7 +92,8 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         BrowserModels(serve.browser_model_dir) if serve.browser_model else None,
         shadow,
         PredictionLog(database, config.monitor, metrics) if config.monitor.log_predictions else None,
-        Feedback(database) if accounts is not None else None,
+        feedback,
+        Review(database, config.project.data_dir, config.tracking.uri) if feedback is not None else None,
     )
 
     if shadow is not None:  # the challenger's process computes only while this worker has no request
@@ -127,7 +131,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
     def _overloaded(exc: Overloaded):
         return error_body("overloaded", str(exc)), 503, {"Retry-After": "1"}
 
-    for blueprint in (api.bp, auth.bp, offline.bp, ops.bp, pages.bp):
+    for blueprint in (api.bp, auth.bp, offline.bp, ops.bp, pages.bp, review_api.bp):
         app.register_blueprint(blueprint)
     if serve.proxy == "nginx":  # gunicorn facing clients itself keeps its own bounded drain, then closes
         app.after_request(drain_unread_body)

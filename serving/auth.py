@@ -68,18 +68,20 @@ def install_login(app: Flask, store: Accounts | None, mode: str) -> None:
 
     @manager.unauthorized_handler
     def _unauthorized():
-        return _login_required()
+        return login_required()
 
     if mode == "required":
 
         @app.before_request
         def _require_account():
             if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
-                return _login_required()
+                return login_required()
             return None
 
 
-def _login_required():
+def login_required():
+    """What an anonymous request gets where an account is needed: a page request is sent to sign in, anything
+    else a JSON 401."""
     wants_page = request.method == "GET" and request.accept_mimetypes.best == "text/html"
     if wants_page:
         return redirect(url_for("pages.login_page", next=request.full_path.rstrip("?")))
@@ -94,6 +96,18 @@ def owner() -> int | None:
     if not current_user.is_authenticated:
         raise ApiError(401, "login_required", "log in to keep a history, or send an API token")
     return current_user.id
+
+
+def admin() -> int:
+    """The signed-in admin's id: 401 for an anonymous request, 403 for an account without the admin role or a
+    server without accounts."""
+    store = served().accounts
+    if store is None:
+        raise ApiError(403, "accounts_off", "reviewing needs accounts (serve.auth), so that only admins review")
+    user = owner()
+    if not store.has_role(user):
+        raise ApiError(403, "admin_only", "only an admin may review (stj admin grant EMAIL makes one)")
+    return user
 
 
 def json_body() -> dict:
@@ -173,6 +187,8 @@ def _check_password(store: Accounts, email: str, password: object, keys: dict[st
 def me():
     mode = served().config.serve.auth
     user = current_user.public() if current_user.is_authenticated else None
+    if user is not None:
+        user["admin"] = served().accounts.has_role(current_user.id)
     return jsonify({"auth": mode, "signup": served().config.serve.signup and mode != "none", "user": user})
 
 

@@ -4,8 +4,9 @@ A correction names a prediction (the ``prediction_id`` every answer carries: ``<
 the class the user says is right. It is stored with what the prediction log knows of that prediction (model,
 version, the answered label; nothing when the log is off or did not sample it) and, when the user sends the
 photo with it, the photo itself and its SHA-256: flagging is the user's consent to keep that one photo (the
-page says so); nothing else of theirs is kept. The SHA-256 is how a correction meets a scraped photo of the
-data set (the same bytes). Table ``feedback`` in the server's database, so every replica's corrections are
+page says so); nothing else of theirs is kept. The photo is kept as the scraper keeps one (re-encoded by
+``core.images.clean_image``), so its SHA-256 is how a correction meets a scraped photo of the data set (the
+same picture). Table ``feedback`` in the server's database, so every replica's corrections are
 in one place; one insert per correction, read by the newest first through an index.
 
 Config keys: ``serve.database_url``, ``serve.max_upload_bytes``.

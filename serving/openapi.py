@@ -38,6 +38,9 @@ _ACCOUNT_PATHS = {
     "/api/history/{id}": {"delete": {**_json_op("Delete one of your predictions", (401, 403, 404), ok="204"), "parameters": _ID}},
     "/api/about": {"get": _json_op("The served model's training run, scores and data (MLflow), and the last monitor report", ())},
     "/api/feedback": {"post": _json_op("Correct an answer: its prediction_id and the right class (multipart: with the photo in 'image', kept)", (401, 403, 415, 422), {"prediction_id": _STRING, "class": _STRING}, "201")},
+    "/api/review": {"get": _json_op("Admins: users' flags, the served model's label issues and 'none of these' entries, with the latest decision per photo", (401, 403))},
+    "/api/review/decisions": {"post": _json_op("Admins: decide about a listed photo (relabel/add need a class); the next run applies it", (401, 403, 415, 422), {"sha256": _STRING, "decision": {"type": "string", "enum": ["relabel", "exclude", "keep", "add"]}, "class": _STRING}, "201")},
+    "/api/review/photo/{sha256}": {"get": {**_json_op("Admins: a listed photo's thumbnail (JPEG)", (401, 403, 404)), "parameters": [{"name": "sha256", "in": "path", "required": True, "schema": _STRING}]}},
 }  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from serving.monitor import latest_report
 from serving.prediction_log import PredictionLog
 from serving.predictor import Predictor
 from serving.reloader import ModelHolder
+from serving.review import Review
 from serving.shadow import Shadow
 from serving.uploads import decode_upload
 
@@ -43,6 +44,7 @@ class Served:
     shadow: Shadow | None = None  # None: serve.shadow_share is 0 (or the models were handed in, as tests do)
     log: PredictionLog | None = None  # None: monitor.log_predictions is off
     feedback: Feedback | None = None  # None: no accounts (serve.auth: none), so nobody to take corrections from
+    review: Review | None = None  # None: no accounts, so no admin to review
     _monitor: dict = field(default_factory=dict)  # the last monitor report read, and when (latest_monitor)
 
     def latest_monitor(self) -> dict | None:

@@ -26,6 +26,23 @@ REFERENCE_EXTRAS = [
     "tracking.imagenet_model=imagenet-classifier",
     "train.embed_batch_size=8",
 ]
+SAME_ORIGIN = {"Origin": "http://localhost"}  # what a browser sends from the server's own page
+PASSWORD = "correct horse battery"  # a password the policy accepts
+
+
+def noise_jpeg(seed: int = 0, side: int = 64) -> bytes:
+    """A JPEG of random pixels: each seed a different photo (and SHA-256)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
 SERVING_ON = r"stj: serving on (http://\S+)"  # what `stj serve` prints once nginx listens
 WORKER_READY = r"worker \d+ ready"  # a gunicorn worker's line once its app and every model it follows loaded
 

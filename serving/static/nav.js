@@ -10,6 +10,11 @@ stjMe.then((me) => {
   const slot = document.getElementById("account-nav");
   if (!slot || me.auth === "none" || me.offline) return;
   if (me.user) {
+    if (me.user.admin && !document.querySelector('nav a[href="/review"]')) {  // admins review corrections
+      const review = document.createElement("a");
+      review.href = "/review"; review.textContent = "Review";
+      slot.before(review, " ");
+    }
     const account = document.createElement("a");
     account.href = "/account"; account.textContent = me.user.email;  // user text: never markup
     const out = document.createElement("button");

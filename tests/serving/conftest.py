@@ -1,4 +1,5 @@
-"""`stj serve` started for real (nginx + gunicorn) on the session's tiny registered model (``registry``)."""
+"""`stj serve` started for real (nginx + gunicorn) on the session's tiny registered model (``registry``); an app
+with accounts and a signed-in client (``signed_in_app``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.registry import Registry
+from tests.support import PASSWORD, SAME_ORIGIN
 
 
 @pytest.fixture
@@ -29,3 +31,19 @@ def stj_server(registry: Registry, serve_subprocess) -> Callable[..., object]:
         return serve_subprocess([*registry.overrides, *extra], env=env, workers=workers)
 
     return start
+
+
+@pytest.fixture
+def signed_in_app(app_for, tmp_path) -> Callable[..., tuple]:
+    """``signed_in_app(predictor, *overrides, email=...)``: an app with accounts (``serve.auth=optional``), a
+    client signed in on it as ``email`` and that account's bearer-token header."""
+
+    def make(predictor, *overrides: str, email: str = "ann@example.com") -> tuple:
+        app = app_for(tmp_path, predictor, "serve.auth=optional", *overrides)
+        client = app.test_client()
+        signup = client.post("/api/signup", json={"email": email, "password": PASSWORD}, headers=SAME_ORIGIN)
+        assert signup.status_code == 201, signup.get_json()
+        token = client.post("/api/tokens", json={"name": "script"}, headers=SAME_ORIGIN).get_json()["token"]
+        return app, client, {"Authorization": f"Bearer {token}"}
+
+    return make

@@ -9,17 +9,13 @@ import io
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from sqlalchemy import text
 
 from flows.settings import load_run_config
 from serving.history import History
 from serving.security import exposure_warning
-
-PASSWORD = "correct horse battery"
-SAME = {"Origin": "http://localhost"}  # what a browser sends from the server's own page
+from tests.support import PASSWORD, SAME_ORIGIN, noise_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +46,6 @@ def _rows(app, sql: str) -> list[tuple]:
         return [tuple(row) for row in db.execute(text(sql))]
 
 
-def _jpeg(seed: int = 0) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG")
-    return buf.getvalue()
-
-
 def _from(app, address: str):
     """A client whose requests come from ``address``."""
     client = app.test_client()
@@ -65,12 +54,12 @@ def _from(app, address: str):
 
 
 def _signup(client, email: str, password: str = PASSWORD):
-    return client.post("/api/signup", json={"email": email, "password": password}, headers=SAME)
+    return client.post("/api/signup", json={"email": email, "password": password}, headers=SAME_ORIGIN)
 
 
-def _predict(client, headers=SAME, history: bool = True):
+def _predict(client, headers=SAME_ORIGIN, history: bool = True):
     query = "?history=1" if history else ""
-    return client.post(f"/predict{query}", data={"image": (io.BytesIO(_jpeg()), "p.jpg")}, headers=headers)
+    return client.post(f"/predict{query}", data={"image": (io.BytesIO(noise_jpeg()), "p.jpg")}, headers=headers)
 
 
 def test_signup_validates_email_and_password(make_app) -> None:
@@ -95,9 +84,9 @@ def test_each_user_sees_only_their_own_history(make_app) -> None:
     assert ann.get("/api/history").get_json()["total"] == 1
     assert bob.get("/api/history").get_json()["total"] == 0
     assert bob.get(f"/api/history/{row}/thumbnail").status_code == 404
-    assert bob.delete(f"/api/history/{row}", headers=SAME).status_code == 404
+    assert bob.delete(f"/api/history/{row}", headers=SAME_ORIGIN).status_code == 404
     assert ann.get(f"/api/history/{row}/thumbnail").mimetype == "image/jpeg"
-    assert ann.delete(f"/api/history/{row}", headers=SAME).status_code == 204
+    assert ann.delete(f"/api/history/{row}", headers=SAME_ORIGIN).status_code == 204
 
 
 def test_anonymous_may_predict_but_keeps_no_history_when_auth_is_optional(make_app) -> None:
@@ -126,14 +115,14 @@ def test_login_is_throttled_per_email_and_address(make_app) -> None:
     guesser = _from(app, "203.0.113.9")
     wrong = {"email": "ann@example.org", "password": "wrong password!"}
     for _ in range(5):
-        assert guesser.post("/api/login", json=wrong, headers=SAME).status_code == 401
+        assert guesser.post("/api/login", json=wrong, headers=SAME_ORIGIN).status_code == 401
     right = {"email": "ann@example.org", "password": PASSWORD}
-    blocked = guesser.post("/api/login", json=right, headers=SAME)
+    blocked = guesser.post("/api/login", json=right, headers=SAME_ORIGIN)
     assert blocked.status_code == 429 and "try again in" in blocked.get_json()["error"]["message"]
     ann = _from(app, "198.51.100.7")  # ann, elsewhere, is not locked out
-    assert ann.post("/api/login", json=right, headers=SAME).status_code == 200
+    assert ann.post("/api/login", json=right, headers=SAME_ORIGIN).status_code == 200
     for _ in range(3):  # her successes are not counted
-        assert ann.post("/api/login", json=right, headers=SAME).status_code == 200
+        assert ann.post("/api/login", json=right, headers=SAME_ORIGIN).status_code == 200
 
 
 def test_strangers_failures_never_lock_the_owner_out_of_her_own_browser(make_app) -> None:
@@ -144,20 +133,24 @@ def test_strangers_failures_never_lock_the_owner_out_of_her_own_browser(make_app
     assert _signup(ann, "ann@example.org").status_code == 201
     wrong = {"email": "ann@example.org", "password": "wrong password!"}
     right = {"email": "ann@example.org", "password": PASSWORD}
-    answers = [_from(app, f"203.0.113.{n // 5}").post("/api/login", json=wrong, headers=SAME).status_code
+    answers = [_from(app, f"203.0.113.{n // 5}").post("/api/login", json=wrong, headers=SAME_ORIGIN).status_code
                for n in range(25)]  # fmt: skip
     assert answers.count(401) == 20 and answers[-1] == 429  # 20 strangers' failures: the account's limit
-    assert _from(app, "192.0.2.1").post("/api/login", json=right, headers=SAME).status_code == 429  # a new browser
-    assert ann.post("/api/login", json=right, headers=SAME).status_code == 200  # her browser, same address or not
+    assert (
+        _from(app, "192.0.2.1").post("/api/login", json=right, headers=SAME_ORIGIN).status_code == 429
+    )  # a new browser
+    assert (
+        ann.post("/api/login", json=right, headers=SAME_ORIGIN).status_code == 200
+    )  # her browser, same address or not
     ann.environ_base["REMOTE_ADDR"] = "192.0.2.99"
-    assert ann.post("/api/login", json=right, headers=SAME).status_code == 200
-    assert ann.delete("/api/account", json={"password": "not mine"}, headers=SAME).status_code == 403
+    assert ann.post("/api/login", json=right, headers=SAME_ORIGIN).status_code == 200
+    assert ann.delete("/api/account", json={"password": "not mine"}, headers=SAME_ORIGIN).status_code == 403
     for _ in range(5):  # her own browser's guesses are limited too: 5 per cookie
-        assert ann.post("/api/login", json=wrong, headers=SAME).status_code == 401
-    assert ann.post("/api/login", json=right, headers=SAME).status_code == 429
+        assert ann.post("/api/login", json=wrong, headers=SAME_ORIGIN).status_code == 401
+    assert ann.post("/api/login", json=right, headers=SAME_ORIGIN).status_code == 429
     forged = _from(app, "198.51.100.7")
     forged.set_cookie("stj_device", "eyJlIjoiYW5uQGV4YW1wbGUub3JnIiwiZCI6IngifQ.forged")  # an unsigned claim
-    assert forged.post("/api/login", json=right, headers=SAME).status_code == 429
+    assert forged.post("/api/login", json=right, headers=SAME_ORIGIN).status_code == 429
 
 
 def test_the_signed_in_owner_can_delete_her_account_while_others_guess_at_it(make_app) -> None:
@@ -166,8 +159,8 @@ def test_the_signed_in_owner_can_delete_her_account_while_others_guess_at_it(mak
     _signup(ann, "ann@example.org")
     wrong = {"email": "ann@example.org", "password": "wrong password!"}
     for n in range(25):
-        _from(app, f"203.0.113.{n // 5}").post("/api/login", json=wrong, headers=SAME)
-    assert ann.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+        _from(app, f"203.0.113.{n // 5}").post("/api/login", json=wrong, headers=SAME_ORIGIN)
+    assert ann.delete("/api/account", json={"password": PASSWORD}, headers=SAME_ORIGIN).status_code == 204
 
 
 def test_parallel_guesses_cannot_slip_under_the_limit(make_app) -> None:
@@ -189,7 +182,7 @@ def test_a_token_may_not_manage_tokens_sign_out_or_delete_the_account_but_may_re
     app = make_app()
     client = app.test_client()
     _signup(client, "ann@example.org")
-    made = [client.post("/api/tokens", json={"name": name}, headers=SAME).get_json() for name in ("a", "b")]
+    made = [client.post("/api/tokens", json={"name": name}, headers=SAME_ORIGIN).get_json() for name in ("a", "b")]
     bearer = {"Authorization": f"Bearer {made[0]['token']}"}
     program = app.test_client()
     for answer in (
@@ -209,9 +202,9 @@ def test_malformed_bodies_are_json_4xx(make_app) -> None:
     client = make_app().test_client()
     nested = "[" * 100_000 + "]" * 100_000
     for body in (nested, "not json", '"a string"'):
-        answer = client.post("/api/login", data=body, content_type="application/json", headers=SAME)
+        answer = client.post("/api/login", data=body, content_type="application/json", headers=SAME_ORIGIN)
         assert (answer.status_code, answer.get_json()["error"]["code"]) == (415, "json_required")
-    assert client.post("/api/signup", json={"email": 5, "password": None}, headers=SAME).status_code == 422
+    assert client.post("/api/signup", json={"email": 5, "password": None}, headers=SAME_ORIGIN).status_code == 422
     closed = make_app("serve.signup=false").test_client()
     assert _signup(closed, "ann@example.org").get_json()["error"]["code"] == "signup_closed"
 
@@ -222,7 +215,7 @@ def test_logout_ends_the_session_even_for_a_copied_cookie(make_app) -> None:
     _signup(client, "ann@example.org")
     cookie = client.get_cookie("stj_session")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
-    assert client.post("/api/logout", headers=SAME).status_code == 204
+    assert client.post("/api/logout", headers=SAME_ORIGIN).status_code == 204
     thief = app.test_client()
     thief.set_cookie("stj_session", cookie.value)
     assert thief.get("/api/me").get_json()["user"] is None
@@ -233,7 +226,7 @@ def test_api_tokens_authenticate_programs_until_revoked(make_app) -> None:
     app = make_app("serve.auth=required")
     client = app.test_client()
     _signup(client, "ann@example.org")
-    made = client.post("/api/tokens", json={"name": "cron"}, headers=SAME).get_json()
+    made = client.post("/api/tokens", json={"name": "cron"}, headers=SAME_ORIGIN).get_json()
     bearer = {"Authorization": f"Bearer {made['token']}"}
     program = app.test_client()  # no cookie, no Origin: a script
     assert _predict(program, headers=bearer).status_code == 200
@@ -241,7 +234,7 @@ def test_api_tokens_authenticate_programs_until_revoked(make_app) -> None:
     listed = client.get("/api/tokens").get_json()["tokens"]
     assert [t["name"] for t in listed] == ["cron"] and "token" not in listed[0] and listed[0]["last_used_at"]
     assert _rows(app, "SELECT token_hash FROM api_tokens")[0][0] != made["token"]
-    assert client.delete(f"/api/tokens/{made['id']}", headers=SAME).status_code == 204
+    assert client.delete(f"/api/tokens/{made['id']}", headers=SAME_ORIGIN).status_code == 204
     revoked = program.get("/api/history", headers=bearer)
     assert (revoked.status_code, revoked.get_json()["error"]["code"]) == (401, "invalid_token")
 
@@ -251,9 +244,9 @@ def test_deleting_the_account_deletes_its_history(make_app) -> None:
     client = app.test_client()
     _signup(client, "ann@example.org")
     _predict(client)
-    wrong = client.delete("/api/account", json={"password": "not my password"}, headers=SAME)
+    wrong = client.delete("/api/account", json={"password": "not my password"}, headers=SAME_ORIGIN)
     assert wrong.status_code == 403
-    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME_ORIGIN).status_code == 204
     assert _rows(app, "SELECT COUNT(*) FROM predictions") == _rows(app, "SELECT COUNT(*) FROM users") == [(0,)]
     login = app.test_client().post("/api/login", json={"email": "ann@example.org", "password": PASSWORD})
     assert login.status_code == 401
@@ -262,7 +255,7 @@ def test_deleting_the_account_deletes_its_history(make_app) -> None:
 def test_cross_origin_state_changes_are_refused(make_app) -> None:
     app = make_app("serve.auth=none")
     client = app.test_client()
-    row = _predict(client, headers=SAME).get_json()["history_id"]
+    row = _predict(client, headers=SAME_ORIGIN).get_json()["history_id"]
     foreign = (
         {"Origin": "http://evil.example"},
         {"Origin": "null"},
@@ -342,9 +335,9 @@ def test_addresses_differing_only_in_case_or_unicode_form_are_one_account(make_a
     assert _signup(app.test_client(), "\uff41\uff4e\uff4e@example.org").status_code == 409  # fullwidth "ann"
     client = app.test_client()
     for spelling in ("\u00c9b\u00e8ne@example.com", "\u00e9b\u00e8ne@example.com", "E\u0301BE\u0300NE@example.com"):
-        login = client.post("/api/login", json={"email": spelling, "password": PASSWORD}, headers=SAME)
+        login = client.post("/api/login", json={"email": spelling, "password": PASSWORD}, headers=SAME_ORIGIN)
         assert login.status_code == 200 and login.get_json()["user"]["email"] == "\u00c9b\u00e8ne@example.com"
-    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME_ORIGIN).status_code == 204
 
 
 def test_accounts_that_collide_once_normalised_stay_reachable_after_the_upgrade(tmp_path, caplog) -> None:
@@ -383,7 +376,7 @@ def test_ids_beyond_sqlites_range_are_a_404_not_a_crash(make_app) -> None:
     routes = (("DELETE", "/api/history/{}"), ("GET", "/api/history/{}/thumbnail"), ("DELETE", "/api/tokens/{}"))
     for method, path in routes:
         for row_id in (2**63 - 1, 2**63, 10**30):
-            resp = client.open(path.format(row_id), method=method, headers=SAME)
+            resp = client.open(path.format(row_id), method=method, headers=SAME_ORIGIN)
             assert resp.status_code == 404 and resp.is_json, (path, row_id, resp.status_code)
 
 
@@ -418,7 +411,7 @@ def test_a_deleted_account_leaves_no_email_or_photo_on_disk(make_app) -> None:
     assert b"wiped@example.org" in on_disk  # (the check can see it)
     sqlite = app.extensions["stj"].history.database.path is not None
     assert thumbnail[-200:] in on_disk or not sqlite
-    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME).status_code == 204
+    assert client.delete("/api/account", json={"password": PASSWORD}, headers=SAME_ORIGIN).status_code == 204
     on_disk = _on_disk(app)
     assert b"wiped@example.org" not in on_disk and thumbnail[-200:] not in on_disk
     assert _rows(app, "SELECT COUNT(*) FROM predictions") == [(0,)]
@@ -431,11 +424,11 @@ def test_a_history_write_retried_with_its_idempotency_key_is_stored_once(make_ap
     ann, bob = app.test_client(), app.test_client()
     _signup(ann, "ann@example.org")
     _signup(bob, "bob@example.org")
-    retry = {**SAME, "Idempotency-Key": "9b2f6d0e-upload-1"}
+    retry = {**SAME_ORIGIN, "Idempotency-Key": "9b2f6d0e-upload-1"}
     first, again = (_predict(ann, headers=retry).get_json()["history_id"] for _ in range(2))
     assert first == again and ann.get("/api/history").get_json()["total"] == 1
     assert _predict(bob, headers=retry).get_json()["history_id"] != first  # keys are per account
     assert _predict(ann).get_json()["history_id"] not in (first, None)  # no key: a new row each time
     for bad in ("x" * 256, "caf\u00e9", ""):
-        resp = _predict(ann, headers={**SAME, "Idempotency-Key": bad})
+        resp = _predict(ann, headers={**SAME_ORIGIN, "Idempotency-Key": bad})
         assert (resp.status_code, resp.get_json()["error"]["code"]) == (422, "invalid_idempotency_key"), bad

@@ -5,14 +5,12 @@ take a correction from."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 
-import numpy as np
 import pytest
-from PIL import Image
 
-SAME = {"Origin": "http://localhost"}  # what a browser sends from the server's own page
+from core.images import clean_image
+from tests.support import SAME_ORIGIN, noise_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -20,35 +18,19 @@ def predictor(make_predictor):
     return make_predictor()
 
 
-def _jpeg(seed: int = 0) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
 @pytest.fixture
-def signed_in(predictor, app_for, tmp_path):
+def signed_in(predictor, signed_in_app):
     """An app with accounts, a client signed in on it, and a bearer token of the same account."""
-    app = app_for(tmp_path, predictor, "serve.auth=optional")
-    client = app.test_client()
-    assert (
-        client.post(
-            "/api/signup", json={"email": "ann@example.com", "password": "correct horse battery"}, headers=SAME
-        ).status_code
-        == 201
-    )
-    token = client.post("/api/tokens", json={"name": "script"}, headers=SAME).get_json()["token"]
-    return app, client, {"Authorization": f"Bearer {token}"}
+    return signed_in_app(predictor)
 
 
 def test_an_api_client_corrects_an_answer_by_its_id(signed_in) -> None:
     app, _, bearer = signed_in
     api = app.test_client()
-    answer = api.post("/predict", data={"image": (io.BytesIO(_jpeg()), "p.jpg")}, headers=bearer).get_json()
+    answer = api.post("/predict", data={"image": (io.BytesIO(noise_jpeg()), "p.jpg")}, headers=bearer).get_json()
     assert answer["prediction_id"].endswith(":0")
     batch = api.post(
-        "/predict/batch", data={"images": [(io.BytesIO(_jpeg(s)), f"{s}.jpg") for s in (1, 2)]}, headers=bearer
+        "/predict/batch", data={"images": [(io.BytesIO(noise_jpeg(s)), f"{s}.jpg") for s in (1, 2)]}, headers=bearer
     )
     assert [p["prediction_id"].rsplit(":", 1)[1] for p in batch.get_json()["predictions"]] == ["0", "1"]
     app.extensions["stj"].log.flush()  # what the log knows joins the correction
@@ -68,11 +50,13 @@ def test_an_api_client_corrects_an_answer_by_its_id(signed_in) -> None:
 
 def test_the_page_sends_the_photo_with_the_correction_and_it_is_kept(signed_in) -> None:
     app, client, _ = signed_in
-    answer = client.post("/predict", data={"image": (io.BytesIO(_jpeg()), "p.jpg")}, headers=SAME).get_json()
-    photo = _jpeg(7)
+    answer = client.post(
+        "/predict", data={"image": (io.BytesIO(noise_jpeg()), "p.jpg")}, headers=SAME_ORIGIN
+    ).get_json()
+    photo = noise_jpeg(7)
     form = {"prediction_id": answer["prediction_id"], "class": "jeans", "image": (io.BytesIO(photo), "photo.jpg")}
-    stored = client.post("/api/feedback", data=form, headers=SAME)
-    assert stored.status_code == 201 and stored.get_json()["sha256"] == hashlib.sha256(photo).hexdigest()
+    stored = client.post("/api/feedback", data=form, headers=SAME_ORIGIN)
+    assert stored.status_code == 201 and stored.get_json()["sha256"] == clean_image(photo, 16).sha256
     assert app.extensions["stj"].feedback.latest()[0]["has_photo"] is True
 
 
@@ -89,6 +73,6 @@ def test_bad_corrections_are_json_4xx_naming_what_is_wrong(signed_in, predictor,
     anonymous = app.test_client().post("/api/feedback", json={"prediction_id": "abc:0", "class": "jeans"})
     assert anonymous.status_code == 401
     nobody = app_for(tmp_path / "open", predictor, "serve.auth=none").test_client()
-    off = nobody.post("/api/feedback", json={"prediction_id": "abc:0", "class": "jeans"}, headers=SAME)
+    off = nobody.post("/api/feedback", json={"prediction_id": "abc:0", "class": "jeans"}, headers=SAME_ORIGIN)
     assert off.status_code == 403 and off.get_json()["error"]["code"] == "accounts_off"
     assert app.extensions["stj"].feedback.latest() == []
