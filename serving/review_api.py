@@ -2,8 +2,9 @@
 
 ``GET /api/review`` lists flags, label issues and "none of these" entries with the latest decision per photo;
 ``POST /api/review/decisions`` records one (JSON ``{"sha256", "decision", "class"}``, 201);
-``GET /api/review/photo/<sha256>`` is a listed photo's thumbnail. Every route needs an admin: 401 anonymous
-(the page redirects to sign-in), 403 for other accounts and on a server without accounts.
+``GET /api/review/photo/<sha256>`` is a listed photo's thumbnail. Every API route needs an admin: 401 anonymous,
+403 for other accounts and on a server without accounts; the page needs an account (anonymous browsers are sent
+to sign in) and says what its API refuses.
 
 Config keys: ``serve.auth``.
 """
@@ -31,9 +32,9 @@ def _review() -> tuple[Review, int]:
 
 @bp.get("/review")
 def review_page():
+    """The page (its API says who may see what): anonymous browsers are sent to sign in first."""
     if not current_user.is_authenticated:
-        return login_required()  # a browser is sent to sign in first
-    _review()
+        return login_required()
     return send_from_directory(STATIC, "review.html")
 
 

@@ -79,6 +79,7 @@ REFERENCE_MODULES = {
     "tests/e2e/test_dask.py",
     "tests/e2e/test_monitor.py",
     "tests/e2e/test_pipeline.py",
+    "tests/e2e/test_review.py",
     "tests/e2e/test_verbs.py",
 }
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from catalog.draw import draw_product
-from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, sign_up, wait
+from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, sign_up, start_site, wait
 
 pytestmark = pytest.mark.browser
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
@@ -240,3 +240,42 @@ def test_examples_drop_and_paste_predict_and_scroll_to_the_result(browser, site)
             wait(browser, lambda d: len(d.find_elements("css selector", "#chart .bar")) == 3)
     finally:
         browser.set_window_size(*DESKTOP)
+
+
+def test_a_correction_sent_from_the_page_is_decided_on_review(browser, app_for, make_predictor, tmp_path) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    url, server = start_site(app_for, tmp_path / "site", make_predictor())
+    try:
+        sign_up(browser, url, "bob@example.org")
+        _upload(browser, url, tmp_path)
+        wait(browser, lambda d: d.find_element("id", "correction").is_displayed())
+        wrong = Select(browser.find_element("id", "correct-class")).first_selected_option.text
+        browser.find_element("css selector", "#correction button[type=submit]").click()
+        status = wait(browser, lambda d: d.find_element("id", "correction-status").text)
+        assert status.startswith(f'Thanks: sent as "{wrong}"'), status
+        browser.get(url + "/review")  # bob is no admin: the page says so
+        assert "only an admin may review" in wait(browser, lambda d: d.find_element("id", "status").text)
+
+        sign_up(browser, url, "ann@example.org")
+        server.app.extensions["stj"].accounts.grant("ann@example.org")
+        browser.get(url + "/")
+        wait(browser, lambda d: d.find_elements("css selector", "nav a[href='/review']"))  # an admin's header
+        browser.get(url + "/review")
+        flag = wait(
+            browser,
+            lambda d: d.find_elements("css selector", "#flags li img") and d.find_element("css selector", "#flags li"),
+        )
+        wait(browser, lambda d: d.execute_script("return document.querySelector('#flags li img').naturalWidth") > 0)
+        assert wrong in flag.text
+        Select(flag.find_element("css selector", "select[aria-label=decision]")).select_by_value("relabel")
+        Select(flag.find_element("css selector", "select[aria-label=class]")).select_by_value("saree")
+        flag.find_element("css selector", "button[type=submit]").click()
+        wait(browser, lambda d: "decided: relabel → saree" in d.find_element("css selector", "#flags li").text)
+        assert "Saved" in browser.find_element("id", "status").text
+        browser.refresh()  # the decision is stored, not just shown
+        wait(browser, lambda d: "decided: relabel → saree" in d.find_element("css selector", "#flags li").text)
+        bad = [v for v in _axe(browser) if v["impact"] in ("serious", "critical")]
+        assert not bad, bad
+    finally:
+        server.shutdown()
