@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from core.model import build_classifier
 from core.ood import INDEX_ARTIFACT
 from core.split_log import log_split
 from core.traffic_baseline import BASELINE_ARTIFACT
+from core.version import code_version, package_version
 from training.embedding.features import Features
 from training.evaluation.evaluate import confusion_matrix_png, misclassified_png, roc_curves_png
 from training.evaluation.ood import build_and_evaluate, traffic_baseline
@@ -127,21 +127,6 @@ def model_params(config: Config) -> dict[str, str]:
     }
 
 
-def code_version() -> str:
-    """The git commit of the code that ran, or ``unknown``."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def log_history(history: dict[str, list[float]], prefix: str = "") -> None:
     """Per-epoch curves: ``train_loss``, ``val_loss``, ... (``prefix`` for fine-tuning's)."""
     for key, values in history.items():
@@ -182,6 +167,7 @@ def log_context(config: Config, features: Features, candidate: Candidate, source
             **({f"int8.{k}": str(v) for k, v in base.int8.items()} if base.int8 else {}),
             "config_file": source,
             "code_version": code_version(),
+            "stj_version": package_version(),
             "embedding_cache": base.embedding_key(),
             "finetune": finetune,
         }
