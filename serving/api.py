@@ -102,6 +102,7 @@ def predict():
             owner=keeper,
             label=body["label"],
             confidence=body["confidence"],
+            model_name=g.model.ref.name,
             model_version=str(g.model.ref.version),
             top_k=body["top_k"],
             thumbnail=thumbnail_jpeg(pixels),

@@ -1,5 +1,5 @@
 """Past predictions made from the web page, in the server's database: thumbnail, label, confidence, model
-version, time, owner.
+name and version, time, owner.
 
 Each row belongs to one account (``user_id``); with ``serve.auth: none`` rows have no owner and form the one
 shared history of a private, loopback-only server. Every query is scoped to one owner, so another account's row
@@ -23,6 +23,7 @@ from serving.database import Database
 
 _OWNER = "user_id INTEGER REFERENCES users(id) ON DELETE CASCADE"  # NULL: no accounts (serve.auth: none)
 _IDEMPOTENCY = "idempotency_key TEXT"  # "<owner>:<the client's Idempotency-Key>"; NULL: none sent
+_MODEL_NAME = "model_name TEXT"  # NULL: a row kept before the name was (the STJ classifier then)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS predictions (
     id {{id}},
@@ -33,13 +34,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     top_k TEXT NOT NULL,
     thumbnail {{blob}} NOT NULL,
     {_OWNER.replace("INTEGER", "BIGINT")},
-    {_IDEMPOTENCY}
+    {_IDEMPOTENCY},
+    {_MODEL_NAME}
 );
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created_at);
 CREATE INDEX IF NOT EXISTS predictions_owner ON predictions (user_id, id);
 CREATE UNIQUE INDEX IF NOT EXISTS predictions_once ON predictions (idempotency_key)
 """
-_COLUMNS = ("id", "created_at", "label", "confidence", "model_version", "top_k")
+_COLUMNS = ("id", "created_at", "label", "confidence", "model_name", "model_version", "top_k")
 
 
 def thumbnail_jpeg(pixels, side: int = 128) -> bytes:
@@ -64,13 +66,15 @@ class History:
 
     def __init__(self, database: Database | str | Path) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
-        with self.database.legacy_sqlite() as old:  # a file from before accounts or idempotency keys
+        with self.database.legacy_sqlite() as old:  # a file from before accounts, idempotency keys or model names
             if old is not None and old.execute("SELECT 1 FROM sqlite_master WHERE name = 'predictions'").fetchone():
                 present = {row[1] for row in old.execute("PRAGMA table_info(predictions)")}
-                for column in (_OWNER, _IDEMPOTENCY):
+                for column in (_OWNER, _IDEMPOTENCY, _MODEL_NAME):
                     if column.split()[0] not in present:
                         old.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
         self.database.schema(_SCHEMA)
+        if self.database.dialect == "postgresql":  # a table from before model names
+            self.database.schema(f"ALTER TABLE predictions ADD COLUMN IF NOT EXISTS {_MODEL_NAME}")
 
     def add(
         self,
@@ -81,6 +85,7 @@ class History:
         thumbnail: bytes,
         owner: int | None = None,
         idempotency_key: str | None = None,
+        model_name: str | None = None,
     ) -> int:
         """Store one prediction for ``owner``; returns its id. A write repeated with the same
         ``idempotency_key`` (a client retrying after a lost answer) stores nothing and returns the first id."""
@@ -88,6 +93,7 @@ class History:
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "label": label,
             "confidence": confidence,
+            "model_name": model_name,
             "model_version": model_version,
             "top_k": json.dumps(top_k),
             "thumbnail": thumbnail,
@@ -116,8 +122,10 @@ class History:
         date_from: str | None = None,
         date_to: str | None = None,
         model_version: str | None = None,
+        model_name: str | None = None,
     ) -> Page:
-        """``owner``'s rows newest first; ``date_from``/``date_to`` are ISO dates (inclusive), ``model_version`` exact."""
+        """``owner``'s rows newest first; ``date_from``/``date_to`` are ISO dates (inclusive), ``model_version``
+        and ``model_name`` exact."""
         where, args = [_owned(owner)], {"owner": owner}
         if date_from:
             where.append("created_at >= :date_from")
@@ -128,6 +136,9 @@ class History:
         if model_version:
             where.append("model_version = :model_version")
             args["model_version"] = model_version
+        if model_name:
+            where.append("model_name = :model_name")
+            args["model_name"] = model_name
         clause = f"WHERE {' AND '.join(where)}"
         with self.database.read() as db:
             total = db.execute(text(f"SELECT COUNT(*) FROM predictions {clause}"), args).scalar_one()
@@ -137,7 +148,7 @@ class History:
                 ),
                 {**args, "limit": per_page, "skip": (page - 1) * per_page},
             ).all()
-        return Page([{**dict(zip(_COLUMNS, r, strict=True)), "top_k": json.loads(r[5])} for r in rows], total)
+        return Page([{**dict(zip(_COLUMNS, r, strict=True)), "top_k": json.loads(r[-1])} for r in rows], total)
 
     def thumbnail(self, row_id: int, owner: int | None = None) -> bytes | None:
         """The stored thumbnail JPEG of ``owner``'s row, or ``None``."""
@@ -164,6 +175,15 @@ class History:
                 {"owner": owner},
             )
             return [r[0] for r in rows]
+
+    def models(self, owner: int | None = None) -> list[dict]:
+        """The (model name, version) pairs present in ``owner``'s history, for the page's filter."""
+        with self.database.read() as db:
+            rows = db.execute(
+                text(f"SELECT DISTINCT model_name, model_version FROM predictions WHERE {_owned(owner)} ORDER BY 1, 2"),
+                {"owner": owner},
+            )
+            return [{"name": name, "version": version} for name, version in rows]
 
 
 def _owned(owner: int | None) -> str:

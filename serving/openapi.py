@@ -34,7 +34,7 @@ _ACCOUNT_PATHS = {
         "post": _json_op("Make an API token (the answer holds it, once)", (401, 415, 422), {"name": _STRING}, "201"),
     },
     "/api/tokens/{id}": {"delete": {**_json_op("Revoke a token (a token: only itself)", (401, 403, 404), ok="204"), "parameters": _ID}},
-    "/api/history": {"get": _json_op("Your past predictions (page, per_page, from, to, model_version)", (401, 422))},
+    "/api/history": {"get": _json_op("Your past predictions (page, per_page, from, to, model_name, model_version)", (401, 422))},
     "/api/history/{id}": {"delete": {**_json_op("Delete one of your predictions", (401, 403, 404), ok="204"), "parameters": _ID}},
     "/api/about": {"get": _json_op("The served model's training run, scores and data (MLflow), and the last monitor report", ())},
     "/api/feedback": {"post": _json_op("Correct an answer: its prediction_id and the right class (multipart: with the photo in 'image', kept)", (401, 403, 415, 422), {"prediction_id": _STRING, "class": _STRING}, "201")},

@@ -67,6 +67,7 @@ def history_list():
         date_from=date_arg("from"),
         date_to=date_arg("to"),
         model_version=request.args.get("model_version") or None,
+        model_name=request.args.get("model_name") or None,
     )
     return jsonify(
         {
@@ -75,6 +76,7 @@ def history_list():
             "page": page,
             "per_page": per_page,
             "versions": history.versions(keeper),
+            "models": history.models(keeper),
         }
     )
 

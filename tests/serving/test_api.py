@@ -242,7 +242,10 @@ def test_history_api(http) -> None:
         ids.append(resp.get_json()["history_id"])
     listing = user.get("/api/history?per_page=2").get_json()
     assert listing["total"] == 3 and len(listing["rows"]) == 2 and listing["rows"][0]["id"] == ids[-1]
-    assert listing["versions"] == ["1"]
+    assert listing["versions"] == ["1"] and listing["models"] == [{"name": "stj-classifier", "version": "1"}]
+    assert listing["rows"][0]["model_name"] == "stj-classifier"  # STJ v1 and ImageNet v1 told apart
+    assert user.get("/api/history?model_name=stj-classifier&model_version=1").get_json()["total"] == 3
+    assert user.get("/api/history?model_name=imagenet-classifier").get_json()["total"] == 0
     assert user.get(f"/api/history/{ids[0]}/thumbnail").mimetype == "image/jpeg"
     assert user.get("/api/history?model_version=99").get_json()["total"] == 0
     for last in ("2999-12-31", "9999-12-31"):  # the last day there is, too
