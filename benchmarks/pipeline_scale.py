@@ -117,7 +117,7 @@ def _safe_rss(process) -> int:
 
 def measured_run(settings: list[str], log_file: Path, team=None) -> dict:
     """The pipeline in a child process, its process tree's RSS sampled, its log (stderr) to ``log_file``; its
-    result with ``peak_tree_mib`` and ``peak_own_mib``. With ``team`` (a running :class:`team.cluster.Team`),
+    result with ``peak_tree_mib`` and ``peak_own_mib``. With ``team`` (a running :class:`team.settings.Team`),
     the child reports to the team's servers and runs its tasks on its Dask workers; the result adds
     ``peak_worker_mib`` (each worker's nanny and process) and ``workers_lost`` (removed by the scheduler during
     the run)."""
@@ -185,7 +185,7 @@ def _team_workers(team) -> dict:
     """The team's Dask workers: name -> the nanny's process (the worker process is its child)."""
     import psutil
 
-    from team.cluster import Services
+    from team.processes import Services
 
     return {e["name"]: psutil.Process(e["pid"]) for e in Services(team).alive() if e["name"].startswith("dask-worker")}
 
@@ -201,7 +201,8 @@ def team_services(work: Path):
     """The team's services (as `make team-up` starts them) in a fresh folder of their own, on free ports;
     stopped when the block ends, however it ends."""
     from core.processes import free_port
-    from team.cluster import Team, down, up
+    from team.cluster import down, up
+    from team.settings import Team
 
     # not under the work folder's parents' permissions: PostgreSQL runs as its own user and needs to enter it
     root = Path(tempfile.mkdtemp(prefix="stj-bench-team-"))

@@ -21,280 +21,13 @@ does not reach them), with its log under ``.team/logs``:
 from __future__ import annotations
 
 import contextlib
-import glob
-import json
-import os
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from configs.files import atomic_write_text
-
-HOST = "127.0.0.1"
-POOL = "stj"
-
-
-@dataclass(frozen=True)
-class Team:
-    """Where the services live and listen (ports from ``STJ_TEAM_*_PORT`` when set)."""
-
-    root: Path
-    pg_port: int
-    prefect_port: int
-    mlflow_port: int
-    dask_port: int
-
-    @classmethod
-    def from_env(cls) -> Team:
-        """The folder (``STJ_TEAM_DIR``, default ``.team``) and ports (``STJ_TEAM_<NAME>_PORT``) from the
-        environment, defaults otherwise."""
-
-        def port(name: str, default: int) -> int:
-            value = os.environ.get(f"STJ_TEAM_{name}_PORT", str(default))
-            if not value.isdigit():
-                raise TeamError(f"STJ_TEAM_{name}_PORT={value!r}: not a port number")
-            return int(value)
-
-        root = Path(os.environ.get("STJ_TEAM_DIR", ".team")).resolve()
-        return cls(root, port("PG", 55432), port("PREFECT", 4200), port("MLFLOW", 5050), port("DASK", 8786))
-
-    @property
-    def prefect_api(self) -> str:
-        """The Prefect server's API URL."""
-        return f"http://{HOST}:{self.prefect_port}/api"
-
-    @property
-    def mlflow_uri(self) -> str:
-        """The MLflow tracking server's URL."""
-        return f"http://{HOST}:{self.mlflow_port}"
-
-    @property
-    def dask_address(self) -> str:
-        """The Dask scheduler's address."""
-        return f"tcp://{HOST}:{self.dask_port}"
-
-    def database(self, name: str, driver: str = "") -> str:
-        """A SQLAlchemy URL of one of the cluster's databases (the password comes from ``PGPASSWORD``)."""
-        return f"postgresql{driver}://postgres@{HOST}:{self.pg_port}/{name}"
-
-    @property
-    def ports(self) -> dict[str, int]:
-        """Each service's port."""
-        return {
-            "PostgreSQL": self.pg_port,
-            "Prefect": self.prefect_port,
-            "MLflow": self.mlflow_port,
-            "Dask": self.dask_port,
-        }
-
-    def settings(self) -> dict[str, str]:
-        """The environment that points ``stj`` (config overrides) and ``prefect`` at the services."""
-        return {
-            "PREFECT_API_URL": self.prefect_api,
-            "STJ_TRACKING__URI": self.mlflow_uri,
-            "STJ_TRACKING__UI_URL": self.mlflow_uri,
-            "STJ_ORCHESTRATION__TASK_RUNNER": "dask",
-            "STJ_ORCHESTRATION__DASK_ADDRESS": self.dask_address,
-            "STJ_SERVE__DATABASE_URL": self.database("stj"),
-            "PGPASSFILE": str(self.root / "pgpass"),  # libpq reads the password there: none in the env file
-        }
-
-
-class TeamError(Exception):
-    """A service did not start; the message says which and where its log is."""
-
-
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
-    if not found[-1]:
-        raise TeamError("PostgreSQL's server programs are missing: run `make system-deps` (Debian's postgresql)")
-    return found[-1]
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    if done.returncode != 0:
-        raise TeamError(f"{what} failed: {(done.stderr or done.stdout).strip()[-500:]}")
-    return done
-
-
-def _wait(ready: Callable[[], bool], what: str, log: Path, alive: Callable[[], bool], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if not alive():
-            raise TeamError(f"{what} exited while starting; see {log}")
-        if time.monotonic() > deadline:
-            raise TeamError(f"{what} did not start in {timeout_s:.0f} s; see {log}")
-        time.sleep(0.5)
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex((HOST, port)) == 0
-
-
-def _answers(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    return check
-
-
-class Services:
-    """Starts and stops the team's processes, remembering them in ``state.json``."""
-
-    def __init__(self, team: Team) -> None:
-        self.team = team
-        self.logs = team.root / "logs"
-        self.state_file = team.root / "state.json"
-        self.started: list[dict] = json.loads(self.state_file.read_text()) if self.state_file.exists() else []
-
-    def _save(self) -> None:
-        atomic_write_text(self.state_file, json.dumps(self.started, indent=2))
-
-    def alive(self) -> list[dict]:
-        """The recorded processes still running (same pid and start time)."""
-        return [entry for entry in self.started if _process(entry) is not None]
-
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> tuple[Path, Callable]:
-        """Start ``command`` detached (own session, output to a fresh log); its log and a "still running?"."""
-        log = self.logs / f"{name}.log"
-        environ = {k: v for k, v in os.environ.items() if k != "STJ_OWNER"}  # not any command's child
-        with log.open("wb") as output:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**environ, **(env or {})},
-                cwd=Path.cwd(),
-            )
-        entry = {"name": name, "pid": proc.pid, "created": psutil.Process(proc.pid).create_time()}
-        self.started.append(entry)
-        self._save()
-        return log, lambda: proc.poll() is None
-
-    def stop_all(self, grace_s: float = 20) -> list[str]:
-        """Stop every recorded process and what it started (newest first); the names stopped."""
-        stopped = []
-        for entry in reversed(self.started):
-            process = _process(entry)
-            if process is None:
-                continue
-            tree = [process, *process.children(recursive=True)]
-            for member in tree:
-                _signal(member, signal.SIGTERM)
-            _, alive = psutil.wait_procs(tree, timeout=grace_s)
-            for member in alive:
-                _signal(member, signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=5)
-            stopped.append(entry["name"])
-        self.started = []
-        self._save()
-        return stopped
-
-
-def _process(entry: dict) -> psutil.Process | None:
-    try:
-        process = psutil.Process(entry["pid"])
-        if abs(process.create_time() - entry["created"]) > 0.01 or process.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except psutil.Error:
-        return None
-    return process
-
-
-def _signal(process: psutil.Process, signum: int) -> None:
-    try:
-        process.send_signal(signum)
-    except psutil.Error:
-        pass
-
-
-def _pg_data(team: Team) -> Path:
-    return team.root / "pg"
-
-
-def _write_private(file: Path, content: str) -> None:
-    """Write ``content`` to ``file``, readable by its owner only from the first byte (replacing it whole)."""
-    partial = file.with_name(file.name + ".partial")
-    partial.unlink(missing_ok=True)
-    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-        out.write(content)
-    partial.replace(file)
-
-
-def _pg_password(team: Team) -> str:
-    """The cluster's password, made on first use (``.team/pg-password``, readable by its owner only)."""
-    file = team.root / "pg-password"
-    if not file.exists():
-        team.root.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-            out.write(secrets.token_urlsafe(24))
-    return file.read_text().strip()
-
-
-def start_postgres(team: Team) -> dict[str, str]:
-    """initdb on first use (password authentication), then start the cluster (loopback only, its socket in
-    its folder) and create the databases; the environment that lets a client in."""
-    data, password = _pg_data(team), _pg_password(team)
-    if not (data / "PG_VERSION").exists():
-        data.mkdir(parents=True, exist_ok=True)
-        pwfile = team.root / "pg-password"
-        if os.geteuid() == 0:
-            shutil.chown(data, "postgres", "postgres")
-            shutil.chown(pwfile, "postgres", "postgres")  # initdb reads it as postgres; root reads anything
-            _run(_as_postgres(["test", "-w", str(data)]), f"PostgreSQL as user postgres: reaching {data}")
-        initdb = [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256", f"--pwfile={pwfile}"]
-        _run(_as_postgres(initdb), "initdb")
-    options = f"-p {team.pg_port} -k {data} -c listen_addresses={HOST}"
-    _run(
-        _as_postgres(
-            [_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w", "start"]
-        ),
-        f"PostgreSQL (log: {data / 'server.log'})",
-    )
-    client = {"PGPASSWORD": password}
-    _write_private(team.root / "pgpass", f"{HOST}:*:*:postgres:{password}\n")
-    where = ["-h", HOST, "-p", str(team.pg_port), "-U", "postgres"]
-    for name in ("prefect", "mlflow", "stj"):
-        exists = _run(
-            [_pg_bin("psql"), *where, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], "psql", client
-        )
-        if exists.stdout.strip() != "1":
-            _run([_pg_bin("createdb"), *where, name], f"createdb {name}", client)
-    return client
-
-
-def stop_postgres(team: Team) -> str | None:
-    """Stop the cluster if it runs: ``None`` when it did not run, else what happened."""
-    data = _pg_data(team)
-    if not (data / "postmaster.pid").exists():
-        return None
-    done = subprocess.run(
-        _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True, text=True
-    )
-    return "postgresql" if done.returncode == 0 else f"postgresql NOT stopped ({done.stderr.strip()[-200:]})"
+from team.postgres import start_postgres, stop_postgres
+from team.processes import Services, answers_ok, port_taken, run_checked, wait_ready
+from team.settings import HOST, POOL, Team, TeamError
 
 
 def _bin(name: str) -> str:
@@ -311,7 +44,7 @@ def up(team: Team) -> None:
             raise TeamError(f"partly up ({', '.join(dead)} not running): `make team-down`, then `make team-up`")
         print(f"team: already up ({', '.join(sorted(names))}); `make team-down` stops it")
         return
-    taken = [f"{name} :{port}" for name, port in team.ports.items() if _port_taken(port)]
+    taken = [f"{name} :{port}" for name, port in team.ports.items() if port_taken(port)]
     if taken:
         raise TeamError(f"ports in use: {', '.join(taken)} (choose others with STJ_TEAM_<NAME>_PORT)")
     services.logs.mkdir(parents=True, exist_ok=True)
@@ -356,9 +89,9 @@ def _start_all(team: Team, services: Services) -> None:
         "dask-scheduler",
         [_bin("dask"), "scheduler", "--host", HOST, "--port", str(team.dask_port), "--dashboard-address", ":0"],
     )
-    _wait(_answers(f"{team.prefect_api}/health"), "the Prefect server", prefect_log, prefect_alive, 240)
-    _wait(_answers(f"{team.mlflow_uri}/health"), "the MLflow server", mlflow_log, mlflow_alive, 180)
-    _wait(lambda: "Scheduler at:" in dask_log.read_text(), "the Dask scheduler", dask_log, dask_alive)
+    wait_ready(answers_ok(f"{team.prefect_api}/health"), "the Prefect server", prefect_log, prefect_alive, 240)
+    wait_ready(answers_ok(f"{team.mlflow_uri}/health"), "the MLflow server", mlflow_log, mlflow_alive, 180)
+    wait_ready(lambda: "Scheduler at:" in dask_log.read_text(), "the Dask scheduler", dask_log, dask_alive)
     for index in (1, 2):
         services.start(
             f"dask-worker-{index}",
@@ -367,11 +100,11 @@ def _start_all(team: Team, services: Services) -> None:
             {"PREFECT_API_URL": team.prefect_api},
         )  # fmt: skip
     pool = ["work-pool", "create", POOL, "--type", "process", "--overwrite"]
-    _run([_bin("prefect"), *pool], "creating the work pool", api)
+    run_checked([_bin("prefect"), *pool], "creating the work pool", api)
     worker_log, worker_alive = services.start(
         "prefect-worker", [_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"], api
     )
-    _wait(lambda: _dask_workers(dask_log) >= 2, "two Dask workers", dask_log, dask_alive)
+    wait_ready(lambda: _dask_workers(dask_log) >= 2, "two Dask workers", dask_log, dask_alive)
     if not worker_alive():
         raise TeamError(f"the Prefect worker exited while starting; see {worker_log}")
 

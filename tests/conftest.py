@@ -390,7 +390,8 @@ def new_postgres_database() -> Iterator[Callable[[], str]]:
     import psycopg2
 
     from core.processes import free_port
-    from team.cluster import Team, start_postgres, stop_postgres
+    from team.postgres import start_postgres, stop_postgres
+    from team.settings import Team
 
     folder = Path(tempfile.mkdtemp(prefix="stj-pg-"))  # not tmp_path: PostgreSQL runs as its own user
     folder.chmod(0o755)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from team.cluster import Services, Team, TeamError, main
+from team.cluster import main
+from team.processes import Services
+from team.settings import Team, TeamError
 
 
 def test_the_folder_and_ports_come_from_the_environment(monkeypatch, tmp_path: Path) -> None:
