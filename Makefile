@@ -120,5 +120,12 @@ bench-uploads: install ## worst-case uploads: time and peak memory, bounded vs p
 soak: install system-deps ## 10 minutes of mixed good and bad uploads at 16 clients
 	$(BIN)/python benchmarks/soak.py
 
-clean: ## remove what the demo made: data, runs, models, accounts + prediction history, exports, browser models, monitor reports (keeps the virtualenv)
+clean: ## remove what the demo made: data, runs, models, accounts + prediction history, exports, browser models, monitor reports (keeps the virtualenv; asks before removing .team/)
 	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models .bench-scale monitor-reports
+	@# .team/ holds the team setup's PostgreSQL cluster (its runs, models and accounts): never removed unasked
+	@if [ -d .team ]; then \
+	  if [ -t 0 ]; then \
+	    printf 'also remove .team/ (the team setup: its PostgreSQL data, runs, models and accounts)? [y/N] '; read answer; \
+	    case "$$answer" in [yY]*) $(BIN)/python -m team down >/dev/null 2>&1; rm -rf .team && echo "removed .team/";; *) echo "kept .team/";; esac; \
+	  else echo "kept .team/ (the team setup's data): run make clean in a terminal to be asked"; fi; \
+	fi
