@@ -43,7 +43,10 @@ def resolve_weights(requested: str, fallback: str) -> WeightsChoice:
     if cached.is_file():
         return WeightsChoice(keras_arg="imagenet", used="imagenet", requested=requested, fell_back=False)
     if fallback == "none":
-        warn_random_fallback(f"{cached} is missing and there is no internet")
+        shown = (
+            f"~/{cached.relative_to(Path.home())}" if cached.is_relative_to(Path.home()) else cached
+        )  # no home path in logs
+        warn_random_fallback(f"{shown} is missing and there is no internet")
         return WeightsChoice(keras_arg=None, used="none", requested=requested, fell_back=True)
     raise WeightsUnavailable(
         f"ImageNet weights for ResNet50 are not available offline: download {IMAGENET_NOTOP_FILE} on a "
