@@ -21,6 +21,9 @@ import signal
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# As `stj` sets them before Prefect is imported (flows.cli.quiet_environment): the reference run's output is
+# then what a user's run prints.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 # Results Prefect persists (the cached split) go to a folder of this test session, not the user's
 # ~/.prefect/storage; subprocesses inherit it; removed when the session ends.
 _PREFECT_STORAGE = tempfile.mkdtemp(prefix="stj-test-prefect-storage-")
@@ -57,6 +60,7 @@ from tests.support import (  # noqa: E402
     end_group,
     stj_command,
     unmeasured,
+    watched_output,
 )
 
 
@@ -443,6 +447,7 @@ class Reference:
     overrides: list[str]
     summary: dict
     flow_run_id: str
+    output: list[str]  # what it printed beyond progress: warnings, errors, native log lines (watched_output)
 
     @property
     def data_dir(self) -> Path:
@@ -481,13 +486,17 @@ def scraped(tmp_path_factory) -> Callable[[Path], Path]:
 def reference(tmp_path_factory, prefect_harness) -> Reference:
     """Run the parent flow once per session on the tiny catalog (the scrape flow starts the catalog itself)."""
     from core.processes import free_port
+    from flows.cli import quiet_environment
     from flows.pipeline import pipeline
 
     root = tmp_path_factory.mktemp("reference")
     overrides = [*tiny_overrides(root), *REFERENCE_EXTRAS, f"scrape.base_url=http://127.0.0.1:{free_port()}"]
     config = load_run_config("configs/demo.yaml", overrides)
-    state = pipeline(config, config_source="configs/demo.yaml", return_state=True)
-    return Reference(config, overrides, state.result(), str(state.state_details.flow_run_id))
+    quiet_environment()  # the filters `stj` installs
+    output: list[str] = []
+    with watched_output(output):
+        state = pipeline(config, config_source="configs/demo.yaml", return_state=True)
+    return Reference(config, overrides, state.result(), str(state.state_details.flow_run_id), output)
 
 
 @pytest.fixture(autouse=True)

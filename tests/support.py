@@ -3,13 +3,17 @@ environment, and its output read line by line."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import traceback
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -189,3 +193,48 @@ def unmeasured() -> Iterator[None]:
     finally:
         if saved is not None:
             os.environ["COVERAGE_PROCESS_CONFIG"] = saved
+
+
+class _Records(logging.Handler):
+    """Every record at WARNING or above, as ``LEVEL logger: message`` (with its traceback when it has one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self.lines.append(line)
+
+
+@contextmanager
+def watched_output(into: list[str]) -> Iterator[None]:
+    """What a user would see of the block's run beyond its progress, appended to ``into``: log records at
+    WARNING and above (STJ's, Prefect's, the libraries'), Python warnings that pass the filters in force, and
+    the lines native code writes to file descriptor 2 (TensorFlow's and OpenVINO's C++ log lines, a native
+    traceback). Memory: O(what was written to fd 2 + records kept)."""
+    records = _Records()
+    watched = [logging.getLogger(), logging.getLogger("prefect")]  # Prefect's loggers do not propagate
+    for logger in watched:
+        logger.addHandler(records)
+    native = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    os.dup2(native.fileno(), 2)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        for logger in watched:
+            logger.removeHandler(records)
+        native.seek(0)
+        written = native.read().decode(errors="replace")
+        native.close()
+        sys.stderr.write(written)  # still shown where the run's output goes
+        into.extend(records.lines)
+        into.extend(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught)
+        into.extend(line for line in written.splitlines() if line.strip())

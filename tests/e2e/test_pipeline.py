@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,23 @@ def _own_experiment(config, name: str):
     """``config`` recording into experiment ``name``: a test's extra runs leave the reference run's experiment
     as the run made it (what `stj status` and the other tests read)."""
     return config.model_copy(update={"tracking": config.tracking.model_copy(update={"experiment": name})})
+
+
+# What the reference run may print that looks like a warning, an error or a native log line, each with why
+# it is expected. Anything else (a new warning in any case, a traceback, TensorFlow's or OpenVINO's "W0000"
+# lines) fails the test below: `make demo` prints what this run prints, at the demo's size.
+ALLOWED_OUTPUT: dict[str, str] = {}
+NOTEWORTHY = re.compile(r"warn|error|traceback|exception|^[WEF]\d{4} ", re.IGNORECASE)
+
+
+def test_the_reference_run_prints_nothing_a_user_would_ask_about(reference) -> None:
+    unexpected = [
+        line
+        for line in reference.output
+        if NOTEWORTHY.search(line) or line.split(" ", 1)[0] in ("WARNING", "ERROR", "CRITICAL")
+        if not any(re.search(pattern, line) for pattern in ALLOWED_OUTPUT)
+    ]
+    assert not unexpected, "\n".join(unexpected)
 
 
 def _artifact_names(client: MlflowClient, run) -> set[str]:
