@@ -6,8 +6,9 @@ BIN     := $(VENV)/bin
 CONFIG  ?= configs/demo.yaml
 PYTEST_ARGS ?=
 PORT    ?= 5000
+DOCS_PORT ?= 8001
 
-.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint mlflow-ui bench-venv bench-scrape bench-train bench-scale bench-costs bench-head bench-serve bench-browser bench-uploads soak clean
+.PHONY: install system-deps demo run serve catalog team-up team-down test test-fast lint docs docs-serve mlflow-ui bench-venv bench-scrape bench-train bench-scale bench-costs bench-head bench-serve bench-browser bench-uploads soak clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -74,6 +75,14 @@ team-up: install system-deps ## PostgreSQL, Prefect + MLflow servers on it, Dask
 team-down: ## stop everything team-up started
 	@$(BIN)/python -m team down
 
+docs: install ## the docs site into site/: the reference pages regenerated from the code, then MkDocs (fails on any warning)
+	$(BIN)/python -m docs.gen_reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "docs: site/index.html (make docs-serve: http://127.0.0.1:$(DOCS_PORT))"
+
+docs-serve: docs ## the docs site on http://127.0.0.1:$(DOCS_PORT), rebuilt as pages change
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict -a 127.0.0.1:$(DOCS_PORT)
+
 mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:$(PORT) (e.g. make mlflow-ui PORT=5001)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(PORT)
 
@@ -121,7 +130,7 @@ soak: install system-deps ## 10 minutes of mixed good and bad uploads at 16 clie
 	$(BIN)/python benchmarks/soak.py
 
 clean: ## remove what the demo made: data, runs, models, accounts + prediction history, exports, browser models, monitor reports (keeps the virtualenv; asks before removing .team/)
-	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models .bench-scale monitor-reports
+	rm -rf data mlflow.db mlartifacts checkpoints history.db history.db-wal history.db-shm exported browser-models .bench-scale monitor-reports site
 	@# .team/ holds the team setup's PostgreSQL cluster (its runs, models and accounts): never removed unasked
 	@if [ -d .team ]; then \
 	  if [ -t 0 ]; then \

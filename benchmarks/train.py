@@ -180,7 +180,7 @@ def main() -> None:
 
 
 def print_tables(speed_rows: list, accuracy_rows: list) -> None:
-    """The figures as two Markdown tables (what the README quotes)."""
+    """The figures as two Markdown tables (what docs/benchmarks.md quotes)."""
     names = ["tensorflow-f32", "openvino-f32", "openvino-bf16", "openvino-int8"]
     print("\n| backbone | " + " | ".join(f"{n} img/s" for n in names) + " | train stage vs fit (cold / warm) |")
     print("|---" * (len(names) + 2) + "|")

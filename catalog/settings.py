@@ -23,7 +23,7 @@ class FaultConfig(_Strict):
     are deterministic: a test knows exactly which pages and photos are affected."""
 
     error_rate: float = Field(default=0.0, ge=0, le=1, description="URLs whose first request answers 503")
-    latency_ms: int = Field(default=0, ge=0, le=10_000)
+    latency_ms: int = Field(default=0, ge=0, le=10_000, description="added to every response (ms): a slow site")
     robot_check_first: bool = Field(default=False, description="first search request of each query gets a captcha")
     truncated_rate: float = Field(default=0.0, ge=0, le=1, description="photos served cut short")
     fake_image_rate: float = Field(default=0.0, ge=0, le=1, description="photos served as HTML with image/jpeg")
@@ -37,14 +37,14 @@ class FaultConfig(_Strict):
 class CatalogConfig(_Strict):
     """The local Amazon-like catalog served for offline runs (``catalog``)."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=0, le=65535)
-    seed: int = 7
-    products_per_class: int = Field(default=200, ge=1)
-    results_per_page: int = Field(default=24, ge=2)
-    sponsored_per_page: int = Field(default=2, ge=0)
-    repeats_per_page: int = Field(default=1, ge=0)
-    image_side: int = Field(default=400, ge=32)
+    host: str = Field(default="127.0.0.1", description="address the local catalog listens on")
+    port: int = Field(default=8765, ge=0, le=65535, description="port of the local catalog (0: any free one)")
+    seed: int = Field(default=7, description="seeds the drawn products: the same seed, the same catalog")
+    products_per_class: int = Field(default=200, ge=1, description="products listed per class")
+    results_per_page: int = Field(default=24, ge=2, description="results on each search page")
+    sponsored_per_page: int = Field(default=2, ge=0, description="sponsored results among them")
+    repeats_per_page: int = Field(default=1, ge=0, description="results repeated from earlier pages")
+    image_side: int = Field(default=400, ge=32, description="longest side of the drawn photos (pixels)")
     near_duplicates_per_class: int = Field(default=0, ge=0, description="extra listings re-using a photo, altered")
     cross_class_duplicates: int = Field(default=0, ge=0, description="listings showing another class's photo")
     mislabelled_per_class: int = Field(

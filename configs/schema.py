@@ -25,8 +25,12 @@ class _Strict(BaseModel):
 class ProjectConfig(_Strict):
     """Where generated state goes and the seed everything derives from."""
 
-    data_dir: Path = Path("data")
-    seed: int = 42
+    data_dir: Path = Field(
+        default=Path("data"), description="folder of the photos, manifest, split, embedding cache and data reports"
+    )
+    seed: int = Field(
+        default=42, description="seeds every random choice (weights init, folds, samples): a run is repeatable"
+    )
 
 
 class ClassQueries(_Strict):
@@ -38,14 +42,19 @@ class ClassQueries(_Strict):
 class ScrapeConfig(_Strict):
     """How search pages and product photos are fetched (``scraper``)."""
 
-    base_url: str = "https://www.amazon.in"
-    search_path: str = "/s"
-    classes: dict[str, ClassQueries] = Field(
-        default_factory=lambda: {label: ClassQueries(queries=list(q)) for label, q in DEFAULT_QUERIES.items()}
+    base_url: str = Field(
+        default="https://www.amazon.in", description="the site searched (a local catalog's URL for the demo)"
     )
-    max_pages: int = Field(default=7, ge=1, le=400)
-    max_images_per_class: int | None = Field(default=None, ge=1)
-    concurrency: int = Field(default=4, ge=1, le=64)
+    search_path: str = Field(default="/s", description="path of the search page on base_url (?k=<query>&page=<n>)")
+    classes: dict[str, ClassQueries] = Field(
+        default_factory=lambda: {label: ClassQueries(queries=list(q)) for label, q in DEFAULT_QUERIES.items()},
+        description="the classes, in order, each with its search queries",
+    )
+    max_pages: int = Field(default=7, ge=1, le=400, description="search result pages read per query")
+    max_images_per_class: int | None = Field(
+        default=None, ge=1, description="stop a class at this many photos (null: every page's photos)"
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="photos downloaded at once")
     delay_s: float = Field(default=1.0, ge=0, description="minimum seconds between requests to one host")
     per_host_concurrency: int = Field(
         default=2, ge=1, le=64, description="requests in flight at once to one host, over all threads and Dask tasks"
@@ -58,21 +67,26 @@ class ScrapeConfig(_Strict):
         default=1.0, gt=0, description="AutoThrottle's aim: the delay goes to latency / this"
     )
     max_delay_s: float = Field(default=60.0, gt=0, description="AutoThrottle's ceiling on one host's delay")
-    timeout_s: float = Field(default=20.0, gt=0)
-    retries: int = Field(default=3, ge=0, le=10)
-    obey_robots: bool = True
-    skip_sponsored: bool = True
-    min_side: int = Field(default=100, ge=1)
-    max_bytes: int = Field(default=10_000_000, ge=1024)
+    timeout_s: float = Field(default=20.0, gt=0, description="seconds before a request is given up (then retried)")
+    retries: int = Field(default=3, ge=0, le=10, description="retries of a failed request (backing off)")
+    obey_robots: bool = Field(default=True, description="read robots.txt and skip what it disallows")
+    skip_sponsored: bool = Field(default=True, description="leave out results marked sponsored")
+    min_side: int = Field(default=100, ge=1, description="photos with a shorter side are rejected (pixels)")
+    max_bytes: int = Field(default=10_000_000, ge=1024, description="photos larger than this are rejected (bytes)")
     fetcher: Literal["requests", "selenium", "auto"] = Field(
         default="auto", description="auto: requests, switching a query to the browser on a robot check"
     )
     robot_backoff_s: float = Field(default=30.0, ge=0, description="pause after a robot check")
     near_duplicate_distance: int = Field(default=22, ge=-1, le=256, description="bits of a 256-bit pHash; -1: off")
-    chromium_path: str = "/usr/bin/chromium"
-    chromedriver_path: str = "/usr/bin/chromedriver"
-    user_agent: str = (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
+    chromium_path: str = Field(
+        default="/usr/bin/chromium", description="the Chromium binary, for a search page that needs a browser"
+    )
+    chromedriver_path: str = Field(
+        default="/usr/bin/chromedriver", description="the chromedriver Selenium drives Chromium with"
+    )
+    user_agent: str = Field(
+        default="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36",
+        description="the User-Agent of every request",
     )
 
     @field_validator("classes")
@@ -86,9 +100,9 @@ class ScrapeConfig(_Strict):
 class SplitConfig(_Strict):
     """The train/validation/test split, decided per near-duplicate group by a hash (``training.splitting.split``)."""
 
-    test_size: float = Field(default=0.2, gt=0, lt=1)
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="fraction of each class in the test part")
     val_size: float = Field(default=0.1, gt=0, lt=1, description="fraction of the training part")
-    seed: int = 42
+    seed: int = Field(default=42, description="seeds the hash that puts each near-duplicate group on a side")
     exclude_label_issues: bool = Field(
         default=False, description="leave out the photos the last run listed in label_issues.csv"
     )
@@ -97,7 +111,7 @@ class SplitConfig(_Strict):
 class LabelsConfig(_Strict):
     """Out-of-fold label checking on the cached embeddings (``training.labels.label_issues``, ``training.fitting.crossval``)."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="run the k-fold label check (cleanlab) after training")
     folds: int = Field(default=5, ge=2, le=20, description="k of the k-fold run on the training part")
     gallery_size: int = Field(default=16, ge=1, le=64, description="photos in the label-issue gallery")
 
@@ -158,7 +172,7 @@ class ValidationConfig(_Strict):
     """Checks of each run's data before training (``training.validation.validate``): absolute floors on every run, and
     changes against the last successful run's statistics. A failed check stops the pipeline before training."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="run the data checks; false: statistics written, nothing checked")
     min_photos_per_class: int = Field(default=3, ge=1, description="photos of a class usable for training")
     min_sample: int = Field(default=10, ge=1, description="downloads or pages a rate needs before it is judged")
     max_rejected_rate: float = Field(default=0.5, ge=0, le=1, description="of a class's photos downloaded this run")
@@ -178,17 +192,21 @@ class ValidationConfig(_Strict):
 class FineTuneConfig(_Strict):
     """Optional second stage: unfreeze the top of the base and train on augmented images (``training.fitting.finetune``)."""
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="run the fine-tuning stage after the frozen-base head")
     unfreeze_layers: int = Field(
         default=10,
         ge=1,
         description="top weighted layers of the base made trainable (BatchNorm among them stays frozen)",
     )
-    learning_rate: float = Field(default=1e-5, gt=0)
-    epochs: int = Field(default=5, ge=1)
-    patience: int = Field(default=2, ge=1)
-    batch_size: int = Field(default=16, ge=1)
-    cutmix: bool = False
+    learning_rate: float = Field(default=1e-5, gt=0, description="learning rate of the fine-tuning stage")
+    epochs: int = Field(
+        default=5, ge=1, description="epochs of the fine-tuning stage (early stopping on validation loss)"
+    )
+    patience: int = Field(
+        default=2, ge=1, description="epochs without a better validation loss before fine-tuning stops"
+    )
+    batch_size: int = Field(default=16, ge=1, description="photos per fine-tuning step")
+    cutmix: bool = Field(default=False, description="CutMix augmentation while fine-tuning")
 
 
 class TrainConfig(_Strict):
@@ -198,17 +216,29 @@ class TrainConfig(_Strict):
     compare_backbones: list[Backbone] = Field(
         default_factory=list, description="also trained, as sibling runs; the best by validation goes to the gate"
     )
-    image_size: int = Field(default=224, ge=32, le=1024)
+    image_size: int = Field(default=224, ge=32, le=1024, description="side the photos are resized to (pixels, square)")
     weights: str = Field(default="imagenet", description="imagenet | none | path to a .h5/.weights.h5 file")
-    weights_fallback: Literal["none", "error"] = "error"
-    epochs: int = Field(default=25, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    patience: int = Field(default=5, ge=1)
-    dense_units: tuple[int, int] = (256, 128)
-    dropout: tuple[float, float] = (0.3, 0.2)
-    embed_batch_size: int = Field(default=16, ge=1)
-    runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
+    weights_fallback: Literal["none", "error"] = Field(
+        default="error",
+        description="when train.weights cannot be had offline: error stops the run, none trains from random weights (logged and tagged)",
+    )
+    epochs: int = Field(default=25, ge=1, description="most epochs of the head (early stopping on validation loss)")
+    batch_size: int = Field(default=32, ge=1, description="photos per training step of the head")
+    learning_rate: float = Field(default=1e-3, gt=0, description="learning rate of the head")
+    patience: int = Field(
+        default=5,
+        ge=1,
+        description="epochs without a better validation loss before training stops (the best checkpoint is kept)",
+    )
+    dense_units: tuple[int, int] = Field(default=(256, 128), description="units of the head's two dense layers")
+    dropout: tuple[float, float] = Field(
+        default=(0.3, 0.2), description="dropout after each of the head's dense layers"
+    )
+    embed_batch_size: int = Field(default=16, ge=1, description="photos per batch when the base embeds the data set")
+    runtime: Literal["auto", "openvino", "tensorflow"] = Field(
+        default="auto",
+        description="runtime that embeds and serves: auto measures and picks; openvino or tensorflow forced",
+    )
     precision: Literal["auto", "int8", "bf16", "f32"] = Field(
         default="auto",
         description="OpenVINO's: auto = the fastest measured here within precision_tolerance of f32's val accuracy",
@@ -216,7 +246,9 @@ class TrainConfig(_Strict):
     precision_tolerance: float = Field(
         default=0.02, ge=0, le=1, description="validation accuracy a faster precision may lose against f32"
     )
-    int8_calibration_images: int = Field(default=32, ge=4, le=512)
+    int8_calibration_images: int = Field(
+        default=32, ge=4, le=512, description="training photos that calibrate int8 quantisation"
+    )
     finetune: FineTuneConfig = FineTuneConfig()
 
     @field_validator("weights")
@@ -237,11 +269,14 @@ class TrainConfig(_Strict):
 class TrackingConfig(_Strict):
     """Where runs and models are recorded (``training.runs.track``, ``training.publishing.publish``)."""
 
-    uri: str = "sqlite:///mlflow.db"
-    artifact_dir: Path = Path("mlartifacts")
-    experiment: str = "stj"
-    model_name: str = "stj-classifier"
-    alias: str = "champion"
+    uri: str = Field(
+        default="sqlite:///mlflow.db",
+        description="MLflow tracking store: a sqlite:/// file, a postgresql:// database or an http(s):// server",
+    )
+    artifact_dir: Path = Field(default=Path("mlartifacts"), description="where a file-based store keeps artifacts")
+    experiment: str = Field(default="stj", description="MLflow experiment of the pipeline's runs")
+    model_name: str = Field(default="stj-classifier", description="registered model name of the classifier")
+    alias: str = Field(default="champion", description="registry alias the server follows and the gate moves")
     imagenet_model: str | None = Field(
         default="imagenet-classifier", description="registered ImageNet top-5 model (EfficientNet-Lite0); null: none"
     )
@@ -256,14 +291,21 @@ class TrackingConfig(_Strict):
 class ServeConfig(_Strict):
     """The prediction endpoint (``serving``)."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1, le=16)
-    threads: int = Field(default=4, ge=1, le=64)
-    max_upload_bytes: int = Field(default=10_000_000, ge=1024)
-    top_k: int = Field(default=3, ge=1)
+    host: str = Field(
+        default="127.0.0.1",
+        description="address the server listens on (0.0.0.0: every interface; see the exposure check)",
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="port the server listens on (0: any free one, printed)")
+    workers: int = Field(default=1, ge=1, le=16, description="gunicorn worker processes (each loads the models)")
+    threads: int = Field(default=4, ge=1, le=64, description="request threads per worker")
+    max_upload_bytes: int = Field(
+        default=10_000_000, ge=1024, description="largest upload accepted (bytes); larger: 413"
+    )
+    top_k: int = Field(default=3, ge=1, description="classes in each answer's top_k")
     model_uri: str | None = Field(default=None, description="defaults to models:/<model_name>@<alias>")
-    runtime: Literal["auto", "openvino", "tensorflow"] = "auto"
+    runtime: Literal["auto", "openvino", "tensorflow"] = Field(
+        default="auto", description="runtime that serves: auto measures and picks; openvino or tensorflow forced"
+    )
     timeout_s: int = Field(default=120, ge=5, description="gunicorn worker timeout (model load included)")
     max_batch: int = Field(default=16, ge=1, le=256, description="micro-batch size limit")
     max_wait_ms: float = Field(default=4.0, ge=0, le=1000, description="how long a micro-batch waits to fill")
@@ -365,7 +407,7 @@ class NotifyConfig(_Strict):
     """Where a pipeline run reports a failed stage or a rejected model (``flows.notify``)."""
 
     webhook_url: str | None = Field(default=None, description="gets a JSON POST on a failed stage or a rejected model")
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="seconds before the webhook call is given up")
 
     @field_validator("webhook_url")
     @classmethod
