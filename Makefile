@@ -83,7 +83,8 @@ docs: install ## the docs site into site/: the reference pages regenerated from 
 docs-serve: docs ## the docs site on http://127.0.0.1:$(DOCS_PORT), rebuilt as pages change
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict -a 127.0.0.1:$(DOCS_PORT)
 
-mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:$(PORT) (e.g. make mlflow-ui PORT=5001)
+mlflow-ui: install ## MLflow UI on the embedded store: http://127.0.0.1:$(PORT), opened on the runs side by side (e.g. make mlflow-ui PORT=5001)
+	@STJ_TRACKING__UI_URL=http://127.0.0.1:$(PORT) $(BIN)/stj status -c $(CONFIG) 2>/dev/null | tail -1 || true
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(PORT)
 
 # Scrapy's ImagesPipeline needs Pillow in Scrapy's own environment: without it the pipeline is silently

@@ -25,6 +25,8 @@ def _preflight(config) -> None:
 
 def print_outcome(config, summary: dict[str, Any]) -> None:
     """The result of a pipeline run in a few lines: each sibling, the verdict, where to look next."""
+    from training.runs.track import comparison_link
+
     siblings = summary["train"].get("siblings", [])
     if len(siblings) > 1:
         for run in siblings:
@@ -43,7 +45,7 @@ def print_outcome(config, summary: dict[str, Any]) -> None:
     serve = config.serve
     print(
         f"stj: next: `stj serve -c <config>` then open http://{serve.host}:{serve.port}/ ; "
-        f"runs: `make mlflow-ui` then {config.tracking.ui_url}"
+        f"runs: `make mlflow-ui` then {comparison_link(config.tracking)}"
     )
 
 

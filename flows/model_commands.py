@@ -81,9 +81,14 @@ def cmd_export(config, args) -> int:
 
 
 def cmd_status(config, args) -> int:
-    """Print the champion, the last run and its gate decision, and the photos per class."""
+    """Print the champion, the last run and its gate decision, the photos per class, and where the MLflow UI shows
+    the runs side by side."""
     from training.publishing.status import format_status, project_status
+    from training.runs.track import comparison_link
 
     status = project_status(config)
+    status["runs_compared_at"] = comparison_link(config.tracking)
     print(json.dumps(status, indent=2) if args.json else format_status(status))
+    if not args.json:
+        print(f"runs side by side (make mlflow-ui): {status['runs_compared_at']}")
     return 0

@@ -80,6 +80,7 @@ SLOW_FIXTURES = {"reference", "stj", "stj_env", "launch", "serve_subprocess", "s
 # The modules whose tests read the session's reference run: under pytest-xdist they all go to one worker, so
 # that the run is made once (a session fixture is built once per worker).
 REFERENCE_MODULES = {
+    "tests/browser/test_mlflow_ui.py",
     "tests/e2e/test_dask.py",
     "tests/e2e/test_monitor.py",
     "tests/e2e/test_pipeline.py",

@@ -63,15 +63,34 @@ PARAM_KEYS = (
 )
 
 
+COMPARISON_VIEW = "stj-compare"  # the key of the experiment's saved runs view (the MLflow UI's shared view state)
+# What the saved view shows: the runs table with STJ's key figures as columns, newest first, sibling backbones
+# grouped by their pipeline run (the tag ``comparison``, training.runs.compare). MLflow 3.17 reads it from the experiment tag ``mlflow.sharedViewState.<key>``
+# when the URL carries ``?viewStateShareKey=<key>`` (a "shared view"); column keys are ``<type>.`<name>```.
+_COLUMNS = (
+    *(f"metrics.`{m}`" for m in ("test_macro_f1", "test_accuracy", "best_val_loss", "ood_test_kept",
+                                   "ood_probe_flagged", "ms_per_image_end_to_end", "epochs_run")),
+    *(f"params.`{p}`" for p in ("train.image_size", "train.learning_rate", "train.epochs")),
+    *(f"tags.`{t}`" for t in ("backbone", "comparison.chosen", "weights.used", "precision.chosen", "dataset.version")),
+)  # fmt: skip
+COMPARISON_STATE = {
+    "orderByKey": "attributes.start_time",
+    "orderByAsc": False,
+    "selectedColumns": list(_COLUMNS),
+    "columnOrder": list(_COLUMNS),  # as listed, the deciding figures first (MLflow sorts them by name otherwise)
+    "groupBy": {"aggregateFunction": "max", "groupByKeys": [{"mode": "tag", "groupByData": "comparison"}]},
+    "useGroupedValuesInCharts": False,
+    "runListHidden": False,
+}
+
+
 def configure_tracking(cfg: TrackingConfig) -> str:
-    """Point MLflow at the configured store and experiment (created with our artifact folder); returns its id."""
+    """Point MLflow at the configured store and experiment (created with our artifact folder; its kind and the
+    saved comparison view, :data:`COMPARISON_STATE`, kept current); returns its id."""
     mlflow.set_tracking_uri(cfg.uri)
     client = mlflow.MlflowClient()
     experiment_id = ensure_experiment(client, cfg.uri, cfg.experiment, cfg.artifact_dir, EXPERIMENT_KIND)
-    tags = client.get_experiment(experiment_id).tags
-    for key, value in EXPERIMENT_KIND.items():
-        if tags.get(key) != value:
-            client.set_experiment_tag(experiment_id, key, value)
+    _keep_experiment_tags(client, client.get_experiment(experiment_id))
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -101,6 +120,27 @@ def run_link(cfg: TrackingConfig, run_id: str) -> str:
     ui = cfg.uri if is_tracking_server(cfg.uri) else cfg.ui_url
     experiment = mlflow.MlflowClient(tracking_uri=cfg.uri).get_run(run_id).info.experiment_id
     return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def _keep_experiment_tags(client: mlflow.MlflowClient, experiment) -> None:
+    """The experiment's kind and saved comparison view as this version defines them (set when they differ)."""
+    wanted = {**EXPERIMENT_KIND, f"mlflow.sharedViewState.{COMPARISON_VIEW}": json.dumps(COMPARISON_STATE)}
+    for key, value in wanted.items():
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+
+
+def comparison_link(cfg: TrackingConfig, ui_url: str | None = None) -> str:
+    """The experiment's runs in the MLflow UI (``ui_url``, else ``tracking.ui_url`` or the tracking server), opened
+    on the saved comparison view (put on an experiment made before it existed); the UI's home when the experiment
+    does not exist yet."""
+    ui = ui_url or (cfg.uri if is_tracking_server(cfg.uri) else cfg.ui_url)
+    client = mlflow.MlflowClient(tracking_uri=cfg.uri)
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        return ui.rstrip("/") + "/"
+    _keep_experiment_tags(client, experiment)
+    return f"{ui.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs?viewStateShareKey={COMPARISON_VIEW}"
 
 
 def flatten_config(config: Config) -> dict[str, str]:
