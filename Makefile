@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
+	@# setuptools warns on every editable install that a folder named like a package could shadow it: nothing to act on
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 # onnxruntime-web's WebAssembly runtime (14 MB) for the page's offline mode: fetched from npm, not committed

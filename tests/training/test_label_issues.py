@@ -35,7 +35,8 @@ def test_flipped_labels_are_found_first_and_the_report_covers_every_model() -> N
     assert "| head |" in cv.table() and " ± " in cv.table()
 
     rows = pd.DataFrame({"asin": [f"A{i}" for i in range(len(given))], "image_id": [f"i{i}" for i in range(len(given))],
-                         "path": [f"raw/{i}.jpg" for i in range(len(given))]})  # fmt: skip
+                         "path": [f"raw/{i}.jpg" for i in range(len(given))],
+                         "sha256": [f"{i:064x}" for i in range(len(given))]})  # fmt: skip
     issues = rank_label_issues(rows, given, cv.probabilities["head"], CLASSES)
     assert list(issues.columns) == ISSUE_COLUMNS
     wrong = {f"i{i}" for i in flipped}
