@@ -137,14 +137,18 @@ class CleanImage:
     height: int
 
 
-def clean_image(data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92) -> CleanImage:
+def clean_image(
+    data: bytes, min_side: int = 100, max_bytes: int = 10_000_000, quality: int = 92, max_pixels: int = MAX_PIXELS
+) -> CleanImage:
     """Verify a photo (:func:`open_image`) and re-encode it as an upright RGB JPEG: how the scraper saves every
     photo, and how a user's flagged upload is kept, so the same picture has the same SHA-256 either way.
+
+    ``max_pixels`` refuses, before decoding, a photo declaring more pixels (memory: ~3 bytes a pixel).
 
     Raises:
         ImageRejected: see :func:`core.images.open_image`.
     """
-    img = open_image(data, min_side, max_bytes)
+    img = open_image(data, min_side, max_bytes, max_pixels=max_pixels)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     jpeg = buf.getvalue()

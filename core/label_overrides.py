@@ -65,7 +65,7 @@ def read_overrides(data_dir: str | Path) -> pd.DataFrame:
 
 
 def write_overrides(data_dir: str | Path, overrides: pd.DataFrame) -> Path:
-    """Write the overrides atomically, sorted by SHA-256 (the same decisions give the same bytes)."""
+    """Write the overrides atomically, sorted by SHA-256 (the same rows give the same bytes, whatever their order)."""
     frame = overrides[OVERRIDE_COLUMNS].sort_values("sha256", kind="stable")
     return atomic_write_text(overrides_path(data_dir), frame.to_csv(index=False))
 

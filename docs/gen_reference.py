@@ -110,13 +110,20 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def cli_page() -> str:
     """The command-line reference: each command's ``--help`` as the parser prints it."""
-    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: a fixed width gives the same page anywhere
     from flows.cli import build_parser
 
-    parser = build_parser()
-    lines = ["# Command-line reference", "", GENERATED, "", "```text", parser.format_help().rstrip(), "```"]
-    for name, sub in _subcommands(parser).items():
-        lines += ["", f"## `stj {name}`", "", "```text", sub.format_help().rstrip(), "```"]
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: a fixed width gives the same page anywhere
+    try:
+        parser = build_parser()
+        lines = ["# Command-line reference", "", GENERATED, "", "```text", parser.format_help().rstrip(), "```"]
+        for name, sub in _subcommands(parser).items():
+            lines += ["", f"## `stj {name}`", "", "```text", sub.format_help().rstrip(), "```"]
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.label_overrides import OVERRIDES_NAME
+from core.label_overrides import OVERRIDES_NAME, read_overrides
 from core.manifest import MANIFEST_NAME, REPORT_NAME
 from flows.caching import inputs_and_files
 from flows.interrupts import at_safe_points, interrupt_wins
@@ -90,10 +90,15 @@ def prepare_task(config: RunConfig, plan: Path | None = None) -> Path:
 
 
 def left_out(config: RunConfig) -> list[str]:
-    """Photo paths the split leaves out: the last run's label issues when ``split.exclude_label_issues``."""
+    """Photo paths the split leaves out: the last run's label issues when ``split.exclude_label_issues``, but
+    not those a reviewer decided about (relabelled, kept or added: the decision wins)."""
     if not config.split.exclude_label_issues:
         return []
-    return read_issues(config.project.data_dir)["path"].tolist()
+    issues = read_issues(config.project.data_dir)
+    if "sha256" in issues:
+        decided = read_overrides(config.project.data_dir)
+        issues = issues[~issues["sha256"].isin(decided.loc[decided["decision"] != "exclude", "sha256"])]
+    return issues["path"].tolist()
 
 
 # Not cached: reads the server's database, which changes between runs (the split's cache key has the file).

@@ -22,7 +22,6 @@ import uuid
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from core.images import clean_image
 from serving.auth import json_body, owner
 from serving.errors import ApiError
 from serving.explain import overlay_png
@@ -176,9 +175,7 @@ def feedback():
         body, upload = request.form.to_dict(), request.files.get("image")
         photo = upload.read() if upload is not None else None
         if photo:
-            state.decode(photo, model, name="the photo")  # an image the server can read, or a 4xx now
-            serve = state.config.serve
-            photo = clean_image(photo, serve.min_side, serve.max_upload_bytes).jpeg  # kept as the scraper keeps one
+            photo = state.keep_photo(photo)  # an image the server can read, kept as the scraper keeps one; or a 4xx
     else:
         body, photo = json_body(), None
     return jsonify(state.feedback.add(user, body, model.class_names, photo or None)), 201

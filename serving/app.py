@@ -93,7 +93,7 @@ def create_app(config: Config, predictor: Predictor | None = None, imagenet: Pre
         shadow,
         PredictionLog(database, config.monitor, metrics) if config.monitor.log_predictions else None,
         feedback,
-        Review(database, config.project.data_dir, config.tracking.uri) if feedback is not None else None,
+        Review(feedback, config.project.data_dir, config.tracking.uri) if feedback is not None else None,
     )
 
     if shadow is not None:  # the challenger's process computes only while this worker has no request

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     photo {blob}
 );
 CREATE INDEX IF NOT EXISTS feedback_created ON feedback (created_at);
-CREATE INDEX IF NOT EXISTS feedback_sha256 ON feedback (sha256)
+CREATE INDEX IF NOT EXISTS feedback_sha256 ON feedback (sha256);
+CREATE INDEX IF NOT EXISTS feedback_prediction ON feedback (prediction_id)
 """
 
 
@@ -96,6 +97,13 @@ class Feedback:
                 dict(row) | {"has_photo": bool(row["has_photo"])}
                 for row in db.execute(query, {"limit": limit}).mappings()
             ]
+
+    def photo(self, sha256: str) -> bytes | None:
+        """The kept photo with this SHA-256 (from any correction that sent it), or ``None``."""
+        query = text("SELECT photo FROM feedback WHERE sha256 = :sha AND photo IS NOT NULL LIMIT 1")
+        with self.database.read() as db:
+            found = db.execute(query, {"sha": sha256}).scalar()
+        return bytes(found) if found is not None else None
 
     def _logged(self, request_id: str, position: int) -> dict:
         """What the prediction log holds of a prediction (empty when it was not logged)."""

@@ -73,8 +73,8 @@ class History:
                     if column.split()[0] not in present:
                         old.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
         self.database.schema(_SCHEMA)
-        if self.database.dialect == "postgresql":  # a table from before model names
-            self.database.schema(f"ALTER TABLE predictions ADD COLUMN IF NOT EXISTS {_MODEL_NAME}")
+        if self.database.dialect == "postgresql" and "model_name" not in self.database.columns("predictions"):
+            self.database.schema(f"ALTER TABLE predictions ADD COLUMN IF NOT EXISTS {_MODEL_NAME}")  # an older table
 
     def add(
         self,

@@ -13,8 +13,8 @@ A decision (``relabel`` to a class, ``exclude``, ``keep``, or ``add`` a flagged 
 photo, named by its SHA-256; table ``review_decisions`` keeps every one (who, when), the latest per photo
 counts. :func:`export_decisions` writes the latest ones to ``<data_dir>/label_overrides.csv``
 (``core.label_overrides``) and saves each added upload under ``uploads/`` with its manifest row; the pipeline
-calls it at the start of a run. Costs: listing O(limit) rows through indexes; export O(decisions + manifest)
-once per run.
+calls it at the start of a run. Costs: listing O(limit) rows per list through indexes, plus the latest decision
+per photo (O(decisions)); export O(decisions), and O(manifest) when it adds an upload, once per run.
 
 Config keys: ``serve.database_url``, ``project.data_dir``, ``tracking.uri``.
 """
@@ -47,6 +47,7 @@ from core.manifest import ManifestRow, manifest_path, read_manifest, write_manif
 from core.phash import perceptual_hash
 from serving.database import Database
 from serving.errors import ApiError
+from serving.feedback import Feedback
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 ISSUES_ARTIFACT = "label_issues.csv"
@@ -61,8 +62,7 @@ CREATE TABLE IF NOT EXISTS review_decisions (
     decision TEXT NOT NULL,
     label TEXT
 );
-CREATE INDEX IF NOT EXISTS review_decisions_sha256 ON review_decisions (sha256, id);
-CREATE INDEX IF NOT EXISTS feedback_prediction ON feedback (prediction_id)
+CREATE INDEX IF NOT EXISTS review_decisions_sha256 ON review_decisions (sha256, id)
 """
 
 
@@ -79,9 +79,10 @@ class Review:
     """What ``/review`` lists and the decisions it records (the tables ``feedback`` and ``prediction_log`` are
     read; ``review_decisions`` is written)."""
 
-    def __init__(self, database: Database, data_dir: str | Path, tracking_uri: str) -> None:
-        self.database, self.data_dir, self.tracking_uri = database, Path(data_dir), tracking_uri
-        database.schema(_SCHEMA)
+    def __init__(self, feedback: Feedback, data_dir: str | Path, tracking_uri: str) -> None:
+        self.feedback, self.database = feedback, feedback.database
+        self.data_dir, self.tracking_uri = Path(data_dir), tracking_uri
+        self.database.schema(_SCHEMA)
         self._issues: dict[str, pd.DataFrame] = {}  # run id -> its label issues (an artifact never changes)
 
     def listing(self, model_name: str, version: str | None, limit: int = 100) -> dict:
@@ -170,10 +171,7 @@ class Review:
         """A JPEG thumbnail of the photo with this SHA-256: a flag's upload, else a label issue's file."""
         if not SHA256.fullmatch(sha256):
             return None
-        with self.database.read() as db:
-            data = db.execute(
-                text("SELECT photo FROM feedback WHERE sha256 = :sha AND photo IS NOT NULL LIMIT 1"), {"sha": sha256}
-            ).scalar()
+        data = self.feedback.photo(sha256)
         if data is None:
             issues = self.label_issues(model_name, version)
             paths = issues.loc[issues["sha256"] == sha256, "path"]
@@ -196,10 +194,7 @@ class Review:
             raise ApiError(422, "bad_decision", f"send 'decision' as one of: {', '.join(DECISIONS)}")
         if decision in LABELLING and label not in classes:
             raise ApiError(422, "bad_class", f"'{decision}' needs 'class' as one of: {', '.join(classes)}")
-        with self.database.read() as db:
-            uploaded = db.execute(
-                text("SELECT 1 FROM feedback WHERE sha256 = :sha AND photo IS NOT NULL LIMIT 1"), {"sha": sha256}
-            ).first()
+        uploaded = self.feedback.photo(sha256) is not None
         issue = (self.label_issues(model_name, version)["sha256"] == sha256).any()
         if not uploaded and not issue:
             raise ApiError(422, "bad_sha256", "that photo is neither a flagged upload nor a label issue")
@@ -257,9 +252,12 @@ def export_review(database_url: str, data_dir: str | Path) -> Exported | None:
 
 
 def export_decisions(database: Database, data_dir: str | Path) -> Exported:
-    """Write the latest decision per photo to ``<data_dir>/label_overrides.csv`` (atomically, only when it
-    changed) and add each upload decided ``add`` to the data set: its photo saved under ``uploads/`` and its
-    manifest row (``source`` ``upload``) written once. O(decisions + manifest).
+    """Write the latest decision per photo to ``<data_dir>/label_overrides.csv`` (atomically; the same decisions
+    made at the same times give the same bytes) and add each upload decided ``add`` to the data set: its photo
+    saved under ``uploads/`` and its manifest row (``source`` ``upload``) written once. An added upload whose
+    photo is gone (its author deleted the account, and with it the consent) is withdrawn: its decision left out
+    of the file (so its manifest row no longer trains) and its saved photo removed. O(decisions), and
+    O(manifest) when there is an upload to add.
     """
     data_dir = Path(data_dir)
     with database.read() as db:
@@ -270,13 +268,21 @@ def export_decisions(database: Database, data_dir: str | Path) -> Exported:
         columns={"label": "class"}
     )
     frame["class"] = frame["class"].fillna("")
-    added = _add_uploads(database, data_dir, frame[frame["decision"] == "add"])
-    if len(frame) or overrides_path(data_dir).exists():  # the same decisions write the same bytes
+    feedback = Feedback(database)
+    adds = frame[frame["decision"] == "add"]
+    photos = {sha: feedback.photo(sha) for sha in adds["sha256"]}
+    gone = {sha for sha, photo in photos.items() if photo is None}
+    for sha in gone:
+        (data_dir / UPLOADS / f"{sha}.jpg").unlink(missing_ok=True)
+    kept = adds[~adds["sha256"].isin(gone)]
+    added = _add_uploads(data_dir, kept, photos) if len(kept) else 0
+    frame = frame[~frame["sha256"].isin(gone)]
+    if len(frame) or overrides_path(data_dir).exists():
         write_overrides(data_dir, frame)
     return Exported(len(frame), added)
 
 
-def _add_uploads(database: Database, data_dir: Path, adds: pd.DataFrame) -> int:
+def _add_uploads(data_dir: Path, adds: pd.DataFrame, photos: dict[str, bytes | None]) -> int:
     """Save each added upload's photo and append its manifest row (a photo the manifest already holds, scraped or
     added, is left as it is: its override relabels it). How many were added."""
     manifest_file = manifest_path(data_dir)
@@ -284,17 +290,12 @@ def _add_uploads(database: Database, data_dir: Path, adds: pd.DataFrame) -> int:
     known = set(manifest["sha256"])
     rows = []
     for sha256, label, decided_at in adds[["sha256", "class", "decided_at"]].itertuples(index=False):
-        if sha256 in known:
+        photo = photos[sha256]
+        if sha256 in known or photo is None:
             continue
-        with database.read() as db:
-            photo = db.execute(
-                text("SELECT photo FROM feedback WHERE sha256 = :sha AND photo IS NOT NULL LIMIT 1"), {"sha": sha256}
-            ).scalar()
-        if photo is None:  # its flag was deleted with its account
-            continue
-        with Image.open(io.BytesIO(photo)) as image:
-            width, height, kind = image.width, image.height, (image.format or "jpeg").lower()
-        relative = f"{UPLOADS}/{sha256}.{'jpg' if kind == 'jpeg' else kind}"
+        with Image.open(io.BytesIO(photo)) as image:  # kept as the scraper keeps photos: an RGB JPEG
+            width, height = image.width, image.height
+        relative = f"{UPLOADS}/{sha256}.jpg"
         atomic_write_bytes(data_dir / relative, photo)
         rows.append(
             ManifestRow(

@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from configs.schema import Config
+from core.images import ImageRejected, clean_image
 from serving.accounts import Accounts
 from serving.browser_model import BrowserModels
 from serving.feedback import Feedback
@@ -24,10 +25,11 @@ from serving.predictor import Predictor
 from serving.reloader import ModelHolder
 from serving.review import Review
 from serving.shadow import Shadow
-from serving.uploads import decode_upload
+from serving.uploads import decode_upload, rejection
 
 EXTENSION = "stj"
 MONITOR_FRESH_S = 30.0
+KEEP_MAX_PIXELS = 16_000_000  # a flagged photo is kept whole: ~48 MB decoded at most, one per decode slot
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,20 @@ class Served:
         """Uploaded bytes as ``model``'s input; at most ``serve.decode_concurrency`` decodes at once."""
         with self.decodes:
             return decode_upload(data, model.image_size, self.config.serve.min_side, name=name, resize=model.resize)
+
+    def keep_photo(self, data: bytes) -> bytes:
+        """A flagged photo as it is kept (``core.images.clean_image``: the scraper's JPEG, so the same picture has
+        the same SHA-256), decoded whole but at most ``KEEP_MAX_PIXELS`` and ``serve.decode_concurrency`` at once.
+
+        Raises:
+            ApiError: 413 for a photo over the pixel (or byte) limit, 4xx for what is not a readable image.
+        """
+        serve = self.config.serve
+        with self.decodes:
+            try:
+                return clean_image(data, serve.min_side, serve.max_upload_bytes, max_pixels=KEEP_MAX_PIXELS).jpeg
+            except ImageRejected as exc:
+                raise rejection(exc, "the photo") from None
 
     @property
     def holder(self) -> ModelHolder:

@@ -28,7 +28,15 @@ _REJECTIONS = {
     "corrupt": (400, "corrupt_image", "could not be decoded"),
     "too_small": (422, "image_too_small", "is too small"),
     "decompression_bomb": (413, "image_too_large", "has too many pixels"),
+    "too_large": (413, "image_too_large", "is too large"),
 }
+
+
+def rejection(exc: ImageRejected, name: str) -> ApiError:
+    """The JSON 4xx for an image the server refuses, naming it (``name``: "the upload", "the photo")."""
+    status, code, text = _REJECTIONS[exc.reason]
+    detail = f" ({exc.detail.split(':')[0]})" if exc.reason in ("corrupt", "too_small") and exc.detail else ""
+    return ApiError(status, code, f"{name} {text}{detail}")
 
 
 def read_upload() -> bytes:
@@ -117,9 +125,7 @@ def decode_upload(
     try:
         img = open_image(data, min_side, fit=2 * image_size, max_decoded_pixels=decoded_pixel_limit(image_size))
     except ImageRejected as exc:
-        status, code, text = _REJECTIONS[exc.reason]
-        detail = f" ({exc.detail.split(':')[0]})" if exc.reason in ("corrupt", "too_small") and exc.detail else ""
-        raise ApiError(status, code, f"{name} {text}{detail}") from None
+        raise rejection(exc, name) from None
     return to_model_input(img, image_size, resize)
 
 

@@ -86,7 +86,7 @@ async function load() {
   const body = await response.json();
   if (!response.ok) { say(body.error ? body.error.message : "cannot load the review", true); return; }
   classes = body.classes; decisions = body.decisions;
-  $("model").textContent = `${body.model.name} v${body.model.version}`;
+  $("model").textContent = body.model.version ? `${body.model.name} v${body.model.version}` : body.model.name;
   fill($("flags"), body.flags, (f) => item(f, [
     `answered ${f.label || "?"}, the user says ${f.corrected}`, `${stjWhen(f.created_at)} · ${f.prediction_id}`,
   ], f.has_photo ? ["add", "relabel", "exclude", "keep"] : [], f.corrected), "No flags yet.");

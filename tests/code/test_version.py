@@ -28,6 +28,8 @@ def test_an_installed_package_names_the_commit_its_build_baked_in(tmp_path) -> N
     assert code_version(installed) == "unknown"  # no git, nothing baked
     (installed / COMMIT_FILE).write_text("abc1234\n")
     assert code_version(installed) == "abc1234"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # site-packages inside another work tree:
+    assert code_version(installed) == "abc1234"  # the baked commit still wins
 
 
 def test_a_built_wheel_carries_the_commit(tmp_path) -> None:

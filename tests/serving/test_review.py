@@ -130,3 +130,20 @@ def test_the_latest_decisions_become_overrides_the_next_split_applies(reviewed, 
     decide(uploaded, "keep")  # no longer added: the upload's row stays in the manifest but is not used
     export_decisions(database, data_dir)
     assert set(reviewed_manifest(data_dir)["sha256"]) == {scraped}
+
+
+def test_an_added_upload_is_withdrawn_when_its_author_deletes_the_account(reviewed, tmp_path) -> None:
+    app, ann, bob, photos, _ = reviewed
+    data_dir = tmp_path / "data"
+    uploaded = clean_image(photos[1], 16).sha256
+    body = {"sha256": uploaded, "decision": "add", "class": "jeans"}
+    assert ann.post("/api/review/decisions", json=body, headers=SAME_ORIGIN).status_code == 201
+    database = app.extensions["stj"].history.database
+    assert export_decisions(database, data_dir).added == 1
+    saved = data_dir / "uploads" / f"{uploaded}.jpg"
+    assert saved.exists() and uploaded in set(reviewed_manifest(data_dir)["sha256"])
+
+    gone = bob.delete("/api/account", json={"password": "another good phrase"}, headers=SAME_ORIGIN)
+    assert gone.status_code == 204, gone.get_json()
+    assert export_decisions(database, data_dir).decisions == 0  # the consent went with the account
+    assert not saved.exists() and uploaded not in set(reviewed_manifest(data_dir)["sha256"])
