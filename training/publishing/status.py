@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from configs.schema import Config
 from core.aliases import alias_history, current_version
-from core.manifest import manifest_path, read_manifest
+from core.label_overrides import reviewed_manifest
 from core.shadow_tally import shadow_totals
 from training.splitting.split import read_split, split_path
 
@@ -86,7 +86,7 @@ def _last_run(client: MlflowClient, config: Config) -> dict[str, Any] | None:
 
 
 def _data(data_dir: Path) -> dict[str, Any]:
-    manifest = read_manifest(manifest_path(data_dir))
+    manifest = reviewed_manifest(data_dir)  # as the next split sees it: reviewers' decisions applied
     manifest = manifest[~manifest["conflict"].astype(bool)]  # listed under two classes: kept out of training
     classes = {str(k): int(v) for k, v in manifest["class"].value_counts().sort_index().items()}
     split: dict[str, dict[str, int]] = {}
