@@ -134,9 +134,10 @@ def test_history_pages_filters_and_deletes(browser, site, shots, tmp_path) -> No
     browser.execute_script("document.getElementById('from').value = ''")
     from selenium.webdriver.support.ui import Select
 
-    Select(browser.find_element("id", "version")).select_by_value("1")
+    Select(browser.find_element("id", "version")).select_by_visible_text("stj-classifier v1")  # model and version
     browser.find_element("id", "apply").click()
     wait(browser, lambda d: len(d.find_elements("css selector", "#rows tbody tr")) == 10)
+    assert browser.find_element("css selector", "#rows tbody tr .version").text == "stj-classifier v1"
     first = browser.find_element("css selector", "#rows tbody tr")
     deleted = first.get_attribute("data-id")
     first.find_element("css selector", ".delete").click()
