@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -48,6 +49,7 @@ from core.phash import perceptual_hash
 from serving.database import Database
 from serving.errors import ApiError
 from serving.feedback import Feedback
+from serving.history import thumbnail_jpeg
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 ISSUES_ARTIFACT = "label_issues.csv"
@@ -215,13 +217,9 @@ class Review:
 
 
 def thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
-    """A JPEG at most ``side`` pixels on its longer edge."""
+    """A JPEG at most ``side`` pixels on its longer edge (as the history keeps them)."""
     with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
-        image.thumbnail((side, side))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=85)
-    return out.getvalue()
+        return thumbnail_jpeg(np.asarray(image.convert("RGB")), side)
 
 
 @dataclass(frozen=True)
