@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 
+import mlflow
 import pandas as pd
 import requests
 from mlflow import MlflowClient
@@ -73,7 +74,12 @@ def test_a_flagged_mislabelled_photo_relabelled_trains_under_its_new_class(
         assert granted.returncode == 0, granted.stderr
         listing = user.get(f"{base}/api/review", timeout=30).json()
         assert [f["sha256"] for f in listing["flags"]] == [wrong["sha256"]] and listing["flags"][0]["has_photo"]
-        issues = pd.read_csv(reference.data_dir / "label_issues.csv", dtype=str)
+        tracking = reference.config.tracking.uri  # the champion's own run's file (later runs rewrite the data's)
+        champion = MlflowClient(tracking_uri=tracking).get_model_version_by_alias("stj-classifier", "champion")
+        logged = mlflow.artifacts.download_artifacts(
+            run_id=champion.run_id, artifact_path="label_issues.csv", tracking_uri=tracking, dst_path=str(tmp_path)
+        )
+        issues = pd.read_csv(logged, dtype=str)
         assert [i["sha256"] for i in listing["label_issues"]] == list(issues["sha256"])  # the champion's run's
         assert (
             user.get(f"{base}/api/review/photo/{wrong['sha256']}", timeout=30).headers["Content-Type"] == "image/jpeg"
