@@ -17,17 +17,19 @@ from flask_login import current_user
 from serving.auth import admin, json_body, login_required
 from serving.errors import ApiError
 from serving.pages import STATIC
+from serving.predictor import Predictor
 from serving.review import Review
 from serving.state import served
 
 bp = Blueprint("review", __name__)
 
 
-def _review() -> tuple[Review, int]:
+def _review() -> tuple[Review, int, Predictor]:
+    """The review, the admin asking (401/403 otherwise) and the served classifier whose run is reviewed."""
     state = served()
     user = admin()
     assert state.review is not None  # accounts exist (admin() said so), and with them the review
-    return state.review, user
+    return state.review, user, state.holder.current()
 
 
 @bp.get("/review")
@@ -41,8 +43,7 @@ def review_page():
 @bp.get("/api/review")
 def review_list():
     """Flags, the served model's label issues, "none of these" entries and the decisions so far."""
-    review, _ = _review()
-    model = served().holder.current()
+    review, _, model = _review()
     listing = review.listing(model.ref.name, model.ref.version)
     named = {"classes": model.class_names, "model": {"name": model.ref.name, "version": model.ref.version}}
     return jsonify({**named, **listing})
@@ -51,8 +52,7 @@ def review_list():
 @bp.post("/api/review/decisions")
 def review_decide():
     """Record a decision about one listed photo; 201 with it, 422 naming a bad field."""
-    review, user = _review()
-    model = served().holder.current()
+    review, user, model = _review()
     decided = review.decide(user, json_body(), model.class_names, model.ref.name, model.ref.version)
     return jsonify(decided), 201
 
@@ -60,8 +60,7 @@ def review_decide():
 @bp.get("/api/review/photo/<sha256>")
 def review_photo(sha256: str):
     """A listed photo's thumbnail (JPEG); 404 when none is kept or readable here."""
-    review, _ = _review()
-    model = served().holder.current()
+    review, _, model = _review()
     data = review.photo(sha256, model.ref.name, model.ref.version)
     if data is None:
         raise ApiError(404, "not_found", "no photo with that SHA-256 is kept here")

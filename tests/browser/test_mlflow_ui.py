@@ -11,20 +11,12 @@ from pathlib import Path
 import pytest
 
 from core.processes import free_port
+from team.processes import answers_ok
 from tests.browser.conftest import wait
 from tests.support import wait_until
 from training.runs.track import comparison_link
 
 pytestmark = pytest.mark.browser
-
-
-def _answers(url: str) -> bool:
-    import requests
-
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.RequestException:
-        return False
 
 
 def _close_the_assistant(browser) -> None:
@@ -51,7 +43,7 @@ def test_the_link_opens_the_runs_side_by_side(reference, launch, browser, shots)
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     launch([mlflow, "ui", "--backend-store-uri", reference.config.tracking.uri, "--host", "127.0.0.1", "--port",
             str(port)], "mlflow-ui.log")  # fmt: skip
-    wait_until(lambda: _answers(f"{ui}/health"), "the MLflow UI", seconds=120)
+    wait_until(answers_ok(f"{ui}/health"), "the MLflow UI", seconds=120)
 
     browser.set_window_size(1600, 1000)
     browser.get(link)
