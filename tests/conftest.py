@@ -374,14 +374,19 @@ def serve_subprocess(launch) -> Callable[..., object]:
 @pytest.fixture(scope="session")
 def app_for() -> Callable[..., object]:
     """``app_for(folder, predictor=None, *overrides, imagenet=None)``: the Flask app on the demo config with
-    ``overrides``, its accounts and history in ``folder``; with no predictor it loads the configured models."""
+    ``overrides``, its accounts, history and (unless overridden) MLflow store in ``folder``; with no predictor
+    it loads the configured models."""
     from serving.app import create_app
 
     def build(folder: Path, predictor=None, *overrides: str, imagenet=None):
-        config = load_run_config(
-            "configs/demo.yaml",
-            ["serve.max_wait_ms=1", f"serve.database_url=sqlite:///{folder / 'history.db'}", *overrides],
-        )
+        rooted = [
+            "serve.max_wait_ms=1",
+            f"serve.database_url=sqlite:///{folder / 'history.db'}",
+            # the review page reads the served run's label issues from the store: never the checkout's mlflow.db
+            f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
+            f"tracking.artifact_dir={folder / 'mlartifacts'}",
+        ]
+        config = load_run_config("configs/demo.yaml", [*rooted, *overrides])
         return create_app(config, predictor, imagenet=imagenet)
 
     return build

@@ -22,8 +22,7 @@ def http(make_predictor, app_for, tmp_path_factory):
     head = build_head(len(IMAGENET_LIKE), (16, 8), (0.0, 0.0), np.random.default_rng(1).normal(size=(8, 2048)))
     logged = LoggedModel(build_classifier(embedder, head), IMAGENET_LIKE, 32, run_id=None, resize=CENTER_CROP)
     imagenet = Predictor(logged, ModelRef("imagenet-classifier", "3", "mem"), runtime="tensorflow")
-    db = tmp_path_factory.mktemp("models")
-    return app_for(db, make_predictor(), f"tracking.uri=sqlite:///{db / 'mlflow.db'}", imagenet=imagenet).test_client()
+    return app_for(tmp_path_factory.mktemp("models"), make_predictor(), imagenet=imagenet).test_client()
 
 
 def _photo() -> bytes:
