@@ -134,7 +134,9 @@ def load_logged_model(model_uri: str, with_embedder: bool = True) -> LoggedModel
     with tempfile.TemporaryDirectory(prefix="stj-model-") as folder:
         local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(Path(folder) / "model"))
         info = mlflow.models.Model.load(local)  # its MLmodel, already here: no second trip to the store
-        model = mlflow.tensorflow.load_model(local)
+        # inference only: a compiled load would rebuild the optimizer and warn when its slots differ from the
+        # saved ones (a fine-tuned model re-freezes its base after training)
+        model = mlflow.tensorflow.load_model(local, keras_model_kwargs={"compile": False})
         ir, record = None, None
         if with_embedder and info.run_id:
             ir, record = _read_embedder(info.run_id, Path(folder))
