@@ -20,6 +20,7 @@ from core.safe_points import defer, deferring
 _running: list[str] = []  # the stage being run, innermost last (a process runs one command)
 _received: list[int] = []  # the interrupting signals that arrived while :func:`interrupt_wins` watched
 _watched = [0]  # calls of :func:`interrupt_wins` running now (no lock: Prefect pickles the wrapper's globals)
+_command_handles_sigterm = [False]  # :func:`install_handlers` ran: SIGTERM is this command's, not a worker's
 RESEND_AFTER_S = 1.0  # an interrupt swallowed by native code is sent again this often while the stage runs
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,19 +78,24 @@ def interrupt_wins(fn: F) -> F:
     command stops with its one line; while the stage goes on after one (the error was printed and dropped),
     the signal is sent again every second. SIGTERM is seen where :func:`install_handlers` ran (the ``stj``
     commands); in a deployment's flow-run process Prefect handles SIGTERM itself.
+
+    Prefect's flow engine puts its own SIGTERM handler (raise ``TerminationSignal`` wherever it lands) over the
+    command's for the whole flow run: inside TensorFlow's callbacks that exception is printed and dropped, and
+    training went on. So in a ``stj`` command the stage takes SIGTERM back for its duration (deferred to a safe
+    point like Ctrl-C) and gives Prefect's handler back after.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         arrived = len(_received)
+        main = threading.current_thread() is threading.main_thread()
         # Only in the main thread, and only over Python's own handler: asyncio installs its Ctrl-C handling
         # only when it finds that one, so the swap lasts just this call.
-        watch = (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        )
+        watch = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         if watch:
             signal.signal(signal.SIGINT, _record_interrupt)
+        take_term = main and _command_handles_sigterm[0]
+        term_before = signal.signal(signal.SIGTERM, _terminate_like_interrupt) if take_term else None
         _watched[0] += 1
         try:
             result = fn(*args, **kwargs)
@@ -100,6 +106,8 @@ def interrupt_wins(fn: F) -> F:
             _watched[0] -= 1
             if watch:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+            if term_before is not None:
+                signal.signal(signal.SIGTERM, term_before)
         if len(_received) == arrived:
             return result
         # swallowed, then an error or even a normal return: either way the command was told to stop
@@ -152,6 +160,7 @@ def redeliver_swallowed_interrupts() -> None:
 def install_handlers() -> None:
     """SIGTERM stops the command like Ctrl-C; an interrupt swallowed by a finalizer is sent again."""
     signal.signal(signal.SIGTERM, _terminate_like_interrupt)
+    _command_handles_sigterm[0] = True
     redeliver_swallowed_interrupts()
 
 
