@@ -183,6 +183,10 @@ SAFE_POINT_STAGE = textwrap.dedent(
 )
 
 
+def _run_safe_point_stage(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SAFE_POINT_STAGE, *args], capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize(
     ("then", "expected"),
@@ -195,9 +199,7 @@ SAFE_POINT_STAGE = textwrap.dedent(
 def test_an_interrupt_in_a_stage_at_safe_points_is_raised_at_the_next_one(
     signal_name: str, then: str, expected: list[str]
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SAFE_POINT_STAGE, signal_name, then], capture_output=True, text=True, timeout=60
-    )
+    done = _run_safe_point_stage(signal_name, then)
     assert done.stdout.splitlines() == expected, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
 
@@ -205,10 +207,7 @@ def test_an_interrupt_in_a_stage_at_safe_points_is_raised_at_the_next_one(
 def test_sigterm_in_a_flow_run_waits_for_the_safe_point_and_prefects_handler_comes_back() -> None:
     # Prefect's flow engine raises its TerminationSignal wherever SIGTERM lands, even inside TensorFlow's
     # callbacks, where it was printed and dropped and training went on (seen in CI)
-    done = subprocess.run(
-        [sys.executable, "-c", SAFE_POINT_STAGE, "SIGTERM", "checkpoint", "under prefect"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = _run_safe_point_stage("SIGTERM", "checkpoint", "under prefect")
     assert done.stdout.splitlines() == ["not raised inside", "interrupted", "prefect's handler back", "clean"], (
         done.stdout + done.stderr
     )
