@@ -15,10 +15,11 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from core.safe_points import defer, deferring
+from core.safe_points import defer, deferring, raise_interrupt
 
 _running: list[str] = []  # the stage being run, innermost last (a process runs one command)
-_received: list[int] = []  # the interrupting signals that arrived while :func:`interrupt_wins` watched
+# per interrupting signal that arrived while :func:`interrupt_wins` watched: how it is raised (None: KeyboardInterrupt)
+_received: list[Callable[[], object] | None] = []
 _watched = [0]  # calls of :func:`interrupt_wins` running now (no lock: Prefect pickles the wrapper's globals)
 _command_handles_sigterm = [False]  # :func:`install_handlers` ran: SIGTERM is this command's, not a worker's
 RESEND_AFTER_S = 1.0  # an interrupt swallowed by native code is sent again this often while the stage runs
@@ -54,7 +55,7 @@ def _resend_while_watched(signum: int) -> None:
 def _terminate_like_interrupt(signum: int, frame: object) -> None:
     # SIGTERM's default ends the process without running exit handlers, orphaning children such as
     # Prefect's temporary server; as an interrupt, every ``finally`` and atexit handler runs.
-    _received.append(signum)
+    _received.append(None)
     if defer(signum):
         return
     _resend_while_watched(signum)
@@ -62,11 +63,27 @@ def _terminate_like_interrupt(signum: int, frame: object) -> None:
 
 
 def _record_interrupt(signum: int, frame: object) -> None:
-    _received.append(signum)
+    _received.append(None)
     if defer(signum):
         return
     _resend_while_watched(signum)
     signal.default_int_handler(signum, frame)
+
+
+def _deferring_to(handler: Callable[[int, Any], object]) -> Callable[[int, Any], None]:
+    """A SIGTERM handler that runs ``handler`` (Prefect's flow-run bridge) at the stage's next safe point."""
+
+    def deliver() -> None:
+        handler(signal.SIGTERM, None)
+
+    def deferred(signum: int, frame: Any) -> None:
+        _received.append(deliver)
+        if defer(signum, deliver):
+            return
+        _resend_while_watched(signum)
+        handler(signum, frame)
+
+    return deferred
 
 
 def interrupt_wins(fn: F) -> F:
@@ -76,13 +93,18 @@ def interrupt_wins(fn: F) -> F:
     when Ctrl-C lands, turns it into ``SystemError: bad argument to internal function``. Any error raised
     after Ctrl-C or SIGTERM arrived becomes the interrupt again (so does a normal return after one), so the
     command stops with its one line; while the stage goes on after one (the error was printed and dropped),
-    the signal is sent again every second. SIGTERM is seen where :func:`install_handlers` ran (the ``stj``
-    commands); in a deployment's flow-run process Prefect handles SIGTERM itself.
+    the signal is sent again every second.
 
     Prefect's flow engine puts its own SIGTERM handler (raise ``TerminationSignal`` wherever it lands) over the
-    command's for the whole flow run: inside TensorFlow's callbacks that exception is printed and dropped, and
-    training went on. So in a ``stj`` command the stage takes SIGTERM back for its duration (deferred to a safe
-    point like Ctrl-C) and gives Prefect's handler back after.
+    command's for the whole flow run: inside TensorFlow's callbacks that exception is printed and dropped (training
+    went on), or it surfaces as that ``SystemError`` and the flow run fails instead of stopping. So in a ``stj``
+    command (:func:`install_handlers` ran) the stage takes SIGTERM back for its duration (deferred to a safe point
+    like Ctrl-C, ending as the command's interrupt) and gives Prefect's handler back after. In a deployment's
+    flow-run process (the runner stops it with SIGTERM, on cancel and on shutdown) Prefect's handler stays the
+    one that decides, but runs at the stage's next safe point: the stage ends with Prefect's ``TerminationSignal``.
+    While it is deferred, the process cannot acknowledge a cancel on Prefect's control channel, so a run
+    cancelled mid-stage first reports Crashed; the runner then sets Cancelled (forced), as it does for any
+    process that did not acknowledge.
     """
 
     @functools.wraps(fn)
@@ -94,8 +116,7 @@ def interrupt_wins(fn: F) -> F:
         watch = main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         if watch:
             signal.signal(signal.SIGINT, _record_interrupt)
-        take_term = main and _command_handles_sigterm[0]
-        term_before = signal.signal(signal.SIGTERM, _terminate_like_interrupt) if take_term else None
+        term_before = _take_sigterm() if main else None
         _watched[0] += 1
         try:
             result = fn(*args, **kwargs)
@@ -111,9 +132,19 @@ def interrupt_wins(fn: F) -> F:
         if len(_received) == arrived:
             return result
         # swallowed, then an error or even a normal return: either way the command was told to stop
-        raise KeyboardInterrupt  # outside the handler: the swallowed error is not this one's context
+        raise_interrupt(_received[-1])  # outside the handler: the swallowed error is not this one's context
 
     return wrapper  # type: ignore[return-value]
+
+
+def _take_sigterm() -> Any:
+    """Install the stage's SIGTERM handler (main thread); return the one to give back after, or None."""
+    if _command_handles_sigterm[0]:
+        return signal.signal(signal.SIGTERM, _terminate_like_interrupt)
+    current = signal.getsignal(signal.SIGTERM)
+    if not callable(current):  # the default or ignored: no Python handler would raise inside TensorFlow
+        return None
+    return signal.signal(signal.SIGTERM, _deferring_to(current))
 
 
 def at_safe_points(fn: F) -> F:
