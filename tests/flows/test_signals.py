@@ -75,17 +75,21 @@ def test_other_errors_in_finalizers_are_still_printed_and_dropped() -> None:
 # TensorFlow does when Ctrl-C lands while it traces a function.
 SWALLOWING_STAGE = textwrap.dedent(
     """
-    import os, signal, sys, time
+    import contextlib, os, signal, sys, time
+    from prefect.exceptions import TerminationSignal
+    from prefect.utilities.engine import capture_sigterm
     from flows.interrupts import install_handlers, interrupt_wins
 
-    install_handlers()
+    in_flow_run = sys.argv[4:] == ["in a flow-run process"]  # Prefect's SIGTERM bridge, no command handlers
+    if not in_flow_run:
+        install_handlers()
 
     def stage(signal_name):
         try:
             if signal_name != "none":
                 os.kill(os.getpid(), getattr(signal, signal_name))
                 time.sleep(5)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TerminationSignal):
             pass
         if sys.argv[3] == "returns":
             return "carried on"
@@ -96,20 +100,23 @@ SWALLOWING_STAGE = textwrap.dedent(
 
     if sys.argv[2] == "wrapped":
         stage = interrupt_wins(stage)
-    try:
-        stage(sys.argv[1])
-    except KeyboardInterrupt:
-        print("interrupted")
-    except SystemError:
-        print("error")
+    with capture_sigterm() if in_flow_run else contextlib.nullcontext():
+        try:
+            stage(sys.argv[1])
+        except KeyboardInterrupt:
+            print("interrupted")
+        except TerminationSignal:
+            print("terminated")
+        except SystemError:
+            print("error")
     print("restored" if signal.getsignal(signal.SIGINT) is signal.default_int_handler else "replaced")
     """
 )
 
 
-def _run_stage(signal_name: str, wrapped: str, ending: str = "raises") -> list[str]:
+def _run_stage(signal_name: str, wrapped: str, ending: str = "raises", where: str = "in a command") -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", SWALLOWING_STAGE, signal_name, wrapped, ending],
+        [sys.executable, "-c", SWALLOWING_STAGE, signal_name, wrapped, ending, where],
         capture_output=True,
         text=True,
         timeout=30,
@@ -130,6 +137,15 @@ def test_a_stage_that_swallows_an_interrupt_and_returns_still_ends_as_the_interr
 def test_a_stage_that_swallows_an_interrupt_and_goes_on_is_interrupted_again(signal_name: str) -> None:
     # without the signal sent again, the stage would run until the subprocess timeout fails the test
     assert _run_stage(signal_name, "wrapped", "goes on") == ["interrupted", "restored"]
+
+
+@pytest.mark.parametrize(("ending", "expected"), [("raises", "terminated"), ("goes on", "terminated")])
+def test_in_a_deployments_flow_run_an_error_after_sigterm_ends_the_stage_as_prefects_termination(
+    ending: str, expected: str
+) -> None:
+    # before stages watched Prefect's SIGTERM, the flow run failed with the SystemError and alerted (seen in CI)
+    assert _run_stage("SIGTERM", "wrapped", ending, "in a flow-run process") == [expected, "restored"]
+    assert _run_stage("SIGTERM", "plain", "raises", "in a flow-run process") == ["error", "restored"]
 
 
 def test_an_error_without_an_interrupt_stays_that_error() -> None:
