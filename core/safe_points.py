@@ -40,11 +40,11 @@ def deferring() -> Iterator[None]:
         yield
     finally:
         _depth[0] -= 1
-        left = list(_pending) if not _depth[0] else []
+        first = _pending[:1] if not _depth[0] else []
         if not _depth[0]:
             _pending.clear()
-    if left:
-        raise_interrupt(left[0])
+    if first:
+        raise_interrupt(first[0])
 
 
 def raise_interrupt(deliver: Callable[[], object] | None) -> None:

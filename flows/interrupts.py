@@ -71,12 +71,10 @@ def _record_interrupt(signum: int, frame: object) -> None:
 
 
 def _deferring_to(handler: Callable[[int, Any], object]) -> Callable[[int, Any], None]:
-    """A SIGTERM handler that runs ``handler`` (Prefect's flow-run bridge) at the stage's next safe point."""
-
-    def deliver() -> None:
-        handler(signal.SIGTERM, None)
+    """A signal handler that runs ``handler`` (Prefect's flow-run SIGTERM bridge) at the stage's next safe point."""
 
     def deferred(signum: int, frame: Any) -> None:
+        deliver = functools.partial(handler, signum, None)
         _received.append(deliver)
         if defer(signum, deliver):
             return

@@ -76,12 +76,16 @@ def test_other_errors_in_finalizers_are_still_printed_and_dropped() -> None:
 SWALLOWING_STAGE = textwrap.dedent(
     """
     import contextlib, os, signal, sys, time
-    from prefect.exceptions import TerminationSignal
-    from prefect.utilities.engine import capture_sigterm
     from flows.interrupts import install_handlers, interrupt_wins
 
+    class TerminationSignal(BaseException):
+        pass
+
     in_flow_run = sys.argv[4:] == ["in a flow-run process"]  # Prefect's SIGTERM bridge, no command handlers
-    if not in_flow_run:
+    if in_flow_run:  # Prefect is imported only here: it takes ~1.7 s
+        from prefect.exceptions import TerminationSignal
+        from prefect.utilities.engine import capture_sigterm
+    else:
         install_handlers()
 
     def stage(signal_name):
@@ -165,7 +169,13 @@ SAFE_POINT_STAGE = textwrap.dedent(
     from core.safe_points import checkpoint
     from flows.interrupts import at_safe_points, install_handlers, interrupt_wins
 
+    class TerminationSignal(BaseException):
+        pass
+
     where = sys.argv[3] if sys.argv[3:] else "in a command"
+    if where != "in a command":  # as in a flow run: Prefect's SIGTERM bridge over the command's
+        from prefect.exceptions import TerminationSignal
+        from prefect.utilities.engine import capture_sigterm, is_prefect_sigterm_handler_installed
     if where != "in a flow-run process":  # a deployment's flow run: the runner's SIGTERM is Prefect's to handle
         install_handlers()
 
@@ -182,8 +192,6 @@ SAFE_POINT_STAGE = textwrap.dedent(
         print("went on", flush=True)
 
     def run():
-        from prefect.exceptions import TerminationSignal
-
         try:
             stage(sys.argv[1], sys.argv[2])
         except KeyboardInterrupt:
@@ -191,9 +199,7 @@ SAFE_POINT_STAGE = textwrap.dedent(
         except TerminationSignal:
             print("terminated")
 
-    if where != "in a command":  # as in a flow run: Prefect's SIGTERM bridge over the command's
-        from prefect.utilities.engine import capture_sigterm, is_prefect_sigterm_handler_installed
-
+    if where != "in a command":
         with capture_sigterm():
             run()
             print("prefect's handler back" if is_prefect_sigterm_handler_installed() else "prefect's handler lost")
